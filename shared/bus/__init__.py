@@ -1,0 +1,1 @@
+"""The message bus between agent and cloud: Service Bus semantics, two implementations."""

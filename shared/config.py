@@ -1,0 +1,150 @@
+"""Settings: one TOML file, overridable by environment variables (as Azure app settings are).
+
+`SSMCONN__SECTION__FIELD=value` overrides `[section] field` (double underscores, as Azure
+Functions uses for nested settings), e.g. `SSMCONN__SSM__PRIVATE_KEY`. Secrets are `SecretStr`:
+they print as `**********` and never reach a log line.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from shared.errors import ConfigurationError
+
+ENV_PREFIX = "SSMCONN__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SsmSettings(_Section):
+    base_url: str = "https://api.forcemanager.com/api/v4"
+    public_key: str = ""
+    private_key: SecretStr = SecretStr("")
+    timeout_s: float = 30.0
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    rate_limit_per_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    admin_user_email: Optional[str] = None
+    branch: Optional[str] = None
+
+
+class StateSettings(_Section):
+    kind: Literal["sqlite", "azure-tables"] = "sqlite"
+    path: str = "var/state.db"
+    connection_string: Optional[SecretStr] = None
+    account_url: Optional[str] = None
+    table_prefix: str = ""
+
+
+class BusSettings(_Section):
+    kind: Literal["local", "service-bus"] = "local"
+    path: str = "var/bus.db"
+    connection_string: Optional[SecretStr] = None
+    fully_qualified_namespace: Optional[str] = None
+    changes_queue: str = "sage-changes"
+    commands_queue: str = "sage-commands"
+    max_delivery_count: int = Field(default=10, ge=1)
+    lock_duration_s: float = Field(default=60.0, gt=0)
+    duplicate_window_s: float = Field(default=600.0, gt=0)
+
+
+class AgentSettings(_Section):
+    state_path: str = "var/agent.db"
+    interval_s: float = Field(default=900.0, gt=0)
+    overlap_s: float = Field(default=3600.0, ge=0)
+    batch_rows: int = Field(default=1000, ge=1)
+    server_odbc: Optional[SecretStr] = None
+
+
+class StatusSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 7071
+    function_key: Optional[SecretStr] = None
+
+
+class DossierSettings(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    name: Optional[str] = None
+    product: Literal["sage100", "sage50"] = "sage100"
+    odbc: SecretStr
+    active: bool = True
+
+
+class Settings(_Section):
+    group: str = "default"
+    ssm: SsmSettings = SsmSettings()
+    state: StateSettings = StateSettings()
+    bus: BusSettings = BusSettings()
+    agent: AgentSettings = AgentSettings()
+    status: StatusSettings = StatusSettings()
+    dossiers: list[DossierSettings] = []
+
+    @model_validator(mode="after")
+    def _unique_dossiers(self):
+        ids = [d.id for d in self.dossiers]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"dossier ids listed twice: {sorted(dupes)}")
+        return self
+
+    def dossier(self, dossier_id: str) -> DossierSettings:
+        for d in self.dossiers:
+            if d.id == dossier_id:
+                return d
+        raise ConfigurationError(f"dossier '{dossier_id}' is not in the configuration")
+
+    def resolve_paths(self, base: Path) -> "Settings":
+        """Relative file paths are relative to the configuration file's folder."""
+        def rel(p: str) -> str:
+            return p if Path(p).is_absolute() else str((base / p).resolve())
+        return self.model_copy(update={
+            "state": self.state.model_copy(update={"path": rel(self.state.path)}),
+            "bus": self.bus.model_copy(update={"path": rel(self.bus.path)}),
+            "agent": self.agent.model_copy(update={"state_path": rel(self.agent.state_path)}),
+        })
+
+
+def _apply_env(data: dict, environ: dict[str, str]) -> dict:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigurationError(f"environment variable {name} does not name a setting")
+        node[path[-1]] = value
+    return data
+
+
+def load_settings(path: str | Path | None = None, *, environ: Optional[dict[str, str]] = None) -> Settings:
+    """Read the TOML file (if any), apply `SSMCONN__*` environment overrides, validate."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"configuration file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+        base = path.parent
+    data = _apply_env(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    return settings.resolve_paths(base)
