@@ -34,6 +34,7 @@ class EnvelopeKind(str, Enum):
 class Op(str, Enum):
     UPSERT = "upsert"
     DELETE = "delete"
+    INVALID = "invalid"        # a Sage row that cannot be mapped: `error` says why, `record` is None
     RUN_START = "run-start"
     RUN_END = "run-end"
     # commands
@@ -87,6 +88,7 @@ class Envelope(BaseModel):
     hash: str = ""
     record: Optional[dict] = None
     counts: Optional[dict[str, int]] = None
+    error: Optional[str] = None
     sent_at: Optional[dt.datetime] = None
     correlation_id: Optional[str] = None
 
@@ -111,6 +113,13 @@ class Envelope(BaseModel):
         return cls(kind=EnvelopeKind.CHANGE, dossier=dossier, run_id=run_id, entity=entity, key=key,
                    op=Op.DELETE if record is None else Op.UPSERT, hash=content_hash(record),
                    record=record, sent_at=sent_at)
+
+    @classmethod
+    def invalid(cls, *, dossier: str, run_id: str, entity: str, key: str, error: str, raw_hash: str,
+                sent_at: Optional[dt.datetime] = None) -> "Envelope":
+        """A Sage row the agent could not map; the cloud records it as an incident."""
+        return cls(kind=EnvelopeKind.CHANGE, dossier=dossier, run_id=run_id, entity=entity, key=key,
+                   op=Op.INVALID, hash=raw_hash, error=error, sent_at=sent_at)
 
     @classmethod
     def run_marker(cls, *, dossier: str, run_id: str, start: bool, counts: Optional[dict[str, int]] = None,
