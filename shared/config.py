@@ -17,6 +17,21 @@ from shared.errors import ConfigurationError
 
 ENV_PREFIX = "SSMCONN__"
 
+# The app settings a Function App needs, besides the host's own (AzureWebJobsStorage__*,
+# the trigger connection, Application Insights). infra/main.bicep sets every one of them.
+CLOUD_APP_SETTINGS = (
+    "SSMCONN__STATE__KIND",
+    "SSMCONN__STATE__ACCOUNT_URL",
+    "SSMCONN__BUS__KIND",
+    "SSMCONN__BUS__FULLY_QUALIFIED_NAMESPACE",
+    "SSMCONN__BUS__CHANGES_QUEUE",
+    "SSMCONN__BUS__COMMANDS_QUEUE",
+    "SSMCONN__SSM__BASE_URL",
+    "SSMCONN__SSM__PUBLIC_KEY",
+    "SSMCONN__SSM__PRIVATE_KEY",
+    "AZURE_CLIENT_ID",
+)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -99,6 +114,26 @@ class Settings(_Section):
             if d.id == dossier_id:
                 return d
         raise ConfigurationError(f"dossier '{dossier_id}' is not in the configuration")
+
+    def validate_for_cloud(self) -> "Settings":
+        """Raise ConfigurationError unless this is a complete cloud (Function App) configuration."""
+        missing = []
+        if self.state.kind != "azure-tables":
+            missing.append("state.kind = azure-tables")
+        elif not (self.state.account_url or self.state.connection_string):
+            missing.append("state.account_url")
+        if self.bus.kind != "service-bus":
+            missing.append("bus.kind = service-bus")
+        elif not (self.bus.fully_qualified_namespace or self.bus.connection_string):
+            missing.append("bus.fully_qualified_namespace")
+        if not self.ssm.public_key:
+            missing.append("ssm.public_key")
+        if not self.ssm.private_key.get_secret_value():
+            missing.append("ssm.private_key")
+        if missing:
+            raise ConfigurationError("the cloud configuration lacks: " + ", ".join(missing)
+                                     + " (app settings SSMCONN__SECTION__FIELD)")
+        return self
 
     def resolve_paths(self, base: Path) -> "Settings":
         """Relative file paths are relative to the configuration file's folder."""
