@@ -1,0 +1,68 @@
+"""The clients the function handlers share, built once per worker process, on first use.
+
+Settings come from `shared.config.load_settings`: the TOML file named by the `SSMCONN_CONFIG`
+app setting (if any) plus `SSMCONN__SECTION__FIELD` overrides, which is how the Function App's
+application settings (and Key Vault references) reach the core. The local runtime calls
+`configure(settings)` instead, so the same handlers run against its SQLite store and simulator.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Optional
+
+from shared.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from shared.sync.service import SyncService
+
+CONFIG_PATH_ENV = "SSMCONN_CONFIG"
+
+_lock = threading.RLock()
+_settings: Optional[Settings] = None
+_sync_service: Optional["SyncService"] = None
+
+
+def settings() -> Settings:
+    """The settings of this process (loaded from the environment on first use)."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = load_settings(os.environ.get(CONFIG_PATH_ENV) or None)
+        return _settings
+
+
+def sync_service() -> "SyncService":
+    """The process-wide `SyncService` (state store and SSM client inside), built on first use."""
+    global _sync_service
+    with _lock:
+        if _sync_service is None:
+            from shared.sync.service import SyncService
+
+            _sync_service = SyncService.from_settings(settings())
+        return _sync_service
+
+
+def configure(new_settings: Optional[Settings] = None, *, service: Optional["SyncService"] = None) -> None:
+    """Replace the settings (and optionally the service) used by the handlers from now on.
+
+    The previous service is closed. With no arguments, the next call reloads from the environment.
+    """
+    global _settings, _sync_service
+    with _lock:
+        previous = _sync_service
+        _settings = new_settings
+        _sync_service = service
+    if previous is not None and previous is not service:
+        _close(previous)
+
+
+def reset() -> None:
+    """Forget everything built so far (closing the service)."""
+    configure(None)
+
+
+def _close(service: object) -> None:
+    close = getattr(service, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,57 @@
+"""Service Bus trigger on `sage-changes`: Sage change batches, one dossier per session.
+
+Messages arrive in session (dossier) order, many at a time. Each body is an `EnvelopeBatch`
+handed to `SyncService.apply_batch`. A body that cannot be decoded (or claims another dossier
+than its session) is recorded as an incident and completed: one bad body never blocks the
+dossier. When a batch needs redelivery (SSM unreachable, a dependency not yet linked) the
+handler stops there and raises: the host abandons the messages and Service Bus redelivers them
+in order, dead-lettering at the queue's `maxDeliveryCount`. Messages before it in the same
+invocation are applied again on redelivery, which the core skips as unchanged.
+"""
+import logging
+from typing import List
+
+import azure.functions as func
+
+from functions import context
+from shared.envelope import EnvelopeBatch
+from shared.errors import RetryableError
+
+# The queue name is the app setting the core reads too (shared/config.py, bus.changes_queue).
+CHANGES_QUEUE = "%SSMCONN__BUS__CHANGES_QUEUE%"
+CONNECTION = "ServiceBusConnection"
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+class RedeliveryRequested(RetryableError):
+    """Raised so that the host abandons the invocation's messages (they come back in order)."""
+
+
+def decode(message: func.ServiceBusMessage) -> EnvelopeBatch:
+    """The message's batch; ValueError when the body is not a batch of the message's session."""
+    batch = EnvelopeBatch.from_bytes(message.get_body())
+    if message.session_id and message.session_id != batch.dossier:
+        raise ValueError(f"a batch of dossier {batch.dossier} arrived in session {message.session_id}")
+    return batch
+
+
+@bp.function_name("sage_changes")
+@bp.service_bus_queue_trigger(arg_name="messages", queue_name=CHANGES_QUEUE, connection=CONNECTION,
+                              is_sessions_enabled=True, cardinality=func.Cardinality.MANY,
+                              auto_complete_messages=True)
+def sage_changes(messages: List[func.ServiceBusMessage]) -> None:
+    service = context.sync_service()
+    for message in messages:
+        try:
+            batch = decode(message)
+        except ValueError as exc:
+            log.warning("undecodable message %s in session %s: %s", message.message_id, message.session_id, exc)
+            service.record_dead_letter(message.get_body(), reason="undecodable", description=str(exc))
+            continue
+        outcome = service.apply_batch(batch, delivery_count=message.delivery_count or 1)
+        if outcome.needs_redelivery:
+            raise RedeliveryRequested(
+                "Some Sage changes could not be sent to Sales Management yet; they will be retried.",
+                detail=f"message {message.message_id} of dossier {batch.dossier}, delivery {message.delivery_count}")
