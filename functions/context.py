@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Optional
 
 from shared.config import Settings, load_settings
+from shared.telemetry import configure_azure_monitor_if_enabled
 
 if TYPE_CHECKING:
     from shared.sync.service import SyncService
@@ -21,6 +22,7 @@ CONFIG_PATH_ENV = "SSMCONN_CONFIG"
 _lock = threading.RLock()
 _settings: Optional[Settings] = None
 _sync_service: Optional["SyncService"] = None
+_telemetry_configured = False
 
 
 def settings() -> Settings:
@@ -34,8 +36,11 @@ def settings() -> Settings:
 
 def sync_service() -> "SyncService":
     """The process-wide `SyncService` (state store and SSM client inside), built on first use."""
-    global _sync_service
+    global _sync_service, _telemetry_configured
     with _lock:
+        if not _telemetry_configured:
+            configure_azure_monitor_if_enabled()
+            _telemetry_configured = True
         if _sync_service is None:
             from shared.sync.service import SyncService
 

@@ -8,7 +8,6 @@ handler stops there and raises: the host abandons the messages and Service Bus r
 in order, dead-lettering at the queue's `maxDeliveryCount`. Messages before it in the same
 invocation are applied again on redelivery, which the core skips as unchanged.
 """
-import logging
 from typing import List
 
 import azure.functions as func
@@ -16,12 +15,13 @@ import azure.functions as func
 from functions import context
 from shared.envelope import EnvelopeBatch
 from shared.errors import RetryableError
+from shared.telemetry import get_logger, log_context
 
 # The queue name is the app setting the core reads too (shared/config.py, bus.changes_queue).
 CHANGES_QUEUE = "%SSMCONN__BUS__CHANGES_QUEUE%"
 CONNECTION = "ServiceBusConnection"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 bp = func.Blueprint()
 
 
@@ -50,7 +50,8 @@ def sage_changes(messages: List[func.ServiceBusMessage]) -> None:
             log.warning("undecodable message %s in session %s: %s", message.message_id, message.session_id, exc)
             service.record_dead_letter(message.get_body(), reason="undecodable", description=str(exc))
             continue
-        outcome = service.apply_batch(batch, delivery_count=message.delivery_count or 1)
+        with log_context(dossier=batch.dossier, message_id=message.message_id):
+            outcome = service.apply_batch(batch, delivery_count=message.delivery_count or 1)
         if outcome.needs_redelivery:
             raise RedeliveryRequested(
                 "Some Sage changes could not be sent to Sales Management yet; they will be retried.",

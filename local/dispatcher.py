@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import re
 import sqlite3
 import threading
@@ -27,8 +26,9 @@ from typing import Any, Callable, Mapping, Optional
 
 from shared.bus.protocol import Bus, ReceivedMessage, SessionReceiver
 from shared.errors import ConfigurationError, ConnectorError
+from shared.telemetry import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_JSON = ROOT / "host.json"

@@ -1,0 +1,68 @@
+"""`ssm-connector`: the one command line of the product.
+
+This module owns the top-level parser only. Each area adds its own subcommands through a
+`register(subparsers)` function (`set_defaults(handler=fn)`, `fn(args) -> exit code`): the agent,
+the SSM simulator, the local runtime, the demo, the Function App packaging. A module that is not
+part of this installation is left out; a module that is present but fails to import is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from typing import Optional, Sequence
+
+from shared.errors import ConnectorError
+from shared.telemetry import configure_logging
+
+COMMAND_MODULES = (
+    "agent.cli",
+    "local.simulator.cli",
+    "local.runtime",
+    "local.demo",
+    "local.packaging",
+)
+
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:       # the parent package itself is absent
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ssm-connector",
+        description="Keeps Sage 100 / Sage 50 company files and Sage Sales Management in step.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        if _present(module):
+            importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = ("WARNING", "INFO", "DEBUG")[min(args.verbose, 2)]
+    configure_logging(level=level, json_lines=False, stream=sys.stderr)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except ConnectorError as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        if exc.detail and args.verbose:
+            print(f"detail: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
