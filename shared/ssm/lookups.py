@@ -1,0 +1,98 @@
+"""Per-tenant reference lists (account types, branches, sales order statuses, currencies).
+
+Their ids differ from one SSM tenant to the next, so the connector never hard-codes them: it
+reads the list once per client and finds an entry by its description in any language
+(`description`, `descriptionFR`, `descriptionEN`, `value`, `name`). Matching ignores case,
+repeated spaces and the difference between a hyphen and an en or em dash, because
+"Brouillon – En attente" is typed both ways. Deleted entries never match.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from typing import Callable, Iterable
+
+from shared.errors import SsmRecordError
+
+ACCOUNT_TYPES = "accountTypes"
+BRANCHES = "branches"
+SALES_ORDER_STATUSES = "salesordersStatuses"   # resource name assumed: not in the public docs
+CURRENCIES = "currencies"
+
+ACCOUNT_TYPE_CLIENT = "Client"
+ACCOUNT_TYPE_PROSPECT = "Prospect"
+STATUS_DRAFT_PENDING = "Brouillon – En attente"
+STATUS_DRAFT_VALIDATED = "Brouillon – Validé"
+STATUS_AWAITING_SYNC = "En attente de synchronisation"
+STATUS_ORDER = "Commande"
+STATUS_INVOICE = "Facture"
+STATUS_CANCELLED = "Annulé"
+
+DESCRIPTION_FIELDS = ("description", "descriptionFR", "descriptionEN", "value", "name")
+
+_DASHES = re.compile(r"[\u2010-\u2015\u2212]")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The comparison form of a description: NFC, dashes as '-', single spaces, casefolded."""
+    text = unicodedata.normalize("NFC", text)
+    text = _DASHES.sub("-", text)
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def descriptions_of(entry: dict) -> list[str]:
+    return [entry[f] for f in DESCRIPTION_FIELDS if isinstance(entry.get(f), str) and entry[f].strip()]
+
+
+class LookupCache:
+    """Description → id for each lookup resource, filled on first use, safe across threads.
+
+    Args:
+        fetch: returns every entry of a resource (the client's `list`).
+    """
+
+    def __init__(self, fetch: Callable[[str], Iterable[dict]]):
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._tables: dict[str, dict[str, int]] = {}
+        self._labels: dict[str, list[str]] = {}
+
+    def id_of(self, resource: str, description: str) -> int:
+        table = self._table(resource)
+        found = table.get(normalise(description))
+        if found is None:
+            known = ", ".join(f"'{label}'" for label in self._labels[resource]) or "none"
+            raise SsmRecordError(
+                f"SSM has no {resource} entry called '{description}' (it has: {known}); "
+                f"create it in SSM or correct the connector settings.")
+        return found
+
+    def forget(self, resource: str | None = None) -> None:
+        with self._lock:
+            if resource is None:
+                self._tables.clear()
+                self._labels.clear()
+            else:
+                self._tables.pop(resource, None)
+                self._labels.pop(resource, None)
+
+    def _table(self, resource: str) -> dict[str, int]:
+        with self._lock:
+            cached = self._tables.get(resource)
+        if cached is not None:
+            return cached
+        entries = [e for e in self._fetch(resource) if not e.get("deleted")]
+        table: dict[str, int] = {}
+        labels: list[str] = []
+        for entry in sorted(entries, key=lambda e: e["id"]):
+            texts = descriptions_of(entry)
+            if texts:
+                labels.append(texts[0])
+            for text in texts:
+                table.setdefault(normalise(text), int(entry["id"]))
+        with self._lock:
+            self._tables[resource] = table
+            self._labels[resource] = labels
+        return table
