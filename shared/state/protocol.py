@@ -78,10 +78,11 @@ class TableStore(Protocol):
     def partitions(self, table: str) -> list[str]:
         """Distinct PartitionKeys of a table (used to list dossiers seen in a table)."""
 
-    def transact(self, table: str, partition_key: str, operations: list[TableOperation]) -> None:
+    def transact(self, table: str, partition_key: str, operations: list[TableOperation]) -> list[Optional[str]]:
         """All or nothing; raises `TransactionTooLargeError` beyond 100 operations or when an
         operation names another partition, `ConcurrencyError`/`AlreadyExistsError` when one
-        operation's condition fails (and then nothing is written)."""
+        operation's condition fails (and then nothing is written). Returns each operation's
+        new ETag, in order (None for a delete)."""
 
     def close(self) -> None:
         ...
