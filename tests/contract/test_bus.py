@@ -140,15 +140,24 @@ def test_one_session_is_delivered_in_send_order_across_many_sends(harness, queue
 
 def test_interleaved_sessions_are_each_fifo_and_the_oldest_head_is_offered_first(harness, queue):
     bus = harness.open()
-    bus.send(queue, [msg("d2", 0), msg("d1", 0), msg("d2", 1)])
-    bus.send(queue, [msg("d1", 1), msg("d2", 2), msg("d1", 2)])
+    bus.send(queue, [msg("d2", 0), msg("d3", 0), msg("d2", 1), msg("d1", 0)])
+    bus.send(queue, [msg("d1", 1), msg("d2", 2), msg("d3", 1), msg("d1", 2)])
 
-    first = bus.accept_session(queue)
-    second = bus.accept_session(queue)
-    assert (first.session_id, second.session_id) == ("d2", "d1")
+    first, second, third = (bus.accept_session(queue) for _ in range(3))
+    assert (first.session_id, second.session_id, third.session_id) == ("d2", "d3", "d1")
     assert bus.accept_session(queue) is None
     assert [m.message_id for m in first.receive(10)] == ["d2-0", "d2-1", "d2-2"]
-    assert [m.message_id for m in second.receive(10)] == ["d1-0", "d1-1", "d1-2"]
+    assert [m.message_id for m in second.receive(10)] == ["d3-0", "d3-1"]
+    assert [m.message_id for m in third.receive(10)] == ["d1-0", "d1-1", "d1-2"]
+
+
+def test_a_received_message_is_not_received_again_by_its_holder(harness, queue):
+    bus = harness.open()
+    bus.send(queue, [msg("d1", 0), msg("d1", 1)])
+    receiver = bus.accept_session(queue)
+    assert [m.message_id for m in receiver.receive(1)] == ["d1-0"]
+    assert [m.message_id for m in receiver.receive(1)] == ["d1-1"]
+    assert receiver.receive(1) == []
 
 
 # --- session locks -----------------------------------------------------------------------------
@@ -358,22 +367,29 @@ def test_pending_count_counts_waiting_and_locked_messages_but_not_dead_letters(h
 
 # --- waiting ------------------------------------------------------------------------------------
 def test_waiting_receivers_get_what_is_sent_meanwhile(harness, queue):
-    bus = harness.open()
+    bus, sender_bus = harness.open(), harness.open()
     started = time.monotonic()
     assert bus.accept_session(queue, max_wait_s=0.3) is None
     assert time.monotonic() - started >= 0.3
 
-    sender = threading.Timer(0.2, lambda: bus.send(queue, [msg("d1", 0)]))
-    sender.start()
-    receiver = bus.accept_session(queue, max_wait_s=5)
-    sender.join()
+    def send_later(message: OutgoingMessage) -> threading.Timer:
+        timer = threading.Timer(0.2, sender_bus.send, args=(queue, [message]))
+        timer.start()
+        return timer
+
+    timer = send_later(msg("d1", 0))
+    try:
+        receiver = bus.accept_session(queue, max_wait_s=5)
+    finally:
+        timer.join()
     assert receiver is not None and receiver.session_id == "d1"
     assert [m.message_id for m in receiver.receive(1)] == ["d1-0"]
 
-    later = threading.Timer(0.2, lambda: bus.send(queue, [msg("d1", 1)]))
-    later.start()
-    assert [m.message_id for m in receiver.receive(1, max_wait_s=5)] == ["d1-1"]
-    later.join()
+    timer = send_later(msg("d1", 1))
+    try:
+        assert [m.message_id for m in receiver.receive(1, max_wait_s=5)] == ["d1-1"]
+    finally:
+        timer.join()
 
 
 # --- durability and competition -------------------------------------------------------------------
