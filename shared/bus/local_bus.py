@@ -308,6 +308,15 @@ class LocalBus:
                 " GROUP BY session_id ORDER BY MIN(seq)", (queue,)).fetchall()
         return [row[0] for row in rows]
 
+    def oldest_pending_at(self, queue: str, session_id: Optional[str] = None) -> Optional[dt.datetime]:
+        """When the oldest active message (of one session) was enqueued; None when there is none."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT MIN(enqueued_at) FROM messages WHERE queue = :queue AND dead_lettered = 0"
+                " AND (:session IS NULL OR session_id = :session)", {"queue": queue, "session": session_id}
+            ).fetchone()
+        return None if row[0] is None else _utc(row[0])
+
     def __enter__(self) -> "LocalBus":
         return self
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -518,10 +519,25 @@ def test_local_bus_lists_sessions_with_messages_oldest_first(tmp_path):
         assert bus.sessions_with_messages("other") == []
 
 
+def test_local_bus_dates_the_oldest_pending_message_of_a_session(tmp_path):
+    clock = FakeClock()
+    with LocalBus(str(tmp_path / "bus.db"), clock=clock) as bus:
+        assert bus.oldest_pending_at("q") is None
+        bus.send("q", [msg("d1", 0)])
+        first_sent = clock.now
+        clock.advance(30)
+        bus.send("q", [msg("d2", 0), msg("d1", 1)])
+        assert bus.oldest_pending_at("q", "d1").timestamp() == pytest.approx(first_sent)
+        assert bus.oldest_pending_at("q", "d2").timestamp() == pytest.approx(first_sent + 30)
+        assert bus.oldest_pending_at("q").timestamp() == pytest.approx(first_sent)
+        drain(bus, "q", "d1")
+        assert bus.oldest_pending_at("q").timestamp() == pytest.approx(first_sent + 30)
+        assert bus.oldest_pending_at("q", "d1") is None
+
+
 def test_local_bus_file_is_in_wal_mode_and_created_with_its_folder(tmp_path):
     path = tmp_path / "var" / "sub" / "bus.db"
     LocalBus(str(path)).close()
-    import sqlite3
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
