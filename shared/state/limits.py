@@ -96,7 +96,7 @@ def check_entity(table: str, entity: TableEntity) -> None:
     Raises:
         ValueError: an illegal key, property name, naive datetime or out-of-range number.
         TypeError: a value type Table Storage cannot hold.
-        EntityTooLargeError: more than 252 properties, a string or binary property over 64 KiB,
+        EntityTooLargeError: more than 252 properties, a string property over 64 KiB,
             or an entity over 1 MiB; the message names the table, the keys and the size.
     """
     check_key(entity.partition_key, what="PartitionKey")
@@ -133,7 +133,7 @@ def _check_value(name: str, value: Any, where: str) -> None:
         if value < _OLDEST_DATETIME:
             raise ValueError(f"property '{name}' is before 1601-01-01, which Table Storage refuses ({where})")
         return
-    if isinstance(value, (str, bytes, bytearray)):
+    if isinstance(value, str):
         size = value_size(value) - 4
         if size > MAX_PROPERTY_BYTES:
             raise EntityTooLargeError(

@@ -49,6 +49,7 @@ TABLES = (DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS)
 GROUP_PARTITION = "group"
 JSON_CHUNK_UNITS = 30_000
 MAX_WRITE_ATTEMPTS = 10
+MAX_INCIDENT_TEXT = 16_000
 _LINK, _BY_SSM_ID = "link", "ssm"
 _RUN_BY_TIME, _RUN_BY_ID = "at", "id"
 _TIME_ORIGIN = dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)
@@ -128,6 +129,12 @@ def from_entity(model: type[R], entity: TableEntity) -> R:
     record = model.model_validate(values)
     record.etag = entity.etag
     return record
+
+
+def _clip(text: Optional[str]) -> Optional[str]:
+    if text is None or len(text) <= MAX_INCIDENT_TEXT:
+        return text
+    return text[:MAX_INCIDENT_TEXT - 1] + "…"
 
 
 def _partition(dossier: str) -> str:
@@ -394,8 +401,10 @@ class StateStore:
         A new incident starts at one attempt. An open one gets one more attempt, `last_seen`
         now, and the new message, detail, next attempt and dead-letter flag. A resolved one
         opens again as a new episode: attempts back to 1 and `first_seen` now, so the backoff
-        and dead-letter count start afresh.
+        and dead-letter count start afresh. Message and detail are cut to MAX_INCIDENT_TEXT
+        characters, so an incident is always recordable.
         """
+        message, detail = _clip(message), _clip(detail)
         for _ in range(MAX_WRITE_ATTEMPTS):
             now = self.clock()
             current = self.get_incident(dossier, entity, key, operation)

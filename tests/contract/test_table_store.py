@@ -291,6 +291,7 @@ def test_more_than_252_properties_are_refused(store):
     ({"bad name": 1}, ValueError),
     ({"RowKey": "x"}, ValueError),
     ({"values": [1, 2]}, TypeError),
+    ({"blob": b"bytes"}, TypeError),
 ])
 def test_values_table_storage_cannot_hold_are_refused(store, data, error):
     with pytest.raises(error):
@@ -312,6 +313,10 @@ def test_awkward_sage_keys_round_trip_through_encoded_row_keys(store):
         assert store.get(T, "p", row_key("account", raw)).data == {"raw": raw}
     found = [split_row_key(e.row_key)[1] for e in store.query(T, "p", prefix=row_key("account") + "|")]
     assert sorted(found) == sorted(AWKWARD_KEYS)
+    for raw in filter(None, AWKWARD_KEYS):
+        prefix = row_key("account", raw)
+        matches = rows(store, prefix=prefix)
+        assert prefix in matches and all(m.startswith(prefix) for m in matches)
     for raw in AWKWARD_KEYS:
         store.delete(T, "p", row_key("account", raw))
     assert rows(store) == [row_key("accounts", "C/1")]

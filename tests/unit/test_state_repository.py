@@ -289,6 +289,13 @@ def test_incidents_are_listed_by_entity_and_state_and_resolved_per_record(state)
     assert state.get_incident("OTHER", "contact", "K1", "upsert").state is IncidentState.OPEN
 
 
+def test_an_incident_with_a_huge_detail_is_still_recorded(state):
+    incident = state.record_incident("BIJOU", "product", "AR1", "upsert", "m" * 50_000, detail="trace " * 40_000)
+    read = state.get_incident("BIJOU", "product", "AR1", "upsert")
+    assert read.detail == incident.detail and read.detail.startswith("trace ") and read.detail.endswith("…")
+    assert len(read.message) <= 16_000 and len(read.detail) <= 16_000
+
+
 def test_an_incident_recorded_by_two_writers_counts_both_attempts(backend, clock):
     one, two = StateStore(backend.open(), clock=clock), StateStore(backend.open(), clock=clock)
     one.ensure_tables()
