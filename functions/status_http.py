@@ -46,6 +46,15 @@ def use_reader(reader: Optional[StatusReader]) -> None:
         _given_reader = reader
 
 
+def reset() -> None:
+    """Forget the reader handed in and close the one opened from the settings."""
+    global _given_reader, _built_reader, _built_for
+    with _lock:
+        built, _given_reader, _built_reader, _built_for = _built_reader, None, None, None
+    if built is not None:
+        _close(built)
+
+
 def status_reader() -> StatusReader:
     """The reader the handlers use: the one handed in, else one opened from `context.settings()`
     (opened again when the settings were replaced)."""
