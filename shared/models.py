@@ -49,11 +49,12 @@ def _clean_decimal(value):
 
 
 def Text(max_length: int):  # noqa: N802 - reads as a type in field declarations
-    return Annotated[Optional[str], BeforeValidator(_clean_text), Field(default=None, max_length=max_length)]
+    return Annotated[Optional[Annotated[str, Field(max_length=max_length)]], BeforeValidator(_clean_text),
+                     Field(default=None)]
 
 
 RequiredText = lambda max_length: Annotated[str, BeforeValidator(_clean_text), Field(min_length=1, max_length=max_length)]  # noqa: E731
-Email = Annotated[Optional[str], BeforeValidator(_clean_email), Field(default=None, max_length=69)]
+Email = Annotated[Optional[Annotated[str, Field(max_length=69)]], BeforeValidator(_clean_email), Field(default=None)]
 Amount = Annotated[Optional[Decimal], BeforeValidator(_clean_decimal), Field(default=None)]
 RequiredAmount = Annotated[Decimal, BeforeValidator(_clean_decimal)]
 
