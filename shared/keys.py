@@ -1,14 +1,17 @@
 """Encoding of Sage keys into legal Table Storage keys.
 
 PartitionKey and RowKey may not contain `/`, `\\`, `#`, `?` nor control characters, and are at most
-1 KiB. Sage keys may hold any of them. We percent-encode those characters (and `%` itself), which
-keeps ordinary keys readable, keeps the encoding reversible, and keeps prefix queries working
-because the separator `|` is never produced by the encoding of a component.
+1 KiB. Sage keys may hold any of them. We escape those characters as `~XX` (UTF-8 bytes in hex),
+and `~` itself, which keeps ordinary keys readable, the encoding reversible, and prefix queries
+working because the separator `|` is never produced by the encoding of a component. `%` is
+escaped too and never used as the escape character: the Table service mishandles `%` in keys
+that travel in a URL (point reads, updates and deletes).
 """
 from __future__ import annotations
 
-_FORBIDDEN = set("/\\#?%|") | {chr(c) for c in range(0x00, 0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
+_FORBIDDEN = set("/\\#?%~|") | {chr(c) for c in range(0x00, 0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
 SEPARATOR = "|"
+ESCAPE = "~"
 MAX_KEY_BYTES = 1024
 
 
@@ -17,7 +20,7 @@ def encode_key(value: str) -> str:
     out = []
     for ch in value:
         if ch in _FORBIDDEN:
-            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+            out.append("".join(f"{ESCAPE}{b:02X}" for b in ch.encode("utf-8")))
         else:
             out.append(ch)
     return "".join(out)
@@ -29,7 +32,7 @@ def decode_key(value: str) -> str:
     i = 0
     while i < len(value):
         ch = value[i]
-        if ch == "%" and i + 3 <= len(value):
+        if ch == ESCAPE and i + 3 <= len(value):
             raw += bytes([int(value[i + 1:i + 3], 16)])
             i += 3
         else:
