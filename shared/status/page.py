@@ -112,7 +112,7 @@ a { color:#0b5cad; }
 form.filters { display:flex; flex-wrap:wrap; gap:12px 18px; align-items:flex-end; background:var(--card);
   border:1px solid var(--line); border-radius:8px; padding:12px 16px; }
 form.filters label { display:block; font-size:13px; color:var(--muted); margin-bottom:3px; }
-form.filters select { font:inherit; padding:5px 8px; min-width:11em; border:1px solid #9aa5b1;
+form.filters select { font:inherit; padding:5px 8px; min-width:11em; max-width:22em; border:1px solid #9aa5b1;
   border-radius:5px; background:#fff; }
 form.filters button { font:inherit; padding:6px 16px; border:0; border-radius:5px; background:var(--accent);
   color:#fff; cursor:pointer; }
@@ -123,6 +123,9 @@ th, td { border-bottom:1px solid var(--line); padding:6px 8px; text-align:left; 
 thead th { background:#eef1f4; font-weight:600; white-space:nowrap; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 td.date, td.nowrap { white-space:nowrap; }
+table.runs { font-size:13px; }
+table.runs th, table.runs td { padding:5px 6px; }
+table.runs small { color:var(--muted); }
 div.overview { margin-bottom:22px; }
 article.dossier { background:var(--card); border:1px solid var(--line); border-radius:10px;
   padding:14px 20px 18px; margin:0 0 22px; }
@@ -259,7 +262,8 @@ def _facts(d: DossierStatus) -> str:
     facts: list[tuple[str, str]] = []
     if d.lag.last_completed_at is not None:
         facts.append(("Dernière synchronisation réussie", _time(d.lag.last_completed_at)))
-        facts.append(("Retard", f"{_e(format_duration(d.lag.seconds))}"))
+        if d.active:
+            facts.append(("Retard", _e(format_duration(d.lag.seconds))))
     else:
         facts.append(("Dernière synchronisation réussie", "aucune"))
     facts.append(("En attente", _pending_text(d.pending)))
@@ -296,7 +300,7 @@ def _runs_table(d: DossierStatus, title: str) -> str:
             f'<td class="num">{_e(format_duration(run.duration_seconds))}</td>'
             f'<td class="nowrap">{_label(DIRECTION_LABELS, run.direction)}</td><td>{state}</td>'
             f"<td>{'oui' if run.realignment else 'non'}</td>{counts}</tr>")
-    return (f'<div class="table-wrap"><table><caption>{title}</caption>'
+    return (f'<div class="table-wrap"><table class="runs"><caption>{title}</caption>'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -377,6 +381,8 @@ def _overview(report: StatusReport) -> str:
         state = "Actif" if d.active else "Désactivé"
         health = HEALTH_LABELS.get(d.health, MISSING)
         lag = format_duration(d.lag.seconds) if d.lag.seconds is not None else "aucune synchronisation"
+        if not d.active:
+            lag = MISSING
         pending = MISSING
         if d.pending is not None and d.pending.available:
             pending = _number((d.pending.changes or 0) + (d.pending.commands or 0))
