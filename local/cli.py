@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "agent.cli",
     "local.simulator.cli",
     "local.runtime",
+    "local.status_server",
     "local.demo",
     "local.packaging",
 )

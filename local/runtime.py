@@ -1,0 +1,215 @@
+"""The embedded local runtime: the agent, the bus, the cloud handlers and the status page in one process.
+
+`LocalRuntime(settings)` wires what production splits over a Sage server and Azure: the agent's
+relay (`agent.relay.run_selected`, its checkpoint file) sends the selected dossiers' changes to
+the bus named by `[bus]` (the SQLite `LocalBus` by default); the local dispatcher hands them to
+the Function App's own registered functions, which reach the state store of `[state]` and the
+SSM endpoint of `[ssm]` through `functions.context`, configured with the same settings. A cycle
+(`run_once`) is one agent run of every selected dossier, then the bus drained until quiet.
+
+`ssm-connector local --config FILE --once` runs one cycle and prints its summary; without
+`--once` it serves the status page and repeats every `[agent] interval_s` until Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Optional, TextIO
+
+from pydantic import BaseModel, SecretStr
+
+from functions import context
+from local.dispatcher import DispatchStats, LocalDispatcher
+from shared.config import Settings, load_settings
+from shared.state.records import utcnow
+from shared.status.report import DossierStatus, StatusQuery, StatusReader
+from shared.telemetry import get_logger
+
+log = get_logger(__name__)
+
+AGENT_COUNTS = ("read", "created", "changed", "deleted", "skipped_unchanged", "invalid")
+CLOUD_COUNTS = ("created", "updated", "deleted", "skipped_unchanged", "conflicts", "failed")
+
+
+def app_settings_of(settings: Settings, environ: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The Function App's application settings for these settings: the process environment plus
+    every plain (non-secret) value as `SSMCONN__SECTION__FIELD`, which binding expressions use."""
+    values = dict(os.environ if environ is None else environ)
+    for section, model in settings:
+        if not isinstance(model, BaseModel):
+            if isinstance(model, (str, int, float, bool)):
+                values[f"SSMCONN__{section.upper()}"] = str(model)
+            continue
+        for name, value in model:
+            if value is None or isinstance(value, (SecretStr, BaseModel, list, dict)):
+                continue
+            values[f"SSMCONN__{section.upper()}__{name.upper()}"] = str(value).lower() if isinstance(value, bool) \
+                else str(value)
+    return values
+
+
+@dataclass
+class CycleSummary:
+    """What one cycle did: the agent's run per dossier, the dispatcher's totals, the status after."""
+
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    agent_results: list            # agent.relay.DossierRunResult
+    dispatch: DispatchStats
+    dossiers: list[DossierStatus]
+
+    @property
+    def ok(self) -> bool:
+        """The agent reached every dossier and nothing is left on the bus (record incidents aside)."""
+        return all(r.ok for r in self.agent_results) and not any(self.dispatch.pending.values())
+
+    @property
+    def open_incidents(self) -> int:
+        return sum(d.open_incidents for d in self.dossiers)
+
+    def render(self) -> str:
+        seconds = (self.ended_at - self.started_at).total_seconds()
+        lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
+        results = {r.dossier: r for r in self.agent_results}
+        for status in self.dossiers:
+            lines.append(f"  {status.id} ({status.name or 'no name'}): {status.health.value}"
+                         f"{'' if status.active else ', inactive'}, {status.open_incidents} open incident(s)")
+            result = results.pop(status.id, None)
+            if result is not None:
+                lines.append("    agent: " + _agent_line(result))
+            cloud = next((r for r in status.runs if r.side == "cloud"), None)
+            if cloud is not None:
+                lines.append(f"    cloud: run {cloud.run_id} {cloud.state.value} "
+                             + " ".join(f"{k}={cloud.counts.get(k, 0)}" for k in CLOUD_COUNTS))
+        for result in results.values():   # reached by the agent, not (yet) known to the cloud side
+            lines.append(f"  {result.dossier}: agent: {_agent_line(result)}")
+        d = self.dispatch
+        pending = sum(d.pending.values())
+        lines.append(f"  bus: {d.completed} message(s) applied in {d.invocations} invocation(s), "
+                     f"{d.abandoned} redelivered, {d.dead_letters_handled} dead-lettered, {pending} pending")
+        return "\n".join(lines)
+
+
+def _agent_line(result) -> str:
+    if not result.ok:
+        return f"FAILED: {result.error}"
+    kind = "realignment" if result.realignment else "incremental"
+    counts = " ".join(f"{k}={result.counts[k]}" for k in AGENT_COUNTS if k in result.counts)
+    return f"run {result.run_id} {kind} {counts} batches={result.batches_sent}"
+
+
+class LocalRuntime:
+    """One process running the whole pipeline (see the module docstring).
+
+    Args:
+        settings: the configuration (paths already resolved by `load_settings`).
+        app: the Function App (defaults to `function_app.app`).
+    """
+
+    def __init__(self, settings: Settings, *, app=None):
+        from agent.checkpoint import Checkpoint
+        from shared.bus.factory import open_bus
+        from shared.state.factory import open_state_store
+
+        self.settings = settings
+        self.bus = open_bus(settings.bus)
+        self.store = open_state_store(settings.state)
+        self.store.ensure_tables()
+        self.checkpoint = Checkpoint(settings.agent.state_path)
+        context.configure(settings)
+        self.dispatcher = LocalDispatcher(self.bus, app, app_settings=app_settings_of(settings))
+        self.status_server = None
+
+    def run_agent(self, dossier: Optional[str] = None) -> list:
+        """One agent run of every selected dossier (or of `dossier`); returns their results."""
+        from agent.relay import run_selected
+
+        return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier)
+
+    def drain(self) -> DispatchStats:
+        """Hand everything on the bus to the functions until it is quiet."""
+        return self.dispatcher.drain()
+
+    def status(self) -> list[DossierStatus]:
+        reader = StatusReader.from_settings(self.settings, self.store, self.bus)
+        return reader.report(StatusQuery(runs=5, journal=0)).dossiers
+
+    def run_once(self) -> CycleSummary:
+        """One cycle: the agent for every selected dossier, then the bus drained until quiet."""
+        started = utcnow()
+        results = self.run_agent()
+        dispatch = self.drain()
+        return CycleSummary(started, utcnow(), results, dispatch, self.status())
+
+    def start_status_server(self, *, port: Optional[int] = None, out: Optional[TextIO] = None):
+        """Serve the status endpoints and page on 127.0.0.1 (None when that module is absent)."""
+        if importlib.util.find_spec("local.status_server") is None:
+            return None
+        from local.status_server import start_status_server
+
+        self.status_server = start_status_server(self.settings.status, port=port, out=out)
+        return self.status_server
+
+    def serve(self, stop: threading.Event, *, out: Optional[TextIO] = None, cycles: Optional[int] = None,
+              status: bool = True) -> None:
+        """Serve status (unless `status` is False) and run a cycle every `[agent] interval_s`
+        until `stop` is set (or `cycles` cycles are done)."""
+        out = out or sys.stdout
+        if status and self.status_server is None:
+            self.start_status_server(out=out)
+        done = 0
+        while not stop.is_set():
+            print(self.run_once().render(), file=out, flush=True)
+            done += 1
+            if cycles is not None and done >= cycles:
+                break
+            stop.wait(self.settings.agent.interval_s)
+
+    def close(self) -> None:
+        if self.status_server is not None:
+            self.status_server.stop()
+            self.status_server = None
+        self.dispatcher.close()
+        context.reset()
+        self.checkpoint.close()
+        self.store.close()
+        self.bus.close()
+
+    def __enter__(self) -> "LocalRuntime":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# --- command line ---------------------------------------------------------------------------
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "local", help="run agent, bus, cloud handlers and status page in one process",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="FILE", default=os.environ.get(context.CONFIG_PATH_ENV),
+                        help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
+    parser.add_argument("--once", action="store_true", help="run one cycle, print its summary and exit")
+    parser.add_argument("--no-status", action="store_true", help="do not serve the status page")
+    parser.set_defaults(handler=cmd_local)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    with LocalRuntime(settings) as runtime:
+        if args.once:
+            summary = runtime.run_once()
+            print(summary.render(), flush=True)
+            return 0 if summary.ok else 1
+        stop = threading.Event()
+        print(f"running every {settings.agent.interval_s:g} s; Ctrl+C stops", flush=True)
+        try:
+            runtime.serve(stop, status=not args.no_status)
+        except KeyboardInterrupt:
+            stop.set()
+        return 0

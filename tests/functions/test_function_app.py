@@ -1,0 +1,69 @@
+"""The Function App as the host indexes it: bindings of every registered function, and host.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from function_app import app
+from local.dispatcher import registered_functions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bindings() -> dict[str, list[dict]]:
+    return {f.get_function_name(): json.loads(f.get_function_json())["bindings"] for f in registered_functions(app)}
+
+
+def trigger_of(bindings: dict[str, list[dict]], name: str) -> dict:
+    triggers = [b for b in bindings[name] if b["type"].endswith("Trigger")]
+    assert len(triggers) == 1, bindings[name]
+    return triggers[0]
+
+
+def test_changes_trigger_is_a_session_batch_on_the_changes_queue(bindings):
+    trigger = trigger_of(bindings, "sage_changes")
+    assert trigger["type"] == "serviceBusTrigger"
+    assert trigger["direction"].lower() == "in"
+    assert trigger["queueName"] == "%SSMCONN__BUS__CHANGES_QUEUE%"
+    assert trigger["connection"] == "ServiceBusConnection"
+    assert trigger["isSessionsEnabled"] is True
+    assert trigger["cardinality"].lower() == "many"
+    assert trigger.get("autoCompleteMessages", True) is True
+
+
+def test_dead_letter_trigger_reads_the_dead_letter_queue_of_the_changes_queue(bindings):
+    trigger = trigger_of(bindings, "sage_changes_dead_letters")
+    assert trigger["type"] == "serviceBusTrigger"
+    assert trigger["queueName"] == "%SSMCONN__BUS__CHANGES_QUEUE%/$DeadLetterQueue"
+    assert trigger["connection"] == "ServiceBusConnection"
+    assert not trigger.get("isSessionsEnabled")         # a dead-letter queue has no sessions
+    assert trigger.get("cardinality", "one").lower() == "one"
+
+
+def test_the_http_functions_require_a_function_key(bindings):
+    http = {name: trigger_of(bindings, name) for name in bindings
+            if trigger_of(bindings, name)["type"] == "httpTrigger"}
+    assert http, "the status endpoint is registered"
+    assert {t["authLevel"].lower() for t in http.values()} == {"function"}
+
+
+def test_the_queue_app_setting_is_set_by_the_infrastructure(bindings):
+    bicep = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
+    assert "'SSMCONN__BUS__CHANGES_QUEUE'" in bicep
+    assert "'ServiceBusConnection__fullyQualifiedNamespace'" in bicep
+
+
+def test_host_json_configures_service_bus_sessions_and_batches():
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    service_bus = host["extensions"]["serviceBus"]
+    for key in ("sessionIdleTimeout", "maxConcurrentSessions", "maxMessageBatchSize",
+                "maxAutoLockRenewalDuration", "autoCompleteMessages", "prefetchCount"):
+        assert key in service_bus, key
+    assert service_bus["autoCompleteMessages"] is True
+    assert service_bus["maxMessageBatchSize"] >= 1
+    assert "functionTimeout" in host and "logLevel" in host["logging"]
