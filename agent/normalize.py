@@ -1,0 +1,189 @@
+"""Normalisation of raw Sage values, the same whatever the ODBC driver returns.
+
+Microsoft's SQL Server driver hands out `Decimal` for `numeric`, `datetime` for `datetime` and
+text already decoded; the SQLite ODBC driver hands out `float` for `numeric` and sometimes text
+for dates. These pure functions turn both into one form before anything is hashed or mapped:
+text trimmed with "" as None, Sage's "no date" (1753-01-01, 1900-01-01) as None, amounts as
+exact `Decimal` at the column's scale (floats go through their shortest text, never through
+binary arithmetic), smallint flags as bool.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache, partial
+from typing import Any, Callable
+
+SAGE_NO_DATES = frozenset({dt.date(1753, 1, 1), dt.date(1900, 1, 1)})
+DEFAULT_SCALE = 6
+SOURCE_ENCODING = "cp1252"
+
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f",
+                     "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def text(value: Any, *, encoding: str = SOURCE_ENCODING) -> str | None:
+    """Trimmed text; None for NULL or blank. Bytes are decoded from the Sage code page."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode(encoding)
+    elif not isinstance(value, str):
+        value = str(value)
+    value = value.strip()
+    return value or None
+
+
+def decimal(value: Any, scale: int | None = DEFAULT_SCALE) -> Decimal | None:
+    """An exact Decimal quantized to `scale` digits (None keeps the value's own exponent).
+
+    A float from the driver is read through `repr`, its shortest round-trip text, so 0.1 stays
+    0.1 and not 0.1000000000000000055511151231257827.
+
+    Raises:
+        ValueError: the value is not a number (text that does not parse, NaN, infinity).
+    """
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"'{value}' is not a number")
+        number = Decimal(repr(value))
+    elif kind is Decimal:
+        number = value
+    elif kind is int:
+        number = Decimal(value)
+    else:
+        number = _parse_decimal(value)
+        if number is None:
+            return None
+    if not number.is_finite():
+        raise ValueError(f"'{value}' is not a number")
+    if scale is None:
+        return number
+    return number.quantize(_quantum(scale))
+
+
+@lru_cache(maxsize=None)
+def _quantum(scale: int) -> Decimal:
+    return Decimal(1).scaleb(-scale)
+
+
+def _parse_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return Decimal(int(value))
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"'{value}' is not a number") from None
+
+
+def integer(value: Any) -> int | None:
+    """An int from an int, an integral float/Decimal or digits; None for NULL or blank."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    number = decimal(value, scale=None)
+    if number != number.to_integral_value():
+        raise ValueError(f"'{value}' is not a whole number")
+    return int(number)
+
+
+def flag(value: Any) -> bool:
+    """A Sage smallint flag as bool: 1 (or any non-zero) is True, 0 and NULL are False."""
+    number = integer(value)
+    return bool(number)
+
+
+def datetime_(value: Any) -> dt.datetime | None:
+    """A naive datetime; None for NULL, blank or Sage's "no date" (1753-01-01, 1900-01-01).
+
+    Accepts what either driver returns: `datetime`, `date`, or ISO-like text
+    ('2024-03-01 10:15:00.123', '2024-03-01T10:15:00', '2024-03-01').
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        value = _parse_datetime(value)
+    elif isinstance(value, dt.datetime):
+        pass
+    elif isinstance(value, dt.date):
+        value = dt.datetime(value.year, value.month, value.day)
+    else:
+        raise ValueError(f"'{value}' is not a date")
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None)
+    if value.date() in SAGE_NO_DATES:
+        return None
+    return value
+
+
+def date(value: Any) -> dt.date | None:
+    """The date part of `datetime_(value)`."""
+    moment = datetime_(value)
+    return moment.date() if moment else None
+
+
+def _parse_datetime(value: str) -> dt.datetime:
+    for pattern in _DATETIME_FORMATS:
+        try:
+            return dt.datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a date") from None
+
+
+def zero_as_none(value: Any) -> int | None:
+    """A reference number where Sage's 0 means "none" (`CO_No`, `N_CatTarif`)."""
+    number = integer(value)
+    return number or None
+
+
+@lru_cache(maxsize=None)
+def normalizer_for(column_type: str) -> Callable[[Any], Any]:
+    """The normalising function of a declared SQL type (`varchar(35)`, `numeric(24,6)`, ...)."""
+    kind, _, arguments = column_type.lower().partition("(")
+    kind = kind.strip()
+    if kind in ("varchar", "char", "nvarchar", "nchar", "text"):
+        return text
+    if kind in ("numeric", "decimal"):
+        parts = arguments.rstrip(")").split(",")
+        scale = int(parts[1]) if len(parts) > 1 and parts[1].strip() else 0
+        return partial(decimal, scale=scale)
+    if kind in ("smallint", "int", "integer", "tinyint", "bigint"):
+        return integer
+    if kind in ("datetime", "smalldatetime", "datetime2", "date"):
+        return datetime_
+    if kind in ("float", "real"):
+        return partial(decimal, scale=None)
+    return _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def by_column_type(value: Any, column_type: str) -> Any:
+    """Normalise `value` according to its declared SQL type."""
+    return normalizer_for(column_type)(value)

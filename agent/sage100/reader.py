@@ -1,0 +1,441 @@
+"""The Sage 100 reader: streams canonical records out of a company database through pyodbc.
+
+It turns the declarative source (`spec.SAGE100_SPEC`) into portable SQL and yields one
+`SourceRow` per Sage record: the canonical record (or, for a row that cannot be mapped, a
+readable error), a hash of the raw values, the record's last change time and its `cbMarq`.
+A record is read as one unit with its child rows (stock and category prices of a product, the
+lines of a document).
+
+Memory stays flat whatever the table size: main rows are read in pages of `batch_rows`
+(`cbMarq > ? ORDER BY cbMarq`, fetched with `fetchmany`, the cursor closed before the page's
+child rows are fetched with `IN (?, ...)`), so no result set is left open while rows are
+yielded and the connection never needs several active statements (SQL Server without MARS).
+Each public read ends the connection's transaction when it finishes, so the next read sees
+fresh data (SQLite keeps a snapshot until then).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import pyodbc
+from pydantic import ValidationError
+
+from agent import normalize
+from agent.odbc import is_sqlite, table_exists
+from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
+from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
+from shared.envelope import content_hash
+from shared.errors import ConfigurationError, RetryableError
+from shared.models import Entity, describe_validation_error, parse_record
+from shared.rules import sync_order
+
+MAX_PARAMETERS_PER_QUERY = 500
+_LOWEST_MARQ = -(2 ** 31)
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    entity: Entity
+    key: str                       # canonical key (documents: f"{DO_Type}:{DO_Piece}"; contacts: str(CT_No))
+    record: dict | None            # canonical record: parse_record(...).model_dump(mode="json"); None if invalid
+    error: str | None              # readable sentence when the row cannot be mapped (record None)
+    raw_hash: str                  # content_hash of the normalised raw source values (before mapping)
+    modified: dt.datetime | None   # max cbModification of the row and its child rows (naive, Sage server time)
+    marq: int                      # cbMarq of the main row
+
+
+@dataclass(frozen=True)
+class TableProbe:
+    """Counters of one table; a restore shows as counts or watermarks going backwards."""
+
+    table: str
+    row_count: int
+    max_marq: int
+    max_modified: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DossierIdentity:
+    database_name: str
+    company_name: str | None       # P_DOSSIER.D_RaisonSoc
+    created_at: dt.datetime | None  # SQL Server: sys.databases.create_date; SQLite: EMU_SERVER, else P_DOSSIER.cbCreation
+    fingerprint: str               # hash of what identifies this database (name and creation date)
+
+
+class Sage100Reader:
+    """Reads the entities of one Sage 100 company database.
+
+    Consume one iterator at a time: on SQL Server a connection runs one statement at a time.
+    """
+
+    def __init__(self, connection: pyodbc.Connection, *, batch_rows: int = 1000,
+                 spec: dict[Entity, EntitySpec] = SAGE100_SPEC):
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
+        self._connection = connection
+        self._batch_rows = batch_rows
+        self._spec = spec
+        self._active_reads = 0
+
+    def entities(self) -> tuple[Entity, ...]:
+        """The entities this source provides, dependencies first (`shared.rules.sync_order`)."""
+        return tuple(entity for entity in sync_order() if entity in self._spec)
+
+    def changed(self, entity: Entity | str, since: dt.datetime | None) -> Iterator[SourceRow]:
+        """The records of `entity` changed at or after `since` (every record when None).
+
+        A record counts as changed when its own `cbModification`, that of one of its child rows
+        (stock, category price, document line) or that of a joined row it depends on (its sales
+        rep, unit or tariff category) is at or after `since`; it is then read whole. Rows come in
+        `cbMarq` order, not in `modified` order.
+        """
+        spec = self._entity_spec(entity)
+        if since is not None and since.tzinfo is not None:
+            raise ValueError("since is a naive datetime in the Sage server's local time")
+        return self._changed(spec, since)
+
+    def keys(self, entity: Entity | str) -> Iterator[str]:
+        """Every key currently in Sage for `entity`, streamed in `cbMarq` order."""
+        return self._keys(self._entity_spec(entity))
+
+    def probes(self) -> list[TableProbe]:
+        """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
+        tables = dict.fromkeys(name for spec in self._spec.values() for name in spec.tables())
+        probes = []
+        with self._reading():
+            for name in tables:
+                row = self._fetch_one(f"SELECT COUNT(*), MAX({MARQ}), MAX({MODIFIED}) FROM {name}")
+                probes.append(TableProbe(name, int(row[0] or 0), int(row[1] or 0), normalize.datetime_(row[2])))
+        return probes
+
+    def identity(self) -> DossierIdentity:
+        """What identifies this company database; a new creation date means a restore."""
+        with self._reading():
+            company = normalize.text(self._fetch_one("SELECT D_RaisonSoc FROM P_DOSSIER ORDER BY cbMarq")[0]
+                                     if self._has_rows("P_DOSSIER") else None)
+            if is_sqlite(self._connection):
+                name, created = self._sqlite_identity()
+            else:
+                name, created = self._sqlserver_identity()
+        stamp = created.isoformat() if created else ""
+        fingerprint = hashlib.sha256(f"{name}\x1f{stamp}".encode("utf-8")).hexdigest()
+        return DossierIdentity(database_name=name, company_name=company, created_at=created,
+                               fingerprint=fingerprint)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _changed(self, spec: EntitySpec, since: dt.datetime | None) -> Iterator[SourceRow]:
+        sql, since_parameters = _main_query(spec, since)
+        selected = _main_selection(spec)
+        with self._reading():
+            last_marq = _LOWEST_MARQ
+            while True:
+                page = self._fetch_page(sql, [last_marq, *since_parameters])
+                if not page:
+                    return
+                mains = [_Values.of(row, selected) for row in page]
+                children = {child.name: self._child_rows(child, mains) for child in spec.children}
+                for values in mains:
+                    yield self._source_row(spec, values, children)
+                if len(page) < self._batch_rows:
+                    return
+                last_marq = page[-1][0]
+
+    def _keys(self, spec: EntitySpec) -> Iterator[str]:
+        alias = spec.alias
+        columns = ", ".join(f"{alias}.{column}" for column in spec.key_columns)
+        where = _where(spec, [f"{alias}.{MARQ} > ?"])
+        sql = f"SELECT {alias}.{MARQ}, {columns} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
+        key_selection = _column_selection(alias, spec.table, spec.key_columns)
+        with self._reading():
+            last_marq = _LOWEST_MARQ
+            while True:
+                page = self._fetch_page(sql, [last_marq])
+                if not page:
+                    return
+                for row in page:
+                    raw = {name: normalizer(value) for (_, name, normalizer), value in zip(key_selection, row[1:])}
+                    yield spec.key(raw)
+                if len(page) < self._batch_rows:
+                    return
+                last_marq = page[-1][0]
+
+    def _fetch_page(self, sql: str, parameters: Sequence[Any]) -> list:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql, list(parameters))
+            return cursor.fetchmany(self._batch_rows)
+        except pyodbc.Error as error:
+            raise _read_error(error, sql) from None
+        finally:
+            cursor.close()
+
+    def _fetch_all(self, sql: str, parameters: Sequence[Any]) -> Iterator:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql, list(parameters))
+            while rows := cursor.fetchmany(self._batch_rows):
+                yield from rows
+        except pyodbc.Error as error:
+            raise _read_error(error, sql) from None
+        finally:
+            cursor.close()
+
+    def _fetch_one(self, sql: str, parameters: Sequence[Any] = ()):
+        cursor = self._connection.cursor()
+        try:
+            return cursor.execute(sql, list(parameters)).fetchone()
+        except pyodbc.Error as error:
+            raise _read_error(error, sql) from None
+        finally:
+            cursor.close()
+
+    def _has_rows(self, table: str) -> bool:
+        return table_exists(self._connection, table) and self._fetch_one(f"SELECT COUNT(*) FROM {table}")[0] > 0
+
+    @contextmanager
+    def _reading(self):
+        """Ends the read transaction once the last open read finishes (fresh data next time)."""
+        self._active_reads += 1
+        try:
+            yield
+        finally:
+            self._active_reads -= 1
+            if self._active_reads == 0:
+                try:
+                    self._connection.rollback()
+                except pyodbc.Error:
+                    pass
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _child_rows(self, child: Child, mains: list[_Values]) -> dict[tuple, list[_Values]]:
+        """The child rows of a page of main rows, grouped by their link to the parent."""
+        parent_columns = [parent for _, parent in child.link]
+        child_columns = [mine for mine, _ in child.link]
+        links: dict[tuple, tuple] = {}
+        for values in mains:
+            links.setdefault(_match_key(values.raw, parent_columns),
+                             tuple(values.raw.get(column) for column in parent_columns))
+        candidates = [sorted({link[i] for link in links.values() if link[i] is not None}, key=repr)
+                      for i in range(len(child.link))]
+        if not all(candidates):
+            return {}
+        *fixed, varying = candidates
+        selected = _child_selection(child)
+        order = ", ".join(f"{child.alias}.{column}" for column in (*child_columns, *child.order_by))
+        grouped: dict[tuple, list[_Values]] = {}
+        for start in range(0, len(varying), MAX_PARAMETERS_PER_QUERY):
+            conditions, parameters = [], []
+            for column, values in zip(child_columns, [*fixed, varying[start:start + MAX_PARAMETERS_PER_QUERY]]):
+                conditions.append(f"{child.alias}.{column} IN ({', '.join('?' * len(values))})")
+                parameters += values
+            if child.filter:
+                conditions.append(child.filter)
+            sql = (f"SELECT {', '.join(expr for expr, _, _ in selected)} FROM {_child_from(child)}"
+                   f" WHERE {' AND '.join(conditions)} ORDER BY {order}")
+            for row in self._fetch_all(sql, parameters):
+                values = _Values.of(row, selected)
+                link = _match_key(values.raw, child_columns)
+                if link in links:
+                    grouped.setdefault(link, []).append(values)
+        return grouped
+
+    def _source_row(self, spec: EntitySpec, main: _Values, children: dict[str, dict]) -> SourceRow:
+        raw = dict(main.raw)
+        problems = list(main.problems)
+        modified = [main.modified]
+        for child in spec.children:
+            rows = children[child.name].get(_match_key(raw, [parent for _, parent in child.link]), [])
+            raw[child.name] = [row.raw for row in rows]
+            for row in rows:
+                problems += row.problems
+                modified.append(row.modified)
+        key = spec.key(raw)
+        raw_hash = content_hash(raw)
+        latest = max((moment for moment in modified if moment is not None), default=None)
+        entity = spec.entity.value
+        who = f"{entity} '{key}'" if key else f"{entity} (cbMarq {main.marq})"
+        record, error = None, None
+        problems += spec.problems(raw)
+        try:
+            data = spec.to_canonical(raw)
+        except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+            data, problems = None, problems + [f"cannot be mapped ({exc})"]
+        if data is not None:
+            try:
+                parsed = parse_record(spec.entity, {**data, "key": key})
+            except ValidationError as exc:
+                error = describe_validation_error(exc, entity=entity, key=key or None)
+            else:
+                if not problems:
+                    record = parsed.model_dump(mode="json")
+        if problems:
+            error = (error + "; " if error else f"{who} cannot be synced: ") + "; ".join(problems)
+        return SourceRow(entity=spec.entity, key=key, record=record, error=error, raw_hash=raw_hash,
+                         modified=latest, marq=main.marq)
+
+    # --- identity ---------------------------------------------------------------------------
+
+    def _sqlite_identity(self) -> tuple[str, dt.datetime | None]:
+        if table_exists(self._connection, EMULATION_TABLE):
+            row = self._fetch_one(f"SELECT ES_DatabaseName, ES_CreateDate FROM {EMULATION_TABLE}")
+            if row and row[0]:
+                return str(row[0]), normalize.datetime_(row[1])
+        path = self._connection.getinfo(pyodbc.SQL_DATABASE_NAME) or "sqlite"
+        created = None
+        if self._has_rows("P_DOSSIER"):
+            created = normalize.datetime_(self._fetch_one("SELECT cbCreation FROM P_DOSSIER ORDER BY cbMarq")[0])
+        return Path(path).stem, created
+
+    def _sqlserver_identity(self) -> tuple[str, dt.datetime | None]:
+        name = str(self._fetch_one("SELECT DB_NAME()")[0])
+        try:
+            created = self._fetch_one("SELECT create_date FROM sys.databases WHERE name = DB_NAME()")
+        except RetryableError:
+            created = None
+        return name, normalize.datetime_(created[0]) if created else None
+
+    def _entity_spec(self, entity: Entity | str) -> EntitySpec:
+        try:
+            return self._spec[Entity(entity)]
+        except (KeyError, ValueError):
+            raise ValueError(f"this Sage source has no entity {entity!r}") from None
+
+
+# --- SQL building (portable subset) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Values:
+    """One fetched row, normalised: raw values (no technical columns) plus cbMarq and the
+    latest change time of the row and of the joined rows that refresh it."""
+
+    raw: Raw
+    marq: int
+    modified: dt.datetime | None
+    problems: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row, selected: Selection) -> "_Values":
+        problems: list[str] = []
+        try:
+            values = [normalizer(value) for (_, _, normalizer), value in zip(selected, row)]
+        except ValueError:
+            values = []
+            for (_, name, normalizer), value in zip(selected, row):
+                try:
+                    values.append(normalizer(value))
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+                    values.append(None)
+        raw: Raw = {}
+        latest = None
+        for value, (_, name, _) in zip(values, selected):
+            if name.endswith(MODIFIED):
+                if value is not None and (latest is None or value > latest):
+                    latest = value
+            elif name != MARQ:
+                raw[name] = value
+        return cls(raw, values[0], latest, tuple(problems))
+
+
+Selection = list[tuple[str, str, Callable[[Any], Any]]]
+
+
+def _technical_selection(alias: str) -> Selection:
+    return [(f"{alias}.{MARQ}", MARQ, int), (f"{alias}.{MODIFIED}", MODIFIED, normalize.datetime_)]
+
+
+def _column_selection(alias: str, table: str, columns: Sequence[str]) -> Selection:
+    return [(f"{alias}.{column}", column, normalize.normalizer_for(column_type(table, column))) for column in columns]
+
+
+def _lookup_selection(lookup: Lookup) -> Selection:
+    selected = [(f"{lookup.alias}.{column} AS {lookup.alias}__{column}", f"{lookup.alias}.{column}",
+                 normalize.normalizer_for(column_type(lookup.table, column))) for column in lookup.columns]
+    if lookup.refreshes:
+        selected.append((f"{lookup.alias}.{MODIFIED} AS {lookup.alias}__{MODIFIED}",
+                         f"{lookup.alias}.{MODIFIED}", normalize.datetime_))
+    return selected
+
+
+def _main_selection(spec: EntitySpec) -> Selection:
+    """(SQL expression, raw name, normaliser) of every selected column, cbMarq first."""
+    selected = _technical_selection(spec.alias) + _column_selection(spec.alias, spec.table, spec.columns)
+    for lookup in spec.lookups:
+        selected += _lookup_selection(lookup)
+    return selected
+
+
+def _child_selection(child: Child) -> Selection:
+    selected = _technical_selection(child.alias) + _column_selection(child.alias, child.table, child.columns)
+    for lookup in child.lookups:
+        selected += _lookup_selection(lookup)
+    return selected
+
+
+def _join(lookup: Lookup, owner: str) -> str:
+    condition = " AND ".join(f"{lookup.alias}.{mine} = {owner}.{theirs}" for mine, theirs in lookup.on)
+    return f" {'INNER' if lookup.inner else 'LEFT'} JOIN {lookup.table} {lookup.alias} ON {condition}"
+
+
+def _from(spec: EntitySpec) -> str:
+    return f"{spec.table} {spec.alias}" + "".join(_join(lookup, spec.alias) for lookup in spec.lookups)
+
+
+def _child_from(child: Child) -> str:
+    return f"{child.table} {child.alias}" + "".join(_join(lookup, child.alias) for lookup in child.lookups)
+
+
+def _where(spec: EntitySpec, conditions: list[str]) -> str:
+    clauses = [clause for clause in [spec.filter, *(lookup.filter for lookup in spec.lookups if lookup.inner),
+                                     *conditions] if clause]
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _since_clause(spec: EntitySpec) -> tuple[str, int]:
+    """`(own change OR a refreshing joined row changed OR EXISTS a changed child)` and its `?` count."""
+    alias = spec.alias
+    terms = [f"{alias}.{MODIFIED} >= ?"]
+    terms += [f"{lookup.alias}.{MODIFIED} >= ?" for lookup in spec.lookups if lookup.refreshes]
+    for child in spec.children:
+        link = " AND ".join(f"{child.alias}.{mine} = {alias}.{theirs}" for mine, theirs in child.link)
+        changed = [f"{child.alias}.{MODIFIED} >= ?"]
+        changed += [f"{lookup.alias}.{MODIFIED} >= ?" for lookup in child.lookups if lookup.refreshes]
+        conditions = [link] + ([child.filter] if child.filter else []) + [f"({' OR '.join(changed)})"]
+        terms.append(f"EXISTS (SELECT 1 FROM {_child_from(child)} WHERE {' AND '.join(conditions)})")
+    sql = "(" + " OR ".join(terms) + ")"
+    return sql, sql.count("?")
+
+
+def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]:
+    """The paged query of `spec` (first parameter: the last cbMarq read) and its `since` parameters."""
+    alias = spec.alias
+    conditions = [f"{alias}.{MARQ} > ?"]
+    parameters: list = []
+    if since is not None:
+        clause, count = _since_clause(spec)
+        conditions.append(clause)
+        parameters = [since] * count
+    columns = ", ".join(expr for expr, _, _ in _main_selection(spec))
+    sql = f"SELECT {columns} FROM {_from(spec)}{_where(spec, conditions)} ORDER BY {alias}.{MARQ}"
+    return sql, parameters
+
+
+def _match_key(raw: Raw, columns: Sequence[str]) -> tuple:
+    """Link values compared the way SQL Server's default collation does (case, trailing spaces)."""
+    return tuple(value.rstrip().upper() if isinstance(value, str) else value
+                 for value in (raw.get(column) for column in columns))
+
+
+def _read_error(error: pyodbc.Error, sql: str) -> Exception:
+    message = str(error.args[-1] if error.args else error).splitlines()[0]
+    if isinstance(error, pyodbc.ProgrammingError):
+        return ConfigurationError("The Sage database does not have the tables or columns the connector reads.",
+                                  detail=f"{message} in: {sql[:200]}")
+    return RetryableError("Reading the Sage database failed; the read will be retried.", detail=message)
