@@ -11,7 +11,6 @@ The key comes from `[status] function_key`; when unset, one is generated and pri
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import inspect
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from shared.config import Settings, StatusSettings, load_settings
+from shared.config import StatusSettings
 from shared.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -317,23 +316,3 @@ def start_status_server(settings: StatusSettings, *, app=None, port: Optional[in
     out.flush()
     return server
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("status-server", help="serve the status endpoints and page on 127.0.0.1")
-    parser.add_argument("--settings", dest="status_settings", default=None,
-                        help="the settings file (TOML); SSMCONN__* environment variables override it")
-    parser.add_argument("--port", type=int, default=None, help="the port (default: [status] port)")
-    parser.set_defaults(handler=_serve)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from functions import context
-
-    settings: Settings = load_settings(args.status_settings)
-    context.configure(settings)
-    server = start_status_server(settings.status, port=args.port)
-    try:
-        threading.Event().wait()
-    finally:
-        server.stop()
-    return 0

@@ -23,7 +23,6 @@ from shared.status.report import (
     IncidentStatus,
     JournalStatus,
     PendingStatus,
-    RunStatus,
     StatusReport,
 )
 
@@ -449,7 +448,8 @@ def render_status_page(report: StatusReport, *, key: Optional[str] = None) -> st
 <body>
 <header class="page">
   <h1>Synchronisation Sage ⇄ Sage Sales Management</h1>
-  <p>Groupe de dossiers <strong>{_e(report.group)}</strong> · état au {_time(report.generated_at)} ({TIME_ZONE_LABEL})</p>
+  <p>Groupe de dossiers <strong>{_e(report.group)}</strong>
+     · état au {_time(report.generated_at)} ({TIME_ZONE_LABEL})</p>
 </header>
 <main>
 {_filters(report, key, _entities(report))}

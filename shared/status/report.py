@@ -249,21 +249,29 @@ def _newest_first(incidents: list[Incident]) -> list[Incident]:
     return sorted(incidents, key=lambda i: (_aware(i.last_seen), i.entity, i.key), reverse=True)
 
 
-# First matching rule wins: (condition on dossier, newest run, open incidents, any completed run).
-_HEALTH_RULES: tuple[tuple[Callable[[Dossier, Optional[Run], int, bool], bool], Health], ...] = (
-    (lambda d, last, open_, done: not d.active, Health.INACTIVE),
-    (lambda d, last, open_, done: last is not None and last.state is RunState.FAILED, Health.ERROR),
-    (lambda d, last, open_, done: not done, Health.NEVER_SYNCED),
-    (lambda d, last, open_, done: open_ > 0 or (last is not None and last.state is RunState.PARTIAL),
-     Health.ATTENTION),
+@dataclass(frozen=True)
+class _HealthFacts:
+    active: bool
+    last_run_state: Optional[RunState]
+    open_incidents: int
+    ever_completed: bool
+
+
+# The first rule that holds gives the health; none holding means OK.
+_HEALTH_RULES: tuple[tuple[Callable[[_HealthFacts], bool], Health], ...] = (
+    (lambda f: not f.active, Health.INACTIVE),
+    (lambda f: f.last_run_state is RunState.FAILED, Health.ERROR),
+    (lambda f: not f.ever_completed, Health.NEVER_SYNCED),
+    (lambda f: f.open_incidents > 0 or f.last_run_state is RunState.PARTIAL, Health.ATTENTION),
 )
 
 
 def _health(dossier: Dossier, runs: list[Run], open_incidents: int) -> Health:
-    last = runs[0] if runs else None
-    done = any(r.state in COMPLETED_RUN_STATES and r.ended_at for r in runs)
-    for condition, health in _HEALTH_RULES:
-        if condition(dossier, last, open_incidents, done):
+    facts = _HealthFacts(
+        active=dossier.active, last_run_state=runs[0].state if runs else None, open_incidents=open_incidents,
+        ever_completed=any(r.state in COMPLETED_RUN_STATES and r.ended_at for r in runs))
+    for holds, health in _HEALTH_RULES:
+        if holds(facts):
             return health
     return Health.OK
 
@@ -302,7 +310,8 @@ class StatusReader:
         if query.dossier in (None, GROUP_INCIDENTS_DOSSIER):
             group_incidents = self._incidents(GROUP_INCIDENTS_DOSSIER, query)
         return StatusReport(
-            group=self.group, generated_at=now, query=query, dossier_choices=[DossierChoice(id=d.id, name=d.name, active=d.active) for d in known],
+            group=self.group, generated_at=now, query=query,
+            dossier_choices=[DossierChoice(id=d.id, name=d.name, active=d.active) for d in known],
             dossiers=[self._dossier_status(d, query, now) for d in dossiers],
             group_incidents=[_incident_status(i) for i in group_incidents[:query.incidents]],
             group_incidents_total=len(group_incidents))

@@ -132,7 +132,8 @@ def incident_rows(container: Node) -> list[list[str]]:
     rows = []
     for table in container.find_all("table"):
         if squash(table.find_all("caption")[0].text()).startswith("Incidents"):
-            rows += [[squash(td.text()) for td in tr.find_all("td")] for tr in table.find_all("tbody")[0].find_all("tr")]
+            body = table.find_all("tbody")[0]
+            rows += [[squash(td.text()) for td in tr.find_all("td")] for tr in body.find_all("tr")]
     return rows
 
 

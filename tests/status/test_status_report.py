@@ -190,6 +190,21 @@ def test_pending_work_counted_per_dossier_session(store, tmp_path):
     bus.close()
 
 
+def test_lag_includes_the_age_of_the_oldest_pending_message(store, tmp_path):
+    sent_at = {"t": ago(minutes=5)}
+    bus = LocalBus(str(tmp_path / "bus.db"), clock=lambda: sent_at["t"].timestamp())
+    bus.send("sage-commands", [OutgoingMessage(body=b"{}", message_id="c1", session_id="BIJOU")])
+    sent_at["t"] = ago(minutes=2)
+    bus.send("sage-changes", [OutgoingMessage(body=b"{}", message_id="m1", session_id="BIJOU")])
+    bus.send("sage-changes", [OutgoingMessage(body=b"{}", message_id="m2", session_id="NEUF")])
+    dossiers = by_id(StatusReader(store, bus=bus, clock=lambda: NOW).report())
+    assert dossiers["BIJOU"].lag.oldest_pending_at == ago(minutes=5)
+    assert dossiers["BIJOU"].lag.oldest_pending_seconds == 300
+    assert dossiers["NEUF"].lag.oldest_pending_seconds == 120
+    assert dossiers["ARCHIVE"].lag.oldest_pending_at is None
+    bus.close()
+
+
 def test_without_a_bus_pending_is_not_reported(reader):
     assert all(d.pending is None for d in reader.report().dossiers)
 

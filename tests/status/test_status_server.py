@@ -123,3 +123,11 @@ def test_a_configured_key_is_used_and_not_printed(served_reader, client):
         assert client.get(server.url("status"), headers={"x-functions-key": "configured-key"}).status_code == 200
     finally:
         server.stop()
+
+
+def test_the_function_app_itself_is_served(served_reader, client):
+    with FunctionHttpServer(function_key=KEY) as server:
+        assert {f.name for f in server.functions} >= {"status", "status_page", "status_dossier"}
+        assert client.get(server.url("status/page")).status_code == 401
+        response = client.get(server.url("status/dossiers/BIJOU"), headers={"x-functions-key": KEY})
+        assert response.status_code == 200 and response.json()["open_incidents"] == 4
