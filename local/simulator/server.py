@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -95,9 +96,13 @@ class SsmSimulator:
         self.public_key = f"fm-pub-{self._rng.getrandbits(48):012x}"
         self.private_key = f"fm-priv-{self._rng.getrandbits(128):032x}"
         self.error_shape: str | None = None   # None: rotate among ERROR_SHAPES
+        self.max_page_size = MAX_PAGE_SIZE    # larger X-FM-Entity-Count values are capped to this
+        self.max_in_flight = 0                # most requests seen being served at once
+        self._in_flight = 0
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
+        self._retired_tokens: list[str] = []
         self._user_keys: dict[str, tuple[str, int]] = {}   # public key → (private key, user id)
         self._shape_turn = 0
         self._stopping = threading.Event()
@@ -110,8 +115,8 @@ class SsmSimulator:
         handler = type("SsmHandler", (_Handler,), {"simulator": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ssm-simulator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="ssm-simulator", daemon=True)
         self._thread.start()
         return self
 
@@ -221,8 +226,23 @@ class SsmSimulator:
     def expire_sessions(self) -> None:
         self.faults.expire_sessions()
 
+    def issued_tokens(self) -> list[str]:
+        """Every session token handed out so far (to check that none leaks into logs)."""
+        with self._lock:
+            return list(self._sessions) + list(self._retired_tokens)
+
     # --- one request --------------------------------------------------------------------------
     def _serve(self, handler: "_Handler") -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            self._serve_one(handler)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _serve_one(self, handler: "_Handler") -> None:
         method = handler.command
         url = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -356,13 +376,14 @@ class SsmSimulator:
             raise SimError(401, "Invalid session key" if token else "X-Session-Key header missing")
         if session.generation != self.faults.session_generation or self.clock() >= session.expires_at:
             with self._lock:
-                self._sessions.pop(token, None)
+                if self._sessions.pop(token, None) is not None:
+                    self._retired_tokens.append(token)
             raise SimError(401, "Session expired")
         return session.principal
 
     def _list(self, resource: str, query: dict, headers) -> _Answer:
         size = _non_negative(headers.get("X-FM-Entity-Count"), DEFAULT_PAGE_SIZE, "X-FM-Entity-Count")
-        size = max(1, min(size, MAX_PAGE_SIZE))
+        size = max(1, min(size, self.max_page_size))
         page_text = query.get("page", headers.get("X-FM-Page"))
         page = _non_negative(page_text, 0, "page")
         rows = self.store.query(resource, where=query.get("where"), order=query.get("order"),
@@ -384,7 +405,12 @@ class SsmSimulator:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
+    wbufsize = -1            # headers and body leave in one write, flushed after each request
     simulator: SsmSimulator
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):
         self.simulator._serve(self)
@@ -402,6 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except OSError:
             self.close_connection = True
 

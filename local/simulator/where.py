@@ -314,17 +314,19 @@ def order_records(records: list[dict], terms: list[tuple[str, bool]]) -> list[di
     """Sorted by the order terms, then by id; nulls first ascending, last descending."""
     result = sorted(records, key=lambda r: r.get("id") or 0)
     for name, descending in reversed(terms):
-        def key(record, name=name):
-            value = _field(record, name)
-            if isinstance(value, str):
-                instant = _instant(value)
-                value = instant.timestamp() if instant else value.casefold()
-            return (value is not None, value if value is not None else 0)
         present = [r for r in result if _field(r, name) is not None]
         absent = [r for r in result if _field(r, name) is None]
-        try:
-            present.sort(key=key, reverse=descending)
-        except TypeError:
-            present.sort(key=lambda r: str(key(r)[1]), reverse=descending)
+        present.sort(key=lambda r: _sortable(_field(r, name)), reverse=descending)
         result = (present + absent) if descending else (absent + present)
     return result
+
+
+def _sortable(value: Any) -> tuple:
+    if isinstance(value, str):
+        instant = _instant(value)
+        return (1, instant.timestamp()) if instant else (2, value.casefold())
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (3, str(value))

@@ -241,6 +241,15 @@ class SsmClient:
         where = f"dateCreated>{stamp} OR dateUpdated>{stamp} OR dateDeleted>{stamp}"
         return self.list(resource, where=where, order="id")
 
+    def schema(self, resource: str) -> dict:
+        """`GET /<resource>/schema`: the fields SSM accepts on this tenant, custom `Z_*` ones included."""
+        response = self._call("GET", resource, f"{resource}/schema", what="schema")
+        body = self._json(response, resource)
+        if not isinstance(body, dict):
+            raise SsmRecordError(f"SSM answered the schema of {resource} with something other than "
+                                 f"a description.", status=response.status_code)
+        return body
+
     def lookup_id(self, resource: str, description: str) -> int:
         """The id of a per-tenant entry (account type, branch, sales order status) by description."""
         return self._lookups.id_of(resource, description)
@@ -317,11 +326,12 @@ class SsmClient:
             if attempts > self.max_retries or delay > RETRY_AFTER_CEILING_S:
                 raise self._error(resolution, failure, method, resource, path, record_id, attempts)
             self.stats.add("retries")
-            if failure.status == 429:
-                self._limiter.hold(delay)
             log.warning("SSM %s /%s %s: %s; attempt %d of %d, trying again in %.2f s", method, path,
                         what, failure.reason, attempts, self.max_retries + 1, delay)
-            self._sleep(delay)
+            if failure.status == 429:
+                self._limiter.hold(delay)      # every thread waits; the next acquire sleeps
+            else:
+                self._sleep(delay)
 
     def _send(self, method: str, resource: str, path: str, *, params, json, headers,
               token: str | None) -> tuple[httpx.Response | None, _Failure | None]:

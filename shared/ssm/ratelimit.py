@@ -12,6 +12,10 @@ import time
 from typing import Callable
 
 
+MIN_SLEEP_S = 0.001
+"""Waits shorter than this are not slept: the time passes anyway while the request is built."""
+
+
 class TokenBucket:
     def __init__(self, rate_per_s: float, *, burst: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
@@ -39,7 +43,7 @@ class TokenBucket:
                 self._updated = start
             self._tokens -= 1.0
             wait = (start - now) + max(0.0, -self._tokens) / self.rate_per_s
-        if wait > 0:
+        if wait >= MIN_SLEEP_S:
             self._sleep(wait)
         return max(wait, 0.0)
 

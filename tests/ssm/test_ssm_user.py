@@ -1,0 +1,99 @@
+"""Acting as an ordinary SSM user through the API, and the simulator's command line."""
+from __future__ import annotations
+
+import argparse
+import threading
+
+import httpx
+import pytest
+
+from local.simulator import SsmUserSession
+from local.simulator.cli import register, run
+from shared.errors import SsmRecordError
+
+
+@pytest.fixture
+def rep(sim):
+    email = "marie.rep@demo.example"
+    with SsmUserSession(sim.base_url, *sim.user_credentials(email), email=email) as session:
+        yield session
+
+
+def test_a_rep_edits_a_prospect_and_adds_a_contact(sim, rep):
+    prospect = rep.create_account("Nouvelle Boulangerie", city="Rennes")
+    rep.edit_account(prospect, phone="02 99 00 00 00")
+    contact = rep.create_contact(prospect, first_name="Jeanne", last_name="Morel", email="j@b.example")
+
+    account = sim.record("accounts", prospect)
+    assert account["typeId"]["value"] == "Prospect"
+    assert account["salesRepId1"]["id"] == rep.user_id
+    assert (account["city"], account["phone"]) == ("Rennes", "02 99 00 00 00")
+    assert account["dateUpdated"] is not None
+    assert sim.record("contacts", contact)["accountId"]["id"] == prospect
+
+    rep.delete_contact(contact)
+    assert sim.record("contacts", contact)["deleted"] is True
+
+
+def test_a_rep_cannot_edit_a_client_managed_by_sage(sim, rep):
+    client_id = sim.add_record("accounts", {"name": "Client Sage", "branchId": sim.branch_id,
+                                            "salesRepId1": sim.admin_id, "readOnly": True,
+                                            "typeId": sim.account_type_ids["Client"]})
+    with pytest.raises(SsmRecordError) as caught:
+        rep.edit_account(client_id, name="Renamed")
+    assert "read-only" in caught.value.user_message
+    assert sim.record("accounts", client_id)["name"] == "Client Sage"
+
+
+def test_quote_flow_create_save_and_request_sync(sim, rep):
+    account = rep.create_account("Client Devis")
+    product = sim.add_record("products", {"model": "VIS-10", "price": 0.25})
+    quote = rep.create_quote(account, lines=[{"product_id": product, "quantity": 100, "price": 0.25}])
+
+    record = sim.record("salesorders", quote)
+    assert record["statusId"]["value"] == "Brouillon – En attente"
+    assert record["currencyId"]["value"] == "EUR"
+    assert [(l["productId"]["id"], l["quantity"], l["order"]) for l in rep.quote_lines(quote)] == [(product, 100, 1)]
+
+    sim.store.update("salesorders", quote, {"statusId": sim.status_ids["Brouillon – Validé"]})
+    rep.save_quote(quote, comment="Livraison mardi")
+    assert sim.record("salesorders", quote)["statusId"]["value"] == "Brouillon – En attente"
+
+    rep.request_sync(quote)
+    record = sim.record("salesorders", quote)
+    assert record["statusId"]["value"] == "En attente de synchronisation" and record["readOnly"] is True
+    with pytest.raises(SsmRecordError):
+        rep.save_quote(quote, comment="trop tard")
+    with pytest.raises(SsmRecordError):
+        rep.add_quote_line(quote, product_id=product, quantity=1, price=1)
+
+
+def test_convert_prospect_to_client_just_changes_the_type(sim, rep):
+    prospect = rep.create_account("À convertir")
+    rep.convert_prospect_to_client(prospect)
+    assert sim.record("accounts", prospect)["typeId"]["id"] == sim.account_type_ids["Client"]
+
+
+def test_user_actions_are_recorded_as_calls(sim, rep):
+    sim.reset_calls()
+    rep.create_account("Compté")
+    assert sim.call_count("POST", "accounts") == 1
+
+
+def test_cli_serves_until_stopped_and_prints_keys(capsys):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simulator", "--port", "0", "--latency-ms", "1", "--seed", "4"])
+    ready, stop = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: run(args, ready=ready, stop=stop))
+    worker.start()
+    assert ready.wait(5)
+    printed = capsys.readouterr().out
+    base_url = printed.split("listening on ")[1].split()[0]
+    public = printed.split("public key : ")[1].split()[0]
+    private = printed.split("private key: ")[1].split()[0]
+    answer = httpx.post(base_url + "/login", json={"username": public, "password": private})
+    stop.set()
+    worker.join(5)
+    assert answer.status_code == 200 and answer.json()["token"]
+    assert args.handler is run
