@@ -240,7 +240,11 @@ def _handler_for(server: FunctionHttpServer) -> type[BaseHTTPRequestHandler]:
             if function is None:
                 self._plain(405 if other_method else 404, "Method Not Allowed" if other_method else "Not Found")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._plain(400, "Bad Request: invalid Content-Length")
+                return
             if length > MAX_BODY_BYTES:
                 self._plain(413, "Request Entity Too Large")
                 return
@@ -288,9 +292,11 @@ def _handler_for(server: FunctionHttpServer) -> type[BaseHTTPRequestHandler]:
 
         def _plain(self, status: int, text: str) -> None:
             body = text.encode("utf-8")
+            self.close_connection = True      # an unread request body must not be taken for the next request
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
