@@ -1,0 +1,571 @@
+"""The agent's local state, in one SQLite file beside the agent.
+
+Per dossier it keeps: whether the user selected it, the watermark of each entity, the *shadow*
+(per record: the hashes last sent, so unchanged rows send nothing and deletions are found by
+key comparison), the identity and table probes seen at the last completed run (restore
+detection), and the run history. A run does not touch any of these while it is in flight: its
+outgoing batches and the watermark/shadow/snapshot updates they imply are *staged* in the
+outbox tables, and applied in one local transaction only once the bus accepted every batch.
+One dossier has at most one pending run; a pending run is *sealed* once its last batch (the
+run-end marker) is written, and only sealed runs are ever sent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+SCHEMA_VERSION = 1
+KEY_CHUNK = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dossiers (
+    dossier           TEXT PRIMARY KEY,
+    selected          INTEGER,
+    needs_realignment INTEGER NOT NULL DEFAULT 0,
+    changed_at        TEXT NOT NULL,
+    last_error        TEXT,
+    last_error_at     TEXT,
+    last_success_at   TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watermarks (
+    dossier  TEXT NOT NULL,
+    entity   TEXT NOT NULL,
+    modified TEXT,
+    marq     INTEGER,
+    PRIMARY KEY (dossier, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shadow (
+    dossier     TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    raw_hash    TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    invalid     INTEGER NOT NULL,
+    modified    TEXT,
+    marq        INTEGER,
+    PRIMARY KEY (dossier, entity, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    dossier  TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    probes   TEXT NOT NULL,
+    taken_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_runs (
+    dossier     TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    realignment INTEGER NOT NULL,
+    identity    TEXT NOT NULL,
+    probes      TEXT NOT NULL,
+    sealed      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id         INTEGER PRIMARY KEY,
+    dossier    TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    envelopes  INTEGER NOT NULL,
+    body       BLOB NOT NULL,
+    sent_at    TEXT,
+    UNIQUE (dossier, seq)
+);
+CREATE TABLE IF NOT EXISTS staged_shadow (
+    dossier     TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    raw_hash    TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    invalid     INTEGER NOT NULL,
+    modified    TEXT,
+    marq        INTEGER,
+    deleted     INTEGER NOT NULL,
+    PRIMARY KEY (dossier, entity, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged_watermarks (
+    dossier  TEXT NOT NULL,
+    entity   TEXT NOT NULL,
+    modified TEXT,
+    marq     INTEGER,
+    PRIMARY KEY (dossier, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    dossier     TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    state       TEXT NOT NULL,
+    realignment INTEGER NOT NULL DEFAULT 0,
+    reasons     TEXT NOT NULL DEFAULT '[]',
+    counts      TEXT NOT NULL DEFAULT '{}',
+    batches     INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_dossier ON runs (dossier, run_id);
+"""
+
+_CURRENT_KEYS = """
+CREATE TEMP TABLE IF NOT EXISTS current_keys (
+    entity TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (entity, key)
+) WITHOUT ROWID
+"""
+
+
+class RunState:
+    RUNNING = "running"        # detecting and staging
+    SENDING = "sending"        # sealed: batches written, being sent
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process stopped before the run was sealed; nothing was sent
+
+
+def to_text(value: Optional[dt.datetime]) -> Optional[str]:
+    """A naive (Sage server) datetime as sortable text, or None."""
+    return None if value is None else value.isoformat(timespec="microseconds")
+
+
+def from_text(value: Optional[str]) -> Optional[dt.datetime]:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def utc_text(value: Optional[dt.datetime] = None) -> str:
+    value = value or dt.datetime.now(dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class DossierState:
+    """`selected` is None while the user never selected nor deselected the dossier."""
+
+    dossier: str
+    selected: Optional[bool]
+    needs_realignment: bool
+    changed_at: str
+    last_error: Optional[str]
+    last_error_at: Optional[str]
+    last_success_at: Optional[str]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    modified: Optional[dt.datetime]
+    marq: Optional[int]
+
+
+@dataclass(frozen=True)
+class ShadowEntry:
+    """What was last sent for one record: `record_hash` of the last valid version sent ('' if none)."""
+
+    key: str
+    raw_hash: str
+    record_hash: str
+    invalid: bool
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    entity: str
+    key: str
+    raw_hash: str
+    record_hash: str
+    invalid: bool
+    modified: Optional[dt.datetime]
+    marq: Optional[int]
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    identity: dict[str, Any]
+    probes: dict[str, dict[str, Any]]   # table -> {row_count, max_marq, max_modified}
+    taken_at: str
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    dossier: str
+    run_id: str
+    realignment: bool
+    sealed: bool
+    batches: int
+    unsent: int
+
+
+@dataclass(frozen=True)
+class OutboxBatch:
+    dossier: str
+    run_id: str
+    seq: int
+    message_id: str
+    envelopes: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    dossier: str
+    started_at: str
+    ended_at: Optional[str]
+    state: str
+    realignment: bool
+    reasons: list[str]
+    counts: dict[str, int]
+    batches: int
+    error: Optional[str]
+
+
+class Checkpoint:
+    """The agent's SQLite state file. One instance per process; not shared between threads.
+
+    Writes accumulate in one implicit transaction until `commit()`; every method that completes a
+    step the rest of the design relies on (selection, sealing, marking a batch sent, applying a
+    run) commits by itself.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA temp_store=FILE")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"the agent state {self.path} was written by a newer agent (schema {version})")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.execute(_CURRENT_KEYS)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Checkpoint":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def rollback(self) -> None:
+        self._db.rollback()
+
+    # --- selection ----------------------------------------------------------------------------
+    def dossier_state(self, dossier: str) -> Optional[DossierState]:
+        row = self._db.execute(
+            "SELECT dossier, selected, needs_realignment, changed_at, last_error, last_error_at, last_success_at"
+            " FROM dossiers WHERE dossier = ?", (dossier,)).fetchone()
+        return None if row is None else self._dossier_state(row)
+
+    def dossier_states(self) -> dict[str, DossierState]:
+        rows = self._db.execute(
+            "SELECT dossier, selected, needs_realignment, changed_at, last_error, last_error_at, last_success_at"
+            " FROM dossiers ORDER BY dossier").fetchall()
+        return {row[0]: self._dossier_state(row) for row in rows}
+
+    @staticmethod
+    def _dossier_state(row) -> DossierState:
+        return DossierState(row[0], None if row[1] is None else bool(row[1]), bool(row[2]), *row[3:])
+
+    def select(self, dossier: str) -> bool:
+        """Select a dossier; returns True when it had been deselected (its next run realigns)."""
+        state = self.dossier_state(dossier)
+        again = state is not None and state.selected is False
+        self._db.execute(
+            "INSERT INTO dossiers (dossier, selected, needs_realignment, changed_at) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT (dossier) DO UPDATE SET selected = 1, changed_at = excluded.changed_at,"
+            " needs_realignment = needs_realignment OR excluded.needs_realignment",
+            (dossier, int(again), utc_text()))
+        self._db.commit()
+        return again
+
+    def deselect(self, dossier: str) -> None:
+        self._db.execute(
+            "INSERT INTO dossiers (dossier, selected, changed_at) VALUES (?, 0, ?)"
+            " ON CONFLICT (dossier) DO UPDATE SET selected = 0, changed_at = excluded.changed_at",
+            (dossier, utc_text()))
+        self._db.commit()
+
+    def record_error(self, dossier: str, message: str) -> None:
+        self._ensure_dossier(dossier)
+        self._db.execute("UPDATE dossiers SET last_error = ?, last_error_at = ? WHERE dossier = ?",
+                         (message, utc_text(), dossier))
+        self._db.commit()
+
+    def _ensure_dossier(self, dossier: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO dossiers (dossier, selected, changed_at) VALUES (?, NULL, ?)",
+                         (dossier, utc_text()))
+
+    # --- watermarks, shadow, snapshot (the applied state) ---------------------------------------
+    def watermarks(self, dossier: str) -> dict[str, Watermark]:
+        rows = self._db.execute("SELECT entity, modified, marq FROM watermarks WHERE dossier = ?", (dossier,))
+        return {entity: Watermark(from_text(modified), marq) for entity, modified, marq in rows}
+
+    def shadow_lookup(self, dossier: str, entity: str, keys: list[str]) -> dict[str, ShadowEntry]:
+        found: dict[str, ShadowEntry] = {}
+        for start in range(0, len(keys), KEY_CHUNK):
+            part = keys[start:start + KEY_CHUNK]
+            marks = ",".join("?" * len(part))
+            for key, raw_hash, record_hash, invalid in self._db.execute(
+                    f"SELECT key, raw_hash, record_hash, invalid FROM shadow"
+                    f" WHERE dossier = ? AND entity = ? AND key IN ({marks})", (dossier, entity, *part)):
+                found[key] = ShadowEntry(key, raw_hash, record_hash, bool(invalid))
+        return found
+
+    def shadow_counts(self, dossier: str) -> dict[str, dict[str, int]]:
+        rows = self._db.execute("SELECT entity, COUNT(*), SUM(invalid) FROM shadow WHERE dossier = ?"
+                                " GROUP BY entity", (dossier,))
+        return {entity: {"records": total, "invalid": int(invalid or 0)} for entity, total, invalid in rows}
+
+    def has_shadow(self, dossier: str) -> bool:
+        return self._db.execute("SELECT 1 FROM shadow WHERE dossier = ? LIMIT 1", (dossier,)).fetchone() is not None
+
+    def snapshot(self, dossier: str) -> Optional[Snapshot]:
+        row = self._db.execute("SELECT identity, probes, taken_at FROM snapshots WHERE dossier = ?",
+                               (dossier,)).fetchone()
+        return None if row is None else Snapshot(json.loads(row[0]), json.loads(row[1]), row[2])
+
+    # --- keys currently in Sage (a temporary table, so 1M keys never sit in a Python set) -------
+    def clear_current_keys(self) -> None:
+        self._db.execute("DELETE FROM temp.current_keys")
+
+    def load_current_keys(self, entity: str, keys: Iterable[str], chunk: int = 5000) -> int:
+        """Stream one entity's keys into the temporary key table; returns how many."""
+        self._db.execute("DELETE FROM temp.current_keys WHERE entity = ?", (entity,))
+        total = 0
+        buffer: list[tuple[str, str]] = []
+        for key in keys:
+            buffer.append((entity, key))
+            if len(buffer) >= chunk:
+                self._db.executemany("INSERT OR IGNORE INTO temp.current_keys VALUES (?, ?)", buffer)
+                total += len(buffer)
+                buffer.clear()
+        if buffer:
+            self._db.executemany("INSERT OR IGNORE INTO temp.current_keys VALUES (?, ?)", buffer)
+            total += len(buffer)
+        return total
+
+    def reverted_keys(self, dossier: str, entity: str, *, max_modified: Optional[dt.datetime],
+                      max_marq: Optional[int], limit: int = 5) -> list[str]:
+        """Keys sent with a cbModification or cbMarq above what the table now holds, yet still in Sage.
+
+        Such a record went back in time: the database was restored (or its clock moved back).
+        A record that is simply gone (deleted) is not returned.
+        """
+        rows = self._db.execute(
+            "SELECT s.key FROM shadow s JOIN temp.current_keys c ON c.entity = s.entity AND c.key = s.key"
+            " WHERE s.dossier = ? AND s.entity = ? AND ((? IS NOT NULL AND s.modified > ?)"
+            "       OR (? IS NOT NULL AND s.marq > ?)) ORDER BY s.key LIMIT ?",
+            (dossier, entity, to_text(max_modified), to_text(max_modified), max_marq, max_marq, limit))
+        return [row[0] for row in rows]
+
+    def count_unknown_keys(self, dossier: str, entity: str) -> int:
+        """Keys in Sage that were never sent and that the pending run has not read either."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM temp.current_keys c WHERE c.entity = :e"
+            " AND NOT EXISTS (SELECT 1 FROM shadow s WHERE s.dossier = :d AND s.entity = :e AND s.key = c.key)"
+            " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
+            "                 AND g.key = c.key)", {"d": dossier, "e": entity}).fetchone()[0]
+
+    def deleted_keys(self, dossier: str, entity: str, page: int = 1000) -> Iterator[str]:
+        """Keys sent before (or upserted by the pending run) that are not in Sage any more.
+
+        Keys upserted by the pending run are excluded from the deleted set even when absent from
+        the key table, because the key table was filled before the run read its changes. Paged
+        by key, so the caller may write between pages.
+        """
+        last = ""
+        while True:
+            rows = self._db.execute(
+                "SELECT s.key FROM shadow s WHERE s.dossier = :d AND s.entity = :e AND s.key > :last"
+                " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
+                " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
+                "                 AND g.key = s.key)"
+                " ORDER BY s.key LIMIT :page", {"d": dossier, "e": entity, "last": last, "page": page}).fetchall()
+            if not rows:
+                return
+            for (key,) in rows:
+                yield key
+            last = rows[-1][0]
+
+    # --- the pending run: staging and outbox ---------------------------------------------------
+    def begin_pending(self, dossier: str, run_id: str, *, realignment: bool, identity: dict, probes: dict) -> None:
+        if self.pending(dossier) is not None:
+            raise RuntimeError(f"dossier {dossier} still has a pending run; send or discard it first")
+        self._db.execute("INSERT INTO pending_runs (dossier, run_id, realignment, identity, probes)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         (dossier, run_id, int(realignment), json.dumps(identity, sort_keys=True),
+                          json.dumps(probes, sort_keys=True)))
+
+    def staged_keys(self, dossier: str, entity: str, keys: list[str]) -> set[str]:
+        """Which of `keys` the pending run already staged."""
+        found: set[str] = set()
+        for start in range(0, len(keys), KEY_CHUNK):
+            part = keys[start:start + KEY_CHUNK]
+            marks = ",".join("?" * len(part))
+            found.update(row[0] for row in self._db.execute(
+                f"SELECT key FROM staged_shadow WHERE dossier = ? AND entity = ? AND key IN ({marks})",
+                (dossier, entity, *part)))
+        return found
+
+    def stage_records(self, dossier: str, records: Iterable[StagedRecord]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO staged_shadow (dossier, entity, key, raw_hash, record_hash, invalid,"
+            " modified, marq, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(dossier, r.entity, r.key, r.raw_hash, r.record_hash, int(r.invalid), to_text(r.modified), r.marq,
+              int(r.deleted)) for r in records])
+
+    def stage_watermark(self, dossier: str, entity: str, watermark: Watermark) -> None:
+        self._db.execute("INSERT OR REPLACE INTO staged_watermarks (dossier, entity, modified, marq)"
+                         " VALUES (?, ?, ?, ?)", (dossier, entity, to_text(watermark.modified), watermark.marq))
+
+    def add_batch(self, dossier: str, run_id: str, seq: int, message_id: str, envelopes: int, body: bytes) -> None:
+        self._db.execute("INSERT INTO outbox (dossier, run_id, seq, message_id, envelopes, body)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", (dossier, run_id, seq, message_id, envelopes, body))
+
+    def seal(self, dossier: str, run_id: str, counts: dict[str, int], notes: list[str] = ()) -> None:
+        """The pending run is complete: from now on it will be sent, even after a crash."""
+        cursor = self._db.execute("UPDATE pending_runs SET sealed = 1 WHERE dossier = ? AND run_id = ?",
+                                  (dossier, run_id))
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"no pending run {run_id} for dossier {dossier}")
+        self._db.execute("UPDATE runs SET state = ?, counts = ?,"
+                         " batches = (SELECT COUNT(*) FROM outbox WHERE dossier = ?) WHERE run_id = ?",
+                         (RunState.SENDING, json.dumps(counts), dossier, run_id))
+        for note in notes:
+            self._db.execute("UPDATE runs SET reasons = json_insert(reasons, '$[#]', ?) WHERE run_id = ?",
+                             (note, run_id))
+        self._db.commit()
+
+    def pending(self, dossier: str) -> Optional[PendingRun]:
+        row = self._db.execute(
+            "SELECT p.run_id, p.realignment, p.sealed,"
+            " (SELECT COUNT(*) FROM outbox o WHERE o.dossier = p.dossier),"
+            " (SELECT COUNT(*) FROM outbox o WHERE o.dossier = p.dossier AND o.sent_at IS NULL)"
+            " FROM pending_runs p WHERE p.dossier = ?", (dossier,)).fetchone()
+        if row is None:
+            return None
+        return PendingRun(dossier, row[0], bool(row[1]), bool(row[2]), row[3], row[4])
+
+    def unsent_batches(self, dossier: str) -> Iterator[OutboxBatch]:
+        """The pending run's unsent batches in order, one at a time (bodies are not all loaded)."""
+        last = -1
+        while True:
+            row = self._db.execute(
+                "SELECT run_id, seq, message_id, envelopes, body FROM outbox"
+                " WHERE dossier = ? AND sent_at IS NULL AND seq > ? ORDER BY seq LIMIT 1", (dossier, last)).fetchone()
+            if row is None:
+                return
+            last = row[1]
+            yield OutboxBatch(dossier, row[0], row[1], row[2], row[3], bytes(row[4]))
+
+    def mark_sent(self, dossier: str, seq: int) -> None:
+        self._db.execute("UPDATE outbox SET sent_at = ? WHERE dossier = ? AND seq = ?", (utc_text(), dossier, seq))
+        self._db.commit()
+
+    def apply_pending(self, dossier: str) -> str:
+        """Apply a fully sent run in one transaction: shadow, watermarks, snapshot, history.
+
+        Returns the run id. Raises RuntimeError if the run is not sealed or a batch is unsent.
+        """
+        pending = self.pending(dossier)
+        if pending is None or not pending.sealed or pending.unsent:
+            raise RuntimeError(f"dossier {dossier}: no fully sent run to apply")
+        db = self._db
+        db.commit()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if pending.realignment:
+                db.execute("DELETE FROM watermarks WHERE dossier = ?", (dossier,))
+            db.execute("DELETE FROM shadow WHERE dossier = ? AND EXISTS (SELECT 1 FROM staged_shadow g"
+                       " WHERE g.dossier = shadow.dossier AND g.entity = shadow.entity AND g.key = shadow.key"
+                       " AND g.deleted = 1)", (dossier,))
+            db.execute("INSERT OR REPLACE INTO shadow (dossier, entity, key, raw_hash, record_hash, invalid,"
+                       " modified, marq) SELECT dossier, entity, key, raw_hash, record_hash, invalid, modified, marq"
+                       " FROM staged_shadow WHERE dossier = ? AND deleted = 0", (dossier,))
+            db.execute("INSERT OR REPLACE INTO watermarks (dossier, entity, modified, marq)"
+                       " SELECT dossier, entity, modified, marq FROM staged_watermarks WHERE dossier = ?", (dossier,))
+            db.execute("INSERT OR REPLACE INTO snapshots (dossier, identity, probes, taken_at)"
+                       " SELECT dossier, identity, probes, ? FROM pending_runs WHERE dossier = ?",
+                       (utc_text(), dossier))
+            self._clear_pending(dossier)
+            self._ensure_dossier(dossier)
+            db.execute("UPDATE dossiers SET needs_realignment = 0, last_error = NULL, last_error_at = NULL,"
+                       " last_success_at = ? WHERE dossier = ?", (utc_text(), dossier))
+            db.execute("UPDATE runs SET state = ?, ended_at = ?, error = NULL WHERE run_id = ?",
+                       (RunState.SUCCEEDED, utc_text(), pending.run_id))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return pending.run_id
+
+    def discard_pending(self, dossier: str, *, reason: str, state: str = RunState.INTERRUPTED) -> Optional[str]:
+        """Drop an unsealed pending run (nothing of it was sent); returns its run id."""
+        pending = self.pending(dossier)
+        if pending is None:
+            return None
+        if pending.sealed:
+            raise RuntimeError(f"dossier {dossier}: run {pending.run_id} is sealed and must be sent, not discarded")
+        self._db.rollback()
+        self._clear_pending(dossier)
+        self._db.execute("UPDATE runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ? AND state = ?",
+                         (state, utc_text(), reason, pending.run_id, RunState.RUNNING))
+        self._db.commit()
+        return pending.run_id
+
+    def _clear_pending(self, dossier: str) -> None:
+        for table in ("staged_shadow", "staged_watermarks", "outbox", "pending_runs"):
+            self._db.execute(f"DELETE FROM {table} WHERE dossier = ?", (dossier,))
+
+    # --- run history --------------------------------------------------------------------------
+    def start_run(self, dossier: str, run_id: str, *, realignment: bool, reasons: list[str]) -> None:
+        self._ensure_dossier(dossier)
+        self._db.execute("INSERT INTO runs (run_id, dossier, started_at, state, realignment, reasons)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (run_id, dossier, utc_text(), RunState.RUNNING, int(realignment), json.dumps(reasons)))
+        self._db.commit()
+
+    def set_run_counts(self, run_id: str, counts: dict[str, int]) -> None:
+        self._db.execute("UPDATE runs SET counts = ? WHERE run_id = ?", (json.dumps(counts), run_id))
+
+    def fail_run(self, dossier: str, run_id: Optional[str], error: str) -> None:
+        """Record a failed run (or, without a run id, a dossier that could not even start one)."""
+        if run_id is not None:
+            self._db.execute("UPDATE runs SET error = ?, ended_at = ?,"
+                             " state = CASE WHEN state = ? THEN ? ELSE state END WHERE run_id = ?",
+                             (error, utc_text(), RunState.RUNNING, RunState.FAILED, run_id))
+        self._db.commit()
+        self.record_error(dossier, error)
+
+    def record_failed_start(self, dossier: str, run_id: str, error: str) -> None:
+        self._ensure_dossier(dossier)
+        now = utc_text()
+        self._db.execute("INSERT INTO runs (run_id, dossier, started_at, ended_at, state, error)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", (run_id, dossier, now, now, RunState.FAILED, error))
+        self._db.commit()
+        self.record_error(dossier, error)
+
+    def runs(self, dossier: Optional[str] = None, limit: int = 20) -> list[RunRecord]:
+        rows = self._db.execute(
+            "SELECT run_id, dossier, started_at, ended_at, state, realignment, reasons, counts, batches, error"
+            " FROM runs WHERE (? IS NULL OR dossier = ?) ORDER BY run_id DESC LIMIT ?",
+            (dossier, dossier, limit)).fetchall()
+        return [RunRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6]), json.loads(r[7]), r[8], r[9])
+                for r in rows]
+
+    def known_dossiers(self) -> list[str]:
+        rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
+                                " UNION SELECT dossier FROM snapshots ORDER BY 1")
+        return [row[0] for row in rows]

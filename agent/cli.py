@@ -1,0 +1,287 @@
+"""`ssm-connector agent ...`: the agent's command line on the Sage server.
+
+`databases` lists the company databases the agent can see and which are selected; `select` and
+`deselect` choose them; `run-once` runs every selected dossier once; `run` repeats that every
+`--interval` seconds until SIGINT/SIGTERM, finishing the dossier in progress; `state` shows the
+agent's local state (selection, last runs, watermarks, shadow sizes, pending batches, errors).
+Settings come from `--config FILE` (TOML) and `SSMCONN__*` environment variables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from agent.catalog import is_selected, list_databases, selected_dossiers
+from agent.checkpoint import Checkpoint
+from agent.relay import DossierRunResult, run_selected
+from shared.config import Settings, load_settings
+
+COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
+
+
+def register(subparsers) -> None:
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
+    agent = subparsers.add_parser("agent", parents=[config], help="the on-premise agent beside Sage",
+                                  description=__doc__.splitlines()[0])
+    commands = agent.add_subparsers(dest="agent_command", metavar="ACTION")
+    agent.set_defaults(handler=lambda args: _usage(agent))
+
+    databases = commands.add_parser("databases", parents=[config],
+                                    help="list the company databases visible on the server and which are selected")
+    databases.set_defaults(handler=cmd_databases)
+
+    select = commands.add_parser("select", parents=[config], help="synchronise a company database")
+    select.add_argument("dossier", metavar="ID")
+    select.set_defaults(handler=cmd_select)
+
+    deselect = commands.add_parser("deselect", parents=[config], help="stop synchronising a company database")
+    deselect.add_argument("dossier", metavar="ID")
+    deselect.set_defaults(handler=cmd_deselect)
+
+    run_once = commands.add_parser("run-once", parents=[config], help="run every selected dossier once")
+    run_once.add_argument("--dossier", metavar="ID", help="only this dossier")
+    run_once.set_defaults(handler=cmd_run_once)
+
+    run = commands.add_parser("run", parents=[config], help="run continuously until stopped (Ctrl+C, SIGTERM)")
+    run.add_argument("--interval", metavar="S", type=float, help="seconds between runs (default: agent.interval_s)")
+    run.add_argument("--cycles", type=int, default=None, help=argparse.SUPPRESS)
+    run.set_defaults(handler=cmd_run)
+
+    state = commands.add_parser("state", parents=[config], help="show the agent's local state")
+    state.add_argument("--dossier", metavar="ID", help="only this dossier")
+    state.add_argument("--json", action="store_true", help="machine-readable output")
+    state.set_defaults(handler=cmd_state)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _settings(args) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+@contextmanager
+def _checkpoint(settings: Settings) -> Iterator[Checkpoint]:
+    checkpoint = Checkpoint(settings.agent.state_path)
+    try:
+        yield checkpoint
+    finally:
+        checkpoint.close()
+
+
+def _table(rows: list[list[str]], out=None) -> None:
+    out = out or sys.stdout
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+
+
+# --- databases, select, deselect -----------------------------------------------------------------
+def cmd_databases(args) -> int:
+    settings = _settings(args)
+    databases, error = list_databases(settings)
+    with _checkpoint(settings) as checkpoint:
+        rows = [["ID", "COMPANY", "SOURCE", "SELECTED", "LAST RUN"]]
+        for database in databases:
+            runs = checkpoint.runs(database.id, limit=1)
+            last = f"{runs[0].started_at} {runs[0].state}" if runs else "-"
+            selected = "inactive" if not database.active else (
+                "yes" if is_selected(settings, checkpoint, database.id) else "no")
+            rows.append([database.id, database.company_name or "-", database.source, selected, last])
+    if len(rows) > 1:
+        _table(rows)
+    else:
+        print("No company database found: set [agent] server_odbc or list [[dossiers]] in the configuration.")
+    if error:
+        print(f"The Sage server could not be listed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _find(settings: Settings, dossier: str):
+    databases, error = list_databases(settings)
+    return next((d for d in databases if d.id == dossier), None), error
+
+
+def cmd_select(args) -> int:
+    settings = _settings(args)
+    database, error = _find(settings, args.dossier)
+    if database is None:
+        print(f"'{args.dossier}' is not a company database the agent can see"
+              + (f" (the server could not be listed: {error})" if error else "")
+              + "; `agent databases` lists them.", file=sys.stderr)
+        return 2
+    if not database.active:
+        print(f"'{args.dossier}' is deactivated in the configuration (active = false).", file=sys.stderr)
+        return 2
+    with _checkpoint(settings) as checkpoint:
+        again = checkpoint.select(args.dossier)
+        first = checkpoint.snapshot(args.dossier) is None
+    if again:
+        print(f"{args.dossier} selected again: its next run is a full realignment (Sage values take precedence).")
+    elif first:
+        print(f"{args.dossier} selected: its first run reads the whole dossier.")
+    else:
+        print(f"{args.dossier} selected.")
+    return 0
+
+
+def cmd_deselect(args) -> int:
+    settings = _settings(args)
+    database, _ = _find(settings, args.dossier)
+    with _checkpoint(settings) as checkpoint:
+        if database is None and checkpoint.dossier_state(args.dossier) is None:
+            print(f"'{args.dossier}' is not a company database the agent knows.", file=sys.stderr)
+            return 2
+        checkpoint.deselect(args.dossier)
+    print(f"{args.dossier} deselected: nothing is synchronised any more; its records stay in SSM.")
+    return 0
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def _counts_text(counts: dict[str, int]) -> str:
+    return " ".join(f"{name}={counts[name]}" for name in COUNT_ORDER if name in counts)
+
+
+def _print_result(result: DossierRunResult) -> None:
+    if result.recovered_run_id:
+        print(f"{result.dossier}: finished sending run {result.recovered_run_id} left by a previous process")
+    if not result.ok:
+        print(f"{result.dossier}: FAILED: {result.error}")
+        return
+    kind = "realignment" if result.realignment else "incremental"
+    print(f"{result.dossier}: run {result.run_id} {kind} {_counts_text(result.counts)}"
+          f" batches={result.batches_sent}")
+    for reason in result.reasons:
+        print(f"  realignment because {reason}")
+
+
+def _open_bus(settings: Settings):
+    from shared.bus.factory import open_bus
+    return open_bus(settings.bus)
+
+
+def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[threading.Event]) -> list[DossierRunResult]:
+    bus = _open_bus(settings)
+    try:
+        with _checkpoint(settings) as checkpoint:
+            return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
+                                on_result=_print_result)
+    finally:
+        bus.close()
+
+
+def cmd_run_once(args) -> int:
+    settings = _settings(args)
+    with _checkpoint(settings) as checkpoint:
+        if args.dossier and not is_selected(settings, checkpoint, args.dossier):
+            print(f"'{args.dossier}' is not selected; `agent select {args.dossier}` first.", file=sys.stderr)
+            return 2
+        if not args.dossier and not selected_dossiers(settings, checkpoint):
+            print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
+            return 0
+    results = _run_cycle(settings, args.dossier, None)
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
+    return 1 if failed else 0
+
+
+def cmd_run(args) -> int:
+    settings = _settings(args)
+    interval = args.interval if args.interval is not None else settings.agent.interval_s
+    stop = threading.Event()
+
+    def request_stop(signum, frame):
+        print(f"stopping after the dossier in progress ({signal.Signals(signum).name})", flush=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    cycles = 0
+    try:
+        print(f"agent running every {interval:g} s; Ctrl+C or SIGTERM stops it", flush=True)
+        while not stop.is_set():
+            results = _run_cycle(settings, None, stop)
+            cycles += 1
+            failed = sum(1 for r in results if not r.ok)
+            print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
+            if args.cycles is not None and cycles >= args.cycles:
+                break
+            stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("agent stopped", flush=True)
+    return 0
+
+
+# --- state --------------------------------------------------------------------------------------
+def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> list[dict]:
+    configured = {d.id for d in settings.dossiers}
+    dossiers = sorted(set(checkpoint.known_dossiers()) | configured, key=str.lower)
+    report = []
+    for dossier in dossiers:
+        if only and dossier != only:
+            continue
+        state = checkpoint.dossier_state(dossier)
+        pending = checkpoint.pending(dossier)
+        report.append({
+            "dossier": dossier,
+            "selected": is_selected(settings, checkpoint, dossier),
+            "needs_realignment": bool(state and state.needs_realignment),
+            "last_success_at": state.last_success_at if state else None,
+            "last_error": state.last_error if state else None,
+            "last_error_at": state.last_error_at if state else None,
+            "pending": None if pending is None else {
+                "run_id": pending.run_id, "sealed": pending.sealed, "batches": pending.batches,
+                "unsent": pending.unsent},
+            "watermarks": {entity: {"modified": w.modified.isoformat() if w.modified else None, "marq": w.marq}
+                           for entity, w in sorted(checkpoint.watermarks(dossier).items())},
+            "shadow": checkpoint.shadow_counts(dossier),
+            "runs": [{"run_id": r.run_id, "state": r.state, "started_at": r.started_at, "ended_at": r.ended_at,
+                      "realignment": r.realignment, "reasons": r.reasons, "counts": r.counts,
+                      "batches": r.batches, "error": r.error} for r in checkpoint.runs(dossier, limit=5)],
+        })
+    return report
+
+
+def cmd_state(args) -> int:
+    settings = _settings(args)
+    with _checkpoint(settings) as checkpoint:
+        report = _state(settings, checkpoint, args.dossier)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    if not report:
+        print(f"No dossier in the agent state ({settings.agent.state_path}).")
+        return 0
+    print(f"agent state: {settings.agent.state_path}")
+    for item in report:
+        flags = ["selected" if item["selected"] else "not selected"]
+        if item["needs_realignment"]:
+            flags.append("next run realigns")
+        print(f"\n{item['dossier']} ({', '.join(flags)})")
+        print(f"  last success: {item['last_success_at'] or 'never'}")
+        if item["last_error"]:
+            print(f"  last error:   {item['last_error']} (at {item['last_error_at']})")
+        if item["pending"]:
+            p = item["pending"]
+            status = "being sent" if p["sealed"] else "incomplete, will be dropped"
+            print(f"  pending run:  {p['run_id']} {status}, {p['unsent']} of {p['batches']} batch(es) unsent")
+        for entity, mark in item["watermarks"].items():
+            shadow = item["shadow"].get(entity, {"records": 0, "invalid": 0})
+            print(f"  {entity:<15} watermark {mark['modified'] or '-':<27} records {shadow['records']}"
+                  f" (invalid {shadow['invalid']})")
+        for run in item["runs"]:
+            kind = "realignment" if run["realignment"] else "incremental"
+            print(f"  run {run['run_id']} {run['state']:<11} {kind:<11} {_counts_text(run['counts'])}"
+                  + (f" error: {run['error']}" if run["error"] else ""))
+    return 0

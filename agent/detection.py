@@ -1,0 +1,320 @@
+"""Change detection for one dossier: what changed in Sage since the last run, and was it restored?
+
+A run first takes a *signpost* (the Sage server's clock at run start), the table probes and the
+database identity, and streams every entity's keys into the agent's SQLite (a temporary table).
+It then decides whether the run is a *realignment* (first run, dossier selected again, database
+identity changed, records that went back in time, server clock moved back) and reads, entity by
+entity in dependency order, the rows modified since `watermark − overlap` (all rows when
+realigning). The content hash of each row is compared with the *shadow* of what was sent:
+unchanged rows send nothing, rows read again in the overlap are absorbed. Keys in the shadow that
+are no longer in Sage become deletions, sent after every upsert, dependents first. Everything
+the run would change in the agent's state (shadow, watermarks) is *staged*, not applied: the
+relay applies it once the bus has accepted the run's batches.
+
+Restore signals are verified before they trigger a realignment: a table's counters going
+backwards is also what an ordinary deletion of its newest row looks like, so a realignment is
+ordered only when a record that is still in Sage now carries an older `cbModification`/`cbMarq`
+than the one that was sent. Keys present in Sage but neither in the shadow nor read by the run
+(a restored copy brought back deleted rows, or rows were back-dated) make the run re-read that
+entity in full, so no record is ever skipped silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
+
+from agent.checkpoint import Checkpoint, ShadowEntry, StagedRecord, Watermark, to_text
+from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, Envelope, EnvelopeKind, Op,
+                             canonical_json)
+from shared.models import Entity
+from shared.rules import rule_for
+
+LOOKUP_CHUNK = 500
+DELETE_CHUNK = 1000
+# Room, next to a record's own JSON, for the envelope's other fields and the batch frame.
+ENVELOPE_FRAME_BYTES = 1024
+MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES - ENVELOPE_FRAME_BYTES
+
+
+class SageSource(Protocol):
+    """What detection needs from a Sage reader (`agent.sage100.reader.Sage100Reader`)."""
+
+    def entities(self) -> tuple[Entity, ...]: ...
+    def changed(self, entity: Entity, since: Optional[dt.datetime]) -> Iterator[Any]: ...
+    def keys(self, entity: Entity) -> Iterator[str]: ...
+    def probes(self) -> list[Any]: ...
+    def identity(self) -> Any: ...
+
+
+COUNTERS = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
+
+
+@dataclass
+class RunCounts:
+    """What a run did. `resent`: unchanged records sent again because the run realigns."""
+
+    read: int = 0
+    created: int = 0
+    changed: int = 0
+    resent: int = 0
+    deleted: int = 0
+    skipped_unchanged: int = 0
+    invalid: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    dossier: str
+    run_id: str
+    signpost: dt.datetime
+    realignment: bool
+    reasons: tuple[str, ...]
+    identity: dict[str, Any]
+    probes: dict[str, dict[str, Any]]
+
+
+def new_run_id(now: Optional[dt.datetime] = None) -> str:
+    """A unique run id that sorts by start time: UTC timestamp to the microsecond + 6 hex digits."""
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(3)}"
+
+
+def server_now(connection) -> dt.datetime:
+    """The Sage server's clock (naive, server time, as `cbModification` is written).
+
+    SQL Server: `GETDATE()`. The SQLite stand-in: the clock its triggers use.
+    """
+    from agent import odbc
+    from agent.normalize import datetime_
+    from agent.sage100.schema import EMULATION_TABLE, SQLITE_CLOCK, SQLITE_NOW
+
+    if not odbc.is_sqlite(connection):
+        query = "SELECT GETDATE()"
+    elif odbc.table_exists(connection, EMULATION_TABLE):
+        query = f"SELECT {SQLITE_CLOCK}"
+    else:
+        query = f"SELECT {SQLITE_NOW}"
+    cursor = connection.cursor()
+    try:
+        value = cursor.execute(query).fetchone()[0]
+    finally:
+        cursor.close()
+        connection.rollback()
+    moment = datetime_(value)
+    if moment is None:
+        raise ValueError(f"the Sage server returned no usable clock value ({value!r})")
+    return moment
+
+
+def identity_dict(identity: Any) -> dict[str, Any]:
+    created = getattr(identity, "created_at", None)
+    return {"database_name": identity.database_name, "company_name": identity.company_name,
+            "created_at": created.isoformat() if created else None, "fingerprint": identity.fingerprint}
+
+
+def probes_dict(probes: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    return {p.table: {"row_count": int(p.row_count), "max_marq": int(p.max_marq or 0),
+                      "max_modified": to_text(p.max_modified)} for p in probes}
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class ChangeDetector:
+    """Detects one run's changes of one dossier and stages their effect in the checkpoint.
+
+    Use `plan()` once, then iterate `envelopes(plan)` to the end: run-start marker first,
+    run-end marker (with `counts`) last. Staged writes are left uncommitted for the caller.
+    """
+
+    checkpoint: Checkpoint
+    dossier: str
+    source: SageSource
+    overlap: dt.timedelta = dt.timedelta(hours=1)
+    counts: RunCounts = field(default_factory=RunCounts)
+    notes: list[str] = field(default_factory=list)
+    sent_at: Optional[dt.datetime] = None
+
+    # --- planning --------------------------------------------------------------------------
+    def plan(self, run_id: str, signpost: dt.datetime) -> RunPlan:
+        """Probe the dossier, load its current keys and decide whether this run realigns."""
+        probes = probes_dict(self.source.probes())
+        identity = identity_dict(self.source.identity())
+        self.checkpoint.clear_current_keys()
+        for entity in self.source.entities():
+            self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
+        reasons = self._realignment_reasons(signpost, identity, probes)
+        return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes)
+
+    def _realignment_reasons(self, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
+        snapshot = self.checkpoint.snapshot(self.dossier)
+        if snapshot is None:
+            return ["first synchronisation of this dossier"]
+        reasons = []
+        state = self.checkpoint.dossier_state(self.dossier)
+        if state is not None and state.needs_realignment:
+            reasons.append("the dossier was selected again after being deselected")
+        before = snapshot.identity
+        if before.get("fingerprint") != identity["fingerprint"]:
+            changes = [f"{name} {before.get(name)!r} → {identity[name]!r}"
+                       for name in ("database_name", "company_name", "created_at")
+                       if before.get(name) != identity[name]]
+            reasons.append("the Sage database is not the one synchronised before (restored or replaced"
+                           + (": " + ", ".join(changes) if changes else "") + ")")
+        watermarks = self.checkpoint.watermarks(self.dossier)
+        latest_sent = max((w.modified for w in watermarks.values() if w.modified), default=None)
+        if latest_sent is not None and signpost < latest_sent - self.overlap:
+            reasons.append(f"the Sage server clock ({signpost:%Y-%m-%d %H:%M}) is behind the last"
+                           f" synchronised change ({latest_sent:%Y-%m-%d %H:%M})")
+        reverted = self._reverted_records(snapshot.probes, probes, watermarks)
+        if reverted:
+            reasons.append("records went back to an older version (the database was restored from a copy): "
+                           + ", ".join(reverted))
+        return reasons
+
+    def _reverted_records(self, before: dict, now: dict, watermarks: dict[str, Watermark]) -> list[str]:
+        """Records still in Sage whose cbModification or cbMarq is below what was sent."""
+        newest_now = max((p["max_modified"] for p in now.values() if p["max_modified"]), default=None)
+        newest_before = max([p["max_modified"] for p in before.values() if p.get("max_modified")]
+                            + [to_text(w.modified) for w in watermarks.values() if w.modified], default=None)
+        marq_dropped = {table for table, p in now.items()
+                        if table in before and p["max_marq"] < before[table].get("max_marq", 0)}
+        time_dropped = newest_before is not None and (newest_now is None or newest_now < newest_before)
+        if not time_dropped and not marq_dropped:
+            return []
+        found = []
+        for entity in self.source.entities():
+            main_table = rule_for(entity).sage_source[0]
+            probe = now.get(main_table)
+            keys = self.checkpoint.reverted_keys(
+                self.dossier, entity.value,
+                max_modified=dt.datetime.fromisoformat(newest_now) if time_dropped and newest_now else None,
+                max_marq=probe["max_marq"] if probe and main_table in marq_dropped else None)
+            found += [f"{entity.value} '{key}'" for key in keys]
+        return found[:10]
+
+    # --- detection -------------------------------------------------------------------------
+    def envelopes(self, plan: RunPlan) -> Iterator[Envelope]:
+        yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
+                                  realignment=plan.realignment, sent_at=self.sent_at)
+        entities = self.source.entities()
+        watermarks = self.checkpoint.watermarks(self.dossier)
+        for entity in entities:
+            previous = None if plan.realignment else watermarks.get(entity.value)
+            since = None
+            if previous is not None and previous.modified is not None:
+                since = previous.modified - self.overlap
+            newest = self._newest_start(previous)
+            newest = yield from self._upserts(plan, entity, since, newest)
+            missing = 0 if plan.realignment else self.checkpoint.count_unknown_keys(self.dossier, entity.value)
+            if missing:
+                self.notes.append(f"{missing} {entity.value} record(s) in Sage were older than the watermark"
+                                  f" and unknown to the agent; {entity.value} was read in full")
+                newest = yield from self._upserts(plan, entity, None, newest)
+            if newest is not None:
+                modified, marq = newest
+                if modified > plan.signpost:
+                    modified = plan.signpost
+                self.checkpoint.stage_watermark(self.dossier, entity.value, Watermark(modified, marq))
+        for entity in reversed(entities):
+            yield from self._deletions(plan, entity)
+        yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=False,
+                                  counts=self.counts.as_dict(), sent_at=self.sent_at)
+
+    @staticmethod
+    def _newest_start(previous: Optional[Watermark]) -> Optional[tuple[dt.datetime, int]]:
+        if previous is None or previous.modified is None:
+            return None
+        return previous.modified, previous.marq or 0
+
+    def _upserts(self, plan: RunPlan, entity: Entity, since: Optional[dt.datetime],
+                 newest: Optional[tuple[dt.datetime, int]]):
+        """Yield the entity's upserts/invalids; returns the newest (modified, marq) read."""
+        name = entity.value
+        for chunk in _chunks(self.source.changed(entity, since), LOOKUP_CHUNK):
+            keys = [row.key for row in chunk]
+            already = self.checkpoint.staged_keys(self.dossier, name, keys)
+            shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
+            staged: list[StagedRecord] = []
+            out: list[Envelope] = []
+            for row in chunk:
+                self.counts.read += 1
+                if row.modified is not None:
+                    stamp = (row.modified, row.marq or 0)
+                    if newest is None or stamp > newest:
+                        newest = stamp
+                if row.key in already:
+                    continue
+                already.add(row.key)
+                envelope, record = self._compare(plan, name, row, shadow.get(row.key))
+                if envelope is not None:
+                    out.append(envelope)
+                    staged.append(record)
+            if staged:
+                self.checkpoint.stage_records(self.dossier, staged)
+            yield from out
+        return newest
+
+    def _compare(self, plan: RunPlan, entity: str, row: Any,
+                 prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope], Optional[StagedRecord]]:
+        """The envelope to send for one row (None when unchanged) and its staged shadow entry."""
+        last_valid_hash = prior.record_hash if prior else ""
+        if row.record is None:
+            if not plan.realignment and prior is not None and prior.invalid and prior.raw_hash == row.raw_hash:
+                self.counts.skipped_unchanged += 1
+                return None, None
+            error = row.error or f"{entity} '{row.key}' cannot be read from Sage"
+            return self._invalid(plan, entity, row, error, last_valid_hash)
+        text = canonical_json(row.record)
+        record_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        unchanged = prior is not None and not prior.invalid and prior.record_hash == record_hash
+        if unchanged and not plan.realignment:
+            self.counts.skipped_unchanged += 1
+            return None, None
+        if len(text.encode("utf-8")) > MAX_ENVELOPE_BYTES:
+            return self._invalid(plan, entity, row,
+                                 f"{entity} '{row.key}' is too large to send ({len(text) // 1024} KB of data;"
+                                 f" the bus accepts {MAX_ENVELOPE_BYTES // 1024} KB per message)",
+                                 last_valid_hash)
+        if unchanged:
+            self.counts.resent += 1
+        elif last_valid_hash:
+            self.counts.changed += 1
+        else:
+            self.counts.created += 1
+        envelope = Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=plan.run_id, entity=entity,
+                            key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record, sent_at=self.sent_at)
+        return envelope, StagedRecord(entity, row.key, row.raw_hash, record_hash, False, row.modified, row.marq)
+
+    def _invalid(self, plan: RunPlan, entity: str, row: Any, error: str,
+                 last_valid_hash: str) -> tuple[Envelope, StagedRecord]:
+        self.counts.invalid += 1
+        envelope = Envelope.invalid(dossier=self.dossier, run_id=plan.run_id, entity=entity, key=row.key,
+                                    error=error, raw_hash=row.raw_hash, sent_at=self.sent_at)
+        return envelope, StagedRecord(entity, row.key, row.raw_hash, last_valid_hash, True, row.modified, row.marq)
+
+    def _deletions(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope]:
+        name = entity.value
+        for keys in _chunks(self.checkpoint.deleted_keys(self.dossier, name), DELETE_CHUNK):
+            self.checkpoint.stage_records(self.dossier, [StagedRecord(name, key, "", "", False, None, None, deleted=True)
+                                                         for key in keys])
+            self.counts.deleted += len(keys)
+            for key in keys:
+                yield Envelope.change(dossier=self.dossier, run_id=plan.run_id, entity=name, key=key, record=None,
+                                      sent_at=self.sent_at)

@@ -1,0 +1,218 @@
+"""The relay: runs of each dossier, from Sage to the `sage-changes` bus, without loss or duplicates.
+
+One run of one dossier goes through four steps, each safe to interrupt:
+
+1. *Recover*: a run a previous process left behind is finished first. A sealed run (all its
+   batches written) is sent, the batches the bus had already accepted going out again with the
+   same message ids (the bus drops them); an unsealed one never sent anything and is dropped.
+2. *Detect and stage* (`agent.detection`): the run's envelopes, run-start marker first and
+   run-end marker with counts last, are packed into batches (`shared.envelope.pack_batches`)
+   and written to the outbox with the shadow and watermark updates they imply, in bounded
+   chunks. Writing the run-end batch *seals* the run.
+3. *Send*: each outbox batch is sent (body = `EnvelopeBatch.to_bytes()`, session = dossier)
+   and marked sent.
+4. *Apply*: once every batch is accepted, the staged shadow, watermarks and snapshot are applied
+   and the outbox emptied, in one local transaction.
+
+A batch's message id is derived from its content and its run (`outbox_message_id`) and stored
+in the outbox, so a re-send after a crash carries exactly the same id, while a later run that
+happens to send the same envelopes again (a realignment) is not mistaken for a duplicate.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager, Iterator, Optional
+
+from agent.checkpoint import Checkpoint, RunState
+from agent.detection import ChangeDetector, RunCounts, new_run_id, server_now
+from shared.bus.protocol import Bus, OutgoingMessage
+from shared.envelope import EnvelopeBatch, message_id, pack_batches
+from shared.errors import ConnectorError
+
+SourceOpener = Callable[[], ContextManager[tuple[object, object]]]
+"""Opens a dossier's Sage source: a context manager yielding (pyodbc connection, reader)."""
+
+
+def outbox_message_id(run_id: str, batch: EnvelopeBatch) -> str:
+    """The bus message id of one batch of one run (deterministic, 64 hex characters)."""
+    return message_id(batch.message_id, run_id)
+
+
+@dataclass
+class DossierRunResult:
+    """What `sync_dossier` did for one dossier; `ok` is False when it stopped on an error."""
+
+    dossier: str
+    run_id: Optional[str] = None
+    realignment: bool = False
+    reasons: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    batches_sent: int = 0
+    recovered_run_id: Optional[str] = None
+    discarded_run_id: Optional[str] = None
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A sentence for the agent's state and console (no connection string, no secret)."""
+    if isinstance(exc, ConnectorError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Relay:
+    """Sends a dossier's outbox to the bus and applies the staged state once all is accepted."""
+
+    def __init__(self, checkpoint: Checkpoint, bus: Bus, queue: str, *, batch_envelopes: int = 500):
+        self.checkpoint = checkpoint
+        self.bus = bus
+        self.queue = queue
+        self.batch_envelopes = batch_envelopes
+
+    def stage(self, detector: ChangeDetector, plan) -> int:
+        """Write the run's batches to the outbox and seal it; returns the number of batches."""
+        checkpoint = self.checkpoint
+        checkpoint.begin_pending(detector.dossier, plan.run_id, realignment=plan.realignment,
+                                 identity=plan.identity, probes=plan.probes)
+        seq = 0
+        for batch in pack_batches(detector.envelopes(plan), max_envelopes=self.batch_envelopes):
+            seq += 1
+            checkpoint.add_batch(detector.dossier, plan.run_id, seq, outbox_message_id(plan.run_id, batch),
+                                 len(batch.envelopes), batch.to_bytes())
+            checkpoint.commit()
+        checkpoint.seal(detector.dossier, plan.run_id, detector.counts.as_dict(), detector.notes)
+        return seq
+
+    def send_pending(self, dossier: str) -> int:
+        """Send the sealed run's unsent batches in order, then apply it; returns batches sent."""
+        sent = 0
+        for batch in self.checkpoint.unsent_batches(dossier):
+            self.bus.send(self.queue, [OutgoingMessage(
+                body=batch.body, message_id=batch.message_id, session_id=dossier,
+                application_properties={"run_id": batch.run_id, "seq": batch.seq, "envelopes": batch.envelopes})])
+            self.checkpoint.mark_sent(dossier, batch.seq)
+            sent += 1
+        self.checkpoint.apply_pending(dossier)
+        return sent
+
+    def recover(self, dossier: str, result: DossierRunResult) -> None:
+        """Finish (sealed) or drop (unsealed) what a previous process left for this dossier."""
+        pending = self.checkpoint.pending(dossier)
+        if pending is None:
+            return
+        if not pending.sealed:
+            result.discarded_run_id = self.checkpoint.discard_pending(
+                dossier, reason="the agent stopped before the run was complete; nothing of it was sent")
+            return
+        try:
+            result.batches_sent += self.send_pending(dossier)
+        except Exception as exc:
+            self.checkpoint.fail_run(dossier, pending.run_id, describe_error(exc))
+            raise
+        result.recovered_run_id = pending.run_id
+
+
+def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, open_source: SourceOpener,
+                 overlap: dt.timedelta = dt.timedelta(hours=1),
+                 signpost_clock: Optional[Callable[[object], dt.datetime]] = None,
+                 utc_clock: Optional[Callable[[], dt.datetime]] = None,
+                 batch_envelopes: int = 500) -> DossierRunResult:
+    """One run of one dossier: recover, detect and stage, send, apply.
+
+    Never raises for a dossier-level failure (Sage unreachable, bus down, unreadable schema):
+    the error is recorded in the agent's state and returned in the result.
+
+    Args:
+        open_source: opens the dossier's Sage connection and reader (closed before sending).
+        signpost_clock: the run's signpost from the Sage connection (default: the server clock).
+        utc_clock: the agent's UTC clock, for run ids and `sent_at`.
+        batch_envelopes: at most this many envelopes per bus message.
+    """
+    result = DossierRunResult(dossier)
+    relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes)
+    utc_now = (utc_clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
+    run_id = None
+    try:
+        relay.recover(dossier, result)
+        run_id = new_run_id(utc_now)
+        with open_source() as (connection, reader):
+            signpost = (signpost_clock or server_now)(connection)
+            detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, sent_at=utc_now)
+            plan = detector.plan(run_id, signpost)
+            checkpoint.start_run(dossier, run_id, realignment=plan.realignment, reasons=list(plan.reasons))
+            result.run_id, result.realignment, result.reasons = run_id, plan.realignment, plan.reasons
+            try:
+                relay.stage(detector, plan)
+            except BaseException as exc:
+                checkpoint.rollback()
+                checkpoint.discard_pending(dossier, reason=describe_error(exc), state=RunState.FAILED)
+                raise
+            result.counts = detector.counts.as_dict()
+        result.batches_sent += relay.send_pending(dossier)
+    except Exception as exc:
+        result.error = describe_error(exc)
+        checkpoint.rollback()
+        if result.run_id is None and run_id is not None:
+            checkpoint.record_failed_start(dossier, run_id, result.error)
+        else:
+            checkpoint.fail_run(dossier, result.run_id, result.error)
+    return result
+
+
+def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000) -> SourceOpener:
+    """A `SourceOpener` for a Sage 100 database reached through ODBC."""
+    @contextlib.contextmanager
+    def opener() -> Iterator[tuple[object, object]]:
+        from agent.odbc import connect
+        from agent.sage100.reader import Sage100Reader
+
+        connection = connect(odbc_connection_string)
+        try:
+            yield connection, Sage100Reader(connection, batch_rows=batch_rows)
+        finally:
+            try:
+                connection.rollback()
+            finally:
+                connection.close()
+    return opener
+
+
+def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optional[str] = None,
+                 stop: Optional[threading.Event] = None,
+                 on_result: Optional[Callable[[DossierRunResult], None]] = None) -> list[DossierRunResult]:
+    """One run of every selected dossier (or of `dossier`), one after the other.
+
+    A dossier that fails does not stop the others. `stop`, once set, lets the current dossier
+    finish and skips the rest.
+    """
+    from agent.catalog import connection_string_for, selected_dossiers
+
+    targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
+    overlap = dt.timedelta(seconds=settings.agent.overlap_s)
+    results = []
+    for target in targets:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows)
+        except Exception as exc:
+            result = DossierRunResult(target, error=describe_error(exc))
+            checkpoint.record_failed_start(target, new_run_id(), result.error)
+        else:
+            result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
+                                  open_source=opener, overlap=overlap)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+__all__ = ["DossierRunResult", "Relay", "RunCounts", "open_sage100", "outbox_message_id", "run_selected",
+           "sync_dossier"]
