@@ -20,7 +20,6 @@ COMMAND_MODULES = (
     "agent.cli",
     "local.simulator.cli",
     "local.runtime",
-    "local.status_server",
     "local.demo",
     "local.packaging",
 )

@@ -18,7 +18,7 @@ import importlib.util
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, TextIO
 
 from pydantic import BaseModel, SecretStr
@@ -62,6 +62,7 @@ class CycleSummary:
     agent_results: list            # agent.relay.DossierRunResult
     dispatch: DispatchStats
     dossiers: list[DossierStatus]
+    names: dict[str, str] = field(default_factory=dict)     # dossier id → name from the settings
 
     @property
     def ok(self) -> bool:
@@ -77,7 +78,8 @@ class CycleSummary:
         lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
-            lines.append(f"  {status.id} ({status.name or 'no name'}): {status.health.value}"
+            name = status.name or self.names.get(status.id) or "no name"
+            lines.append(f"  {status.id} ({name}): {status.health.value}"
                          f"{'' if status.active else ', inactive'}, {status.open_incidents} open incident(s)")
             result = results.pop(status.id, None)
             if result is not None:
@@ -144,7 +146,8 @@ class LocalRuntime:
         started = utcnow()
         results = self.run_agent()
         dispatch = self.drain()
-        return CycleSummary(started, utcnow(), results, dispatch, self.status())
+        names = {d.id: d.name for d in self.settings.dossiers if d.name}
+        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names)
 
     def start_status_server(self, *, port: Optional[int] = None, out: Optional[TextIO] = None):
         """Serve the status endpoints and page on 127.0.0.1 (None when that module is absent)."""
