@@ -1,0 +1,81 @@
+"""The binder: Sage key ⇄ SSM id, one link per record, per dossier and entity.
+
+Every SSM record created from Sage carries `extId = "<dossier>:<sage key>"`, so the same Sage key
+in two dossiers is two SSM records and a lost link can be found again. The link is saved right
+after the create (as OCA connectors bind), before anything else is sent for that record: a retry
+then updates instead of creating a duplicate. Two writers binding the same key at once lose the
+race on the link's insert; the loser gets `BindingRaceError` (retryable) and the SSM record it
+created for nothing is reported in `orphan_id` so the caller can remove it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable, Optional
+
+from shared.errors import AlreadyExistsError, ConcurrencyError, RetryableError
+from shared.state.records import Link, utcnow
+
+
+def external_id(dossier: str, sage_key: str) -> str:
+    """The `extId` every SSM record created from this dossier carries."""
+    return f"{dossier}:{sage_key}"
+
+
+class BindingRaceError(RetryableError):
+    """Another writer linked the same Sage key first; `orphan_id` is our now useless SSM record."""
+
+    def __init__(self, user_message: str, *, detail: str | None = None, orphan_id: int | None = None):
+        super().__init__(user_message, detail=detail)
+        self.orphan_id = orphan_id
+
+
+class Binder:
+    """Links of one entity of one dossier."""
+
+    def __init__(self, store, dossier: str, entity: str, *, clock: Callable[[], dt.datetime] = utcnow):
+        self.store = store
+        self.dossier = dossier
+        self.entity = entity
+        self.clock = clock
+
+    def ext_id(self, sage_key: str) -> str:
+        return external_id(self.dossier, sage_key)
+
+    def to_external(self, sage_key: str) -> Optional[Link]:
+        """The link of a Sage key (None when the record was never bound)."""
+        return self.store.get_link(self.dossier, self.entity, sage_key)
+
+    def to_internal(self, ssm_id: int) -> Optional[Link]:
+        """The link of an SSM id (None when no Sage record of this dossier is bound to it)."""
+        return self.store.get_link_by_ssm_id(self.dossier, self.entity, ssm_id)
+
+    def bind(self, sage_key: str, ssm_id: Optional[int], *, base: dict[str, Any], hash: str = "",
+             link: Optional[Link] = None, deleted: bool = False) -> Link:
+        """Save the link of `sage_key` to `ssm_id` now.
+
+        With `link` (the one read earlier) the save is conditional on its ETag; without, the link
+        is inserted and must not exist yet.
+
+        Raises:
+            BindingRaceError: another writer saved the link in between.
+        """
+        if link is None:
+            new = Link(dossier=self.dossier, entity=self.entity, sage_key=sage_key, ssm_id=ssm_id,
+                       base=base, hash=hash, deleted=deleted, updated_at=self.clock())
+        else:
+            new = link.model_copy(update={"ssm_id": ssm_id, "base": base, "hash": hash, "deleted": deleted,
+                                          "updated_at": self.clock()})
+        try:
+            return self.store.save_link(new)
+        except (ConcurrencyError, AlreadyExistsError) as exc:
+            winner = self.to_external(sage_key)
+            orphan = ssm_id if ssm_id is not None and (winner is None or winner.ssm_id != ssm_id) else None
+            if link is not None and link.ssm_id == ssm_id:
+                orphan = None
+            raise BindingRaceError(
+                f"The {self.entity} '{sage_key}' was being synced twice at the same time; it will be "
+                f"tried again.", detail=f"link {self.dossier}/{self.entity}/{sage_key}: {exc}",
+                orphan_id=orphan) from exc
+
+    def unbind(self, link: Link) -> None:
+        self.store.delete_link(link)

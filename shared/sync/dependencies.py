@@ -1,0 +1,277 @@
+"""Dependencies between records: the order a batch is applied in, and references resolved.
+
+`plan` orders a batch's change envelopes by the rule table's dependency order (accounts before
+their contacts, products before the documents using them) and keeps only the newest envelope of
+each key, since every envelope carries the whole record. `BatchDependencies` is the
+`MappingContext` of one batch: it turns a Sage key into the SSM id of its linked record (or raises
+`DependencyMissingError`, so the record is retried, never dropped), finds the owner of an
+account, and looks per-tenant ids up. `TenantDefaults` holds what is the same for every dossier
+(the admin user, the branch), read once per process.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from shared.envelope import Envelope
+from shared.errors import ConfigurationError, DependencyMissingError, SsmRecordError
+from shared.models import Entity
+from shared.rules import DeletePolicy, rule_for, sync_order
+from shared.ssm.client import quote
+from shared.ssm.lookups import ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
+from shared.sync.binder import external_id
+from shared.sync.mapping import USERS_RESOURCE
+
+log = logging.getLogger("shared.sync")
+
+CUSTOM_FIELD_PREFIX = "Z_"
+
+PREFETCH_CHUNK = 40
+"""Keys per `extId IN (...)` query when a realignment reads SSM's records ahead."""
+
+ADMIN_FLAGS = ("isAdmin", "admin", "isAdministrator")
+
+ENTITY_LABELS = {Entity.ACCOUNT.value: "account", Entity.PRODUCT.value: "product",
+                 Entity.PRODUCT_FAMILY.value: "product family", Entity.USER.value: "user"}
+
+
+@dataclass
+class Wave:
+    """The envelopes of one entity, at most one per key: they may be applied in parallel."""
+
+    entity: str
+    envelopes: list[Envelope] = field(default_factory=list)
+
+
+def plan(envelopes: Iterable[Envelope]) -> tuple[list[Wave], list[Envelope]]:
+    """Waves in dependency order, and the envelopes superseded by a newer one of the same key."""
+    newest: dict[tuple[str, str], Envelope] = {}
+    superseded: list[Envelope] = []
+    for envelope in envelopes:
+        slot = (envelope.entity or "", envelope.key or "")
+        if slot in newest:
+            superseded.append(newest.pop(slot))
+        newest[slot] = envelope
+    rank = {entity.value: position for position, entity in enumerate(sync_order())}
+    waves: dict[str, Wave] = {}
+    for (entity, _key), envelope in newest.items():
+        waves.setdefault(entity, Wave(entity)).envelopes.append(envelope)
+    ordered = sorted(waves.values(), key=lambda wave: (rank.get(wave.entity, len(rank)), wave.entity))
+    return ordered, superseded
+
+
+def is_admin(user: dict) -> bool:
+    return any(user.get(flag) is True for flag in ADMIN_FLAGS)
+
+
+def email_key(email: Optional[str]) -> Optional[str]:
+    return email.strip().casefold() if email and email.strip() else None
+
+
+class TenantDefaults:
+    """The admin user and the branch of the SSM tenant, looked up once per process."""
+
+    def __init__(self, ssm, *, admin_user_email: Optional[str], branch: Optional[str]):
+        self.ssm = ssm
+        self.admin_user_email = admin_user_email
+        self.branch = branch
+        self._lock = threading.Lock()
+        self._admin: Optional[dict] = None
+        self._branch_id: Optional[int] = None
+        self._custom_fields: dict[str, frozenset[str]] = {}
+        self._lookup_lock = threading.Lock()
+
+    def admin_user(self) -> dict:
+        """The user owning what has no owner: the configured e-mail, else SSM's admin, else the first."""
+        with self._lock:
+            if self._admin is None:
+                users = [u for u in self.ssm.list(USERS_RESOURCE) if not u.get("deleted")]
+                self._admin = self._choose_admin(users)
+            return self._admin
+
+    def _choose_admin(self, users: list[dict]) -> dict:
+        if self.admin_user_email:
+            wanted = email_key(self.admin_user_email)
+            for user in users:
+                if email_key(user.get("email")) == wanted:
+                    return user
+            raise ConfigurationError(
+                f"The admin user '{self.admin_user_email}' named in the settings is not a user of "
+                f"Sage Sales Management.")
+        admins = [u for u in users if is_admin(u)]
+        chosen = min(admins or users, key=lambda u: u["id"], default=None)
+        if chosen is None:
+            raise ConfigurationError("Sage Sales Management has no user to own the accounts.")
+        return chosen
+
+    def branch_id(self) -> int:
+        with self._lock:
+            if self._branch_id is None:
+                if self.branch:
+                    self._branch_id = self.ssm.lookup_id(BRANCHES, self.branch)
+                else:
+                    branches = [b for b in self.ssm.list(BRANCHES) if not b.get("deleted")]
+                    if not branches:
+                        raise ConfigurationError("Sage Sales Management has no branch to put records in.")
+                    self._branch_id = int(min(branches, key=lambda b: b["id"])["id"])
+            return self._branch_id
+
+
+    def lookup_id(self, resource: str, description: str) -> int:
+        """The client's cached lookup, one thread at a time so the list is read once, not per thread."""
+        with self._lookup_lock:
+            return self.ssm.lookup_id(resource, description)
+
+    def custom_fields(self, resource: str) -> frozenset[str]:
+        """The tenant's `Z_*` fields of a resource, from its schema; none when SSM gives no schema."""
+        with self._lookup_lock:
+            known = self._custom_fields.get(resource)
+            if known is None:
+                try:
+                    properties = self.ssm.schema(resource).get("properties") or {}
+                except SsmRecordError as exc:
+                    log.warning("no schema for %s, its custom fields are not synced: %s", resource, exc)
+                    properties = {}
+                known = frozenset(name for name in properties if name.startswith(CUSTOM_FIELD_PREFIX))
+                self._custom_fields[resource] = known
+            return known
+
+
+class BatchDependencies:
+    """References of one batch of one dossier (the `MappingContext` the mappers use).
+
+    Positive answers are cached for the batch; a missing link is read again on each question,
+    because an earlier wave of the same batch may have created it.
+    """
+
+    def __init__(self, store, ssm, dossier: str, defaults: TenantDefaults):
+        self.store = store
+        self.ssm = ssm
+        self.dossier = dossier
+        self.defaults = defaults
+        self._lock = threading.Lock()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._users_by_email: Optional[dict[str, dict]] = None
+        self._prefetched: dict[str, dict[str, dict]] = {}
+        self._asked: dict[str, set[str]] = {}
+
+    # --- MappingContext -------------------------------------------------------------------------
+    def ext_id(self, sage_key: str) -> str:
+        return external_id(self.dossier, sage_key)
+
+    def linked_id(self, entity: Entity | str, sage_key: str, *, needed_by: str) -> int:
+        entity = Entity(entity).value
+        found = self.try_linked_id(entity, sage_key)
+        if found is None:
+            label = ENTITY_LABELS.get(entity, entity)
+            raise DependencyMissingError(
+                f"The {needed_by} refers to the {label} '{sage_key}', which is not in Sage Sales "
+                f"Management yet; it will be tried again.",
+                detail=f"no link {self.dossier}/{entity}/{sage_key}")
+        return found
+
+    def try_linked_id(self, entity: str, sage_key: str) -> Optional[int]:
+        with self._lock:
+            cached = self._ids.get((entity, sage_key))
+        if cached is not None:
+            return cached
+        link = self.store.get_link(self.dossier, entity, sage_key)
+        if link is None or link.ssm_id is None:
+            return None
+        if link.deleted and rule_for(entity).sage_delete is not DeletePolicy.NOT_AVAILABLE_IN_SSM \
+                and entity != Entity.USER.value:
+            return None
+        with self._lock:
+            self._ids[(entity, sage_key)] = link.ssm_id
+        return link.ssm_id
+
+    def forget(self, entity: str, sage_key: str) -> None:
+        with self._lock:
+            self._ids.pop((entity, sage_key), None)
+
+    def owner_id(self, rep_key: Optional[str]) -> int:
+        """The SSM user linked to the Sage rep, else the admin user."""
+        if rep_key:
+            found = self.try_linked_id(Entity.USER.value, rep_key)
+            if found is not None:
+                return found
+        return int(self.defaults.admin_user()["id"])
+
+    def owner_ext_id(self, rep_key: Optional[str]) -> Optional[str]:
+        """The `extId` SSM knows the rep's user by (for `/sales`), else the admin's."""
+        if rep_key:
+            link = self.store.get_link(self.dossier, Entity.USER.value, rep_key)
+            if link is not None and link.ssm_id is not None:
+                return link.base.get("_ext_id") or self.ext_id(rep_key)
+        return self.defaults.admin_user().get("extId")
+
+    def account_type_id(self, description: str) -> int:
+        return self.defaults.lookup_id(ACCOUNT_TYPES, description)
+
+    def status_id(self, description: str) -> int:
+        return self.defaults.lookup_id(SALES_ORDER_STATUSES, description)
+
+    def branch_id(self) -> int:
+        return self.defaults.branch_id()
+
+    def custom_fields(self, resource: str) -> frozenset[str]:
+        return self.defaults.custom_fields(resource)
+
+    # --- users ----------------------------------------------------------------------------------
+    def ssm_user_by_email(self, email: Optional[str]) -> Optional[dict]:
+        """The live SSM user with this e-mail (case ignored); SSM's users are read once per batch."""
+        wanted = email_key(email)
+        if wanted is None:
+            return None
+        with self._lock:
+            if self._users_by_email is None:
+                directory: dict[str, dict] = {}
+                for user in sorted(self.ssm.list(USERS_RESOURCE), key=lambda u: u["id"]):
+                    key = email_key(user.get("email"))
+                    if key and not user.get("deleted"):
+                        directory.setdefault(key, user)
+                self._users_by_email = directory
+            return self._users_by_email.get(wanted)
+
+    def remember_user(self, user: dict) -> None:
+        key = email_key(user.get("email"))
+        with self._lock:
+            if key and self._users_by_email is not None:
+                self._users_by_email.setdefault(key, user)
+
+    # --- realignment read-ahead -----------------------------------------------------------------
+    def prefetch(self, resource: str, sage_keys: Iterable[str]) -> None:
+        """Read ahead the SSM records carrying these keys' `extId`, a few dozen per call."""
+        ext_ids = sorted({self.ext_id(key) for key in sage_keys})
+        found: dict[str, dict] = {}
+        for start in range(0, len(ext_ids), PREFETCH_CHUNK):
+            chunk = ext_ids[start:start + PREFETCH_CHUNK]
+            where = f"extId IN ({', '.join(quote(e) for e in chunk)})"
+            wanted = set(chunk)
+            for record in self.ssm.list(resource, where=where):
+                ext = record.get("extId")
+                if ext not in wanted:
+                    continue
+                previous = found.get(ext)
+                if previous is None or _preferred(record, previous):
+                    found[ext] = record
+        with self._lock:
+            self._prefetched.setdefault(resource, {}).update(found)
+            self._asked.setdefault(resource, set()).update(ext_ids)
+
+    def prefetched(self, resource: str, ext_id: str) -> tuple[bool, Optional[dict]]:
+        """(whether the record was read ahead, the record or None when SSM has none)."""
+        with self._lock:
+            asked = ext_id in self._asked.get(resource, ())
+            return asked, self._prefetched.get(resource, {}).get(ext_id)
+
+
+def _preferred(candidate: dict, current: dict) -> bool:
+    """Among records sharing an `extId`: a live one before a deleted one, then the oldest live."""
+    if bool(candidate.get("deleted")) != bool(current.get("deleted")):
+        return not candidate.get("deleted")
+    if candidate.get("deleted"):
+        return candidate["id"] > current["id"]
+    return candidate["id"] < current["id"]

@@ -1,0 +1,260 @@
+"""The Sage → SSM field mapping, as data.
+
+One `Mapper` per SSM resource: `direct` pairs copy a canonical field into an SSM field, `computed`
+pairs name a small function that derives an SSM value (an id looked up or linked, a flag),
+`on_create` fields are sent only when the SSM record is created (its branch, its `extId`), and
+`ssm_keeps` names the fields whose change made in SSM survives Sage's syncs (the account owner),
+`sage_only` those of a record edited on both sides that only Sage may change (a prospect's type:
+conversion to client happens in Sage).
+The *mapped values* of a record are what the link's `base` remembers and what updates are diffed
+on; amounts leave as JSON numbers, text untouched (accents included).
+
+Reference resolution (a linked account, the owner, an account type) is asked of a
+`MappingContext`, which raises `DependencyMissingError` when a referenced record is not linked.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Callable, Optional, Protocol
+
+from shared.models import AccountKind, Entity
+from shared.ssm.lookups import (ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPE_PROSPECT, STATUS_INVOICE,
+                                STATUS_ORDER)
+
+# Products: SSM documents no stock or tariff field; the tenant's custom fields carry them. Each
+# is sent only when the tenant's schema (`GET /products/schema`) declares it: SSM refuses a write
+# naming a field it does not have.
+PRODUCT_CUSTOM_FIELDS = (("stock_total", "Z_stock_total"), ("stock_available", "Z_stock_disponible"))
+Z_TARIFF_PREFIX = "Z_tarif_"          # + the tariff category number: Z_tarif_1, Z_tarif_2…
+
+ROOT_FAMILY = -1
+ACCOUNT_TYPE_BY_KIND = {AccountKind.CLIENT: ACCOUNT_TYPE_CLIENT, AccountKind.PROSPECT: ACCOUNT_TYPE_PROSPECT}
+STATUS_BY_ENTITY = {Entity.ORDER: STATUS_ORDER, Entity.INVOICE: STATUS_INVOICE}
+
+# The canonical document amount reported to SSM's `/sales` totals (dashboards and targets).
+SALES_TOTAL_FIELD = "total_ht"
+
+BOOKKEEPING_PREFIX = "_"
+"""Keys of a link's `base` starting with this are the connector's own notes, never SSM fields."""
+
+
+class MappingContext(Protocol):
+    """What mapping functions may ask about the dossier and the SSM tenant."""
+
+    dossier: str
+
+    def linked_id(self, entity: Entity | str, sage_key: str, *, needed_by: str) -> int: ...
+
+    def owner_id(self, rep_key: Optional[str]) -> int: ...
+
+    def account_type_id(self, description: str) -> int: ...
+
+    def status_id(self, description: str) -> int: ...
+
+    def branch_id(self) -> int: ...
+
+    def custom_fields(self, resource: str) -> frozenset[str]: ...
+
+
+def to_ssm(value: Any) -> Any:
+    """A canonical value as SSM's JSON takes it: amounts as numbers, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+MappingFunction = Callable[[Any, MappingContext], Any]
+
+
+@dataclass(frozen=True)
+class Mapper:
+    resource: str
+    direct: tuple[tuple[str, str], ...] = ()
+    computed: tuple[tuple[str, MappingFunction], ...] = ()
+    on_create: tuple[tuple[str, MappingFunction], ...] = ()
+    ssm_keeps: frozenset[str] = frozenset()
+    sage_only: frozenset[str] = frozenset()
+    extra: Optional[Callable[[Any, MappingContext], dict]] = None
+    extra_prefix: Optional[str] = None
+
+    def values(self, record: Any, ctx: MappingContext) -> dict[str, Any]:
+        """The mapped values of `record`: what is diffed against the link's base."""
+        values = {ssm: to_ssm(getattr(record, canonical)) for canonical, ssm in self.direct}
+        for ssm, function in self.computed:
+            values[ssm] = to_ssm(function(record, ctx))
+        if self.extra is not None:
+            values.update({k: to_ssm(v) for k, v in self.extra(record, ctx).items()})
+        return values
+
+    def create_body(self, record: Any, ctx: MappingContext, values: dict[str, Any],
+                    ext_id: Optional[str]) -> dict[str, Any]:
+        """The POST body: the mapped values that are set, the create-only fields and `extId`."""
+        body = {name: value for name, value in values.items() if value is not None}
+        for ssm, function in self.on_create:
+            body[ssm] = to_ssm(function(record, ctx))
+        if ext_id is not None:
+            body["extId"] = ext_id
+        return body
+
+    def fields(self, values: dict[str, Any], base: dict[str, Any]) -> list[str]:
+        """The SSM fields an update considers: today's mapped ones, plus dynamic ones that went away."""
+        names = list(values)
+        if self.extra_prefix:
+            names += [k for k in base if k.startswith(self.extra_prefix) and k not in values]
+        return names
+
+
+# --- mapping functions -------------------------------------------------------------------------
+def account_type(record, ctx: MappingContext) -> int:
+    return ctx.account_type_id(ACCOUNT_TYPE_BY_KIND[AccountKind(record.kind)])
+
+
+def is_client(record, ctx: MappingContext) -> bool:
+    return AccountKind(record.kind) is AccountKind.CLIENT
+
+
+def account_owner(record, ctx: MappingContext) -> int:
+    return ctx.owner_id(record.rep_key)
+
+
+def document_rep(record, ctx: MappingContext) -> int:
+    return ctx.owner_id(record.rep_key)
+
+
+def branch(record, ctx: MappingContext) -> int:
+    return ctx.branch_id()
+
+
+def linked_account(record, ctx: MappingContext) -> int:
+    return ctx.linked_id(Entity.ACCOUNT, record.account_key, needed_by=f"{record.entity.value} {record.key}")
+
+
+def linked_family(record, ctx: MappingContext) -> Optional[int]:
+    if not record.family_key:
+        return None
+    return ctx.linked_id(Entity.PRODUCT_FAMILY, record.family_key, needed_by=f"product {record.key}")
+
+
+def root_family(record, ctx: MappingContext) -> int:
+    return ROOT_FAMILY
+
+
+def available(record, ctx: MappingContext) -> bool:
+    return False
+
+
+def always(value: Any) -> MappingFunction:
+    def constant(record, ctx: MappingContext) -> Any:
+        return value
+    constant.__name__ = f"always_{value}"
+    return constant
+
+
+def user_first_name(record, ctx: MappingContext) -> str:
+    return record.first_name or record.last_name
+
+
+def user_active(record, ctx: MappingContext) -> bool:
+    return not record.dormant
+
+
+def product_stock_and_tariffs(record, ctx: MappingContext) -> dict:
+    """Total and available stock, and one price per tariff category, in the tenant's `Z_*` fields."""
+    tenant_fields = ctx.custom_fields("products")
+    values: dict[str, Any] = {ssm: getattr(record, canonical) for canonical, ssm in PRODUCT_CUSTOM_FIELDS
+                              if ssm in tenant_fields}
+    for tariff in record.tariffs:
+        name = f"{Z_TARIFF_PREFIX}{tariff.category}"
+        if name in tenant_fields:
+            values[name] = tariff.price
+    return values
+
+
+def document_reference(record, ctx: MappingContext) -> str:
+    """SSM requires a reference; Sage's is optional, the piece number stands in for it."""
+    return record.reference or record.number
+
+
+def document_status(record, ctx: MappingContext) -> int:
+    return ctx.status_id(STATUS_BY_ENTITY[record.entity])
+
+
+def document_date(record, ctx: MappingContext) -> Optional[str]:
+    return record.date.isoformat() if record.date else None
+
+
+def line_product(line, ctx: MappingContext) -> int:
+    return ctx.linked_id(Entity.PRODUCT, line.product_key, needed_by=f"document line {line.line_id}")
+
+
+def parent_order(line, ctx: MappingContext) -> int:
+    return ctx.order_id  # type: ignore[attr-defined]
+
+
+# --- the mappers -------------------------------------------------------------------------------
+USER = Mapper(
+    resource="users",
+    direct=(("last_name", "lastName"), ("email", "email")),
+    computed=(("name", user_first_name), ("isActive", user_active)),
+)
+
+ACCOUNT = Mapper(
+    resource="accounts",
+    direct=(("name", "name"), ("address1", "address1"), ("address2", "address2"),
+            ("postcode", "postcode"), ("city", "city"), ("region", "region"), ("phone", "phone"),
+            ("fax", "fax"), ("email", "email"), ("vat_number", "vatNumber")),
+    computed=(("typeId", account_type), ("readOnly", is_client), ("salesRepId1", account_owner)),
+    on_create=(("branchId", branch),),
+    ssm_keeps=frozenset({"salesRepId1"}),
+    sage_only=frozenset({"typeId", "readOnly"}),
+)
+
+CONTACT = Mapper(
+    resource="contacts",
+    direct=(("first_name", "firstName"), ("last_name", "lastName"), ("email", "email"),
+            ("phone", "phone1"), ("mobile", "phone2")),
+    computed=(("accountId", linked_account),),
+)
+
+PRODUCT_FAMILY = Mapper(
+    resource="productFamilies",
+    direct=(("name", "descriptionFR"),),
+    computed=(("notAvailable", available),),
+    on_create=(("idParent", root_family),),
+)
+
+PRODUCT = Mapper(
+    resource="products",
+    direct=(("key", "model"), ("name", "description"), ("price", "price"), ("cost", "cost"),
+            ("dormant", "notAvailable")),
+    computed=(("familyId", linked_family), ("readOnly", always(True))),
+    extra=product_stock_and_tariffs,
+    extra_prefix=Z_TARIFF_PREFIX,
+)
+
+SALES_ORDER = Mapper(
+    resource="salesorders",
+    direct=(("number", "number"), ("total_ht", "total")),
+    computed=(("reference", document_reference), ("accountId", linked_account),
+              ("salesRepId", document_rep), ("statusId", document_status), ("readOnly", always(True)),
+              ("date", document_date)),
+    on_create=(("branchId", branch),),
+)
+
+SALES_ORDER_LINE = Mapper(
+    resource="salesordersLines",
+    direct=(("quantity", "quantity"), ("unit_price", "price"), ("discount_rate", "discount1"),
+            ("total_ht", "total"), ("description", "description"), ("position", "order")),
+    computed=(("productId", line_product),),
+    on_create=(("salesOrderId", parent_order),),
+)
+
+SALES_RESOURCE = "sales"
+USERS_RESOURCE = "users"

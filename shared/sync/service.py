@@ -1,0 +1,456 @@
+"""The sync service: applies one bus message (an `EnvelopeBatch`) of Sage changes to SSM.
+
+Run markers register the dossier and open and close its cloud-side run; change envelopes go to
+their entity's synchronizer, entity after entity in dependency order, records of one entity in
+parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
+applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
+invite), ignored by rule (a deactivated dossier, a quote from Sage), or to retry — then the
+batch needs redelivery, and on redelivery what was applied already costs no SSM call.
+`record_dead_letter` turns a message that could not be applied into incidents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from pydantic import ValidationError
+
+from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
+from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
+                           RecordError, SkippableError, SsmAuthError)
+from shared.models import Entity
+from shared.state.records import Dossier, IncidentState, JournalEntry, utcnow
+from shared.sync.binder import Binder, BindingRaceError
+from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
+from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook
+from shared.sync.mapping import USERS_RESOURCE
+from shared.sync.runs import RunBook
+from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
+                                       UNCHANGED, UPDATED, Attempt, SyncContext)
+
+log = logging.getLogger("shared.sync")
+
+FAILED, RETRY = "failed", "retry"
+RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DELETED: "deleted",
+                  UNCHANGED: "skipped_unchanged", FAILED: "failed"}
+SETTINGS_INCIDENT = ("connection", "ssm")
+"""(entity, key) of the dossier's incident when SSM refuses the keys or the settings are wrong."""
+MAX_DOSSIER_SAVES = 10
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did. `failed` records are incidents now; `retry` ones need redelivery."""
+
+    applied: int = 0
+    skipped_unchanged: int = 0
+    failed: int = 0
+    retry: list[tuple[str, str, str]] = field(default_factory=list)
+    pending: int = 0
+    ignored: int = 0
+
+    @property
+    def needs_redelivery(self) -> bool:
+        return bool(self.retry)
+
+
+@dataclass
+class _Result:
+    envelope: Envelope
+    kind: str
+    conflicts: int = 0
+    message: str = ""
+    counted_failure: bool = True
+
+
+class _Tally:
+    """Run counts of one batch, per run, merged into the run records at the end."""
+
+    def __init__(self, delivery_count: int):
+        self.first_delivery = delivery_count <= 1
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+
+    def add(self, result: _Result) -> None:
+        counts = self.counts[result.envelope.run_id]
+        if self.first_delivery:
+            counts["read"] += 1
+        counter = RUN_COUNTER_OF.get(result.kind)
+        if counter == "skipped_unchanged" and not self.first_delivery:
+            counter = None
+        if counter == "failed" and not (self.first_delivery or result.counted_failure):
+            counter = None
+        if counter:
+            counts[counter] += 1
+        counts["conflicts"] += result.conflicts
+
+    def pop(self, run_id: str) -> Counter:
+        return self.counts.pop(run_id, Counter())
+
+
+class SyncService:
+    """Applies Sage change batches to SSM (see the module docstring)."""
+
+    def __init__(self, store, ssm, *, admin_user_email: Optional[str] = None, branch: Optional[str] = None,
+                 clock: Callable[[], dt.datetime] = utcnow, max_workers: int = 4):
+        self.store = store
+        self.ssm = ssm
+        self.clock = clock
+        self.max_workers = max(1, max_workers)
+        self.defaults = TenantDefaults(ssm, admin_user_email=admin_user_email, branch=branch)
+        self.runs = RunBook(store, clock=clock)
+        self.incidents = IncidentBook(store, clock=clock)
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
+        self._owned: list = []
+
+    @classmethod
+    def from_settings(cls, settings) -> "SyncService":
+        """Open the configured state store (creating its tables) and SSM client."""
+        from shared.ssm.client import SsmClient
+        from shared.state.factory import open_state_store
+
+        store = open_state_store(settings.state)
+        store.ensure_tables()
+        ssm = SsmClient.from_settings(settings.ssm)
+        service = cls(store, ssm, admin_user_email=settings.ssm.admin_user_email, branch=settings.ssm.branch,
+                      max_workers=settings.ssm.max_concurrency)
+        service._owned = [ssm, store]
+        return service
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for closable in self._owned:
+            closable.close()
+        self._owned = []
+
+    def __enter__(self) -> "SyncService":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- one batch ----------------------------------------------------------------------------
+    def apply_batch(self, batch: EnvelopeBatch, *, delivery_count: int = 1) -> BatchOutcome:
+        """Apply one bus message. Raise in the caller when `needs_redelivery` (abandon the message)."""
+        outcome = BatchOutcome()
+        tally = _Tally(delivery_count)
+        dossier = self.store.try_get_dossier(batch.dossier)
+        changes: list[Envelope] = []
+        try:
+            for envelope in batch.envelopes:
+                if envelope.kind is EnvelopeKind.CHANGE:
+                    changes.append(envelope)
+                    continue
+                self._apply_changes(dossier, changes, outcome, tally, delivery_count)
+                changes = []
+                if envelope.kind is EnvelopeKind.RUN_MARKER:
+                    dossier = self._apply_marker(dossier, envelope, outcome, tally)
+                else:
+                    self._not_handled(dossier, envelope, outcome)
+            self._apply_changes(dossier, changes, outcome, tally, delivery_count)
+        finally:
+            self._merge_counts(batch.dossier, tally)
+        return outcome
+
+    def _apply_changes(self, dossier: Optional[Dossier], envelopes: list[Envelope], outcome: BatchOutcome,
+                       tally: _Tally, delivery_count: int) -> None:
+        if not envelopes:
+            return
+        if dossier is None:
+            for envelope in envelopes:
+                self._unknown_dossier(envelope)
+                outcome.failed += 1
+            return
+        if not dossier.active:
+            self._journal(dossier.id, "dossier-inactive",
+                          f"{len(envelopes)} Sage change(s) arrived while the dossier is deactivated; "
+                          f"they were not applied (the next activation realigns the dossier).",
+                          run_id=envelopes[0].run_id, detail={"count": len(envelopes)})
+            outcome.ignored += len(envelopes)
+            return
+        open_records = self.incidents.open_records(dossier.id)
+        deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults)
+        ctx = SyncContext(store=self.store, ssm=self.ssm, dossier=dossier, deps=deps, incidents=self.incidents,
+                          realignment=lambda run_id: self.runs.is_realignment(dossier.id, run_id),
+                          run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
+                          clock=self.clock)
+        waves, superseded = plan(envelopes)
+        for envelope in superseded:
+            self._count(_Result(envelope, UNCHANGED), outcome, tally)
+        stop = threading.Event()
+        for wave in waves:
+            self._prefetch(ctx, wave.entity, wave.envelopes)
+            task = lambda envelope: self._apply_one(ctx, envelope, open_records, delivery_count, stop)
+            if wave.entity == Entity.USER.value or self.max_workers == 1 or len(wave.envelopes) == 1:
+                results: Iterable[_Result] = [task(e) for e in wave.envelopes]
+            else:
+                results = self._executor().map(task, wave.envelopes)
+            for result in results:
+                self._count(result, outcome, tally)
+        if not stop.is_set() and SETTINGS_INCIDENT in open_records and (outcome.applied or outcome.skipped_unchanged):
+            self.incidents.resolve(dossier.id, *SETTINGS_INCIDENT)
+
+    def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: set, delivery_count: int,
+                   stop: threading.Event) -> _Result:
+        entity, key = envelope.entity or "", envelope.key or ""
+        if stop.is_set():
+            return _Result(envelope, RETRY, message="not applied: the SSM connection is not usable")
+        attempt = Attempt()
+        try:
+            if envelope.op is Op.INVALID:
+                incident = self.incidents.record(
+                    ctx.dossier_id, entity, key, READ,
+                    envelope.error or f"The Sage {entity} '{key}' could not be read by the agent.")
+                return _Result(envelope, FAILED, message=incident.message, counted_failure=incident.attempts == 1)
+            synchronizer = SYNCHRONIZERS.get(entity)
+            if synchronizer is None or envelope.op not in (Op.UPSERT, Op.DELETE) or not key:
+                raise RecordError(f"The agent sent a change the cloud does not understand "
+                                  f"({entity or 'no entity'} '{key}', {envelope.op.value}).")
+            outcome = synchronizer(ctx, entity).run(envelope, attempt)
+        except (SsmAuthError, ConfigurationError) as exc:
+            stop.set()
+            self.incidents.record(ctx.dossier_id, *SETTINGS_INCIDENT, READ, exc.user_message, detail=exc.detail)
+            return _Result(envelope, RETRY, message=exc.user_message)
+        except SkippableError:
+            outcome = None
+            kind = UNCHANGED
+        except (RecordError, ValidationError) as exc:
+            incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
+                                                     attempt=delivery_count)
+            return _Result(envelope, FAILED, message=incident.message, counted_failure=incident.attempts == 1)
+        except Exception as exc:                     # retryable, or unforeseen: never dropped
+            if not isinstance(exc, ConnectorError):
+                log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
+            incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
+                                                     attempt=delivery_count)
+            return _Result(envelope, RETRY, message=incident.message)
+        else:
+            kind = outcome.action
+        if kind != PENDING and (entity, key) in open_records:
+            self.incidents.resolve(ctx.dossier_id, entity, key)
+        return _Result(envelope, kind, conflicts=outcome.conflicts if outcome else 0)
+
+    def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
+        kind = result.kind
+        if kind in (CREATED, UPDATED, DELETED, LINKED):
+            outcome.applied += 1
+        elif kind == UNCHANGED:
+            outcome.skipped_unchanged += 1
+        elif kind == FAILED:
+            outcome.failed += 1
+        elif kind == RETRY:
+            outcome.retry.append((result.envelope.entity or "", result.envelope.key or "", result.message))
+        elif kind == PENDING:
+            outcome.pending += 1
+        elif kind == IGNORED:
+            outcome.ignored += 1
+        tally.add(result)
+
+    def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope]) -> None:
+        """On a realignment, read SSM's records of this wave ahead, a few dozen per call."""
+        synchronizer = SYNCHRONIZERS.get(entity)
+        if synchronizer is None or entity == Entity.USER.value:
+            return
+        keys = [e.key for e in envelopes if e.op is Op.UPSERT and e.key and ctx.realignment(e.run_id)]
+        if len(keys) < 2:
+            return
+        try:
+            ctx.deps.prefetch(synchronizer.mapper.resource, keys)
+        except ConnectorError as exc:
+            log.warning("read-ahead of %s failed, records are read one by one: %s", entity, exc)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ssm-sync")
+            return self._pool
+
+    # --- run markers --------------------------------------------------------------------------
+    def _apply_marker(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome,
+                      tally: _Tally, *, match_invites: bool = True) -> Optional[Dossier]:
+        if envelope.op is Op.RUN_START:
+            if dossier is None:
+                dossier = self._register(envelope)
+            if not dossier.active:
+                self._journal(dossier.id, "dossier-inactive", "A run started while the dossier is "
+                              "deactivated; its changes are not applied.", run_id=envelope.run_id)
+                outcome.ignored += 1
+                return dossier
+            self.runs.start(dossier.id, envelope.run_id,
+                            realignment=bool((envelope.record or {}).get("realignment")))
+            return dossier
+        if envelope.op is not Op.RUN_END:
+            self._not_handled(dossier, envelope, outcome)
+            return dossier
+        if dossier is None:
+            self._unknown_dossier(envelope)
+            outcome.failed += 1
+            return dossier
+        if not dossier.active:
+            outcome.ignored += 1
+            return dossier
+        if outcome.retry:
+            return dossier          # the run ends when the redelivered batch gets through
+        self.runs.add(dossier.id, envelope.run_id, tally.pop(envelope.run_id))
+        run = self.runs.end(dossier.id, envelope.run_id, agent_counts=envelope.counts)
+        dossier = self._after_run(dossier.id, realignment=run.realignment)
+        if match_invites:
+            try:
+                self.retry_pending_invites(dossier.id)
+            except ConnectorError as exc:
+                log.warning("invitations of %s not checked: %s", dossier.id, exc)
+        return dossier
+
+    def _register(self, envelope: Envelope) -> Dossier:
+        name = (envelope.record or {}).get("name")
+        try:
+            dossier = self.store.create_dossier(Dossier(id=envelope.dossier, name=name, active=True,
+                                                        activated_at=self.clock(), created_at=self.clock()))
+        except AlreadyExistsError:
+            return self.store.get_dossier(envelope.dossier)
+        self._journal(dossier.id, "dossier-registered", f"The dossier {dossier.id} is now connected to "
+                      f"the group.", run_id=envelope.run_id)
+        return dossier
+
+    def _after_run(self, dossier_id: str, *, realignment: bool) -> Dossier:
+        """The first run-end marks the first load done; a realignment's end clears the request."""
+        for _ in range(MAX_DOSSIER_SAVES):
+            dossier = self.store.get_dossier(dossier_id)
+            changes = {}
+            if not dossier.first_load_done:
+                changes.update(first_load_done=True, needs_realignment=False)
+            if realignment:
+                changes.update(needs_realignment=False, last_realigned_at=self.clock())
+            if not changes:
+                return dossier
+            try:
+                return self.store.upsert_dossier(dossier.model_copy(update=changes))
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
+                               detail=dossier_id)
+
+    def _merge_counts(self, dossier_id: str, tally: _Tally) -> None:
+        for run_id in list(tally.counts):
+            counts = tally.pop(run_id)
+            if any(counts.values()):
+                self.runs.add(dossier_id, run_id, counts)
+
+    # --- what belongs to no dossier of the group ------------------------------------------------
+    def _unknown_dossier(self, envelope: Envelope, *, dead_lettered: bool = False) -> None:
+        entity = envelope.entity or "run"
+        key = envelope.key or envelope.run_id
+        self.incidents.record_on_group(
+            entity, key, READ,
+            f"data received for dossier {envelope.dossier}, which is not connected to this group",
+            detail=f"dossier {envelope.dossier}: {envelope.kind.value} {envelope.op.value} {entity} '{key}'",
+            dead_lettered=dead_lettered)
+
+    def _not_handled(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome) -> None:
+        self._journal(dossier.id if dossier else GROUP_DOSSIER, "envelope-not-handled",
+                      f"A {envelope.kind.value} message ({envelope.op.value}) arrived on the Sage changes "
+                      f"queue; this version does not handle it there.", run_id=envelope.run_id,
+                      detail={"entity": envelope.entity, "key": envelope.key})
+        outcome.ignored += 1
+
+    def _journal(self, dossier_id: str, event: str, message: str, *, run_id: Optional[str] = None,
+                 entity: Optional[str] = None, key: Optional[str] = None, detail: Optional[dict] = None) -> None:
+        self.store.append_journal(JournalEntry(dossier=dossier_id, at=self.clock(), run_id=run_id, entity=entity,
+                                               key=key, event=event, message=message, detail=detail or {}))
+
+    # --- dead letters -------------------------------------------------------------------------
+    def record_dead_letter(self, body: bytes, *, reason: str, description: str = "") -> None:
+        """Turn a message that could not be applied into incidents (dead_lettered=True).
+
+        Every change of the batch not applied yet becomes (or updates) an incident of its record,
+        keeping the reason of the last failure when one is known; run markers still open and close
+        their run. A body that is not a batch becomes one incident on the group.
+        """
+        why = reason + (f": {description}" if description else "")
+        try:
+            batch = EnvelopeBatch.from_bytes(body)
+        except Exception as exc:
+            digest = hashlib.sha256(body if isinstance(body, bytes) else str(body).encode()).hexdigest()[:16]
+            self.incidents.record_on_group(
+                "message", digest, READ,
+                f"A message from the Sage agent could not be read and was set aside ({why}).",
+                detail=f"{type(exc).__name__}: {str(exc)[:500]}", dead_lettered=True)
+            return
+        dossier = self.store.try_get_dossier(batch.dossier)
+        tally = _Tally(1)
+        outcome = BatchOutcome()
+        open_by_record = {}
+        if dossier is not None:
+            for incident in self.store.list_incidents(dossier.id, state=IncidentState.OPEN):
+                open_by_record.setdefault((incident.entity, incident.key), incident)
+        for envelope in batch.envelopes:
+            if envelope.kind is EnvelopeKind.RUN_MARKER:
+                dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False)
+                continue
+            if envelope.kind is not EnvelopeKind.CHANGE:
+                continue
+            if dossier is None:
+                self._unknown_dossier(envelope, dead_lettered=True)
+                continue
+            self._dead_letter_change(dossier.id, envelope, why, open_by_record, tally)
+        self._merge_counts(batch.dossier, tally)
+
+    def _dead_letter_change(self, dossier_id: str, envelope: Envelope, why: str, open_by_record: dict,
+                            tally: _Tally) -> None:
+        entity, key = envelope.entity or "", envelope.key or ""
+        link = self.store.get_link(dossier_id, entity, key) if entity and key else None
+        if link is not None and link.hash == envelope.hash and link.deleted == (envelope.op is Op.DELETE):
+            return
+        previous = open_by_record.get((entity, key))
+        if previous is not None:
+            operation, cause = previous.operation, previous.message
+        else:
+            operation = ("delete" if envelope.op is Op.DELETE else READ if envelope.op is Op.INVALID
+                         else "update" if link is not None and link.ssm_id is not None else "create")
+            cause = envelope.error or "it could not be applied"
+        message = f"Set aside after repeated attempts: {cause}"
+        self.incidents.record(dossier_id, entity, key, operation, message,
+                              detail=f"dead-lettered message ({why})", dead_lettered=True)
+        tally.add(_Result(envelope, FAILED))
+
+    # --- users waiting for an invitation --------------------------------------------------------
+    def retry_pending_invites(self, dossier: str) -> int:
+        """Link the collaborateurs waiting for an SSM invitation whose e-mail SSM now knows.
+
+        Returns how many were matched (and their incidents resolved). No SSM call when none wait.
+        """
+        pending = [link for link in self.store.list_links(dossier, Entity.USER.value)
+                   if link.ssm_id is None and not link.deleted]
+        if not pending:
+            return 0
+        users: dict[str, dict] = {}
+        for user in sorted(self.ssm.list(USERS_RESOURCE), key=lambda u: u["id"]):
+            key = email_key(user.get("email"))
+            if key and not user.get("deleted"):
+                users.setdefault(key, user)
+        binder = Binder(self.store, dossier, Entity.USER.value, clock=self.clock)
+        matched = 0
+        for link in pending:
+            user = users.get(email_key(link.base.get("email")) or "")
+            if user is None:
+                continue
+            try:
+                binder.bind(link.sage_key, int(user["id"]), base={**link.base, "_ext_id": user.get("extId")},
+                            hash=link.hash, link=link)
+            except BindingRaceError:
+                continue
+            self.incidents.resolve(dossier, Entity.USER.value, link.sage_key, INVITE)
+            self._journal(dossier, "invite-matched", f"{link.base.get('email')} was invited in SSM; the "
+                          f"collaborateur '{link.sage_key}' is now linked to that user.",
+                          entity=Entity.USER.value, key=link.sage_key, detail={"ssm_id": user["id"]})
+            matched += 1
+        return matched

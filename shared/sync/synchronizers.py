@@ -1,0 +1,577 @@
+"""Synchronizers: one per entity, each applying one Sage change envelope to SSM.
+
+`Synchronizer.run` is the common path (after OCA's importers): an envelope whose content hash is
+the link's is done already (no call); otherwise `_validate_data` builds the canonical record,
+`_must_skip` may set it aside, the record is created (and bound at once) or updated with only
+the mapped fields that changed, and `_after_import` finishes what hangs off it (document lines,
+sales totals). Records edited on both sides (prospects, contacts) are read from SSM first and
+3-way merged; on a realignment run every record is compared with SSM's and Sage's values win.
+A record without a link is looked up by its `extId` only on a realignment (a lost state), so a
+first load costs one call per record created.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Optional
+
+from shared.envelope import Envelope, Op, content_hash
+from shared.errors import SsmRecordError
+from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
+from shared.rules import DeletePolicy, rule_for
+from shared.state.records import JournalEntry, Link
+from shared.sync import mapping
+from shared.sync.binder import Binder, BindingRaceError
+from shared.sync.dependencies import BatchDependencies
+from shared.sync.incidents import CREATE, DELETE, INVITE, READ, UPDATE, IncidentBook
+from shared.sync.mapping import Mapper, to_ssm
+from shared.sync.merge import MergeResult, diff, merge, realign, ssm_values
+
+CREATED, UPDATED, DELETED, LINKED, UNCHANGED, PENDING, IGNORED = (
+    "created", "updated", "deleted", "linked", "unchanged", "pending", "ignored")
+
+LINE_ENTITY = "order_line"
+
+
+@dataclass
+class Outcome:
+    """What applying one envelope did."""
+
+    action: str
+    conflicts: int = 0
+
+
+class Attempt:
+    """The operation under way on one record, named in the incident if it fails."""
+
+    def __init__(self) -> None:
+        self.operation = READ
+
+
+class SyncContext:
+    """Everything the synchronizers of one batch of one dossier share."""
+
+    def __init__(self, *, store, ssm, dossier, deps: BatchDependencies, incidents: IncidentBook,
+                 realignment: Callable[[str], bool], run_started_at: Callable[[str], Optional[dt.datetime]],
+                 clock: Callable[[], dt.datetime]):
+        self.store = store
+        self.ssm = ssm
+        self.dossier = dossier
+        self.deps = deps
+        self.incidents = incidents
+        self.realignment = realignment
+        self.run_started_at = run_started_at
+        self.clock = clock
+
+    @property
+    def dossier_id(self) -> str:
+        return self.dossier.id
+
+    @property
+    def first_load(self) -> bool:
+        return not self.dossier.first_load_done
+
+    def journal(self, event: str, message: str, *, entity: Optional[str] = None, key: Optional[str] = None,
+                run_id: Optional[str] = None, detail: Optional[dict] = None) -> None:
+        self.store.append_journal(JournalEntry(dossier=self.dossier_id, at=self.clock(), run_id=run_id,
+                                               entity=entity, key=key, event=event, message=message,
+                                               detail=detail or {}))
+
+
+class Synchronizer:
+    """Applies change envelopes of one entity (see the module docstring)."""
+
+    mapper: Mapper
+    completes_after_import = False
+
+    def __init__(self, ctx: SyncContext, entity: str):
+        self.ctx = ctx
+        self.entity = entity
+        self.rule = rule_for(entity)
+        self.binder = Binder(ctx.store, ctx.dossier_id, entity, clock=ctx.clock)
+
+    @property
+    def resource(self) -> str:
+        return self.mapper.resource
+
+    @property
+    def deps(self) -> BatchDependencies:
+        return self.ctx.deps
+
+    # --- the common path ------------------------------------------------------------------------
+    def run(self, envelope: Envelope, attempt: Attempt) -> Outcome:
+        link = self.binder.to_external(envelope.key)
+        realignment = self.ctx.realignment(envelope.run_id)
+        if self._is_up_to_date(envelope, link, realignment):
+            return Outcome(UNCHANGED)
+        if envelope.op is Op.DELETE:
+            attempt.operation = DELETE
+            return self._delete(envelope, link)
+        record = self._validate_data(envelope)
+        skipped = self._must_skip(record, link, envelope)
+        if skipped is not None:
+            return skipped
+        outcome, link = self._import(record, link, envelope, attempt, realignment)
+        return self._after_import(record, link, envelope, outcome, realignment)
+
+    def _is_up_to_date(self, envelope: Envelope, link: Optional[Link], realignment: bool) -> bool:
+        """The link already holds this exact content (a redelivery, a re-send, an echo)."""
+        if link is None or link.hash != envelope.hash or link.deleted != (envelope.op is Op.DELETE):
+            return False
+        if not realignment:
+            return True
+        started = self.ctx.run_started_at(envelope.run_id)
+        return started is not None and link.updated_at >= started
+
+    def _validate_data(self, envelope: Envelope) -> CanonicalRecord:
+        """The canonical record of the envelope (pydantic's ValidationError when it is not one)."""
+        return parse_record(self.entity, {**(envelope.record or {}), "key": envelope.key})
+
+    def _must_skip(self, record, link: Optional[Link], envelope: Envelope) -> Optional[Outcome]:
+        return None
+
+    def _after_import(self, record, link: Link, envelope: Envelope, outcome: Outcome,
+                      realignment: bool) -> Outcome:
+        return outcome
+
+    def _is_bidirectional(self, record) -> bool:
+        return self.rule.three_way_merge
+
+    # --- create or update -----------------------------------------------------------------------
+    def _import(self, record, link: Optional[Link], envelope: Envelope, attempt: Attempt,
+                realignment: bool) -> tuple[Outcome, Link]:
+        values = self.mapper.values(record, self.deps)
+        ext_id = self.binder.ext_id(record.key)
+        if not self._has_live_target(link):
+            existing = self._find_live(ext_id) if realignment else None
+            if existing is None:
+                attempt.operation = CREATE
+                return self._create(record, values, link, envelope)
+            attempt.operation = UPDATE
+            link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
+                                    hash="", link=link)
+            self.ctx.journal("rebound", f"The {self.entity} '{record.key}' was found in SSM by its "
+                             f"external id and linked again instead of being created twice.",
+                             entity=self.entity, key=record.key, run_id=envelope.run_id,
+                             detail={"ssm_id": link.ssm_id})
+            return self._update(record, values, link, envelope, current=existing, realignment=True,
+                                base_known=False)
+        attempt.operation = UPDATE
+        current = None
+        if realignment or self._is_bidirectional(record):
+            current = self._fetch(link.ssm_id, ext_id)
+            if current is None or current.get("deleted"):
+                return self._deleted_in_ssm(record, values, link, envelope, realignment)
+        return self._update(record, values, link, envelope, current=current, realignment=realignment)
+
+    def _has_live_target(self, link: Optional[Link]) -> bool:
+        if link is None or link.ssm_id is None:
+            return False
+        return not link.deleted or self.rule.sage_delete is DeletePolicy.NOT_AVAILABLE_IN_SSM
+
+    def _bind_hash(self, envelope: Envelope) -> str:
+        return "" if self.completes_after_import else envelope.hash
+
+    def _create(self, record, values: dict, link: Optional[Link], envelope: Envelope) -> tuple[Outcome, Link]:
+        body = self.mapper.create_body(record, self.deps, values, self.binder.ext_id(record.key))
+        ssm_id = self.ctx.ssm.create(self.resource, body)
+        base = {**_bookkeeping_of(link), **values}
+        link = self._bind_created(record.key, ssm_id, base=base, hash=self._bind_hash(envelope), link=link)
+        return Outcome(CREATED), link
+
+    def _bind_created(self, sage_key: str, ssm_id: int, *, base: dict, hash: str, link: Optional[Link],
+                      binder: Optional[Binder] = None, resource: Optional[str] = None) -> Link:
+        """Bind right after a create; a lost race removes the record we created for nothing."""
+        binder = binder or self.binder
+        try:
+            return binder.bind(sage_key, ssm_id, base=base, hash=hash, link=link)
+        except BindingRaceError as race:
+            if race.orphan_id is not None:
+                self.ctx.ssm.delete(resource or self.resource, race.orphan_id)
+            raise
+
+    def _update(self, record, values: dict, link: Link, envelope: Envelope, *, current: Optional[dict],
+                realignment: bool, base_known: bool = True) -> tuple[Outcome, Link]:
+        result = self._reconcile(values, link.base, current, realignment=realignment, base_known=base_known)
+        if result.to_ssm:
+            self.ctx.ssm.update(self.resource, link.ssm_id, result.to_ssm)
+        self._journal_merge(record.key, envelope, result)
+        link = self.binder.bind(record.key, link.ssm_id, base=result.base, hash=self._bind_hash(envelope),
+                                link=link)
+        action = UPDATED if result.to_ssm else UNCHANGED
+        return Outcome(action, conflicts=len(result.conflicts)), link
+
+    def _reconcile(self, values: dict, base: dict, current: Optional[dict], *, realignment: bool,
+                   base_known: bool = True) -> MergeResult:
+        names = self.mapper.fields(values, base)
+        if current is None:
+            return diff(values, base, names)
+        now = ssm_values(current, names)
+        if realignment:
+            return realign(values, now, base if base_known else None, names=names,
+                           ssm_keeps=self.mapper.ssm_keeps)
+        return merge(values, now, base, names=names, ssm_keeps=self.mapper.ssm_keeps,
+                     sage_only=self.mapper.sage_only)
+
+    def _journal_merge(self, key: str, envelope: Envelope, result: MergeResult) -> None:
+        for conflict in result.conflicts:
+            kept = "Sage's" if conflict.winner == "sage" else "SSM's"
+            self.ctx.journal(
+                "conflict", f"The {self.entity} '{key}' field {conflict.field} was changed in Sage "
+                f"({conflict.sage!r}) and in SSM ({conflict.ssm!r}); {kept} value was kept.",
+                entity=self.entity, key=key, run_id=envelope.run_id,
+                detail={"field": conflict.field, "base": conflict.base, "sage": conflict.sage,
+                        "ssm": conflict.ssm, "winner": conflict.winner})
+        for refused in result.refused:
+            self.ctx.journal(
+                "ssm-change-refused", f"The {self.entity} '{key}' field {refused.field} may change in "
+                f"Sage only; the change made in SSM ({refused.ssm!r}) was undone.",
+                entity=self.entity, key=key, run_id=envelope.run_id,
+                detail={"field": refused.field, "sage": refused.sage, "ssm": refused.ssm})
+
+    def _deleted_in_ssm(self, record, values: dict, link: Link, envelope: Envelope,
+                        realignment: bool) -> tuple[Outcome, Link]:
+        """The linked SSM record is gone: Sage-owned records and realignments create it again."""
+        if realignment or not self._is_bidirectional(record):
+            self.ctx.journal("recreated", f"The {self.entity} '{record.key}' had been deleted in SSM; "
+                             f"it was created again from Sage.", entity=self.entity, key=record.key,
+                             run_id=envelope.run_id, detail={"previous_ssm_id": link.ssm_id})
+            return self._create(record, values, link, envelope)
+        self.ctx.journal("ssm-deletion-ignored", f"The {self.entity} '{record.key}' was deleted in SSM; "
+                         f"Sage keeps it and the next realignment creates it again in SSM.",
+                         entity=self.entity, key=record.key, run_id=envelope.run_id,
+                         detail={"ssm_id": link.ssm_id})
+        link = self.binder.bind(record.key, link.ssm_id, base=link.base, hash=envelope.hash, link=link)
+        return Outcome(IGNORED), link
+
+    # --- reading SSM --------------------------------------------------------------------------
+    def _find_live(self, ext_id: str, resource: Optional[str] = None) -> Optional[dict]:
+        resource = resource or self.resource
+        asked, record = self.deps.prefetched(resource, ext_id)
+        if not asked:
+            record = self.ctx.ssm.find_by_ext_id(resource, ext_id)
+        return None if record is None or record.get("deleted") else record
+
+    def _fetch(self, ssm_id: int, ext_id: str) -> Optional[dict]:
+        asked, record = self.deps.prefetched(self.resource, ext_id)
+        if asked and record is not None and int(record["id"]) == int(ssm_id):
+            return record
+        try:
+            return self.ctx.ssm.get(self.resource, ssm_id)
+        except SsmRecordError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # --- deletion -------------------------------------------------------------------------------
+    def _delete(self, envelope: Envelope, link: Optional[Link]) -> Outcome:
+        key = envelope.key
+        ssm_id = link.ssm_id if link is not None and not link.deleted else None
+        if ssm_id is None and (link is None or not link.deleted):
+            found = self._find_live(self.binder.ext_id(key))
+            ssm_id = int(found["id"]) if found else None
+        link = self._before_unbind(key, link, envelope)
+        base = dict(link.base) if link is not None else {}
+        action = UNCHANGED
+        if ssm_id is not None:
+            action = self._delete_in_ssm(key, ssm_id, base, envelope)
+        kept_id = ssm_id if ssm_id is not None else (link.ssm_id if link else None)
+        self.binder.bind(key, kept_id, base=base, hash=envelope.hash, link=link, deleted=True)
+        return Outcome(action)
+
+    def _delete_in_ssm(self, key: str, ssm_id: int, base: dict, envelope: Envelope) -> str:
+        policy = self.rule.sage_delete
+        if policy is DeletePolicy.SOFT_DELETE_IN_SSM:
+            self.ctx.ssm.delete(self.resource, ssm_id)
+            return DELETED
+        if policy is DeletePolicy.NOT_AVAILABLE_IN_SSM:
+            self.ctx.ssm.update(self.resource, ssm_id, {"notAvailable": True})
+            base["notAvailable"] = True
+            return DELETED
+        self.ctx.journal("deletion-not-propagated", f"The {self.entity} '{key}' was deleted in Sage; "
+                         f"it stays in SSM, where it is managed.", entity=self.entity, key=key,
+                         run_id=envelope.run_id, detail={"ssm_id": ssm_id})
+        return IGNORED
+
+    def _before_unbind(self, key: str, link: Optional[Link], envelope: Envelope) -> Optional[Link]:
+        """Clean up what hangs off a record deleted in Sage (document lines, sales totals)."""
+        return link
+
+
+def _bookkeeping_of(link: Optional[Link]) -> dict:
+    if link is None:
+        return {}
+    return {k: v for k, v in link.base.items() if k.startswith(mapping.BOOKKEEPING_PREFIX)}
+
+
+# --- one synchronizer per entity ----------------------------------------------------------------
+class UserSynchronizer(Synchronizer):
+    """Users: created on the dossier's first load, afterwards matched by e-mail once invited."""
+
+    mapper = mapping.USER
+
+    def _import(self, record, link, envelope, attempt, realignment):
+        values = self.mapper.values(record, self.deps)
+        if link is not None and link.ssm_id is not None and not link.deleted:
+            link = self.binder.bind(record.key, link.ssm_id, base={**_bookkeeping_of(link), **values},
+                                    hash=envelope.hash, link=link)
+            return Outcome(UNCHANGED), link
+        found = self.deps.ssm_user_by_email(record.email)
+        if found is not None:
+            link = self.binder.bind(record.key, int(found["id"]),
+                                    base={**values, "_ext_id": found.get("extId")},
+                                    hash=envelope.hash, link=link)
+            self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, record.key, INVITE)
+            return Outcome(LINKED), link
+        if self.ctx.first_load:
+            attempt.operation = CREATE
+            ext_id = self.binder.ext_id(record.key)
+            body = self.mapper.create_body(record, self.deps, values, ext_id)
+            ssm_id = self.ctx.ssm.create(self.resource, body)
+            self.deps.remember_user({**body, "id": ssm_id})
+            link = self._bind_created(record.key, ssm_id, base={**values, "_ext_id": ext_id},
+                                      hash=envelope.hash, link=link)
+            return Outcome(CREATED), link
+        attempt.operation = INVITE
+        link = self.binder.bind(record.key, None, base=values, hash=envelope.hash, link=link)
+        name = " ".join(p for p in (record.first_name, record.last_name) if p)
+        message = invite_message(name, record.email)
+        self.ctx.incidents.record(self.ctx.dossier_id, self.entity, record.key, INVITE, message)
+        self.ctx.journal("invite-needed", message, entity=self.entity, key=record.key,
+                         run_id=envelope.run_id, detail={"email": record.email})
+        return Outcome(PENDING), link
+
+    def _delete_in_ssm(self, key, ssm_id, base, envelope):
+        self.ctx.journal("deletion-not-propagated", f"The collaborateur '{key}' was deleted in Sage; "
+                         f"the SSM user stays, SSM users are managed in SSM.", entity=self.entity,
+                         key=key, run_id=envelope.run_id, detail={"ssm_id": ssm_id})
+        return IGNORED
+
+    def _before_unbind(self, key, link, envelope):
+        self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, key, INVITE)
+        return link
+
+    def _find_live(self, ext_id, resource=None):
+        return None
+
+
+def invite_message(name: str, email: Optional[str]) -> str:
+    return (f"{name} ({email or 'no e-mail in Sage'}) must be invited in Sage Sales Management "
+            f"before their accounts can be assigned to them")
+
+
+class AccountSynchronizer(Synchronizer):
+    """Clients (read-only in SSM, Sage-owned) and prospects (edited on both sides)."""
+
+    mapper = mapping.ACCOUNT
+
+    def _is_bidirectional(self, record) -> bool:
+        return AccountKind(record.kind) is AccountKind.PROSPECT
+
+
+class ContactSynchronizer(Synchronizer):
+    mapper = mapping.CONTACT
+
+
+class ProductFamilySynchronizer(Synchronizer):
+    mapper = mapping.PRODUCT_FAMILY
+
+
+class ProductSynchronizer(Synchronizer):
+    mapper = mapping.PRODUCT
+
+
+class QuoteSynchronizer(Synchronizer):
+    """Quotes are born in SSM; one coming from Sage is linked when SSM has it, else noted."""
+
+    mapper = mapping.SALES_ORDER
+
+    def _import(self, record, link, envelope, attempt, realignment):
+        if link is not None and link.ssm_id is not None and not link.deleted:
+            link = self.binder.bind(record.key, link.ssm_id, base=link.base, hash=envelope.hash, link=link)
+            return Outcome(UNCHANGED), link
+        existing = self._find_live(self.binder.ext_id(record.key))
+        if existing is None:
+            self.ctx.journal("quote-from-sage-ignored", f"The quote {record.number} was created in Sage; "
+                             f"quotes are created in SSM, so it is not sent.", entity=self.entity,
+                             key=record.key, run_id=envelope.run_id)
+            return Outcome(IGNORED), link
+        link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
+                                hash=envelope.hash, link=link)
+        return Outcome(LINKED), link
+
+
+class LineContext:
+    """The mapping context of the lines of one sales order."""
+
+    def __init__(self, deps: BatchDependencies, order_id: int):
+        self._deps = deps
+        self.order_id = order_id
+        self.dossier = deps.dossier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._deps, name)
+
+
+class DocumentSynchronizer(Synchronizer):
+    """Orders and invoices: a read-only sales order, its lines (each linked), invoice totals.
+
+    Lines without an article (text lines) have nothing to show in SSM and are not sent. A line
+    links as `<document key>/<line id>`, so a changed document touches only its changed lines
+    and deletes the removed ones. Each invoice version posts its total once to `/sales`; a
+    later version first posts the reversal of the previous one, so the sum stays right.
+    """
+
+    mapper = mapping.SALES_ORDER
+    line_mapper = mapping.SALES_ORDER_LINE
+    completes_after_import = True
+
+    def _import(self, record: Document, link, envelope, attempt, realignment):
+        self._lines_before = list(link.base.get("_lines", [])) if link is not None else []
+        self._pending_lines = [line for line in record.lines if line.product_key]
+        for line in self._pending_lines:     # a missing article stops us before any write
+            mapping.line_product(line, self.deps)
+        return super()._import(record, link, envelope, attempt, realignment)
+
+    def _after_import(self, record: Document, link: Link, envelope: Envelope, outcome: Outcome,
+                      realignment: bool) -> Outcome:
+        line_binder = Binder(self.ctx.store, self.ctx.dossier_id, LINE_ENTITY, clock=self.ctx.clock)
+        context = LineContext(self.deps, link.ssm_id)
+        kept: list[str] = []
+        changed = False
+        try:
+            for line in self._pending_lines:
+                changed |= self._sync_line(record, line, line_binder, context)
+                kept.append(line.line_id)
+            for line_id in self._lines_before:
+                if line_id not in kept:
+                    changed |= self._remove_line(record.key, line_id, line_binder)
+        finally:
+            done = kept + [i for i in self._lines_before if i not in kept and
+                           line_binder.to_external(line_key(record.key, i)) is not None]
+            link = self.binder.bind(record.key, link.ssm_id, base={**link.base, "_lines": done},
+                                    hash=link.hash, link=link)
+        if self.entity == Entity.INVOICE.value:
+            link, posted = self._post_sales(record, link)
+            changed |= posted
+        self.binder.bind(record.key, link.ssm_id, base=link.base, hash=envelope.hash, link=link)
+        if outcome.action == UNCHANGED and changed:
+            outcome = Outcome(UPDATED, outcome.conflicts)
+        return outcome
+
+    def _sync_line(self, record: Document, line, binder: Binder, context: LineContext) -> bool:
+        key = line_key(record.key, line.line_id)
+        line_link = binder.to_external(key)
+        line_hash = content_hash(line.model_dump(mode="json"))
+        same_order = line_link is not None and line_link.base.get("_order") == context.order_id
+        live = same_order and line_link.ssm_id is not None and not line_link.deleted
+        if live and line_link.hash == line_hash:
+            return False
+        values = self.line_mapper.values(line, context)
+        if not live:
+            body = self.line_mapper.create_body(line, context, values, binder.ext_id(key))
+            ssm_id = self.ctx.ssm.create(self.line_mapper.resource, body)
+            self._bind_created(key, ssm_id, base={**values, "_order": context.order_id}, hash=line_hash,
+                               link=line_link, binder=binder, resource=self.line_mapper.resource)
+            return True
+        result = diff(values, line_link.base, self.line_mapper.fields(values, line_link.base))
+        if result.to_ssm:
+            self.ctx.ssm.update(self.line_mapper.resource, line_link.ssm_id, result.to_ssm)
+        binder.bind(key, line_link.ssm_id, base=result.base, hash=line_hash, link=line_link)
+        return bool(result.to_ssm)
+
+    def _remove_line(self, document_key: str, line_id: str, binder: Binder) -> bool:
+        line_link = binder.to_external(line_key(document_key, line_id))
+        if line_link is None:
+            return False
+        if line_link.ssm_id is not None and not line_link.deleted:
+            self.ctx.ssm.delete(self.line_mapper.resource, line_link.ssm_id)
+        binder.unbind(line_link)
+        return True
+
+    def _before_unbind(self, key: str, link: Optional[Link], envelope: Envelope) -> Optional[Link]:
+        if link is None:
+            return link
+        binder = Binder(self.ctx.store, self.ctx.dossier_id, LINE_ENTITY, clock=self.ctx.clock)
+        for line_id in link.base.get("_lines", []):
+            line_link = binder.to_external(line_key(key, line_id))
+            if line_link is not None:
+                binder.unbind(line_link)
+        if self.entity == Entity.INVOICE.value:
+            link = self._recover_pending_sales(key, link)
+            posted = link.base.get("_sales")
+            if posted and not posted.get("reversed"):
+                link = self._reverse_sales(key, link, posted)
+        return link
+
+    # --- invoice totals -------------------------------------------------------------------------
+    def _sales_values(self, record: Document) -> dict:
+        day = record.date or self.ctx.clock().date()
+        values = {"accountExtId": self.deps.ext_id(record.account_key),
+                  "salesRepExtId": self.deps.owner_ext_id(record.rep_key),
+                  "date": day.isoformat(),
+                  "total": to_ssm(getattr(record, mapping.SALES_TOTAL_FIELD) or 0)}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def _sales_ext_id(self, key: str, version: int, *, reversal: bool = False) -> str:
+        ext_id = self.deps.ext_id(key) + ("" if version == 1 else f"~{version}")
+        return ext_id + ("~reversal" if reversal else "")
+
+    def _post_sales(self, record: Document, link: Link) -> tuple[Link, bool]:
+        """Post this invoice version's total once (after reversing the previous version's)."""
+        link = self._recover_pending_sales(record.key, link)
+        values = self._sales_values(record)
+        posted = link.base.get("_sales")
+        if posted and not posted.get("reversed") and posted.get("values") == values:
+            return link, False
+        if posted and not posted.get("reversed"):
+            link = self._reverse_sales(record.key, link, posted)
+        version = posted["version"] + 1 if posted else 1
+        link = self._post_once(record.key, link, self._sales_ext_id(record.key, version), values,
+                               then={"version": version, "values": values})
+        return link, True
+
+    def _reverse_sales(self, key: str, link: Link, posted: dict) -> Link:
+        values = dict(posted["values"])
+        values["total"] = to_ssm(-Decimal(str(values.get("total", 0))))
+        return self._post_once(key, link, self._sales_ext_id(key, posted["version"], reversal=True), values,
+                               then={**posted, "reversed": True})
+
+    def _post_once(self, key: str, link: Link, ext_id: str, values: dict, *, then: dict) -> Link:
+        """POST a sales total, noting the intent first so a crash in between never posts it twice."""
+        link = self.binder.bind(key, link.ssm_id, base={**link.base, "_sales_pending": {"extId": ext_id, "then": then}},
+                                hash=link.hash, link=link, deleted=link.deleted)
+        self.ctx.ssm.create(mapping.SALES_RESOURCE, {**values, "extId": ext_id})
+        return self._settle_sales(key, link, then)
+
+    def _recover_pending_sales(self, key: str, link: Link) -> Link:
+        """After a crash between noting and confirming a POST: SSM's records say whether it happened."""
+        pending = link.base.get("_sales_pending")
+        if not pending:
+            return link
+        if self._find_live(pending["extId"], resource=mapping.SALES_RESOURCE) is not None:
+            return self._settle_sales(key, link, pending["then"])
+        base = {k: v for k, v in link.base.items() if k != "_sales_pending"}
+        return self.binder.bind(key, link.ssm_id, base=base, hash=link.hash, link=link, deleted=link.deleted)
+
+    def _settle_sales(self, key: str, link: Link, posted: dict) -> Link:
+        base = {k: v for k, v in link.base.items() if k != "_sales_pending"}
+        base["_sales"] = posted
+        return self.binder.bind(key, link.ssm_id, base=base, hash=link.hash, link=link, deleted=link.deleted)
+
+
+def line_key(document_key: str, line_id: str) -> str:
+    return f"{document_key}/{line_id}"
+
+
+SYNCHRONIZERS: dict[str, type[Synchronizer]] = {
+    Entity.USER.value: UserSynchronizer,
+    Entity.ACCOUNT.value: AccountSynchronizer,
+    Entity.CONTACT.value: ContactSynchronizer,
+    Entity.PRODUCT_FAMILY.value: ProductFamilySynchronizer,
+    Entity.PRODUCT.value: ProductSynchronizer,
+    Entity.QUOTE.value: QuoteSynchronizer,
+    Entity.ORDER.value: DocumentSynchronizer,
+    Entity.INVOICE.value: DocumentSynchronizer,
+}

@@ -1,0 +1,97 @@
+"""Every entity of the rule table arrives in SSM with the right fields, and only once."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from shared.models import Entity
+from tests.sync.records import (client, contact, document, family, line, only, product, prospect, user,
+                                writes)
+
+
+def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
+    rep = user("3", "Amélie", "Durand", "amelie.durand@bijou.example")
+    order = document(Entity.ORDER, "BC00042", [line("101", 1), line("102", 2, quantity="1", unit_price="80.5",
+                                                                    discount="0", description="Écrin velours")],
+                     rep_key="3")
+    invoice = document(Entity.INVOICE, "FA00077", [line("201", 1, quantity="1")], rep_key="3",
+                       reference=None)
+    outcome = service.apply_batch(agent.run(rep, client(rep_key="3"), prospect(), contact(), family(), product(),
+                                            order, invoice))
+
+    assert outcome.failed == 0 and not outcome.retry
+    assert outcome.applied == 8
+
+    ssm_user = only(sim.records("users"), email="amelie.durand@bijou.example")
+    assert (ssm_user["name"], ssm_user["lastName"], ssm_user["extId"]) == ("Amélie", "Durand", "BIJOU:3")
+
+    account = only(sim.records("accounts"), extId="BIJOU:C001")
+    assert account["name"] == "Bijouterie Émeraude"
+    assert account["typeId"]["id"] == sim.account_type_ids["Client"] and account["readOnly"] is True
+    assert account["salesRepId1"]["id"] == ssm_user["id"]
+    assert account["branchId"]["id"] == sim.branch_id
+    assert (account["postcode"], account["vatNumber"]) == ("75002", "FR12345678901")
+
+    lead = only(sim.records("accounts"), extId="BIJOU:P001")
+    assert lead["typeId"]["id"] == sim.account_type_ids["Prospect"] and lead["readOnly"] is False
+    assert lead["salesRepId1"]["id"] == sim.admin_id          # no rep in Sage: the admin owns it
+
+    person = only(sim.records("contacts"), extId="BIJOU:7")
+    assert (person["firstName"], person["lastName"], person["phone2"]) == ("Hélène", "Lefèvre", "06 12 34 56 78")
+    assert person["accountId"]["id"] == account["id"]
+
+    fam = only(sim.records("productFamilies"), extId="BIJOU:BAGUES")
+    assert (fam["descriptionFR"], fam["idParent"], fam["notAvailable"]) == ("Bagues et alliances", -1, False)
+
+    item = only(sim.records("products"), extId="BIJOU:BAG-OR-18")
+    assert (item["model"], item["description"]) == ("BAG-OR-18", "Bague or 18 carats")
+    assert Decimal(str(item["price"])) == Decimal("1249.90") and Decimal(str(item["cost"])) == Decimal("612.35")
+    assert item["familyId"]["id"] == fam["id"] and item["readOnly"] is True and item["notAvailable"] is False
+    assert (item["Z_stock_total"], item["Z_stock_disponible"]) == (14, 11.5)
+    assert (Decimal(str(item["Z_tarif_1"])), Decimal(str(item["Z_tarif_2"]))) == (Decimal("1199"), Decimal("999.99"))
+
+    sales_order = only(sim.records("salesorders"), extId="BIJOU:1:BC00042")
+    assert sales_order["statusId"]["id"] == sim.status_ids["Commande"] and sales_order["readOnly"] is True
+    assert (sales_order["number"], sales_order["reference"]) == ("BC00042", "CDE-ÉTÉ")
+    assert sales_order["accountId"]["id"] == account["id"] and sales_order["salesRepId"]["id"] == ssm_user["id"]
+    assert Decimal(str(sales_order["total"])) == order.total_ht
+    order_lines = sorted((l for l in sim.records("salesordersLines") if l["salesOrderId"]["id"] == sales_order["id"]),
+                         key=lambda l: l["order"])
+    assert [(l["order"], l["productId"]["id"], l["description"]) for l in order_lines] == [
+        (1, item["id"], "Bague or 18 carats"), (2, item["id"], "Écrin velours")]
+    assert Decimal(str(order_lines[0]["total"])) == Decimal("2374.81")
+    assert (order_lines[0]["quantity"], order_lines[0]["discount1"]) == (2, 5)
+    assert Decimal(str(order_lines[1]["price"])) == Decimal("80.5")
+
+    invoice_order = only(sim.records("salesorders"), extId="BIJOU:6:FA00077")
+    assert invoice_order["statusId"]["id"] == sim.status_ids["Facture"]
+    assert invoice_order["reference"] == "FA00077"            # no Sage reference: the piece number
+    total = only(sim.records("sales"), extId="BIJOU:6:FA00077")
+    assert (total["accountExtId"], total["salesRepExtId"]) == ("BIJOU:C001", "BIJOU:3")
+    assert Decimal(str(total["total"])) == invoice.total_ht and total["date"].startswith("2024-03-14")
+
+    run = store.get_run("BIJOU", agent.run_id)
+    assert run.state.value == "succeeded" and run.counts["created"] == 8 and run.counts["read"] == 8
+
+
+def test_a_first_load_costs_one_call_per_record_created(sim, service, agent):
+    accounts = [client(f"C{n:03d}", f"Client {n}") for n in range(40)]
+    service.apply_batch(agent.run(*accounts))
+
+    posts = writes(sim, "accounts")
+    assert len(posts) == 40 and all(c.method == "POST" for c in posts)
+    reads = [c for c in sim.calls if c.method == "GET"]
+    assert len(reads) <= 3        # users (the admin), branches, account types: once each
+
+
+def test_a_second_delivery_of_the_same_batch_makes_no_call(sim, service, agent):
+    batch = agent.run(user(), client(), contact(), family(), product(),
+                      document(Entity.ORDER, "BC1", [line("1", 1)]),
+                      document(Entity.INVOICE, "FA1", [line("2", 1)]))
+    first = service.apply_batch(batch)
+    assert first.applied == 7
+    sim.reset_calls()
+
+    again = service.apply_batch(batch, delivery_count=2)
+
+    assert sim.call_count() == 0
+    assert (again.applied, again.skipped_unchanged, again.failed, again.retry) == (0, 7, 0, [])
