@@ -98,12 +98,13 @@ class SsmSimulator:
         self.error_shape: str | None = None   # None: rotate among ERROR_SHAPES
         self.max_page_size = MAX_PAGE_SIZE    # larger X-FM-Entity-Count values are capped to this
         self.max_in_flight = 0                # most requests seen being served at once
+        self.internal_errors: list[str] = []  # simulator defects (answered 599); tests assert none
         self._in_flight = 0
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._retired_tokens: list[str] = []
-        self._user_keys: dict[str, tuple[str, int]] = {}   # public key → (private key, user id)
+        self._user_keys: dict[str, tuple[str, int]] = {}   # public key (e-mail) → (private key, user id)
         self._shape_turn = 0
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -182,11 +183,14 @@ class SsmSimulator:
         self.store.reject_rules.clear()
 
     def user_credentials(self, email: str) -> tuple[str, str]:
-        """API keys of an ordinary SSM user (created as a user if the e-mail is unknown)."""
+        """API keys of an ordinary SSM user (created as a user if the e-mail is unknown).
+
+        The public key is the user's e-mail, so a session knows who it acts for.
+        """
         with self._lock:
-            for public, (private, user_id) in self._user_keys.items():
-                if self.store.get("users", user_id)["email"].casefold() == email.casefold():
-                    return public, private
+            known = self._user_keys.get(email.casefold())
+            if known is not None:
+                return email.casefold(), known[0]
             user_id = next((u["id"] for u in self.store.all("users")
                             if (u["email"] or "").casefold() == email.casefold()), None)
             if user_id is None:
@@ -194,10 +198,9 @@ class SsmSimulator:
                 user_id = self.store.seed("users", {"name": local.split(".")[0].title() or "User",
                                                     "lastName": local.split(".")[-1].title(),
                                                     "email": email, "isActive": True})
-            public = f"fm-user-{self._rng.getrandbits(48):012x}"
             private = f"fm-user-priv-{self._rng.getrandbits(128):032x}"
-            self._user_keys[public] = (private, user_id)
-            return public, private
+            self._user_keys[email.casefold()] = (private, user_id)
+            return email.casefold(), private
 
     # --- what tests look at -------------------------------------------------------------------
     def records(self, resource: str, *, include_deleted: bool = True) -> list[dict]:
@@ -274,7 +277,7 @@ class SsmSimulator:
                 if self.faults.timeout_applies else None
         else:
             fault_name = f"http-{fault.kind}"
-            answer = _Answer(int(fault.kind), _server_error_body(int(fault.kind)))
+            answer = _Answer(int(fault.kind), _fault_body(int(fault.kind)))
 
         call = Call(method, url.path, resource, record_id, query, shown_body,
                     answer.status if answer is not None else None, self.clock(), fault_name)
@@ -293,6 +296,10 @@ class SsmSimulator:
             return self._route(method, segments, query, headers, body, body_error)
         except SimError as exc:
             return _Answer(exc.status, self._error_body(exc.status, exc.message, exc.code))
+        except Exception as exc:  # noqa: BLE001 - a simulator defect must not pass for an SSM outage
+            with self._lock:
+                self.internal_errors.append(f"{method} {'/'.join(segments or [])}: {exc!r}")
+            return _Answer(599, {"message": f"simulator defect: {exc!r}"})
 
     def _error_body(self, status: int, message: str, code: int | None) -> dict:
         if status != 400:
@@ -436,12 +443,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _server_error_body(status: int) -> dict:
+def _fault_body(status: int) -> dict:
     if status == 500:
         return {"statusCode": 500, "message": "Database error", "code": CODE_DATABASE}
     if status in (502, 503, 504):
         return {"message": "Service temporarily unavailable"}
-    return {"message": "Server error"}
+    if status == 401:
+        return {"message": "Session expired"}
+    if status == 429:
+        return {"message": "Too many requests: slow down"}
+    return {"message": f"Injected HTTP {status}"}
 
 
 def _parse_json(raw: bytes) -> tuple[Any, str | None]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -234,6 +235,30 @@ class RejectRule:
     message: str
 
 
+class _View(Mapping):
+    """A stored record seen as the API returns it, references rendered on access."""
+
+    __slots__ = ("_store", "_fields", "_stored")
+
+    def __init__(self, store: "Store", resource: str, stored: dict):
+        self._store = store
+        self._fields = store._fields[resource]
+        self._stored = stored
+
+    def __getitem__(self, name: str) -> Any:
+        spec = self._fields[name]
+        value = self._stored.get(name)
+        if spec.type == REF and value is not None:
+            return self._store._reference(spec, value)
+        return value
+
+    def __iter__(self):
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -282,16 +307,12 @@ class Store:
 
     # --- reading ------------------------------------------------------------------------------
     def render(self, resource: str, stored: dict) -> dict:
-        result = {}
-        for f in self._fields[resource].values():
-            value = stored.get(f.name)
-            if f.type == REF and value is not None:
-                target_spec = SCHEMAS[f.ref]
-                target = self._records[f.ref].get(value)
-                label = target_spec.label(target) if target else ""
-                value = {"id": value, target_spec.ref_label_key: label}
-            result[f.name] = value
-        return result
+        return dict(_View(self, resource, stored))
+
+    def _reference(self, spec: FieldSpec, target_id: int) -> dict:
+        target_spec = SCHEMAS[spec.ref]
+        target = self._records[spec.ref].get(target_id)
+        return {"id": target_id, target_spec.ref_label_key: target_spec.label(target) if target else ""}
 
     def get(self, resource: str, record_id: int) -> dict:
         with self._lock:
@@ -305,17 +326,22 @@ class Store:
 
     def query(self, resource: str, *, where: str | None, order: str | None,
               page: int, size: int) -> list[dict]:
+        """One page of the records matching `where`, sorted by `order` then id.
+
+        The filter runs on lazy views that render a reference only when the filter reads it,
+        so a lookup such as `extId='...'` stays cheap on a large tenant.
+        """
         self.spec(resource)
         with self._lock:
-            rows = [self.render(resource, r) for _, r in sorted(self._records[resource].items())]
-            sample = self.render(resource, {})
-        try:
-            predicate = check_where(where, sample)
-            terms = parse_order(order, set(sample))
-            selected = order_records([r for r in rows if predicate(r)], terms)
-        except WhereError as exc:
-            raise SimError(400, f"Error generating the SQL query: {exc}", CODE_SQL_GENERATION) from None
-        return selected[page * size:(page + 1) * size]
+            views = [_View(self, resource, r) for _, r in sorted(self._records[resource].items())]
+            sample = _View(self, resource, {})
+            try:
+                predicate = check_where(where, sample)
+                terms = parse_order(order, set(sample))
+                selected = order_records([v for v in views if predicate(v)], terms)
+            except WhereError as exc:
+                raise SimError(400, f"Error generating the SQL query: {exc}", CODE_SQL_GENERATION) from None
+            return [dict(view) for view in selected[page * size:(page + 1) * size]]
 
     def find_ext_id(self, resource: str, ext_id: str) -> int | None:
         self.spec(resource)

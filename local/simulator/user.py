@@ -15,6 +15,9 @@ from shared.ssm.lookups import (ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPE_PROSPECT, ACCO
 class SsmUserSession:
     """One SSM user's session (keys from `SsmSimulator.user_credentials(email)`).
 
+    The user is found by `email`, or else by the public key when it is an e-mail (the
+    simulator's user keys are), or else is the first active user.
+
     Lines of a quote are dicts: `product_id`, `quantity`, `price`, optional `description`,
     `discount1`.. `discount4`. Returned ids are SSM ids.
     """
@@ -23,7 +26,7 @@ class SsmUserSession:
         self._client = SsmClient(base_url, public_key, private_key, max_retries=3,
                                  backoff_base_s=0.05, backoff_max_s=1.0, rate_limit_per_s=50.0,
                                  timeout_s=10.0)
-        self._email = email
+        self._email = email or (public_key if "@" in public_key else None)
         self._user_id: int | None = None
         self._quote_count = 0
 

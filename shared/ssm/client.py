@@ -139,7 +139,7 @@ class SsmClient:
         self._in_flight = threading.BoundedSemaphore(max_concurrency)
         self._session_lock = threading.Lock()
         self._token: str | None = None
-        self._issued_tokens: set[str] = set()
+        self._issued_tokens: tuple[str, ...] = ()
         self._lookups = LookupCache(lambda resource: self.list(resource))
         self._http = httpx.Client(
             base_url=self.base_url + "/",
@@ -409,7 +409,7 @@ class SsmClient:
         if not isinstance(token, str) or not token:
             raise SsmAuthError("SSM accepted the integration keys but gave no session token.",
                                status=response.status_code)
-        self._issued_tokens.add(token)
+        self._issued_tokens = (*self._issued_tokens[-9:], token)
         return token
 
     def _public_key_hint(self) -> str:

@@ -31,6 +31,7 @@ def clock() -> ManualClock:
 def sim(clock):
     with SsmSimulator(seed=7, clock=clock) as simulator:
         yield simulator
+        assert not simulator.internal_errors
 
 
 @pytest.fixture

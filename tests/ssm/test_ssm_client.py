@@ -403,5 +403,12 @@ def test_from_settings(sim):
         assert sim.private_key not in repr(client)
 
 
+def test_schema_lists_the_tenant_fields(sim, client):
+    sim.add_custom_field("accounts", "Z_Potentiel", "number", None)
+    schema = client.schema("accounts")
+    assert schema["properties"]["Z_Potentiel"]["type"] == "number"
+    assert schema["properties"]["name"]["maxLength"] == 100
+
+
 def test_quote_doubles_single_quotes():
     assert quote("L'Atelier d'Anne") == "'L''Atelier d''Anne'"

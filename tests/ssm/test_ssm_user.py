@@ -74,6 +74,13 @@ def test_convert_prospect_to_client_just_changes_the_type(sim, rep):
     assert sim.record("accounts", prospect)["typeId"]["id"] == sim.account_type_ids["Client"]
 
 
+def test_a_session_knows_its_user_from_the_keys_alone(sim):
+    with SsmUserSession(sim.base_url, *sim.user_credentials("Paul.Vente@demo.example")) as paul:
+        account = paul.create_account("Chez Paul")
+    owner = sim.record("accounts", account)["salesRepId1"]
+    assert owner["description"] == "Paul Vente" and owner["id"] != sim.admin_id
+
+
 def test_user_actions_are_recorded_as_calls(sim, rep):
     sim.reset_calls()
     rep.create_account("Compté")
