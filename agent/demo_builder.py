@@ -45,7 +45,7 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
-    "tiny": DemoSize(tiers=20, reps=4, articles=17, documents=24, max_lines=5),
+    "tiny": DemoSize(tiers=20, reps=5, articles=17, documents=24, max_lines=5),
     "small": DemoSize(tiers=500, reps=8, articles=200, documents=1_500, max_lines=7),
     "medium": DemoSize(tiers=10_000, reps=25, articles=2_000, documents=20_000, max_lines=9),
     "large": DemoSize(tiers=100_000, reps=60, articles=10_000, documents=200_000, max_lines=10),

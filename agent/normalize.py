@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from typing import Any, Callable
 
@@ -63,7 +63,7 @@ def decimal(value: Any, scale: int | None = DEFAULT_SCALE) -> Decimal | None:
         raise ValueError(f"'{value}' is not a number")
     if scale is None:
         return number
-    return number.quantize(_quantum(scale))
+    return number.quantize(_quantum(scale), rounding=ROUND_HALF_UP)
 
 
 @lru_cache(maxsize=None)

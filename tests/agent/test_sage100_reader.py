@@ -1,0 +1,469 @@
+"""The Sage 100 reader, read through pyodbc and the SQLite ODBC driver from a demo BIJOU dossier."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from agent import demo_builder as sage
+from agent.demo_builder import (BAD_ACCOUNT_NO_NAME, BAD_ACCOUNT_UNKNOWN_REP, BAD_CONTACT_INVALID_EMAIL,
+                                BAD_CONTACT_LONG_EMAIL, BAD_UNKNOWN_REP_NO, build_demo_dossier)
+from agent.odbc import column_exists, column_widths, connect, redact, sqlite_connection_string, table_exists
+from agent.sage100.reader import Sage100Reader, SourceRow
+from agent.sage100.schema import TABLE_NAMES, create_schema, ddl
+from shared.models import Entity, parse_record
+from shared.rules import sync_order
+
+# After every row of the demo data (2023-2024): the time of the changes the tests make.
+T = dt.datetime(2025, 6, 2, 9, 0)
+
+
+def by_key(rows) -> dict[str, SourceRow]:
+    rows = list(rows)
+    keyed = {row.key: row for row in rows}
+    assert len(keyed) == len(rows), "a key came out twice"
+    return keyed
+
+
+def scalar(connection, query: str, *parameters):
+    cursor = connection.cursor()
+    try:
+        return cursor.execute(query, *parameters).fetchone()[0]
+    finally:
+        cursor.close()
+        connection.rollback()
+
+
+def column(connection, query: str, *parameters) -> list:
+    cursor = connection.cursor()
+    try:
+        return [row[0] for row in cursor.execute(query, *parameters).fetchall()]
+    finally:
+        cursor.close()
+        connection.rollback()
+
+
+# --- ODBC plumbing ----------------------------------------------------------------------------------
+
+def test_widths_and_catalog_come_from_the_database(dossier, open_sage):
+    connection = open_sage(dossier)
+    widths = column_widths(connection, "F_COMPTET")
+    assert widths["CT_Num"] == 17 and widths["CT_Intitule"] == 69 and widths["CT_CodePostal"] == 9
+    assert "CT_Taux02" not in widths  # numeric, not text
+    assert table_exists(connection, "F_DOCLIGNE") and not table_exists(connection, "F_NOPE")
+    assert column_exists(connection, "F_COMPTET", "cbModification")
+    assert not column_exists(connection, "F_COMPTET", "CT_Nope")
+
+
+def test_widths_follow_an_older_sage_version(tmp_path, open_sage):
+    connection = open_sage(tmp_path / "old.db")
+    cursor = connection.cursor()
+    cursor.execute("CREATE TABLE F_COMPTET (cbMarq INTEGER PRIMARY KEY, CT_Num varchar(17), CT_Intitule varchar(35))")
+    connection.commit()
+    assert column_widths(connection, "F_COMPTET")["CT_Intitule"] == 35
+
+
+def test_redact_hides_passwords():
+    text = "Driver={ODBC Driver 18 for SQL Server};Server=sage01;UID=sync;PWD={p@ss;word};Encrypt=yes"
+    shown = redact(text)
+    assert "p@ss" not in shown and "word" not in shown
+    assert shown.startswith("Driver={ODBC Driver 18 for SQL Server};Server=sage01;UID=sync;PWD=***")
+    assert redact("Password=hunter2;Database=BIJOU") == "Password=***;Database=BIJOU"
+
+
+def test_connect_failure_names_no_password(tmp_path):
+    from shared.errors import ConnectorError
+    with pytest.raises(ConnectorError) as raised:
+        connect("Driver={No Such Driver};Server=x;PWD=topsecret", login_timeout=2)
+    assert "topsecret" not in str(raised.value) and "topsecret" not in (raised.value.detail or "")
+
+
+def test_create_schema_through_pyodbc_emulates_sage_triggers(tmp_path, open_sage):
+    connection = open_sage(tmp_path / "empty.db")
+    create_schema(connection.cursor())
+    assert all(table_exists(connection, name) for name in TABLE_NAMES)
+    cursor = connection.cursor()
+    cursor.execute("INSERT INTO EMU_SERVER (ES_Clock) VALUES ('2025-01-02 03:04:05.000')")
+    cursor.execute("INSERT INTO F_COLLABORATEUR (CO_No, CO_Nom) VALUES (1, 'MARTIN')")
+    connection.commit()
+    assert scalar(connection, "SELECT cbModification FROM F_COLLABORATEUR") == dt.datetime(2025, 1, 2, 3, 4, 5)
+    assert scalar(connection, "SELECT cbCreation FROM F_COLLABORATEUR") == dt.datetime(2025, 1, 2, 3, 4, 5)
+    cursor.execute("UPDATE EMU_SERVER SET ES_Clock = '2025-02-03 04:05:06.789'")
+    cursor.execute("UPDATE F_COLLABORATEUR SET CO_Prenom = 'Sophie'")
+    connection.commit()
+    assert scalar(connection, "SELECT cbModification FROM F_COLLABORATEUR") == dt.datetime(2025, 2, 3, 4, 5, 6, 789000)
+    cursor.execute("UPDATE F_COLLABORATEUR SET cbModification = '2020-01-01 00:00:00.000'")
+    connection.commit()
+    assert scalar(connection, "SELECT cbModification FROM F_COLLABORATEUR") == dt.datetime(2020, 1, 1)
+    with pytest.raises(Exception):
+        cursor.execute("INSERT INTO F_COLLABORATEUR (CO_No, CO_Nom) VALUES (1, 'DOUBLON')")
+
+
+def test_sql_server_ddl_uses_identity_and_sage_types():
+    statements = "\n".join(ddl("mssql"))
+    assert "cbMarq int IDENTITY(1,1)" in statements and "AUTOINCREMENT" not in statements
+    assert "strftime" not in statements and "EMU_SERVER" not in statements
+    assert "CT_Intitule varchar(69) NULL" in statements and "DO_TotalHT numeric(24,6)" in statements
+    assert "CREATE TRIGGER TG_CBUPD_F_COMPTET ON F_COMPTET AFTER UPDATE" in statements
+    with pytest.raises(ValueError):
+        ddl("oracle")
+
+
+# --- every entity ----------------------------------------------------------------------------------
+
+def test_entities_in_dependency_order(reader):
+    assert reader.entities() == tuple(sync_order())
+
+
+def test_users_are_every_collaborateur(reader):
+    users = by_key(reader.changed(Entity.USER, None))
+    assert set(users) == {"1", "2", "3", "4", "5"}
+    etienne = users["2"].record
+    assert (etienne["first_name"], etienne["last_name"], etienne["email"]) == ("Étienne", "LEFÈVRE",
+                                                                               "etienne.lefevre@bijou.fr")
+    assert etienne["is_sales_rep"] is True and etienne["dormant"] is False
+    assert users["4"].record["is_sales_rep"] is False  # the buyer
+    assert users["5"].record["dormant"] is True
+    assert all(row.error is None and row.marq > 0 and row.modified for row in users.values())
+
+
+def test_accounts_are_customers_with_their_kind_and_exact_amounts(reader, dossier, open_sage):
+    accounts = by_key(reader.changed(Entity.ACCOUNT, None))
+    connection = open_sage(dossier)
+    assert set(accounts) == set(column(connection, "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0"))
+    assert {"FONDERIE", "PACIFIQUE", "TRANSPORT", "BERNARD"}.isdisjoint(accounts)
+    ecrin = accounts["ECRIN"].record
+    assert ecrin["name"] == "L’Écrin d’Émeraude" and ecrin["kind"] == "client"
+    assert ecrin["credit_limit"] == "25000.500000" and ecrin["discount_rate"] == "0.000000"
+    assert ecrin["region"] == "Île-de-France" and ecrin["fax"] is None
+    assert accounts["RUBIS"].record["name"] == "Joaillerie «Le Rubis»"
+    assert accounts["PERLES"].record["name"] == "Perles & Œuvres d’Art"
+    assert accounts["PRESTIGE"].record["name"] == "Cadeaux «Prestige» 100 €"
+    assert accounts["DUPRE"].record["discount_rate"] == "3.750000"
+    assert accounts["SAPHIR"].record["kind"] == "prospect"
+    comptoir = accounts["COMPTOIR"].record
+    assert comptoir["dormant"] is True and comptoir["name"] == "Comptoir de l’Or – Marseille"
+    reps = {row.key: scalar(connection, "SELECT CO_No FROM F_COMPTET WHERE CT_Num = ?", row.key)
+            for row in accounts.values() if row.record}
+    for key, rep in reps.items():
+        assert accounts[key].record["rep_key"] == (str(rep) if rep else None)
+    assert None in {accounts[key].record["rep_key"] for key in reps}
+    parse_record(Entity.ACCOUNT, ecrin)
+
+
+def test_contacts_belong_to_customers_only(reader, dossier, open_sage):
+    contacts = by_key(reader.changed(Entity.CONTACT, None))
+    connection = open_sage(dossier)
+    expected = column(connection, "SELECT c.CT_No FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"
+                                  " WHERE t.CT_Type = 0")
+    assert set(contacts) == {str(number) for number in expected}
+    assert column(connection, "SELECT COUNT(*) FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"
+                              " WHERE t.CT_Type = 1")[0] > 0
+    first = contacts["1"].record
+    assert first["account_key"] == "LEFEVRE" and first["key"] == "1"
+    assert first["last_name"] and "@" in first["email"]
+
+
+def test_product_families_are_detail_families(reader):
+    families = by_key(reader.changed(Entity.PRODUCT_FAMILY, None))
+    assert "ZBIJOUX" not in families and "ZCENTRAL" not in families
+    assert families["BOUCLES"].record["name"] == "Boucles d’oreilles"
+    assert families["ALLIANCES"].record["name"] == "Alliances «Éternité»"
+    assert len(families) == 9
+
+
+def test_products_carry_stock_over_depots_and_category_prices(reader):
+    products = by_key(reader.changed(Entity.PRODUCT, None))
+    chain = products["CHOR01"].record
+    assert chain["unit"] == "Gramme" and chain["name"] == "Chaîne or au gramme"
+    # 10.1 + 20.2 + 0 in stock, 0.2 + 0.1 reserved: exact decimals, no binary float drift
+    assert chain["stock_total"] == "30.300000"
+    assert chain["stock_available"] == "30.000000"
+    assert chain["price"] == "92.350000" and chain["cost"] == "48.100000"
+    assert [(t["category"], t["category_name"]) for t in chain["tariffs"]] == [
+        (1, "Détaillants"), (2, "Grossistes"), (3, "Export (€ HT)")]
+    assert chain["tariffs"][1]["price"] == "78.500000" and chain["tariffs"][1]["discount_rate"] == "5.000000"
+    voucher = products["CADEAU50"].record
+    assert voucher["name"] == "Chèque cadeau 50 €" and voucher["stock_total"] is None
+    assert voucher["barcode"] is None
+    assert products["BAAR99"].record["dormant"] is True
+    assert products["PEOR02"].record["name"] == "Pendentif œil de tigre"
+    assert products["ALOR01"].record["name"] == "Alliance or blanc 750‰"
+    assert products["BOAR01"].record["unit"] == "Paire"
+
+
+def test_documents_come_with_all_their_lines_and_consistent_totals(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    for entity, types in ((Entity.QUOTE, "(0)"), (Entity.ORDER, "(1)"), (Entity.INVOICE, "(6, 7)")):
+        documents = by_key(reader.changed(entity, None))
+        pieces = column(connection, f"SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN {types}")
+        assert len(documents) == len(pieces) > 0
+        for key, row in documents.items():
+            record = row.record
+            doc_type, piece = key.split(":")
+            assert record["number"] == piece and record["doc_type"] == int(doc_type) and record["entity"] == entity.value
+            line_ids = column(connection, "SELECT DL_No FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = ?"
+                                          " AND DO_Piece = ? ORDER BY DL_Ligne", int(doc_type), piece)
+            assert [line["line_id"] for line in record["lines"]] == [str(number) for number in line_ids]
+            assert [line["position"] for line in record["lines"]] == sorted(line["position"] for line in record["lines"])
+            assert sum(Decimal(line["total_ht"]) for line in record["lines"]) == Decimal(record["total_ht"])
+            assert sum(Decimal(line["total_ttc"]) for line in record["lines"]) == Decimal(record["total_ttc"])
+    invoices = by_key(reader.changed(Entity.INVOICE, None))
+    assert {key.split(":")[0] for key in invoices} == {"6", "7"}
+    assert scalar(connection, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Domaine = 1") > 0
+    assert scalar(connection, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Type = 3") > 0
+
+
+def test_sage_no_date_becomes_none(reader, dossier, open_sage):
+    quotes = by_key(reader.changed(Entity.QUOTE, None))
+    assert scalar(open_sage(dossier), "SELECT DO_Date FROM F_DOCENTETE WHERE DO_Piece = 'DE00002'") == dt.datetime(1753, 1, 1)
+    assert quotes["0:DE00002"].record["date"] is None
+    assert quotes["0:DE00001"].record["date"] is not None
+
+
+# --- bad rows ---------------------------------------------------------------------------------------
+
+def test_bad_rows_are_reported_and_the_others_still_come_out(reader, dossier, open_sage):
+    accounts = by_key(reader.changed(Entity.ACCOUNT, None))
+    no_name = accounts[BAD_ACCOUNT_NO_NAME]
+    assert no_name.record is None
+    assert no_name.error == f"account '{BAD_ACCOUNT_NO_NAME}' cannot be synced: name: is required but empty in Sage"
+    ghost = accounts[BAD_ACCOUNT_UNKNOWN_REP]
+    assert ghost.record is None
+    assert ghost.error == (f"account '{BAD_ACCOUNT_UNKNOWN_REP}' cannot be synced: "
+                           f"sales rep {BAD_UNKNOWN_REP_NO} does not exist in Sage")
+    assert ghost.raw_hash and ghost.marq > 0
+    valid = [row for row in accounts.values() if row.record is not None]
+    assert len(valid) == len(accounts) - 2 and all(row.error is None for row in valid)
+
+    contacts = by_key(reader.changed(Entity.CONTACT, None))
+    assert contacts[str(BAD_CONTACT_LONG_EMAIL)].error == (
+        f"contact '{BAD_CONTACT_LONG_EMAIL}' cannot be synced: email: is longer than the 69 characters SSM accepts")
+    assert "is not a valid e-mail address" in contacts[str(BAD_CONTACT_INVALID_EMAIL)].error
+    assert sum(row.record is None for row in contacts.values()) == 2
+
+
+def test_a_rep_created_later_resolves_the_account_error(reader, dossier):
+    sage.insert_row(dossier, "F_COLLABORATEUR", {"CO_No": BAD_UNKNOWN_REP_NO, "CO_Nom": "FANTÔME",
+                                                 "CO_Prenom": "Gaspard", "CO_Vendeur": 1}, at=T)
+    changed = by_key(reader.changed(Entity.ACCOUNT, T))
+    assert set(changed) == {BAD_ACCOUNT_UNKNOWN_REP}
+    assert changed[BAD_ACCOUNT_UNKNOWN_REP].record["rep_key"] == str(BAD_UNKNOWN_REP_NO)
+    assert changed[BAD_ACCOUNT_UNKNOWN_REP].modified == T
+
+
+def test_co_no_zero_means_no_rep_not_an_error(reader, dossier):
+    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CO_No": 0}, at=T)
+    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "NOEL"}, {"CO_No": None}, at=T)
+    changed = by_key(reader.changed(Entity.ACCOUNT, T))
+    assert changed["ECRIN"].record["rep_key"] is None and changed["ECRIN"].error is None
+    assert changed["NOEL"].record["rep_key"] is None and changed["NOEL"].error is None
+
+
+def test_raw_hash_follows_content_not_timestamps(reader, dossier):
+    before = by_key(reader.changed(Entity.ACCOUNT, None))
+    sage.touch_rows(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, at=T)
+    touched = by_key(reader.changed(Entity.ACCOUNT, T))
+    assert set(touched) == {"ECRIN"} and touched["ECRIN"].modified == T
+    assert touched["ECRIN"].raw_hash == before["ECRIN"].raw_hash
+    assert touched["ECRIN"].record == before["ECRIN"].record
+    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CT_Telecopie": "01 42 00 00 00"}, at=T)
+    assert by_key(reader.changed(Entity.ACCOUNT, T))["ECRIN"].raw_hash != before["ECRIN"].raw_hash
+
+
+# --- changes ----------------------------------------------------------------------------------------
+
+def test_changed_since_returns_exactly_the_changed_rows(reader, dossier, open_sage):
+    for entity in reader.entities():
+        assert list(reader.changed(entity, T)) == [], entity
+    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CT_Intitule": "L’Écrin d’Émeraude & Cie"}, at=T)
+    sage.update_row(dossier, "F_CONTACTT", {"CT_No": 3}, {"CT_Fonction": "Gérante"}, at=T + dt.timedelta(minutes=1))
+    accounts = by_key(reader.changed(Entity.ACCOUNT, T))
+    assert set(accounts) == {"ECRIN"}
+    assert accounts["ECRIN"].record["name"] == "L’Écrin d’Émeraude & Cie" and accounts["ECRIN"].modified == T
+    sage.update_row(dossier, "F_COLLABORATEUR", {"CO_No": 3}, {"CO_TelPortable": "06 00 00 00 03"}, at=T)
+    # a change of a sales rep re-reads the accounts it follows (their validity depends on it)
+    followed = {str(key) for key in column(open_sage(dossier), "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0"
+                                                                " AND CO_No = 3")}
+    assert followed and set(by_key(reader.changed(Entity.ACCOUNT, T))) == {"ECRIN"} | followed
+    assert set(by_key(reader.changed(Entity.CONTACT, T))) == {"3"}
+    assert set(by_key(reader.changed(Entity.CONTACT, T + dt.timedelta(minutes=1)))) == {"3"}
+    assert set(by_key(reader.changed(Entity.CONTACT, T + dt.timedelta(minutes=1, milliseconds=1)))) == set()
+    users = by_key(reader.changed(Entity.USER, T))
+    assert set(users) == {"3"}
+    assert list(reader.changed(Entity.PRODUCT, T)) == []
+
+
+def test_changed_reads_what_a_new_read_finds_after_a_change(reader, dossier):
+    """A read must not stay on an old snapshot of the database once it is over."""
+    assert list(reader.changed(Entity.ACCOUNT, T)) == []
+    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "GAELLE"}, {"CT_Ville": "Saint-Malo"}, at=T)
+    assert by_key(reader.changed(Entity.ACCOUNT, T))["GAELLE"].record["city"] == "Saint-Malo"
+
+
+def test_a_stock_change_rereads_the_whole_product(reader, dossier):
+    sage.update_row(dossier, "F_ARTSTOCK", {"AR_Ref": "CHOR01", "DE_No": 2}, {"AS_QteSto": Decimal("25.05")},
+                    at=T + dt.timedelta(hours=1))
+    changed = by_key(reader.changed(Entity.PRODUCT, T))
+    assert set(changed) == {"CHOR01"}
+    product = changed["CHOR01"]
+    assert product.record["stock_total"] == "35.150000"
+    assert product.record["stock_available"] == "34.850000"
+    assert len(product.record["tariffs"]) == 3
+    assert product.modified == T + dt.timedelta(hours=1)
+
+
+def test_category_price_and_category_name_changes_reread_products(reader, dossier, open_sage):
+    sage.update_row(dossier, "F_ARTCLIENT", {"AR_Ref": "BAAR01", "AC_Categorie": 2}, {"AC_PrixVen": Decimal("74.99")}, at=T)
+    changed = by_key(reader.changed(Entity.PRODUCT, T))
+    assert set(changed) == {"BAAR01"}
+    assert changed["BAAR01"].record["tariffs"][1]["price"] == "74.990000"
+    later = T + dt.timedelta(days=1)
+    sage.update_row(dossier, "P_CATTARIF", {"cbIndice": 3}, {"CT_Intitule": "Export « Europe »"}, at=later)
+    renamed = by_key(reader.changed(Entity.PRODUCT, later))
+    with_category = column(open_sage(dossier), "SELECT DISTINCT AR_Ref FROM F_ARTCLIENT WHERE AC_Categorie = 3")
+    assert set(renamed) == set(with_category)
+    assert all(row.record["tariffs"][2]["category_name"] == "Export « Europe »" for row in renamed.values())
+
+
+def test_a_customer_specific_price_is_not_a_category_tariff(reader, dossier):
+    before = by_key(reader.changed(Entity.PRODUCT, None))["BOOR03"]
+    sage.insert_row(dossier, "F_ARTCLIENT", {"AR_Ref": "BOOR03", "AC_Categorie": 0, "CT_Num": "RUBIS",
+                                             "AC_PrixVen": Decimal("500")}, at=T)
+    assert list(reader.changed(Entity.PRODUCT, T)) == []
+    after = by_key(reader.changed(Entity.PRODUCT, None))["BOOR03"]
+    assert [t["category"] for t in after.record["tariffs"]] == [1, 2, 3]
+    assert after.record == before.record and after.raw_hash == before.raw_hash
+
+
+def test_a_line_change_rereads_the_document_with_all_its_lines(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    piece = scalar(connection, "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 7"
+                               " ORDER BY cbMarq")
+    lines = column(connection, "SELECT DL_No FROM F_DOCLIGNE WHERE DO_Type = 7 AND DO_Piece = ? ORDER BY DL_Ligne", piece)
+    sage.update_row(dossier, "F_DOCLIGNE", {"DL_No": lines[-1]}, {"DL_Design": "Ligne corrigée «SAV»"}, at=T)
+    changed = by_key(reader.changed(Entity.INVOICE, T))
+    assert set(changed) == {f"7:{piece}"}
+    record = changed[f"7:{piece}"].record
+    assert [line["line_id"] for line in record["lines"]] == [str(number) for number in lines]
+    assert record["lines"][-1]["description"] == "Ligne corrigée «SAV»"
+    assert changed[f"7:{piece}"].modified == T
+    assert list(reader.changed(Entity.QUOTE, T)) == [] and list(reader.changed(Entity.ORDER, T)) == []
+
+
+def test_a_deleted_line_resaves_its_document(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    piece = "BC00001"
+    lines = column(connection, "SELECT DL_No FROM F_DOCLIGNE WHERE DO_Type = 1 AND DO_Piece = ? ORDER BY DL_Ligne", piece)
+    assert len(lines) > 1
+    sage.delete_row(dossier, "F_DOCLIGNE", {"DL_No": lines[0]}, at=T)
+    order = by_key(reader.changed(Entity.ORDER, T))[f"1:{piece}"].record
+    assert [line["line_id"] for line in order["lines"]] == [str(number) for number in lines[1:]]
+    assert Decimal(order["total_ht"]) == sum(Decimal(line["total_ht"]) for line in order["lines"])
+
+
+def test_a_quote_turned_into_an_order_keeps_its_line_ids(reader, dossier):
+    before = by_key(reader.changed(Entity.QUOTE, None))["0:DE00001"].record
+    order_piece = sage.transform_document(dossier, doc_type=0, piece="DE00001", to_type=1, at=T)
+    orders = by_key(reader.changed(Entity.ORDER, T))
+    assert set(orders) == {f"1:{order_piece}"}
+    order = orders[f"1:{order_piece}"].record
+    assert [line["line_id"] for line in order["lines"]] == [line["line_id"] for line in before["lines"]]
+    assert order["total_ht"] == before["total_ht"] and order["account_key"] == before["account_key"]
+    assert "0:DE00001" not in set(reader.keys(Entity.QUOTE))
+
+
+def test_a_new_document_is_read_with_its_lines(reader, dossier):
+    piece = sage.insert_document(dossier, doc_type=0, tiers="RUBIS", at=T, rep=2, lines=[
+        {"AR_Ref": "BAOR01", "DL_Qte": 2},
+        {"AR_Ref": "CHOR01", "DL_Qte": Decimal("12.5"), "DL_Remise01REM_Valeur": Decimal("5")},
+        {"AR_Ref": "CADEAU50", "DL_Qte": 1, "DL_PrixUnitaire": Decimal("50")},
+    ])
+    quote = by_key(reader.changed(Entity.QUOTE, T))[f"0:{piece}"].record
+    assert [line["product_key"] for line in quote["lines"]] == ["BAOR01", "CHOR01", "CADEAU50"]
+    assert quote["lines"][1]["quantity"] == "12.500000"
+    assert quote["lines"][1]["total_ht"] == "1096.660000"  # 12.5 × 92.35 × 0.95 = 1096.65625
+    assert quote["total_ht"] == "3644.660000"  # 2 × 1249 + 1096.66 + 50
+    assert quote["rep_key"] == "2" and quote["account_key"] == "RUBIS"
+
+
+# --- keys, probes, identity, streaming ---------------------------------------------------------------
+
+def test_keys_are_every_current_key(reader, dossier):
+    for entity in reader.entities():
+        assert set(reader.keys(entity)) == set(by_key(reader.changed(entity, None))), entity
+    sage.delete_row(dossier, "F_COMPTET", {"CT_Num": "NOEL"})
+    sage.delete_row(dossier, "F_CONTACTT", {"CT_No": 2})
+    assert "NOEL" not in set(reader.keys(Entity.ACCOUNT))
+    assert "2" not in set(reader.keys(Entity.CONTACT))
+    assert "1" in set(reader.keys(Entity.CONTACT))
+
+
+def test_probes_count_every_table_read(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    probes = {probe.table: probe for probe in reader.probes()}
+    assert set(probes) == {"F_COLLABORATEUR", "F_COMPTET", "F_CONTACTT", "F_FAMILLE", "F_ARTICLE", "P_UNITE",
+                           "F_ARTSTOCK", "F_ARTCLIENT", "P_CATTARIF", "F_DOCENTETE", "F_DOCLIGNE"}
+    for name, probe in probes.items():
+        assert probe.row_count == scalar(connection, f"SELECT COUNT(*) FROM {name}")
+        assert probe.max_marq == scalar(connection, f"SELECT MAX(cbMarq) FROM {name}")
+        assert isinstance(probe.max_modified, dt.datetime) and probe.max_modified < T
+    sage.insert_row(dossier, "F_COMPTET", {"CT_Num": "NOUVEAU", "CT_Intitule": "Nouvelle bijouterie"}, at=T)
+    after = {probe.table: probe for probe in reader.probes()}["F_COMPTET"]
+    assert after.row_count == probes["F_COMPTET"].row_count + 1
+    assert after.max_marq > probes["F_COMPTET"].max_marq and after.max_modified == T
+
+
+def test_identity_names_the_dossier_and_changes_on_rebuild(tmp_path, open_sage):
+    path = tmp_path / "BIJOU.db"
+    build_demo_dossier(path, database_name="BIJOU_2024")
+    first = Sage100Reader(open_sage(path)).identity()
+    assert first.database_name == "BIJOU_2024" and first.company_name == "BIJOU SA"
+    assert isinstance(first.created_at, dt.datetime) and len(first.fingerprint) == 64
+    assert Sage100Reader(open_sage(path)).identity() == first
+    build_demo_dossier(path, database_name="BIJOU_2024")  # a restore gives a new creation date
+    second = Sage100Reader(open_sage(path)).identity()
+    assert second.database_name == first.database_name and second.created_at > first.created_at
+    assert second.fingerprint != first.fingerprint
+
+
+def test_small_batches_stream_the_same_rows(tmp_path, open_sage):
+    path = tmp_path / "small.db"
+    build_demo_dossier(path, size="small", seed=3)
+    connection = open_sage(path)
+    for entity in (Entity.ACCOUNT, Entity.PRODUCT, Entity.INVOICE):
+        whole = list(Sage100Reader(connection, batch_rows=100_000).changed(entity, None))
+        paged = list(Sage100Reader(connection, batch_rows=7).changed(entity, None))
+        assert len(whole) > 7 * 10
+        assert paged == whole
+        assert [row.marq for row in paged] == sorted(row.marq for row in paged)
+        assert list(Sage100Reader(connection, batch_rows=7).keys(entity)) == [row.key for row in whole]
+    invoice_lines = sum(len(row.record["lines"]) for row in whole)
+    assert invoice_lines == scalar(connection, "SELECT COUNT(*) FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")
+
+
+def test_reads_are_lazy(tmp_path, open_sage):
+    path = tmp_path / "small.db"
+    build_demo_dossier(path, size="small")
+    rows = Sage100Reader(open_sage(path), batch_rows=10).changed(Entity.ACCOUNT, None)
+    first = next(rows)
+    assert isinstance(first, SourceRow) and first.key
+    rows.close()
+
+
+def test_since_must_be_naive(reader):
+    with pytest.raises(ValueError, match="naive"):
+        list(reader.changed(Entity.ACCOUNT, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)))
+    with pytest.raises(ValueError, match="no entity"):
+        list(reader.keys("supplier"))
+
+
+def test_the_reader_accepts_an_odbc_connection_string_dossier(tmp_path):
+    path = tmp_path / "odbc.db"
+    build_demo_dossier(sqlite_connection_string(path))
+    connection = connect(sqlite_connection_string(path))
+    try:
+        assert len(list(Sage100Reader(connection).keys(Entity.PRODUCT))) == 17
+    finally:
+        connection.close()
