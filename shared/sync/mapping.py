@@ -133,13 +133,13 @@ def branch(record, ctx: MappingContext) -> int:
 
 
 def linked_account(record, ctx: MappingContext) -> int:
-    return ctx.linked_id(Entity.ACCOUNT, record.account_key, needed_by=f"{record.entity.value} {record.key}")
+    return ctx.linked_id(Entity.ACCOUNT, record.account_key, needed_by=f"{record.entity.value} '{record.key}'")
 
 
 def linked_family(record, ctx: MappingContext) -> Optional[int]:
     if not record.family_key:
         return None
-    return ctx.linked_id(Entity.PRODUCT_FAMILY, record.family_key, needed_by=f"product {record.key}")
+    return ctx.linked_id(Entity.PRODUCT_FAMILY, record.family_key, needed_by=f"product '{record.key}'")
 
 
 def root_family(record, ctx: MappingContext) -> int:

@@ -20,7 +20,9 @@ def normalise(value: Any) -> Any:
     """The comparison form of a value written to or read from SSM."""
     if isinstance(value, dict) and "id" in value:
         value = value["id"]
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):
+        return ("bool", value)          # never equal to the numbers 0 and 1
+    if value is None:
         return value
     if isinstance(value, (int, float, Decimal)):
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DEL
 SETTINGS_INCIDENT = ("connection", "ssm")
 """(entity, key) of the dossier's incident when SSM refuses the keys or the settings are wrong."""
 MAX_DOSSIER_SAVES = 10
+_RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
 
 
 @dataclass
@@ -417,7 +419,8 @@ class SyncService:
             operation = ("delete" if envelope.op is Op.DELETE else READ if envelope.op is Op.INVALID
                          else "update" if link is not None and link.ssm_id is not None else "create")
             cause = envelope.error or "it could not be applied"
-        message = f"Set aside after repeated attempts: {cause}"
+        message = (f"{_RETRY_PROMISE.sub('', cause).rstrip('. ')}. It was set aside after repeated attempts; "
+                   f"the next realignment of the dossier sends it again.")
         self.incidents.record(dossier_id, entity, key, operation, message,
                               detail=f"dead-lettered message ({why})", dead_lettered=True)
         tally.add(_Result(envelope, FAILED))

@@ -141,6 +141,7 @@ class Synchronizer:
     # --- create or update -----------------------------------------------------------------------
     def _import(self, record, link: Optional[Link], envelope: Envelope, attempt: Attempt,
                 realignment: bool) -> tuple[Outcome, Link]:
+        attempt.operation = UPDATE if self._has_live_target(link) else CREATE
         values = self.mapper.values(record, self.deps)
         ext_id = self.binder.ext_id(record.key)
         if not self._has_live_target(link):
@@ -312,8 +313,10 @@ class UserSynchronizer(Synchronizer):
     mapper = mapping.USER
 
     def _import(self, record, link, envelope, attempt, realignment):
+        linked = link is not None and link.ssm_id is not None and not link.deleted
+        attempt.operation = UPDATE if linked else CREATE
         values = self.mapper.values(record, self.deps)
-        if link is not None and link.ssm_id is not None and not link.deleted:
+        if linked:
             link = self.binder.bind(record.key, link.ssm_id, base={**_bookkeeping_of(link), **values},
                                     hash=envelope.hash, link=link)
             return Outcome(UNCHANGED), link
@@ -428,6 +431,7 @@ class DocumentSynchronizer(Synchronizer):
     completes_after_import = True
 
     def _import(self, record: Document, link, envelope, attempt, realignment):
+        attempt.operation = UPDATE if self._has_live_target(link) else CREATE
         self._lines_before = list(link.base.get("_lines", [])) if link is not None else []
         self._pending_lines = [line for line in record.lines if line.product_key]
         for line in self._pending_lines:     # a missing article stops us before any write

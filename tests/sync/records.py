@@ -65,11 +65,13 @@ def document(entity: Entity, number: str, lines=(), *, account_key="C001", rep_k
 
 
 def only(records: list[dict], **match) -> dict:
-    """The one live record matching all `match` fields (references compared by id)."""
+    """The one record matching all `match` fields (references compared by id); live ones unless
+    `deleted=True` is asked for."""
     def value(record, name):
         v = record.get(name)
         return v["id"] if isinstance(v, dict) and "id" in v else v
-    found = [r for r in records if not r.get("deleted") and all(value(r, k) == v for k, v in match.items())]
+    match.setdefault("deleted", False)
+    found = [r for r in records if all(value(r, k) == v for k, v in match.items())]
     assert len(found) == 1, f"expected one record matching {match}, found {len(found)}"
     return found[0]
 

@@ -1,0 +1,56 @@
+"""Collaborateurs: created in SSM on the dossier's first load, afterwards matched by e-mail once an
+SSM administrator has invited them; meanwhile their accounts belong to the admin user."""
+from __future__ import annotations
+
+from shared.state.records import IncidentState
+from tests.sync.records import client, only, user, writes
+
+
+def test_the_first_load_creates_users_and_links_those_ssm_already_has(sim, service, agent, store):
+    known = sim.seed_user("Claire", "Martin", "Claire.Martin@bijou.example")
+
+    service.apply_batch(agent.run(user("1", "Amélie", "Durand", "amelie.durand@bijou.example"),
+                                  user("2", "Claire", "Martin", "claire.martin@bijou.example")))
+
+    assert [c.body["email"] for c in writes(sim, "users")] == ["amelie.durand@bijou.example"]
+    assert store.get_link("BIJOU", "user", "2").ssm_id == known
+    assert only(sim.records("users"), extId="BIJOU:1")["name"] == "Amélie"
+
+
+def test_a_collaborateur_added_later_is_not_created_but_waits_for_an_invitation(sim, service, agent, store):
+    service.apply_batch(agent.run(user("1")))
+    sim.reset_calls()
+
+    newcomer = user("5", "Jérôme", "Petit", "jerome.petit@bijou.example")
+    outcome = service.apply_batch(agent.run(newcomer, client(rep_key="5")))
+
+    assert writes(sim, "users") == []
+    assert outcome.pending == 1 and outcome.applied == 1 and not outcome.needs_redelivery
+    incident = store.get_incident("BIJOU", "user", "5", "invite")
+    assert incident.state is IncidentState.OPEN
+    assert incident.message == ("Jérôme Petit (jerome.petit@bijou.example) must be invited in Sage Sales "
+                                "Management before their accounts can be assigned to them")
+    assert [e.key for e in store.list_journal("BIJOU", event="invite-needed")] == ["5"]
+    assert only(sim.records("accounts"), extId="BIJOU:C001")["salesRepId1"]["id"] == sim.admin_id
+
+    invited = sim.seed_user("Jérôme", "Petit", "JEROME.PETIT@bijou.example")
+    assert service.retry_pending_invites("BIJOU") == 1
+
+    assert store.get_link("BIJOU", "user", "5").ssm_id == invited
+    assert store.get_incident("BIJOU", "user", "5", "invite").state is IncidentState.RESOLVED
+    sim.reset_calls()
+    assert service.retry_pending_invites("BIJOU") == 0 and sim.call_count() == 0
+
+    service.apply_batch(agent.run(client(rep_key="5", city="Rouen")))
+    assert only(sim.records("accounts"), extId="BIJOU:C001")["salesRepId1"]["id"] == invited
+
+
+def test_invitations_are_matched_at_each_run_end(sim, service, agent, store):
+    service.apply_batch(agent.run(user("1")))
+    service.apply_batch(agent.run(user("6", "Luc", "Moreau", "luc.moreau@bijou.example")))
+    sim.seed_user("Luc", "Moreau", "luc.moreau@bijou.example")
+
+    service.apply_batch(agent.run())
+
+    assert store.get_link("BIJOU", "user", "6").ssm_id is not None
+    assert store.list_journal("BIJOU", event="invite-matched")
