@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -286,6 +285,34 @@ def test_create_whose_answer_was_lost_binds_to_the_record_ssm_created(sim, make_
     assert [r["id"] for r in created] == [new_id]
     assert sim.call_count("POST", "accounts") == 1
     assert client.stats.recovered_creates == 1
+
+
+def test_creates_under_timeouts_and_5xx_never_duplicate(sim, make_client, account_body):
+    client = make_client(timeout_s=0.15, max_retries=10)
+    list(client.list("branches"))
+    sim.faults.timeout_hold_s = 0.4
+    sim.faults.methods = frozenset({"POST"})
+    sim.faults.error_rate = 0.2
+    sim.faults.timeout_rate = 0.3
+
+    ids = {n: client.create("accounts", account_body(f"Lot {n}", extId=f"D1:LOT{n}")) for n in range(15)}
+
+    by_ext = {}
+    for record in sim.records("accounts"):
+        by_ext.setdefault(record["extId"], []).append(record["id"])
+    assert by_ext == {f"D1:LOT{n}": [ids[n]] for n in range(15)}
+    assert client.stats.timeouts > 0 and client.stats.server_errors > 0
+
+
+def test_reads_under_30_percent_timeouts_get_everything(sim, make_client):
+    ids = _seed_accounts(sim, 120)
+    client = make_client(timeout_s=0.15, max_retries=10, page_size=20)
+    list(client.list("branches"))
+    sim.faults.timeout_hold_s = 0.4
+    sim.faults.timeout_rate = 0.3
+
+    assert [row["id"] for row in client.list("accounts")] == ids
+    assert client.stats.timeouts > 0
 
 
 def test_create_refused_by_a_5xx_is_sent_again_once_checked(sim, client, account_body):
