@@ -111,9 +111,11 @@ class LocalRuntime:
     Args:
         settings: the configuration (paths already resolved by `load_settings`).
         app: the Function App (defaults to `function_app.app`).
+        sync_service: the `SyncService` the functions use (default: built from `settings` on
+            first use); one handed in is closed with the runtime, its own clients are not.
     """
 
-    def __init__(self, settings: Settings, *, app=None):
+    def __init__(self, settings: Settings, *, app=None, sync_service=None):
         from agent.checkpoint import Checkpoint
         from shared.bus.factory import open_bus
         from shared.state.factory import open_state_store
@@ -123,7 +125,7 @@ class LocalRuntime:
         self.store = open_state_store(settings.state)
         self.store.ensure_tables()
         self.checkpoint = Checkpoint(settings.agent.state_path)
-        context.configure(settings)
+        context.configure(settings, service=sync_service)
         self.dispatcher = LocalDispatcher(self.bus, app, app_settings=app_settings_of(settings))
         self.status_server = None
 

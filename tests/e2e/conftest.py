@@ -1,0 +1,128 @@
+"""The whole pipeline on one machine: demo Sage companies (SQLite through the ODBC driver), the
+agent, the local bus, the Function App's registered handlers driven by the local dispatcher, the
+SQLite state store, and the SSM simulator over real HTTP."""
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from agent.demo_builder import build_demo_dossier
+from local.demo import free_port, write_config
+from local.runtime import CycleSummary, LocalRuntime
+from local.simulator.faults import FaultPlan
+from local.simulator.server import SsmSimulator
+from shared.config import Settings, load_settings
+
+SSM_RESOURCES = ("users", "accounts", "contacts", "productFamilies", "products", "salesorders",
+                 "salesordersLines", "sales")
+VOLATILE_FIELDS = frozenset({"id", "dateCreated", "dateUpdated", "dateDeleted"})
+FAST_CLIENT = {"SSMCONN__SSM__RATE_LIMIT_PER_S": "1000", "SSMCONN__SSM__MAX_CONCURRENCY": "4"}
+
+
+def decimal(value) -> Optional[Decimal]:
+    return None if value is None else Decimal(str(value))
+
+
+def comparable(record: dict) -> dict:
+    """A record without its ids and dates, references by label: equal across two SSM tenants."""
+    out = {}
+    for name, value in record.items():
+        if name in VOLATILE_FIELDS:
+            continue
+        if isinstance(value, dict):
+            value = value.get("value", value.get("description"))
+        out[name] = value
+    return out
+
+
+@dataclass
+class Pipeline:
+    folder: Path
+    simulator: SsmSimulator
+    settings: Settings
+    runtime: LocalRuntime
+    databases: dict[str, Path]
+    owned: list = field(default_factory=list)
+
+    def run(self) -> CycleSummary:
+        return self.runtime.run_once()
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "config.toml"
+
+    def sage(self, dossier: str, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        connection = sqlite3.connect(self.databases[dossier])
+        connection.row_factory = sqlite3.Row
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def live(self, resource: str) -> dict[str, dict]:
+        """SSM records not deleted, by extId (asserting there is one per extId)."""
+        records = [r for r in self.simulator.records(resource) if not r.get("deleted")]
+        duplicates = [ext for ext, n in Counter(r.get("extId") for r in records).items() if n > 1]
+        assert not duplicates, f"{resource}: several live records for {duplicates[:5]}"
+        return {r["extId"]: r for r in records if r.get("extId")}
+
+    def ssm(self, resource: str, ext_id: str) -> dict:
+        return self.live(resource)[ext_id]
+
+    def ssm_id(self, dossier: str, entity: str, key: str) -> int:
+        link = self.runtime.store.get_link(dossier, entity, key)
+        assert link is not None and link.ssm_id is not None, f"{dossier} {entity} {key} is not linked"
+        return link.ssm_id
+
+    def close(self) -> None:
+        self.runtime.close()
+        for closable in self.owned:
+            closable.close()
+        self.simulator.stop()
+
+
+@pytest.fixture
+def make_pipeline(tmp_path):
+    """Build a pipeline: `make_pipeline(companies=("BIJOU",), size="tiny", ...)`."""
+    made: list[Pipeline] = []
+
+    def make(*, companies: tuple[str, ...] = ("BIJOU",), size: str = "tiny", bad_rows: bool = False,
+             faults: Optional[FaultPlan] = None, environ: Optional[dict] = None, client_options: Optional[dict] = None,
+             folder: Optional[Path] = None) -> Pipeline:
+        folder = folder or tmp_path / f"pipeline{len(made)}"
+        folder.mkdir(parents=True)
+        databases = {company: build_demo_dossier(folder / f"{company}.db", size=size, seed=seed, company=company,
+                                                 bad_rows=bad_rows).path
+                     for seed, company in enumerate(companies)}
+        simulator = SsmSimulator(seed=11, faults=faults).start("127.0.0.1", 0)
+        config = write_config(folder, base_url=simulator.base_url, public_key=simulator.public_key,
+                              private_key=simulator.private_key, admin_email=simulator.admin_email,
+                              dossiers=[(c, f"Société {c}", p) for c, p in databases.items()], status_port=free_port())
+        settings = load_settings(config, environ={**FAST_CLIENT, **(environ or {})})
+        owned = []
+        service = None
+        if client_options is not None:
+            from shared.ssm.client import SsmClient
+            from shared.state.factory import open_state_store
+            from shared.sync.service import SyncService
+
+            store = open_state_store(settings.state)
+            store.ensure_tables()
+            client = SsmClient(settings.ssm.base_url, settings.ssm.public_key, settings.ssm.private_key,
+                               **client_options)
+            owned = [client, store]
+            service = SyncService(store, client, admin_user_email=settings.ssm.admin_user_email,
+                                  max_workers=settings.ssm.max_concurrency)
+        pipeline = Pipeline(folder, simulator, settings, LocalRuntime(settings, sync_service=service), databases, owned)
+        made.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in made:
+        pipeline.close()

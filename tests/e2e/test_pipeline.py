@@ -1,0 +1,179 @@
+"""Sage → agent → local bus → registered function handlers → SSM simulator, asserted on both sides."""
+from __future__ import annotations
+
+from agent.demo_builder import delete_row, update_row
+from local.simulator.user import SsmUserSession
+from tests.e2e.conftest import decimal
+
+D = "BIJOU"
+
+
+def text(value):
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(make_pipeline):
+    p = make_pipeline()
+
+    summary = p.run()
+
+    assert summary.ok, summary.render()
+    assert summary.open_incidents == 0
+
+    users = p.live("users")
+    reps = p.sage(D, "SELECT * FROM F_COLLABORATEUR")
+    assert reps
+    for rep in reps:
+        user = users[f"{D}:{rep['CO_No']}"]
+        assert (user["name"], user["lastName"], user["email"]) == \
+            (text(rep["CO_Prenom"]), text(rep["CO_Nom"]), text(rep["CO_EMail"]))
+
+    accounts = p.live("accounts")
+    tiers = p.sage(D, "SELECT * FROM F_COMPTET WHERE CT_Type = 0")
+    assert len([e for e in accounts if e.startswith(f"{D}:")]) == len(tiers)
+    for row in tiers:
+        account = accounts[f"{D}:{row['CT_Num']}"]
+        assert account["name"] == text(row["CT_Intitule"])
+        assert (account["address1"], account["postcode"], account["city"]) == \
+            (text(row["CT_Adresse"]), text(row["CT_CodePostal"]), text(row["CT_Ville"]))
+        assert (account["phone"], account["email"], account["vatNumber"]) == \
+            (text(row["CT_Telephone"]), text(row["CT_EMail"]), text(row["CT_Identifiant"]))
+        prospect = row["CT_Prospect"] == 1
+        assert account["typeId"]["value"] == ("Prospect" if prospect else "Client")
+        assert account["readOnly"] is (not prospect)
+    assert any(ch in a["name"] for a in accounts.values() for ch in "«€éè&"), "the demo has accented names"
+
+    contacts = p.live("contacts")
+    people = p.sage(D, "SELECT c.*, t.CT_Intitule FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"
+                       " WHERE t.CT_Type = 0")
+    assert len(contacts) == len(people)
+    for row in people:
+        contact = contacts[f"{D}:{row['CT_No']}"]
+        assert (contact["firstName"], contact["lastName"], contact["email"]) == \
+            (text(row["CT_Prenom"]), text(row["CT_Nom"]), text(row["CT_EMail"]))
+        assert (contact["phone1"], contact["phone2"]) == (text(row["CT_Telephone"]), text(row["CT_TelPortable"]))
+        assert contact["accountId"]["value"] == text(row["CT_Intitule"])
+
+    families = p.live("productFamilies")
+    for row in p.sage(D, "SELECT * FROM F_FAMILLE WHERE FA_Type = 0"):
+        assert families[f"{D}:{row['FA_CodeFamille']}"]["descriptionFR"] == text(row["FA_Intitule"])
+
+    products = p.live("products")
+    articles = p.sage(D, "SELECT a.*, f.FA_Intitule FROM F_ARTICLE a LEFT JOIN F_FAMILLE f"
+                         " ON f.FA_CodeFamille = a.FA_CodeFamille")
+    assert len(products) == len(articles)
+    for row in articles:
+        product = products[f"{D}:{row['AR_Ref']}"]
+        assert (product["model"], product["description"]) == (row["AR_Ref"], text(row["AR_Design"]))
+        assert decimal(product["price"]) == decimal(row["AR_PrixVen"])
+        assert decimal(product["cost"]) == decimal(row["AR_PrixAch"])
+        assert product["notAvailable"] is bool(row["AR_Sommeil"])
+        assert product["familyId"]["value"] == text(row["FA_Intitule"])
+
+    orders = p.live("salesorders")
+    lines = p.live("salesordersLines")
+    documents = p.sage(D, "SELECT * FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (1, 6, 7)")
+    assert {e for e in orders if e.startswith(f"{D}:")} == {f"{D}:{d['DO_Type']}:{d['DO_Piece']}" for d in documents}
+    for doc in documents:
+        ext = f"{D}:{doc['DO_Type']}:{doc['DO_Piece']}"
+        order = orders[ext]
+        assert order["number"] == doc["DO_Piece"] and order["readOnly"] is True
+        assert decimal(order["total"]) == decimal(doc["DO_TotalHT"])
+        assert order["statusId"]["value"] == ("Commande" if doc["DO_Type"] == 1 else "Facture")
+        for line in p.sage(D, "SELECT * FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = ? AND DO_Piece = ?",
+                           (doc["DO_Type"], doc["DO_Piece"])):
+            synced = lines[f"{ext}/{line['DL_No']}"]
+            assert synced["salesOrderId"]["id"] == order["id"]
+            assert decimal(synced["quantity"]) == decimal(line["DL_Qte"])
+            assert decimal(synced["price"]) == decimal(line["DL_PrixUnitaire"])
+            assert decimal(synced["total"]) == decimal(line["DL_MontantHT"])
+            assert synced["description"] == text(line["DL_Design"])
+            assert decimal(synced["discount1"] or 0) == decimal(line["DL_Remise01REM_Valeur"] or 0)
+    assert any(decimal(line["discount1"] or 0) % 1 for line in lines.values()), "fractional discounts travel"
+    invoices = p.sage(D, "SELECT * FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")
+    sales = p.live("sales")
+    for doc in invoices:
+        assert decimal(sales[f"{D}:{doc['DO_Type']}:{doc['DO_Piece']}"]["total"]) == decimal(doc["DO_TotalHT"])
+
+
+def test_a_second_run_without_sage_change_makes_no_ssm_call(make_pipeline):
+    p = make_pipeline()
+    assert p.run().ok
+    p.simulator.reset_calls()
+
+    summary = p.run()
+
+    assert summary.ok
+    assert p.simulator.call_count() == 0, [(c.method, c.path) for c in p.simulator.calls]
+
+
+def test_a_sage_edit_sends_one_partial_put_with_only_the_changed_fields(make_pipeline):
+    p = make_pipeline()
+    assert p.run().ok
+    client = p.sage(D, "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 AND CT_Prospect = 0 ORDER BY CT_Num")[0][0]
+    account_id = p.ssm_id(D, "account", client)
+    before = p.simulator.record("accounts", account_id)
+    p.simulator.reset_calls()
+
+    update_row(p.databases[D], "F_COMPTET", {"CT_Num": client},
+               {"CT_Telephone": "03 81 00 11 22", "CT_Ville": "Besançon Cédex"})
+    assert p.run().ok
+
+    writes = [c for c in p.simulator.calls if c.method in ("POST", "PUT", "DELETE") and c.resource != "login"]
+    assert [(c.method, c.resource, c.id) for c in writes] == [("PUT", "accounts", account_id)]
+    assert writes[0].body == {"phone": "03 81 00 11 22", "city": "Besançon Cédex"}
+    after = p.simulator.record("accounts", account_id)
+    assert (after["phone"], after["city"]) == ("03 81 00 11 22", "Besançon Cédex")
+    unchanged = {k: v for k, v in before.items() if k not in ("phone", "city", "dateUpdated")}
+    assert {k: after[k] for k in unchanged} == unchanged
+
+
+def test_a_sage_deletion_soft_deletes_in_ssm(make_pipeline):
+    p = make_pipeline()
+    assert p.run().ok
+    contact = p.sage(D, "SELECT CT_No FROM F_CONTACTT ORDER BY CT_No")[0][0]
+    contact_id = p.ssm_id(D, "contact", str(contact))
+    p.simulator.reset_calls()
+
+    delete_row(p.databases[D], "F_CONTACTT", {"CT_No": contact})
+    assert p.run().ok
+
+    record = p.simulator.record("contacts", contact_id)
+    assert record["deleted"] is True and record["dateDeleted"]
+    assert p.simulator.call_count("DELETE", "contacts") == 1
+    assert p.simulator.call_count(writes_only=True) == 1
+    assert f"{D}:{contact}" not in p.live("contacts")
+
+
+def test_an_ssm_only_field_set_by_a_user_survives_a_sage_update(make_pipeline):
+    p = make_pipeline()
+    assert p.run().ok
+    prospect = p.sage(D, "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 AND CT_Prospect = 1 ORDER BY CT_Num")[0][0]
+    account_id = p.ssm_id(D, "account", prospect)
+    email = "vendeuse@demo.example"
+    with SsmUserSession(p.simulator.base_url, *p.simulator.user_credentials(email), email=email) as rep:
+        rep.edit_account(account_id, Z_Segment="Grands comptes", comment="Rappeler après le salon")
+
+    update_row(p.databases[D], "F_COMPTET", {"CT_Num": prospect}, {"CT_Telephone": "01 42 60 30 70"})
+    assert p.run().ok
+
+    record = p.simulator.record("accounts", account_id)
+    assert record["phone"] == "01 42 60 30 70"
+    assert (record["Z_Segment"], record["comment"]) == ("Grands comptes", "Rappeler après le salon")
+
+
+def test_two_dossiers_sync_side_by_side_with_their_own_ext_ids(make_pipeline):
+    p = make_pipeline(companies=("BIJOU", "ATELIER"))
+
+    summary = p.run()
+
+    assert summary.ok
+    accounts = p.live("accounts")
+    for dossier in ("BIJOU", "ATELIER"):
+        tiers = p.sage(dossier, "SELECT CT_Num, CT_Intitule FROM F_COMPTET WHERE CT_Type = 0")
+        for num, name in tiers:
+            assert accounts[f"{dossier}:{num}"]["name"] == text(name)
+    assert {s.id for s in summary.dossiers} == {"BIJOU", "ATELIER"}
