@@ -200,11 +200,12 @@ class BatchDependencies:
         return int(self.defaults.admin_user()["id"])
 
     def owner_ext_id(self, rep_key: Optional[str]) -> Optional[str]:
-        """The `extId` SSM knows the rep's user by (for `/sales`), else the admin's."""
+        """The `extId` SSM knows the rep's user by (for `/sales`), else the admin's; None when SSM
+        has none for that user (a user invited in SSM, linked by e-mail)."""
         if rep_key:
             link = self.store.get_link(self.dossier, Entity.USER.value, rep_key)
             if link is not None and link.ssm_id is not None:
-                return link.base.get("_ext_id") or self.ext_id(rep_key)
+                return link.base.get("_ext_id")
         return self.defaults.admin_user().get("extId")
 
     def account_type_id(self, description: str) -> int:

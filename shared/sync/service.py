@@ -209,6 +209,8 @@ class SyncService:
         attempt = Attempt()
         try:
             if envelope.op is Op.INVALID:
+                if delivery_count > 1 and (entity, key) in open_records:
+                    return _Result(envelope, FAILED, counted_failure=False)
                 incident = self.incidents.record(
                     ctx.dossier_id, entity, key, READ,
                     envelope.error or f"The Sage {entity} '{key}' could not be read by the agent.")
@@ -302,7 +304,12 @@ class SyncService:
             return dossier
         if outcome.retry:
             return dossier          # the run ends when the redelivered batch gets through
-        self.runs.add(dossier.id, envelope.run_id, tally.pop(envelope.run_id))
+        counts = tally.pop(envelope.run_id)
+        if any(counts.values()):
+            self.runs.add(dossier.id, envelope.run_id, counts)
+        previous = self.store.get_run(dossier.id, envelope.run_id)
+        if previous is not None and previous.ended_at is not None:
+            return dossier          # a redelivered run-end: the run is closed already
         run = self.runs.end(dossier.id, envelope.run_id, agent_counts=envelope.counts)
         dossier = self._after_run(dossier.id, realignment=run.realignment)
         if match_invites:

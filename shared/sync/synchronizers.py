@@ -104,7 +104,7 @@ class Synchronizer:
         link = self.binder.to_external(envelope.key)
         realignment = self.ctx.realignment(envelope.run_id)
         if self._is_up_to_date(envelope, link, realignment):
-            return Outcome(UNCHANGED)
+            return self._unchanged(link)
         if envelope.op is Op.DELETE:
             attempt.operation = DELETE
             return self._delete(envelope, link)
@@ -123,6 +123,9 @@ class Synchronizer:
             return True
         started = self.ctx.run_started_at(envelope.run_id)
         return started is not None and link.updated_at >= started
+
+    def _unchanged(self, link: Link) -> Outcome:
+        return Outcome(UNCHANGED)
 
     def _validate_data(self, envelope: Envelope) -> CanonicalRecord:
         """The canonical record of the envelope (pydantic's ValidationError when it is not one)."""
@@ -196,7 +199,12 @@ class Synchronizer:
                 realignment: bool, base_known: bool = True) -> tuple[Outcome, Link]:
         result = self._reconcile(values, link.base, current, realignment=realignment, base_known=base_known)
         if result.to_ssm:
-            self.ctx.ssm.update(self.resource, link.ssm_id, result.to_ssm)
+            try:
+                self.ctx.ssm.update(self.resource, link.ssm_id, result.to_ssm)
+            except SsmRecordError as exc:
+                if exc.status != 404:
+                    raise
+                return self._deleted_in_ssm(record, values, link, envelope, realignment)
         self._journal_merge(record.key, envelope, result)
         link = self.binder.bind(record.key, link.ssm_id, base=result.base, hash=self._bind_hash(envelope),
                                 link=link)
@@ -345,6 +353,10 @@ class UserSynchronizer(Synchronizer):
                          run_id=envelope.run_id, detail={"email": record.email})
         return Outcome(PENDING), link
 
+    def _unchanged(self, link):
+        waiting = link.ssm_id is None and not link.deleted
+        return Outcome(PENDING if waiting else UNCHANGED)
+
     def _delete_in_ssm(self, key, ssm_id, base, envelope):
         self.ctx.journal("deletion-not-propagated", f"The collaborateur '{key}' was deleted in Sage; "
                          f"the SSM user stays, SSM users are managed in SSM.", entity=self.entity,
@@ -399,6 +411,7 @@ class QuoteSynchronizer(Synchronizer):
             self.ctx.journal("quote-from-sage-ignored", f"The quote {record.number} was created in Sage; "
                              f"quotes are created in SSM, so it is not sent.", entity=self.entity,
                              key=record.key, run_id=envelope.run_id)
+            link = self.binder.bind(record.key, None, base={"_ignored": True}, hash=envelope.hash, link=link)
             return Outcome(IGNORED), link
         link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
                                 hash=envelope.hash, link=link)

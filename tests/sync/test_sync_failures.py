@@ -164,9 +164,12 @@ def test_a_quote_from_sage_is_linked_when_ssm_has_it_else_noted(sim, service, ag
 
     assert writes(sim) == []
     assert store.get_link("BIJOU", "quote", "0:DE1").ssm_id == quote_id
-    assert store.get_link("BIJOU", "quote", "0:DE2") is None
+    assert store.get_link("BIJOU", "quote", "0:DE2").ssm_id is None
     assert [e.key for e in store.list_journal("BIJOU", event="quote-from-sage-ignored")] == ["0:DE2"]
     assert (outcome.applied, outcome.ignored) == (1, 1)
+    sim.reset_calls()
+    again = service.apply_batch(agent.changes(document(Entity.QUOTE, "DE1"), document(Entity.QUOTE, "DE2")))
+    assert sim.call_count() == 0 and again.skipped_unchanged == 2
 
 
 def test_a_realignment_after_lost_state_binds_existing_records_instead_of_duplicating(sim, service, agent,

@@ -54,3 +54,15 @@ def test_invitations_are_matched_at_each_run_end(sim, service, agent, store):
 
     assert store.get_link("BIJOU", "user", "6").ssm_id is not None
     assert store.list_journal("BIJOU", event="invite-matched")
+
+
+def test_a_redelivered_batch_leaves_the_invitation_open(sim, service, agent, store):
+    service.apply_batch(agent.run(user("1")))
+    batch = agent.run(user("5", "Jérôme", "Petit", "jerome.petit@bijou.example"))
+    service.apply_batch(batch)
+    sim.reset_calls()
+
+    again = service.apply_batch(batch, delivery_count=2)
+
+    assert again.pending == 1 and sim.call_count() == 0
+    assert store.get_incident("BIJOU", "user", "5", "invite").state is IncidentState.OPEN
