@@ -15,7 +15,7 @@ Reference resolution (a linked account, the owner, an account type) is asked of 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Callable, Optional, Protocol

@@ -33,7 +33,7 @@ from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook
 from shared.sync.mapping import USERS_RESOURCE
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
-                                       UNCHANGED, UPDATED, Attempt, SyncContext)
+                                       UNCHANGED, UPDATED, Attempt, Outcome, SyncContext)
 
 log = logging.getLogger("shared.sync")
 
@@ -225,8 +225,7 @@ class SyncService:
             self.incidents.record(ctx.dossier_id, *SETTINGS_INCIDENT, READ, exc.user_message, detail=exc.detail)
             return _Result(envelope, RETRY, message=exc.user_message)
         except SkippableError:
-            outcome = None
-            kind = UNCHANGED
+            outcome = Outcome(UNCHANGED)
         except (RecordError, ValidationError) as exc:
             incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
                                                      attempt=delivery_count)
@@ -237,11 +236,9 @@ class SyncService:
             incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
                                                      attempt=delivery_count)
             return _Result(envelope, RETRY, message=incident.message)
-        else:
-            kind = outcome.action
-        if kind != PENDING and (entity, key) in open_records:
+        if outcome.action != PENDING and (entity, key) in open_records:
             self.incidents.resolve(ctx.dossier_id, entity, key)
-        return _Result(envelope, kind, conflicts=outcome.conflicts if outcome else 0)
+        return _Result(envelope, outcome.action, conflicts=outcome.conflicts)
 
     def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
         kind = result.kind

@@ -80,7 +80,7 @@ class SyncContext:
 
 
 class Synchronizer:
-    """Applies change envelopes of one entity (see the module docstring)."""
+    """Applies one change envelope of one entity (see the module docstring); one instance per envelope."""
 
     mapper: Mapper
     completes_after_import = False
@@ -147,10 +147,9 @@ class Synchronizer:
         attempt.operation = UPDATE if self._has_live_target(link) else CREATE
         values = self.mapper.values(record, self.deps)
         ext_id = self.binder.ext_id(record.key)
-        if not self._has_live_target(link):
+        if attempt.operation == CREATE:
             existing = self._find_live(ext_id) if realignment else None
             if existing is None:
-                attempt.operation = CREATE
                 return self._create(record, values, link, envelope)
             attempt.operation = UPDATE
             link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
@@ -161,7 +160,6 @@ class Synchronizer:
                              detail={"ssm_id": link.ssm_id})
             return self._update(record, values, link, envelope, current=existing, realignment=True,
                                 base_known=False)
-        attempt.operation = UPDATE
         current = None
         if realignment or self._is_bidirectional(record):
             current = self._fetch(link.ssm_id, ext_id)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from local.simulator.user import SsmUserSession
 from shared.models import Entity
-from tests.sync.records import (client, contact, document, family, line, only, product, prospect, user,
+from tests.sync.records import (client, contact, document, family, line, only, product, prospect,
                                 writes)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from shared.envelope import Envelope
-from shared.models import Entity
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.dependencies import plan
 from shared.sync.merge import diff, merge, realign, same

@@ -2,7 +2,6 @@
 success resolves them; nothing is dropped."""
 from __future__ import annotations
 
-from shared.envelope import EnvelopeBatch
 from shared.models import Entity
 from shared.state.records import IncidentState
 from tests.sync.records import client, contact, document, family, line, only, product, writes
