@@ -11,12 +11,15 @@ run-end marker) is written, and only sealed runs are ever sent.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
+
+from shared.errors import ConnectorError
 
 SCHEMA_VERSION = 1
 KEY_CHUNK = 500
@@ -115,6 +118,10 @@ CREATE TEMP TABLE IF NOT EXISTS current_keys (
     PRIMARY KEY (entity, key)
 ) WITHOUT ROWID
 """
+
+
+class AgentBusyError(ConnectorError):
+    """Another agent process is already running dossiers with the same state file."""
 
 
 class RunState:
@@ -256,6 +263,29 @@ class Checkpoint:
 
     def commit(self) -> None:
         self._db.commit()
+
+    @contextlib.contextmanager
+    def exclusive(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the agent's run lock: one process at a time runs dossiers with this state.
+
+        The lock is an exclusive transaction on `<state>.lock`, so the operating system releases
+        it when a process dies, on every platform.
+
+        Raises:
+            AgentBusyError: another process holds it for longer than `wait_s`.
+        """
+        lock = sqlite3.connect(f"{self.path}.lock", timeout=wait_s, isolation_level=None)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as exc:
+            lock.close()
+            raise AgentBusyError("Another agent process is already synchronising these dossiers; this run was"
+                                 " skipped.", detail=f"{self.path}.lock: {exc}") from None
+        try:
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
 
     def rollback(self) -> None:
         self._db.rollback()

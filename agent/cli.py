@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
-from agent.checkpoint import Checkpoint
+from agent.checkpoint import AgentBusyError, Checkpoint
 from agent.relay import DossierRunResult, run_selected
 from shared.config import Settings, load_settings
+from shared.rules import sync_order
 
 COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
 
@@ -189,7 +190,11 @@ def cmd_run_once(args) -> int:
         if not args.dossier and not selected_dossiers(settings, checkpoint):
             print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
             return 0
-    results = _run_cycle(settings, args.dossier, None)
+    try:
+        results = _run_cycle(settings, args.dossier, None)
+    except AgentBusyError as exc:
+        print(exc.user_message, file=sys.stderr)
+        return 1
     failed = [r for r in results if not r.ok]
     print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
     return 1 if failed else 0
@@ -209,10 +214,14 @@ def cmd_run(args) -> int:
     try:
         print(f"agent running every {interval:g} s; Ctrl+C or SIGTERM stops it", flush=True)
         while not stop.is_set():
-            results = _run_cycle(settings, None, stop)
             cycles += 1
-            failed = sum(1 for r in results if not r.ok)
-            print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
+            try:
+                results = _run_cycle(settings, None, stop)
+            except AgentBusyError as exc:
+                print(f"cycle {cycles}: {exc.user_message}", flush=True)
+            else:
+                failed = sum(1 for r in results if not r.ok)
+                print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
             if args.cycles is not None and cycles >= args.cycles:
                 break
             stop.wait(interval)
@@ -253,6 +262,11 @@ def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> l
     return report
 
 
+def _in_sync_order(entities: set[str]) -> list[str]:
+    order = [entity.value for entity in sync_order()]
+    return sorted(entities, key=lambda e: (order.index(e) if e in order else len(order), e))
+
+
 def cmd_state(args) -> int:
     settings = _settings(args)
     with _checkpoint(settings) as checkpoint:
@@ -276,12 +290,13 @@ def cmd_state(args) -> int:
             p = item["pending"]
             status = "being sent" if p["sealed"] else "incomplete, will be dropped"
             print(f"  pending run:  {p['run_id']} {status}, {p['unsent']} of {p['batches']} batch(es) unsent")
-        for entity, mark in item["watermarks"].items():
+        for entity in _in_sync_order(set(item["watermarks"]) | set(item["shadow"])):
+            mark = item["watermarks"].get(entity, {}).get("modified") or "-"
             shadow = item["shadow"].get(entity, {"records": 0, "invalid": 0})
-            print(f"  {entity:<15} watermark {mark['modified'] or '-':<27} records {shadow['records']}"
+            print(f"  {entity:<15} watermark {mark:<27} records {shadow['records']}"
                   f" (invalid {shadow['invalid']})")
         for run in item["runs"]:
-            kind = "realignment" if run["realignment"] else "incremental"
+            kind = "realignment" if run["realignment"] else "incremental" if run["counts"] else "-"
             print(f"  run {run['run_id']} {run['state']:<11} {kind:<11} {_counts_text(run['counts'])}"
                   + (f" error: {run['error']}" if run["error"] else ""))
     return 0

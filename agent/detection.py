@@ -23,13 +23,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
+import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
 
 from agent.checkpoint import Checkpoint, ShadowEntry, StagedRecord, Watermark, to_text
-from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, Envelope, EnvelopeKind, Op,
-                             canonical_json)
+from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
+                             canonical_json, message_id)
 from shared.models import Entity
 from shared.rules import rule_for
 
@@ -49,6 +52,8 @@ class SageSource(Protocol):
     def probes(self) -> list[Any]: ...
     def identity(self) -> Any: ...
 
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
 
@@ -78,6 +83,31 @@ class RunPlan:
     reasons: tuple[str, ...]
     identity: dict[str, Any]
     probes: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RenderedEnvelope:
+    """An upsert envelope already in its wire form: `text` is exactly `Envelope.to_json()`.
+
+    Detection renders upserts itself from the record's canonical JSON, which it computes anyway
+    for the content hash, instead of serialising every record three times through pydantic.
+    """
+
+    id: str
+    text: str
+
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate_json(self.text)
+
+
+_NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f]')
+
+
+def _text(value: str) -> str:
+    """A JSON string exactly as `canonical_json` writes it."""
+    if _NEEDS_ESCAPING.search(value):
+        return json.dumps(value, ensure_ascii=False)
+    return f'"{value}"'
 
 
 def new_run_id(now: Optional[dt.datetime] = None) -> str:
@@ -210,7 +240,8 @@ class ChangeDetector:
         return found[:10]
 
     # --- detection -------------------------------------------------------------------------
-    def envelopes(self, plan: RunPlan) -> Iterator[Envelope]:
+    def envelopes(self, plan: RunPlan) -> Iterator[Envelope | RenderedEnvelope]:
+        self._rendering_checked = False
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
                                   realignment=plan.realignment, sent_at=self.sent_at)
         entities = self.source.entities()
@@ -272,7 +303,8 @@ class ChangeDetector:
         return newest
 
     def _compare(self, plan: RunPlan, entity: str, row: Any,
-                 prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope], Optional[StagedRecord]]:
+                 prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope | RenderedEnvelope],
+                                                        Optional[StagedRecord]]:
         """The envelope to send for one row (None when unchanged) and its staged shadow entry."""
         last_valid_hash = prior.record_hash if prior else ""
         if row.record is None:
@@ -298,9 +330,34 @@ class ChangeDetector:
             self.counts.changed += 1
         else:
             self.counts.created += 1
-        envelope = Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=plan.run_id, entity=entity,
-                            key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record, sent_at=self.sent_at)
+        envelope = self._render_upsert(plan.run_id, entity, row, text, record_hash)
         return envelope, StagedRecord(entity, row.key, row.raw_hash, record_hash, False, row.modified, row.marq)
+
+    def _render_upsert(self, run_id: str, entity: str, row: Any, record_text: str,
+                       record_hash: str) -> Envelope | RenderedEnvelope:
+        """The upsert in wire form; the run's first one is checked against pydantic's rendering."""
+        if not self._rendering_checked:
+            self._rendering_checked = True
+            model = Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id, entity=entity,
+                             key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record, sent_at=self.sent_at)
+            sent_at = model.model_dump(mode="json").get("sent_at")
+            self._render_tail = (f',"run_id":{_text(run_id)}'
+                                 + (f',"sent_at":{_text(sent_at)}' if sent_at is not None else "")
+                                 + f',"v":{SCHEMA_VERSION}}}')
+            self._render_fast = self._upsert_text(entity, row.key, record_text, record_hash) == model.to_json()
+            if not self._render_fast:
+                log.warning("upsert rendering differs from the envelope model's; using the model for this run")
+                return model
+        if not self._render_fast:
+            return Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id, entity=entity,
+                            key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record, sent_at=self.sent_at)
+        return RenderedEnvelope(message_id(self.dossier, EnvelopeKind.CHANGE.value, entity, row.key,
+                                           Op.UPSERT.value, record_hash),
+                                self._upsert_text(entity, row.key, record_text, record_hash))
+
+    def _upsert_text(self, entity: str, key: str, record_text: str, record_hash: str) -> str:
+        return (f'{{"dossier":{_text(self.dossier)},"entity":{_text(entity)},"hash":"{record_hash}",'
+                f'"key":{_text(key)},"kind":"change","op":"upsert","record":{record_text}{self._render_tail}')
 
     def _invalid(self, plan: RunPlan, entity: str, row: Any, error: str,
                  last_valid_hash: str) -> tuple[Envelope, StagedRecord]:

@@ -6,8 +6,8 @@ One run of one dossier goes through four steps, each safe to interrupt:
    batches written) is sent, the batches the bus had already accepted going out again with the
    same message ids (the bus drops them); an unsealed one never sent anything and is dropped.
 2. *Detect and stage* (`agent.detection`): the run's envelopes, run-start marker first and
-   run-end marker with counts last, are packed into batches (`shared.envelope.pack_batches`)
-   and written to the outbox with the shadow and watermark updates they imply, in bounded
+   run-end marker with counts last, are packed into batches (`pack`: the bytes and limits of
+   `shared.envelope.pack_batches`, over envelopes already in wire form) and written to the outbox with the shadow and watermark updates they imply, in bounded
    chunks. Writing the run-end batch *seals* the run.
 3. *Send*: each outbox batch is sent (body = `EnvelopeBatch.to_bytes()`, session = dossier)
    and marked sent.
@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterator, Optional
+from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import Checkpoint, RunState
-from agent.detection import ChangeDetector, RunCounts, new_run_id, server_now
+from agent.detection import ChangeDetector, RenderedEnvelope, RunCounts, new_run_id, server_now
 from shared.bus.protocol import Bus, OutgoingMessage
-from shared.envelope import EnvelopeBatch, message_id, pack_batches
+from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
+                             message_id)
 from shared.errors import ConnectorError
+
+# Staged batches are committed in groups: an unsealed run is discarded after a crash anyway.
+STAGING_COMMIT_BATCHES = 20
 
 SourceOpener = Callable[[], ContextManager[tuple[object, object]]]
 """Opens a dossier's Sage source: a context manager yielding (pyodbc connection, reader)."""
@@ -39,6 +44,52 @@ SourceOpener = Callable[[], ContextManager[tuple[object, object]]]
 def outbox_message_id(run_id: str, batch: EnvelopeBatch) -> str:
     """The bus message id of one batch of one run (deterministic, 64 hex characters)."""
     return message_id(batch.message_id, run_id)
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """One bus message body: exactly `EnvelopeBatch(...).to_bytes()`, and that batch's `message_id`."""
+
+    body: bytes
+    batch_id: str
+    envelopes: int
+
+
+def pack(dossier: str, envelopes: Iterable[Envelope | RenderedEnvelope], *,
+         max_bytes: int = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES, max_envelopes: int = 500) -> Iterator[PackedBatch]:
+    """`shared.envelope.pack_batches` over envelopes already in wire form (same limits, same bytes).
+
+    Raises:
+        ValueError: one envelope is larger than a message can be (detection reports such
+            records as invalid before they get here).
+    """
+    frame = len(EnvelopeBatch(dossier="x" * 128, envelopes=()).to_bytes())
+    head = f'{{"dossier":{json.dumps(dossier, ensure_ascii=False)},"envelopes":['
+    tail = f'],"v":{SCHEMA_VERSION}}}'
+    texts: list[str] = []
+    ids: list[str] = []
+    size = 0
+
+    def batch() -> PackedBatch:
+        return PackedBatch((head + ",".join(texts) + tail).encode("utf-8"),
+                           message_id(dossier, "batch", *ids), len(texts))
+
+    for envelope in envelopes:
+        if isinstance(envelope, Envelope):
+            if envelope.dossier != dossier:
+                raise ValueError(f"an envelope of dossier {envelope.dossier} in a batch of {dossier}")
+            envelope = RenderedEnvelope(envelope.id, envelope.to_json())
+        item = len(envelope.text.encode("utf-8")) + 1
+        if item + frame > max_bytes:
+            raise ValueError(f"an envelope of {item} bytes is too large to send")
+        if texts and (size + item + frame > max_bytes or len(texts) >= max_envelopes):
+            yield batch()
+            texts, ids, size = [], [], 0
+        texts.append(envelope.text)
+        ids.append(envelope.id)
+        size += item
+    if texts:
+        yield batch()
 
 
 @dataclass
@@ -82,11 +133,12 @@ class Relay:
         checkpoint.begin_pending(detector.dossier, plan.run_id, realignment=plan.realignment,
                                  identity=plan.identity, probes=plan.probes)
         seq = 0
-        for batch in pack_batches(detector.envelopes(plan), max_envelopes=self.batch_envelopes):
+        for batch in pack(detector.dossier, detector.envelopes(plan), max_envelopes=self.batch_envelopes):
             seq += 1
-            checkpoint.add_batch(detector.dossier, plan.run_id, seq, outbox_message_id(plan.run_id, batch),
-                                 len(batch.envelopes), batch.to_bytes())
-            checkpoint.commit()
+            checkpoint.add_batch(detector.dossier, plan.run_id, seq, message_id(batch.batch_id, plan.run_id),
+                                 batch.envelopes, batch.body)
+            if seq % STAGING_COMMIT_BATCHES == 0:
+                checkpoint.commit()
         checkpoint.seal(detector.dossier, plan.run_id, detector.counts.as_dict(), detector.notes)
         return seq
 
@@ -191,28 +243,38 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
 
     A dossier that fails does not stop the others. `stop`, once set, lets the current dossier
     finish and skips the rest.
+
+    Raises:
+        AgentBusyError: another agent process is running dossiers with the same state file.
     """
-    from agent.catalog import connection_string_for, selected_dossiers
+    from agent.catalog import selected_dossiers
 
     targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
     overlap = dt.timedelta(seconds=settings.agent.overlap_s)
     results = []
-    for target in targets:
-        if stop is not None and stop.is_set():
-            break
-        try:
-            opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows)
-        except Exception as exc:
-            result = DossierRunResult(target, error=describe_error(exc))
-            checkpoint.record_failed_start(target, new_run_id(), result.error)
-        else:
-            result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
-                                  open_source=opener, overlap=overlap)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    with checkpoint.exclusive():
+        for target in targets:
+            if stop is not None and stop.is_set():
+                break
+            result = _run_one(settings, checkpoint, bus, target, overlap)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results
 
 
-__all__ = ["DossierRunResult", "Relay", "RunCounts", "open_sage100", "outbox_message_id", "run_selected",
-           "sync_dossier"]
+def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta) -> DossierRunResult:
+    from agent.catalog import connection_string_for
+
+    try:
+        opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows)
+    except Exception as exc:
+        result = DossierRunResult(target, error=describe_error(exc))
+        checkpoint.record_failed_start(target, new_run_id(), result.error)
+        return result
+    return sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
+                        open_source=opener, overlap=overlap)
+
+
+__all__ = ["DossierRunResult", "PackedBatch", "Relay", "RunCounts", "open_sage100", "outbox_message_id", "pack",
+           "run_selected", "sync_dossier"]

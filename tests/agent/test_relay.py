@@ -12,9 +12,9 @@ import pytest
 
 from agent import demo_builder as sage
 from agent.checkpoint import RunState
-from agent.relay import run_selected
+from agent.relay import outbox_message_id, run_selected
 from shared.config import AgentSettings, BusSettings, DossierSettings, Settings
-from shared.envelope import Op
+from shared.envelope import Envelope, EnvelopeBatch, Op
 from shared.rules import sync_order
 
 from agent_support import (QUEUE, T0, CrashingBus, Harness, build_dossier, copy_database, current_keys, drain,
@@ -96,6 +96,11 @@ def test_first_run_realigns_and_sends_every_record_of_every_entity_between_run_m
     assert counts["created"] == len(delivered.changes(Op.UPSERT)) == sum(len(k) for k in keys.values())
     assert counts["read"] == counts["created"] and counts["deleted"] == counts["invalid"] == 0
     assert {e.session_id for e in delivered.messages} == {"BIJOU"}
+    for message in delivered.messages:
+        batch = EnvelopeBatch.from_bytes(message.body)
+        assert batch.to_bytes() == message.body
+        assert message.message_id == outbox_message_id(result.run_id, batch)
+        assert [e.id for e in batch.envelopes] == [Envelope.model_validate(e.model_dump()).id for e in batch.envelopes]
 
 
 def test_inserted_records_of_every_entity_are_sent_once_and_nothing_else(agent, bijou):

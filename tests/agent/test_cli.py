@@ -1,0 +1,223 @@
+"""`ssm-connector agent ...`: handlers run in-process with a temporary TOML configuration, a folder
+of demo Sage databases standing for the server, and the local bus; output and state are checked."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import demo_builder as sage
+from agent.checkpoint import Checkpoint
+from agent.cli import register
+from shared.bus.local_bus import LocalBus
+from shared.envelope import Op
+
+from agent_support import QUEUE, T0, build_dossier, drain, minutes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A Sage server (a folder of company databases) and an agent configuration."""
+    server = tmp_path / "sage"
+    server.mkdir()
+    build_dossier(server, "BIJOU")
+    build_dossier(server, "ORFEVRE", seed=2)
+    sqlite3.connect(server / "notes.db").execute("CREATE TABLE notes (text TEXT)").connection.close()
+    (server / "readme.txt").write_text("not a database")
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[agent]
+state_path = "state/agent.db"
+server_odbc = "Driver=SQLite3;Database={server}"
+interval_s = 3600
+
+[bus]
+path = "bus.db"
+
+[[dossiers]]
+id = "ARCHIVE"
+name = "Archives 2019"
+odbc = "Driver=SQLite3;Database={tmp_path / 'archive.db'}"
+active = false
+""", encoding="utf-8")
+    return tmp_path, config
+
+
+def agent(config: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ssm-connector")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["agent", *argv[:1], "--config", str(config), *argv[1:]])
+    return args.handler(args)
+
+
+def delivered(folder: Path, dossier: str):
+    bus = LocalBus(str(folder / "bus.db"))
+    try:
+        return drain(bus, dossier)
+    finally:
+        bus.close()
+
+
+def test_databases_lists_the_company_databases_of_the_server_and_the_configuration(site, capsys):
+    folder, config = site
+    assert agent(config, "databases") == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[0].split() == ["ID", "COMPANY", "SOURCE", "SELECTED", "LAST", "RUN"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"ARCHIVE", "BIJOU", "ORFEVRE"}
+    assert "BIJOU SA" in rows["BIJOU"] and " server " in rows["BIJOU"] and " no " in rows["BIJOU"]
+    assert " config " in rows["ARCHIVE"] and " inactive " in rows["ARCHIVE"]
+
+
+def test_select_run_once_and_state(site, capsys):
+    folder, config = site
+    assert agent(config, "select", "BIJOU") == 0
+    assert "BIJOU selected: its first run reads the whole dossier." in capsys.readouterr().out
+    assert agent(config, "databases") == 0
+    assert " yes " in [l for l in capsys.readouterr().out.splitlines() if l.startswith("BIJOU")][0]
+
+    assert agent(config, "run-once") == 0
+    out = capsys.readouterr().out
+    assert "BIJOU: run " in out and " realignment " in out and "created=" in out
+    assert "realignment because first synchronisation of this dossier" in out
+    assert "1 dossier(s) synchronised, 0 failed." in out and "ORFEVRE" not in out
+    sent = delivered(folder, "BIJOU")
+    assert sent.envelopes[0].op is Op.RUN_START and sent.envelopes[-1].op is Op.RUN_END
+    assert delivered(folder, "ORFEVRE").messages == []
+
+    assert agent(config, "state") == 0
+    out = capsys.readouterr().out
+    assert "BIJOU (selected)" in out and "last success: 20" in out
+    assert "account         watermark 2024-" in out and "succeeded" in out
+
+    assert agent(config, "state", "--json") == 0
+    [bijou] = [d for d in json.loads(capsys.readouterr().out) if d["dossier"] == "BIJOU"]
+    assert bijou["selected"] and bijou["pending"] is None and bijou["last_error"] is None
+    assert bijou["shadow"]["account"]["records"] == len(sent.keys(Op.UPSERT, "account"))
+    assert bijou["runs"][0]["counts"]["created"] == len(sent.changes(Op.UPSERT))
+    assert (folder / "state" / "agent.db").exists()
+
+
+def test_selecting_unknown_or_inactive_databases_is_refused(site, capsys):
+    folder, config = site
+    assert agent(config, "select", "INCONNU") == 2
+    assert "'INCONNU' is not a company database the agent can see" in capsys.readouterr().err
+    assert agent(config, "select", "notes") == 2
+    assert agent(config, "select", "ARCHIVE") == 2
+    assert "deactivated in the configuration" in capsys.readouterr().err
+    assert agent(config, "run-once", "--dossier", "ORFEVRE") == 2
+    assert "not selected" in capsys.readouterr().err
+    assert agent(config, "run-once") == 0
+    assert "No dossier is selected" in capsys.readouterr().out
+
+
+def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(site, capsys):
+    folder, config = site
+    agent(config, "select", "BIJOU")
+    agent(config, "run-once")
+    delivered(folder, "BIJOU")
+    assert agent(config, "deselect", "BIJOU") == 0
+    assert "BIJOU deselected" in capsys.readouterr().out
+
+    assert agent(config, "run-once") == 0
+    assert delivered(folder, "BIJOU").messages == []
+    assert agent(config, "select", "BIJOU") == 0
+    assert "selected again: its next run is a full realignment" in capsys.readouterr().out
+    assert agent(config, "state") == 0
+    assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
+
+    assert agent(config, "run-once", "--dossier", "BIJOU") == 0
+    assert "realignment because the dossier was selected again" in capsys.readouterr().out
+    assert delivered(folder, "BIJOU").envelopes[0].record == {"realignment": True}
+
+
+def test_a_dossier_that_cannot_be_read_fails_alone_and_its_error_shows_in_state(site, capsys):
+    folder, config = site
+    agent(config, "select", "BIJOU")
+    agent(config, "select", "ORFEVRE")
+    (folder / "sage" / "ORFEVRE.db").unlink()
+    (folder / "sage" / "ORFEVRE.db").mkdir()
+    capsys.readouterr()
+
+    assert agent(config, "run-once") == 1
+    out = capsys.readouterr().out
+    assert "ORFEVRE: FAILED: " in out and "BIJOU: run " in out and "1 dossier(s) synchronised, 1 failed." in out
+
+    assert agent(config, "state") == 0
+    out = capsys.readouterr().out
+    orfevre = out.split("ORFEVRE (selected)")[1]
+    assert "last error:" in orfevre and "last success: never" in orfevre
+    assert delivered(folder, "BIJOU").messages
+
+
+def test_run_repeats_on_the_interval(site, capsys):
+    folder, config = site
+    agent(config, "select", "BIJOU")
+    path = folder / "sage" / "BIJOU.db"
+    assert agent(config, "run", "--interval", "0.01", "--cycles", "1") == 0
+    sage.update_row(path, "F_COMPTET", {"CT_Num": "RUBIS"}, {"CT_Ville": "Ornans"}, at=T0 + minutes(5))
+    sage.set_clock(path, T0 + minutes(10))
+
+    assert agent(config, "run", "--interval", "0.01", "--cycles", "2") == 0
+
+    out = capsys.readouterr().out
+    assert out.count("cycle 1: 1 dossier(s) synchronised, 0 failed") == 2 and "cycle 2:" in out
+    assert "agent stopped" in out
+    sent = delivered(folder, "BIJOU")
+    assert len(sent.runs()) == 3
+    assert [(e.entity, e.key) for e in sent.changes() if e.run_id == sent.runs()[1][0].run_id] == [("account", "RUBIS")]
+
+
+def test_run_stops_cleanly_on_sigterm(site):
+    folder, config = site
+    assert agent(config, "select", "BIJOU") == 0
+    script = ("import argparse, sys\n"
+              "from agent.cli import register\n"
+              "parser = argparse.ArgumentParser()\n"
+              "register(parser.add_subparsers())\n"
+              f"args = parser.parse_args(['agent', 'run', '--config', {str(config)!r}, '--interval', '600'])\n"
+              "sys.exit(args.handler(args))\n")
+    process = subprocess.Popen([sys.executable, "-u", "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if line.startswith("cycle 1:") or not line:
+                break
+        assert lines[-1].startswith("cycle 1: 1 dossier(s) synchronised"), "".join(lines) + process.stderr.read()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "stopping after the dossier in progress (SIGTERM)" in out and "agent stopped" in out
+    with Checkpoint(folder / "state" / "agent.db") as checkpoint:
+        assert checkpoint.pending("BIJOU") is None
+        assert [run.state for run in checkpoint.runs("BIJOU")] == ["succeeded"]
+
+
+def test_only_one_agent_process_runs_at_a_time(site, capsys):
+    folder, config = site
+    agent(config, "select", "BIJOU")
+    with Checkpoint(folder / "state" / "agent.db") as other_process:
+        with other_process.exclusive():
+            assert agent(config, "run-once") == 1
+            assert "Another agent process is already synchronising" in capsys.readouterr().err
+    assert delivered(folder, "BIJOU").messages == []
+    assert agent(config, "run-once") == 0
+    assert delivered(folder, "BIJOU").messages
