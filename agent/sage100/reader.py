@@ -6,10 +6,12 @@ readable error), a hash of the raw values, the record's last change time and its
 A record is read as one unit with its child rows (stock and category prices of a product, the
 lines of a document).
 
-Memory stays flat whatever the table size: main rows are read in pages of `batch_rows`
-(`cbMarq > ? ORDER BY cbMarq`, fetched with `fetchmany`, the cursor closed before the page's
-child rows are fetched with `IN (?, ...)`), so no result set is left open while rows are
-yielded and the connection never needs several active statements (SQL Server without MARS).
+Memory stays flat whatever the table size: main rows are read in windows of `cbMarq`
+(`cbMarq > ? AND cbMarq <= ?`, about `batch_rows` rows each), every window fetched whole and
+its cursor closed before the child rows of its records are fetched with `IN (?, ...)`. So no
+query returns more than a bounded number of rows (the SQLite ODBC driver buffers whole result
+sets), no result set is left open while rows are yielded, and the connection never needs
+several active statements (SQL Server without MARS).
 Each public read ends the connection's transaction when it finishes, so the next read sees
 fresh data (SQLite keeps a snapshot until then).
 """
@@ -35,7 +37,9 @@ from shared.models import Entity, describe_validation_error, parse_record
 from shared.rules import sync_order
 
 MAX_PARAMETERS_PER_QUERY = 500
-_LOWEST_MARQ = -(2 ** 31)
+MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq values
+KEYS_PER_ROW = 10          # keys are small: key reads use windows 10 times wider
+_WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
 
 @dataclass(frozen=True)
@@ -133,43 +137,68 @@ class Sage100Reader:
         sql, since_parameters = _main_query(spec, since)
         selected = _main_selection(spec)
         with self._reading():
-            last_marq = _LOWEST_MARQ
-            while True:
-                page = self._fetch_page(sql, [last_marq, *since_parameters])
-                if not page:
-                    return
-                mains = [_Values.of(row, selected) for row in page]
-                children = {child.name: self._child_rows(child, mains) for child in spec.children}
-                for values in mains:
-                    yield self._source_row(spec, values, children)
-                if len(page) < self._batch_rows:
-                    return
-                last_marq = page[-1][0]
+            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows):
+                for start in range(0, len(window), self._batch_rows):
+                    mains = [_Values.of(row, selected) for row in window[start:start + self._batch_rows]]
+                    children = {child.name: self._child_rows(child, mains) for child in spec.children}
+                    for values in mains:
+                        yield self._source_row(spec, values, children)
 
     def _keys(self, spec: EntitySpec) -> Iterator[str]:
         alias = spec.alias
         columns = ", ".join(f"{alias}.{column}" for column in spec.key_columns)
-        where = _where(spec, [f"{alias}.{MARQ} > ?"])
+        where = _where(spec, [_WINDOW.format(alias=alias)])
         sql = f"SELECT {alias}.{MARQ}, {columns} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
         key_selection = _column_selection(alias, spec.table, spec.key_columns)
         with self._reading():
-            last_marq = _LOWEST_MARQ
-            while True:
-                page = self._fetch_page(sql, [last_marq])
-                if not page:
-                    return
-                for row in page:
+            for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
+                for row in window:
                     raw = {name: normalizer(value) for (_, name, normalizer), value in zip(key_selection, row[1:])}
                     yield spec.key(raw)
-                if len(page) < self._batch_rows:
-                    return
-                last_marq = page[-1][0]
 
-    def _fetch_page(self, sql: str, parameters: Sequence[Any]) -> list:
+    def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int) -> Iterator[list]:
+        """The rows of `sql` over consecutive `cbMarq` windows (`cbMarq > ? AND cbMarq <= ?`).
+
+        Each window's result is fetched whole and its cursor closed before the rows are used, so
+        no statement stays open while rows are yielded, and no query returns more than a bounded
+        number of rows (some drivers, SQLite's among them, buffer a whole result set). Window
+        widths adapt to aim at `target` rows each, between `target` and `target *
+        MAX_WINDOW_FACTOR` cbMarq values, and an empty window jumps to the table's next cbMarq
+        (identity gaps). The read goes on until the table's highest cbMarq, checked again at the
+        end, so rows inserted during the read are read too.
+        """
+        bounds = self._fetch_one(f"SELECT MIN({MARQ}), MAX({MARQ}) FROM {table}")
+        if bounds is None or bounds[1] is None:
+            return
+        low, top = int(bounds[0]) - 1, int(bounds[1])
+        width = target
+        while True:
+            while low < top:
+                high = min(low + width, top)
+                rows = self._fetch_rows(sql, [low, high, *parameters])
+                if rows:
+                    yield rows
+                    low = high
+                else:
+                    following = self._fetch_one(f"SELECT MIN({MARQ}) FROM {table} WHERE {MARQ} > ?", [high])[0]
+                    low = top if following is None else max(high, int(following) - 1)
+                if len(rows) < target // 2:
+                    width = min(width * 2, target * MAX_WINDOW_FACTOR)
+                elif len(rows) > target:
+                    width = max(target, width // 2)
+            newest = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
+            if newest is None or int(newest) <= top:
+                return
+            top = int(newest)
+
+    def _fetch_rows(self, sql: str, parameters: Sequence[Any]) -> list:
         cursor = self._connection.cursor()
         try:
             cursor.execute(sql, list(parameters))
-            return cursor.fetchmany(self._batch_rows)
+            rows = []
+            while batch := cursor.fetchmany(self._batch_rows):
+                rows += batch
+            return rows
         except pyodbc.Error as error:
             raise _read_error(error, sql) from None
         finally:
@@ -414,9 +443,9 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
 
 
 def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]:
-    """The paged query of `spec` (first parameter: the last cbMarq read) and its `since` parameters."""
+    """The windowed query of `spec` (first parameters: the cbMarq window) and its `since` parameters."""
     alias = spec.alias
-    conditions = [f"{alias}.{MARQ} > ?"]
+    conditions = [_WINDOW.format(alias=alias)]
     parameters: list = []
     if since is not None:
         clause, count = _since_clause(spec)

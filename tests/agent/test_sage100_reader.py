@@ -79,6 +79,16 @@ def test_connect_failure_names_no_password(tmp_path):
     assert "topsecret" not in str(raised.value) and "topsecret" not in (raised.value.detail or "")
 
 
+def test_text_decoding_is_chosen_per_connection(dossier, open_sage):
+    query = "SELECT CT_Intitule FROM F_COMPTET WHERE CT_Num = 'ECRIN'"
+    assert scalar(open_sage(dossier), query) == "L’Écrin d’Émeraude"  # the driver's own decoding
+    forced = connect(sqlite_connection_string(dossier), text_encoding="cp1252")
+    try:  # the SQLite driver hands out UTF-8: read as CP1252 it shows the setting reaches the driver
+        assert scalar(forced, query) == "L’Écrin d’Émeraude".encode("utf-8").decode("cp1252")
+    finally:
+        forced.close()
+
+
 def test_create_schema_through_pyodbc_emulates_sage_triggers(tmp_path, open_sage):
     connection = open_sage(tmp_path / "empty.db")
     create_schema(connection.cursor())
@@ -441,6 +451,31 @@ def test_small_batches_stream_the_same_rows(tmp_path, open_sage):
         assert list(Sage100Reader(connection, batch_rows=7).keys(entity)) == [row.key for row in whole]
     invoice_lines = sum(len(row.record["lines"]) for row in whole)
     assert invoice_lines == scalar(connection, "SELECT COUNT(*) FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")
+
+
+def test_cbmarq_gaps_and_sparse_changes_are_read_in_few_queries(dossier, open_sage):
+    sage.insert_row(dossier, "F_COMPTET", {"cbMarq": 40_000_000, "CT_Num": "LOINTAIN", "CT_Type": 0,
+                                           "CT_Intitule": "Bijouterie Lointaine"}, at=T)
+    sage.insert_row(dossier, "F_COMPTET", {"cbMarq": 2_000_000_000, "CT_Num": "TRESLOIN", "CT_Type": 0,
+                                           "CT_Intitule": "Bijouterie Très Lointaine"}, at=T)
+    connection = open_sage(dossier)
+    statements = []
+
+    class CountingConnection:
+        """The pyodbc connection, counting the statements the reader opens."""
+
+        def __getattr__(self, name):
+            return getattr(connection, name)
+
+        def cursor(self):
+            statements.append(1)
+            return connection.cursor()
+
+    reader = Sage100Reader(CountingConnection(), batch_rows=3)
+    keys = [row.key for row in reader.changed(Entity.ACCOUNT, T)]
+    assert keys == ["LOINTAIN", "TRESLOIN"]
+    assert len(statements) < 40
+    assert list(reader.keys(Entity.ACCOUNT))[-2:] == ["LOINTAIN", "TRESLOIN"]
 
 
 def test_reads_are_lazy(tmp_path, open_sage):
