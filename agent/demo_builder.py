@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from agent.odbc import connection_path
-from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, SQLITE, TABLE_NAMES, ddl, sqlite_datetime
+from agent.sage100.schema import EMULATION_TABLE, SQLITE, TABLE_NAMES, ddl, sqlite_datetime
 
 NO_DATE = "1753-01-01 00:00:00.000"
 VAT_RATE_PERCENT = 20

@@ -32,7 +32,7 @@ from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
 from shared.envelope import content_hash
-from shared.errors import ConfigurationError, RetryableError
+from shared.errors import ConfigurationError, ConnectorError, RetryableError
 from shared.models import Entity, describe_validation_error, parse_record
 from shared.rules import sync_order
 
@@ -326,7 +326,7 @@ class Sage100Reader:
         name = str(self._fetch_one("SELECT DB_NAME()")[0])
         try:
             created = self._fetch_one("SELECT create_date FROM sys.databases WHERE name = DB_NAME()")
-        except RetryableError:
+        except ConnectorError:  # no permission on sys.databases: the name still identifies it
             created = None
         return name, normalize.datetime_(created[0]) if created else None
 
