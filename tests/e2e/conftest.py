@@ -41,6 +41,20 @@ def comparable(record: dict) -> dict:
     return out
 
 
+def keep_documents(database: Path, one_in: int) -> None:
+    """Keep one sales document in `one_in` (with its lines), before anything is synchronised."""
+    connection = sqlite3.connect(database)
+    try:
+        with connection:
+            connection.execute(
+                "DELETE FROM F_DOCLIGNE WHERE EXISTS (SELECT 1 FROM F_DOCENTETE e WHERE e.DO_Domaine = F_DOCLIGNE.DO_Domaine"
+                " AND e.DO_Type = F_DOCLIGNE.DO_Type AND e.DO_Piece = F_DOCLIGNE.DO_Piece AND e.cbMarq % ? <> 0)",
+                (one_in,))
+            connection.execute("DELETE FROM F_DOCENTETE WHERE cbMarq % ? <> 0", (one_in,))
+    finally:
+        connection.close()
+
+
 @dataclass
 class Pipeline:
     folder: Path
@@ -94,12 +108,15 @@ def make_pipeline(tmp_path):
 
     def make(*, companies: tuple[str, ...] = ("BIJOU",), size: str = "tiny", bad_rows: bool = False,
              faults: Optional[FaultPlan] = None, environ: Optional[dict] = None, client_options: Optional[dict] = None,
-             folder: Optional[Path] = None) -> Pipeline:
+             documents_one_in: int = 1, folder: Optional[Path] = None) -> Pipeline:
         folder = folder or tmp_path / f"pipeline{len(made)}"
         folder.mkdir(parents=True)
         databases = {company: build_demo_dossier(folder / f"{company}.db", size=size, seed=seed, company=company,
                                                  bad_rows=bad_rows).path
                      for seed, company in enumerate(companies)}
+        if documents_one_in > 1:
+            for database in databases.values():
+                keep_documents(database, documents_one_in)
         simulator = SsmSimulator(seed=11, faults=faults).start("127.0.0.1", 0)
         config = write_config(folder, base_url=simulator.base_url, public_key=simulator.public_key,
                               private_key=simulator.private_key, admin_email=simulator.admin_email,
