@@ -326,6 +326,12 @@ class Checkpoint:
             (dossier, utc_text()))
         self._db.commit()
 
+    def request_realignment(self, dossier: str) -> None:
+        """The dossier's next run is a realignment (it was deactivated, or its state is in doubt)."""
+        self._ensure_dossier(dossier)
+        self._db.execute("UPDATE dossiers SET needs_realignment = 1 WHERE dossier = ?", (dossier,))
+        self._db.commit()
+
     def record_error(self, dossier: str, message: str) -> None:
         self._ensure_dossier(dossier)
         self._db.execute("UPDATE dossiers SET last_error = ?, last_error_at = ? WHERE dossier = ?",

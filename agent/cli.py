@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint
-from agent.relay import DossierRunResult, run_selected
+from agent.relay import DossierRunResult, note_deactivated, run_selected
 from shared.config import Settings, load_settings
 from shared.rules import sync_order
 
@@ -184,6 +184,7 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
 def cmd_run_once(args) -> int:
     settings = _settings(args)
     with _checkpoint(settings) as checkpoint:
+        note_deactivated(settings, checkpoint)
         if args.dossier and not is_selected(settings, checkpoint, args.dossier):
             print(f"'{args.dossier}' is not selected; `agent select {args.dossier}` first.", file=sys.stderr)
             return 2

@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
+from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from agent.checkpoint import Checkpoint, ShadowEntry, StagedRecord, Watermark, to_text
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
@@ -199,7 +199,7 @@ class ChangeDetector:
         reasons = []
         state = self.checkpoint.dossier_state(self.dossier)
         if state is not None and state.needs_realignment:
-            reasons.append("the dossier was selected again after being deselected")
+            reasons.append("the dossier is selected again after a pause (deselected or deactivated)")
         before = snapshot.identity
         if before.get("fingerprint") != identity["fingerprint"]:
             changes = [f"{name} {before.get(name)!r} → {identity[name]!r}"

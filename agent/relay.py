@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import Checkpoint, RunState
-from agent.detection import ChangeDetector, RenderedEnvelope, RunCounts, new_run_id, server_now
+from agent.detection import ChangeDetector, RenderedEnvelope, new_run_id, server_now
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
@@ -242,7 +242,8 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
     """One run of every selected dossier (or of `dossier`), one after the other.
 
     A dossier that fails does not stop the others. `stop`, once set, lets the current dossier
-    finish and skips the rest.
+    finish and skips the rest. A configured dossier seen deactivated (`active = false`) realigns
+    on its first run once it is active again.
 
     Raises:
         AgentBusyError: another agent process is running dossiers with the same state file.
@@ -253,6 +254,7 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
     overlap = dt.timedelta(seconds=settings.agent.overlap_s)
     results = []
     with checkpoint.exclusive():
+        note_deactivated(settings, checkpoint)
         for target in targets:
             if stop is not None and stop.is_set():
                 break
@@ -261,6 +263,14 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
             if on_result is not None:
                 on_result(result)
     return results
+
+
+def note_deactivated(settings, checkpoint: Checkpoint) -> None:
+    """Configured dossiers seen with `active = false` realign on their first run once active again."""
+    for configured in settings.dossiers:
+        state = checkpoint.dossier_state(configured.id)
+        if not configured.active and state is not None and not state.needs_realignment:
+            checkpoint.request_realignment(configured.id)
 
 
 def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta) -> DossierRunResult:
@@ -276,5 +286,5 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
                         open_source=opener, overlap=overlap)
 
 
-__all__ = ["DossierRunResult", "PackedBatch", "Relay", "RunCounts", "open_sage100", "outbox_message_id", "pack",
-           "run_selected", "sync_dossier"]
+__all__ = ["DossierRunResult", "PackedBatch", "Relay", "note_deactivated", "open_sage100",
+           "outbox_message_id", "pack", "run_selected", "sync_dossier"]

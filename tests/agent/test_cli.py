@@ -20,7 +20,7 @@ from agent.cli import register
 from shared.bus.local_bus import LocalBus
 from shared.envelope import Op
 
-from agent_support import QUEUE, T0, build_dossier, drain, minutes
+from agent_support import T0, build_dossier, drain, minutes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,7 +138,7 @@ def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(si
     assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
 
     assert agent(config, "run-once", "--dossier", "BIJOU") == 0
-    assert "realignment because the dossier was selected again" in capsys.readouterr().out
+    assert "realignment because the dossier is selected again after a pause" in capsys.readouterr().out
     assert delivered(folder, "BIJOU").envelopes[0].record == {"realignment": True}
 
 
@@ -221,3 +221,27 @@ def test_only_one_agent_process_runs_at_a_time(site, capsys):
     assert delivered(folder, "BIJOU").messages == []
     assert agent(config, "run-once") == 0
     assert delivered(folder, "BIJOU").messages
+
+
+def test_a_configured_dossier_runs_without_select_and_realigns_when_reactivated(tmp_path, capsys):
+    path = build_dossier(tmp_path, "BIJOU")
+    config = tmp_path / "agent.toml"
+
+    def configure(active: bool) -> None:
+        config.write_text(f'[agent]\nstate_path = "agent.db"\n[bus]\npath = "bus.db"\n'
+                          f'[[dossiers]]\nid = "BIJOU"\nodbc = "Driver=SQLite3;Database={path}"\n'
+                          f'active = {str(active).lower()}\n', encoding="utf-8")
+
+    configure(True)
+    assert agent(config, "run-once") == 0
+    assert delivered(tmp_path, "BIJOU").runs()[0][0].record == {"realignment": True}
+    configure(False)
+    assert agent(config, "run-once") == 0
+    assert "No dossier is selected" in capsys.readouterr().out
+    assert agent(config, "run-once", "--dossier", "BIJOU") == 2
+    configure(True)
+    capsys.readouterr()
+
+    assert agent(config, "run-once") == 0
+    [(start, end)] = delivered(tmp_path, "BIJOU").runs()
+    assert start.record == {"realignment": True} and end.counts["resent"] > 0

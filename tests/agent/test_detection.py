@@ -169,7 +169,7 @@ def test_a_dossier_selected_again_is_realigned_once_with_every_record_resent(age
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.realignment and result.reasons == ("the dossier was selected again after being deselected",)
+    assert result.realignment and result.reasons == ("the dossier is selected again after a pause (deselected or deactivated)",)
     total = sum(len(keys) for keys in current_keys(path).values())
     assert len(delivered.changes()) == total
     assert len(delivered.changes(Op.INVALID)) == result.counts["invalid"] == 4

@@ -17,8 +17,7 @@ from shared.config import AgentSettings, BusSettings, DossierSettings, Settings
 from shared.envelope import Envelope, EnvelopeBatch, Op
 from shared.rules import sync_order
 
-from agent_support import (QUEUE, T0, CrashingBus, Harness, build_dossier, copy_database, current_keys, drain,
-                           minutes)
+from agent_support import QUEUE, T0, CrashingBus, Harness, build_dossier, copy_database, current_keys, minutes
 
 ENTITIES = [e.value for e in sync_order()]
 DOCUMENT_TYPES = {"quote": 0, "order": 1, "invoice": 6}
