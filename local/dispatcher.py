@@ -18,7 +18,6 @@ import json
 import re
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,16 +390,3 @@ class LocalDispatcher:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def wait_until_quiet(dispatcher: LocalDispatcher, *, timeout_s: float, poll_s: float = 0.1) -> DispatchStats:
-    """Drain repeatedly until nothing is pending or `timeout_s` passes (locks held elsewhere)."""
-    deadline = time.monotonic() + timeout_s
-    total = DispatchStats()
-    while True:
-        stats = dispatcher.drain()
-        total.add(stats)
-        total.pending = stats.pending
-        if not any(stats.pending.values()) or time.monotonic() >= deadline:
-            return total
-        time.sleep(poll_s)
