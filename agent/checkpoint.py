@@ -274,6 +274,9 @@ class Checkpoint:
         Raises:
             AgentBusyError: another process holds it for longer than `wait_s`.
         """
+        if self.path == ":memory:":
+            yield
+            return
         lock = sqlite3.connect(f"{self.path}.lock", timeout=wait_s, isolation_level=None)
         try:
             lock.execute("BEGIN EXCLUSIVE")
