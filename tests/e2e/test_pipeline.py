@@ -177,3 +177,24 @@ def test_two_dossiers_sync_side_by_side_with_their_own_ext_ids(make_pipeline):
         for num, name in tiers:
             assert accounts[f"{dossier}:{num}"]["name"] == text(name)
     assert {s.id for s in summary.dossiers} == {"BIJOU", "ATELIER"}
+
+
+def test_the_runtime_serves_status_and_repeats_its_cycle(make_pipeline):
+    import io
+    import json
+    import threading
+    import urllib.request
+
+    p = make_pipeline(environ={"SSMCONN__AGENT__INTERVAL_S": "0.2"})
+    out = io.StringIO()
+
+    p.runtime.serve(threading.Event(), out=out, cycles=2)
+
+    printed = out.getvalue()
+    assert printed.count("Cycle of ") == 2 and "Status page: http://127.0.0.1:" in printed
+    server = p.runtime.status_server
+    with urllib.request.urlopen(server.url("status", with_key=True), timeout=10) as answer:
+        report = json.loads(answer.read().decode("utf-8"))
+    assert [d["id"] for d in report["dossiers"]] == [D]
+    assert report["dossiers"][0]["health"] == "ok"
+    assert len([r for r in report["dossiers"][0]["runs"] if r["side"] == "cloud"]) == 2
