@@ -98,7 +98,7 @@ var queueProperties = {
   requiresSession: true
   requiresDuplicateDetection: true
   duplicateDetectionHistoryTimeWindow: 'PT10M'
-  lockDuration: 'PT1M'
+  lockDuration: 'PT5M'
   maxDeliveryCount: maxDeliveryCount
   deadLetteringOnMessageExpiration: true
   defaultMessageTimeToLive: 'P14D'

@@ -138,9 +138,10 @@ def test_every_binding_connection_and_placeholder_is_set_by_the_template():
     import re
 
     from function_app import app
+    from local.dispatcher import registered_functions
 
     settings = _app_settings()
-    for function in app.get_functions():
+    for function in registered_functions(app):
         for binding in function.get_bindings():
             data = binding.get_dict_repr()
             connection = data.get("connection")

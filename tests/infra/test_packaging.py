@@ -58,5 +58,6 @@ def test_package_imports_and_registers_every_function_in_a_fresh_venv(tmp_path):
     deployed = json.loads(out.stdout.strip().splitlines()[-1])
 
     from function_app import app
-    expected = sorted(f.get_function_name() for f in app.get_functions())
+    from local.dispatcher import registered_functions
+    expected = sorted(f.get_function_name() for f in registered_functions(app))
     assert deployed == expected and expected
