@@ -116,8 +116,17 @@ class _Recovered:
     id: int
 
 
+RATE_LIMIT_HEADROOM = 0.05
+"""The client paces itself this fraction under the tenant's limit: at exactly the limit, timing
+jitter against SSM's counting window draws 429s, and each one holds every thread for a second."""
+
+
 class SsmClient:
-    """A thread-safe client of the SSM v4 API. See the module docstring for the behaviour."""
+    """A thread-safe client of the SSM v4 API. See the module docstring for the behaviour.
+
+    `rate_limit_per_s` is the tenant's limit as SSM enforces it; the client keeps
+    `RATE_LIMIT_HEADROOM` under it.
+    """
 
     def __init__(self, base_url: str, public_key: str, private_key: str | SecretStr, *,
                  timeout_s: float = 30.0, max_concurrency: int = 4, rate_limit_per_s: float = 10.0,
@@ -135,7 +144,7 @@ class SsmClient:
         self.stats = ClientStats()
         self._sleep = sleep
         self._jitter = random.Random()
-        self._limiter = TokenBucket(rate_limit_per_s, sleep=sleep)
+        self._limiter = TokenBucket(rate_limit_per_s * (1 - RATE_LIMIT_HEADROOM), sleep=sleep)
         self._in_flight = threading.BoundedSemaphore(max_concurrency)
         self._session_lock = threading.Lock()
         self._token: str | None = None
