@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, TextIO
 
+from agent.demo_builder import TARIFF_CATEGORIES
 from shared.config import load_settings
 from shared.rules import Side, rule_for, sync_order
 from shared.state.records import IncidentState
@@ -28,6 +29,7 @@ SIZES = ("tiny", "small")
 SSM_REP_EMAIL = "commercial.demo@demo.example"
 SSM_ONLY_FIELD = "Z_Segment"          # a custom field of the simulated tenant, not mapped
 SSM_ONLY_VALUE = "Grands comptes – suivi mensuel"
+DEMO_TARIFF_CATEGORIES = tuple(number for number, name, *_ in TARIFF_CATEGORIES if name)
 DEMO_FILES = ("config.toml", "state.db", "bus.db", "agent.db", "bus.dead-letters.db")
 
 
@@ -131,6 +133,7 @@ class Demo:
             self.say(f"Sage company {company}: {stats.path} ({stats.counts.get('F_COMPTET', 0)} tiers, "
                      f"{stats.counts.get('F_ARTICLE', 0)} articles, {stats.counts.get('F_DOCENTETE', 0)} documents)")
         self.simulator = SsmSimulator(seed=7, tenant="demo").start("127.0.0.1", 0)
+        declare_connector_fields(self.simulator)
         self.say(f"SSM simulator: {self.simulator.base_url}")
         self.config_path = write_config(
             self.folder, base_url=self.simulator.base_url, public_key=self.simulator.public_key,
@@ -320,3 +323,14 @@ def register(subparsers) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     return Demo(Path(args.dir), size=args.size).run(serve=args.serve)
+
+
+def declare_connector_fields(simulator) -> None:
+    """The product custom fields an integrator declares in the tenant for stock and tariff prices."""
+    from local.simulator.store import NUMBER
+    from shared.sync.mapping import PRODUCT_CUSTOM_FIELDS, Z_TARIFF_PREFIX
+
+    for _, name in PRODUCT_CUSTOM_FIELDS:
+        simulator.add_custom_field("products", name, NUMBER)
+    for category in DEMO_TARIFF_CATEGORIES:
+        simulator.add_custom_field("products", f"{Z_TARIFF_PREFIX}{category}", NUMBER)
