@@ -20,6 +20,7 @@ from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint
 from agent.relay import DossierRunResult, note_deactivated, run_selected
 from shared.config import Settings, load_settings
+from shared.telemetry import configure_logging
 from shared.rules import sync_order
 
 COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
@@ -67,7 +68,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _settings(args) -> Settings:
-    return load_settings(getattr(args, "config", None))
+    settings = load_settings(getattr(args, "config", None))
+    if settings.agent.log_path:
+        configure_logging(filename=settings.agent.log_path, stream=sys.stderr,
+                          level="DEBUG" if getattr(args, "verbose", 0) > 1 else "INFO")
+    return settings
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
 from shared.errors import ConnectorError
+from shared.telemetry import get_logger, log_context
 
 # Staged batches are committed in groups: an unsealed run is discarded after a crash anyway.
 STAGING_COMMIT_BATCHES = 20
@@ -90,6 +91,9 @@ def pack(dossier: str, envelopes: Iterable[Envelope | RenderedEnvelope], *,
         size += item
     if texts:
         yield batch()
+
+
+log = get_logger("agent.relay")
 
 
 @dataclass
@@ -258,11 +262,23 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
         for target in targets:
             if stop is not None and stop.is_set():
                 break
-            result = _run_one(settings, checkpoint, bus, target, overlap)
+            with log_context(dossier=target):
+                result = _run_one(settings, checkpoint, bus, target, overlap)
+                _log_result(result)
             results.append(result)
             if on_result is not None:
                 on_result(result)
     return results
+
+
+def _log_result(result: DossierRunResult) -> None:
+    with log_context(run_id=result.run_id):
+        if result.ok:
+            log.info("run %s%s: %s, %d batch(es) sent", result.run_id,
+                     " (realignment: " + "; ".join(result.reasons) + ")" if result.realignment else "",
+                     ", ".join(f"{name}={count}" for name, count in result.counts.items()), result.batches_sent)
+        else:
+            log.error("run %s failed: %s", result.run_id, result.error)
 
 
 def note_deactivated(settings, checkpoint: Checkpoint) -> None:

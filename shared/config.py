@@ -75,6 +75,7 @@ class AgentSettings(_Section):
     interval_s: float = Field(default=900.0, gt=0)
     overlap_s: float = Field(default=3600.0, ge=0)
     batch_rows: int = Field(default=1000, ge=1)
+    log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
 
 
@@ -142,7 +143,9 @@ class Settings(_Section):
         return self.model_copy(update={
             "state": self.state.model_copy(update={"path": rel(self.state.path)}),
             "bus": self.bus.model_copy(update={"path": rel(self.bus.path)}),
-            "agent": self.agent.model_copy(update={"state_path": rel(self.agent.state_path)}),
+            "agent": self.agent.model_copy(update={
+                "state_path": rel(self.agent.state_path),
+                "log_path": rel(self.agent.log_path) if self.agent.log_path else None}),
         })
 
 

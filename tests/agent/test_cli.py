@@ -109,6 +109,20 @@ def test_select_run_once_and_state(site, capsys):
     assert (folder / "state" / "agent.db").exists()
 
 
+def test_runs_are_logged_as_json_lines_with_dossier_and_run_id(site):
+    folder, config = site
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'interval_s = 3600', 'interval_s = 3600\nlog_path = "logs/agent.log"'), encoding="utf-8")
+    agent(config, "select", "BIJOU")
+    assert agent(config, "run-once") == 0
+    sent = delivered(folder, "BIJOU")
+
+    lines = [json.loads(line) for line in (folder / "logs" / "agent.log").read_text(encoding="utf-8").splitlines()]
+    [run_line] = [line for line in lines if line.get("dossier") == "BIJOU" and line["message"].startswith("run ")]
+    assert run_line["run_id"] == sent.envelopes[0].run_id and run_line["level"] == "INFO"
+    assert f"created={len(sent.changes(Op.UPSERT))}" in run_line["message"]
+
+
 def test_selecting_unknown_or_inactive_databases_is_refused(site, capsys):
     folder, config = site
     assert agent(config, "select", "INCONNU") == 2
