@@ -228,7 +228,7 @@ def describe_validation_error(error: ValidationError, *, entity: str, key: str |
         message = item.get("msg", "invalid value")
         if item.get("input") is None and item.get("type") in ("string_type", "missing", "decimal_type"):
             message = "is required but empty in Sage"
-        elif item.get("type") == "string_too_long":
+        elif item.get("type") in ("string_too_long", "too_long") and "max_length" in item.get("ctx", {}):
             message = f"is longer than the {item['ctx']['max_length']} characters SSM accepts"
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]

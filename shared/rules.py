@@ -104,14 +104,15 @@ def rule_for(entity: Entity | str) -> EntityRule:
     return RULE_BY_ENTITY[Entity(entity)]
 
 
-def sync_order() -> list[Entity]:
+def sync_order(rules: tuple[EntityRule, ...] = RULES) -> list[Entity]:
     """Entities in an order where every dependency comes before its dependents."""
+    by_entity = {rule.entity: rule for rule in rules}
     done: list[Entity] = []
-    pending = [rule.entity for rule in RULES]
+    pending = [rule.entity for rule in rules]
     while pending:
         progressed = False
         for entity in list(pending):
-            if all(dep in done for dep in RULE_BY_ENTITY[entity].depends_on):
+            if all(dep in done for dep in by_entity[entity].depends_on):
                 done.append(entity)
                 pending.remove(entity)
                 progressed = True
@@ -145,7 +146,7 @@ def validate_rules(rules: tuple[EntityRule, ...] = RULES) -> None:
     missing = set(Entity) - seen
     if missing:
         raise ValueError(f"no rule for {sorted(e.value for e in missing)}")
-    sync_order()
+    sync_order(rules)
 
 
 validate_rules()
