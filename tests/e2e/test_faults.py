@@ -12,7 +12,7 @@ from local.simulator.faults import FaultPlan
 from tests.e2e.conftest import SSM_RESOURCES, comparable
 
 D = "BIJOU"
-UNRELIABLE_CLIENT = dict(timeout_s=0.25, max_retries=12, backoff_base_s=0.02, backoff_max_s=0.25,
+UNRELIABLE_CLIENT = dict(timeout_s=0.5, max_retries=12, backoff_base_s=0.02, backoff_max_s=0.25,
                          rate_limit_per_s=1000.0, max_concurrency=4)
 
 
@@ -30,7 +30,7 @@ def test_a_large_dossier_converges_exactly_through_429s_5xx_and_timeouts(make_pi
 
     # One request in five fails: 5xx, timeouts after which SSM has carried the write out anyway,
     # and 429s on creates of every resource (each holds the whole client for SSM's Retry-After).
-    faults = FaultPlan(error_rate=0.15, error_statuses=(500, 502, 503), timeout_rate=0.05, timeout_hold_s=0.4,
+    faults = FaultPlan(error_rate=0.15, error_statuses=(500, 502, 503), timeout_rate=0.05, timeout_hold_s=0.8,
                        seed=5)
     for resource in SSM_RESOURCES:
         faults.fail_next(429, 2, method="POST", resource=resource)
