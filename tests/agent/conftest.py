@@ -12,6 +12,7 @@ import pytest
 from agent.demo_builder import build_demo_dossier
 from agent.odbc import connect, sqlite_connection_string
 from agent.sage100.reader import Sage100Reader
+from agent_support import Harness, build_dossier
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,17 @@ def open_sage() -> Callable[[Path], pyodbc.Connection]:
 @pytest.fixture
 def reader(dossier, open_sage) -> Sage100Reader:
     return Sage100Reader(open_sage(dossier))
+
+
+@pytest.fixture
+def agent(tmp_path) -> Harness:
+    """An agent (checkpoint + local bus) in a temporary folder, closed after the test."""
+    harness = Harness(tmp_path)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def bijou(agent) -> Path:
+    """The BIJOU demo dossier in the agent's folder."""
+    return build_dossier(agent.folder, "BIJOU")

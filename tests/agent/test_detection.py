@@ -18,21 +18,9 @@ from shared.envelope import Envelope, Op
 from shared.models import Entity, parse_record
 from shared.rules import sync_order
 
-from agent_support import QUEUE, T0, Harness, build_dossier, current_keys, minutes
+from agent_support import QUEUE, T0, build_dossier, current_keys, minutes
 
 ENTITIES = [e.value for e in sync_order()]
-
-
-@pytest.fixture
-def agent(tmp_path):
-    harness = Harness(tmp_path)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def bijou(agent):
-    return build_dossier(agent.folder, "BIJOU")
 
 
 class RecordingReader:

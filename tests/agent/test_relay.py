@@ -23,18 +23,6 @@ ENTITIES = [e.value for e in sync_order()]
 DOCUMENT_TYPES = {"quote": 0, "order": 1, "invoice": 6}
 
 
-@pytest.fixture
-def agent(tmp_path):
-    harness = Harness(tmp_path)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def bijou(agent):
-    return build_dossier(agent.folder, "BIJOU")
-
-
 def later(path: Path, at) -> None:
     """Time passes on the Sage server."""
     sage.set_clock(path, at)
