@@ -54,3 +54,28 @@ def test_rotating_log_file(tmp_path):
 
 def test_application_insights_is_off_without_connection_string():
     assert configure_azure_monitor_if_enabled({}) is False
+
+
+def test_application_insights_receives_the_connector_logs_when_configured():
+    """In a separate process (the exporter is global): the connector's logger gets an OpenTelemetry
+    handler that exports to the configured ingestion endpoint (a closed loopback port here)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import logging\n"
+        "from shared.telemetry import configure_azure_monitor_if_enabled, LOGGER_NAME\n"
+        "assert configure_azure_monitor_if_enabled() is True\n"
+        "handlers = logging.getLogger(LOGGER_NAME).handlers\n"
+        "print(sorted(type(h).__name__ for h in handlers))\n"
+    )
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+                                                 "IngestionEndpoint=http://127.0.0.1:9/;LiveEndpoint=http://127.0.0.1:9/",
+        "OTEL_TRACES_SAMPLER": "always_off",
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run([sys.executable, "-c", probe], env=environ, capture_output=True, text=True, timeout=120,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LoggingHandler" in out.stdout
