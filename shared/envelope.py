@@ -1,11 +1,14 @@
 """The envelope: the versioned JSON unit that travels on the bus between agent and cloud.
 
 Kinds: `change` (a Sage record upserted or deleted), `command` (cloud asks Sage to act),
-`command-result` (Sage's answer), `run-marker` (a run starts or ends, with counts).
+`command-result` (Sage's answer), `run-marker` (a run starts or ends, with counts) and, since
+schema version 2, `dossier-state` (the agent deactivated or activated a dossier again).
 Message ids are deterministic — a function of dossier, entity, key, operation and content
 hash — so a re-send is dropped by the bus's duplicate detection, and handlers stay idempotent.
 Many envelopes travel in one bus message (`pack_batches`), always of one dossier (the session),
-each message under the Service Bus Standard limit of 256 KB.
+each message under the Service Bus Standard limit of 256 KB. A batch is stamped with the lowest
+schema version that can read it, so a reader of an older version refuses, by its version, only
+the batches it could not understand.
 """
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable, Iterator, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
+"""The version of the original kinds, stamped on every batch that carries only those."""
+LATEST_SCHEMA_VERSION = 2
+READABLE_VERSIONS = frozenset(range(1, LATEST_SCHEMA_VERSION + 1))
 MAX_MESSAGE_BYTES = 256 * 1024
 # Room for the AMQP envelope, application properties and headers around the body.
 MESSAGE_OVERHEAD_BYTES = 8 * 1024
@@ -29,6 +35,11 @@ class EnvelopeKind(str, Enum):
     COMMAND = "command"
     COMMAND_RESULT = "command-result"
     RUN_MARKER = "run-marker"
+    DOSSIER_STATE = "dossier-state"
+
+
+KIND_SINCE_VERSION = {EnvelopeKind.DOSSIER_STATE: 2}
+"""Kinds added after version 1, with the schema version that introduced them."""
 
 
 class Op(str, Enum):
@@ -37,6 +48,9 @@ class Op(str, Enum):
     INVALID = "invalid"        # a Sage row that cannot be mapped: `error` says why, `record` is None
     RUN_START = "run-start"
     RUN_END = "run-end"
+    # dossier states
+    ACTIVATE = "activate"
+    DEACTIVATE = "deactivate"
     # commands
     PRICE_QUOTE = "price-quote"
     CREATE_QUOTE = "create-quote"
@@ -92,14 +106,24 @@ class Envelope(BaseModel):
     sent_at: Optional[dt.datetime] = None
     correlation_id: Optional[str] = None
 
+    @model_validator(mode="after")
+    def _kind_fits_version(self) -> "Envelope":
+        needed = KIND_SINCE_VERSION.get(self.kind, SCHEMA_VERSION)
+        if not needed <= self.v <= LATEST_SCHEMA_VERSION:
+            raise ValueError(f"a {self.kind.value} envelope cannot be of schema version {self.v}")
+        return self
+
     @property
     def id(self) -> str:
         """Deterministic id: dossier, entity, key, operation and content hash.
 
-        Run markers are identified by their run instead of a record.
+        Run markers are identified by their run instead of a record, dossier states by the
+        agent's id of that change of state (`run_id`).
         """
         if self.kind is EnvelopeKind.RUN_MARKER:
             return message_id(self.dossier, "run", self.run_id, self.op.value)
+        if self.kind is EnvelopeKind.DOSSIER_STATE:
+            return message_id(self.dossier, self.kind.value, self.run_id, self.op.value)
         return message_id(self.dossier, self.kind.value, self.entity or "", self.key or "",
                           self.op.value, self.hash)
 
@@ -128,6 +152,21 @@ class Envelope(BaseModel):
         return cls(kind=EnvelopeKind.RUN_MARKER, dossier=dossier, run_id=run_id,
                    op=Op.RUN_START if start else Op.RUN_END, counts=counts, record=record, sent_at=sent_at)
 
+    @classmethod
+    def dossier_state(cls, *, dossier: str, change_id: str, active: bool, changed_at: dt.datetime,
+                      name: Optional[str] = None, sent_at: Optional[dt.datetime] = None) -> "Envelope":
+        """The agent deactivated (`active=False`) or activated again a dossier at `changed_at`.
+
+        `change_id` is the agent's id of that change of state: a re-send carries the same one
+        (and so the same message id), the next change of the same dossier another one.
+        """
+        record: dict[str, Any] = {"active": active, "changed_at": changed_at.astimezone(dt.timezone.utc).isoformat()}
+        if name:
+            record["name"] = name
+        return cls(v=KIND_SINCE_VERSION[EnvelopeKind.DOSSIER_STATE], kind=EnvelopeKind.DOSSIER_STATE,
+                   dossier=dossier, run_id=change_id, op=Op.ACTIVATE if active else Op.DEACTIVATE,
+                   hash=content_hash(record), record=record, sent_at=sent_at)
+
 
 class EnvelopeBatch(BaseModel):
     """The body of one bus message: envelopes of one dossier, in order."""
@@ -136,6 +175,25 @@ class EnvelopeBatch(BaseModel):
     v: int = SCHEMA_VERSION
     dossier: str
     envelopes: tuple[Envelope, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lowest_readable_version(cls, data: Any) -> Any:
+        """Without an explicit `v`, the batch takes the highest version among its envelopes."""
+        if isinstance(data, dict) and "v" not in data:
+            versions = [e.v if isinstance(e, Envelope) else e.get("v", SCHEMA_VERSION) if isinstance(e, dict)
+                        else SCHEMA_VERSION for e in data.get("envelopes") or ()]
+            data = {**data, "v": max(versions, default=SCHEMA_VERSION)}
+        return data
+
+    @model_validator(mode="after")
+    def _version_covers_envelopes(self) -> "EnvelopeBatch":
+        if self.v not in READABLE_VERSIONS:
+            raise ValueError(f"unsupported envelope batch version: {self.v}")
+        newer = max((e.v for e in self.envelopes), default=SCHEMA_VERSION)
+        if newer > self.v:
+            raise ValueError(f"a batch of schema version {self.v} carries an envelope of version {newer}")
+        return self
 
     @property
     def message_id(self) -> str:
@@ -150,7 +208,7 @@ class EnvelopeBatch(BaseModel):
         if isinstance(body, bytes):
             body = body.decode("utf-8")
         data = json.loads(body)
-        if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
+        if not isinstance(data, dict) or data.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported envelope batch version: {data.get('v') if isinstance(data, dict) else '?'}")
         batch = cls.model_validate(data)
         strays = {e.dossier for e in batch.envelopes} - {batch.dossier}

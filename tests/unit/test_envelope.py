@@ -61,7 +61,7 @@ def test_batches_hold_one_dossier():
 
 
 @pytest.mark.parametrize("body, message", [
-    (b'{"v": 2, "dossier": "BIJOU", "envelopes": []}', "unsupported envelope batch version"),
+    (b'{"v": 3, "dossier": "BIJOU", "envelopes": []}', "unsupported envelope batch version"),
     (b'[1, 2]', "unsupported envelope batch version"),
     (json.dumps({"v": 1, "dossier": "BIJOU", "envelopes": [
         json.loads(Envelope.change(dossier="ATELIER", run_id="r", entity="account", key="C1",
