@@ -1,6 +1,8 @@
 """The sync service: applies one bus message (an `EnvelopeBatch`) of Sage changes to SSM.
 
-Run markers register the dossier and open and close its cloud-side run; change envelopes go to
+Run markers register the dossier and open and close its cloud-side run; dossier states
+deactivate it (nothing of it is applied any more, its SSM records stay) or activate it again
+(its next run realigns it), as does a realignment run the agent starts; change envelopes go to
 their entity's synchronizer, entity after entity in dependency order, records of one entity in
 parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
@@ -95,6 +97,26 @@ class _Tally:
         return self.counts.pop(run_id, Counter())
 
 
+def _parse_time(value) -> Optional[dt.datetime]:
+    """An ISO time from an envelope (UTC when it names no zone), None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _last_state_change(dossier: Dossier) -> Optional[dt.datetime]:
+    """When the dossier was last deactivated or activated again (None if it never was deactivated)."""
+    if dossier.deactivated_at is None:
+        return None
+    times = [t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)
+             for t in (dossier.deactivated_at, dossier.activated_at) if t is not None]
+    return max(times)
+
+
 class SyncService:
     """Applies Sage change batches to SSM (see the module docstring)."""
 
@@ -156,6 +178,8 @@ class SyncService:
                 changes = []
                 if envelope.kind is EnvelopeKind.RUN_MARKER:
                     dossier = self._apply_marker(dossier, envelope, outcome, tally)
+                elif envelope.kind is EnvelopeKind.DOSSIER_STATE:
+                    dossier = self._apply_state(dossier, envelope, outcome)
                 else:
                     self._not_handled(dossier, envelope, outcome)
             self._apply_changes(dossier, changes, outcome, tally, delivery_count)
@@ -277,17 +301,20 @@ class SyncService:
 
     # --- run markers --------------------------------------------------------------------------
     def _apply_marker(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome,
-                      tally: _Tally, *, match_invites: bool = True) -> Optional[Dossier]:
+                      tally: _Tally, *, match_invites: bool = True, in_order: bool = True) -> Optional[Dossier]:
+        """Open or close a run. `in_order` is False for a dead-lettered message, read out of order."""
         if envelope.op is Op.RUN_START:
             if dossier is None:
                 dossier = self._register(envelope)
+            realignment = bool((envelope.record or {}).get("realignment"))
+            if not dossier.active and realignment and in_order:
+                dossier = self._reactivate_for_realignment(dossier, envelope)
             if not dossier.active:
                 self._journal(dossier.id, "dossier-inactive", "A run started while the dossier is "
                               "deactivated; its changes are not applied.", run_id=envelope.run_id)
                 outcome.ignored += 1
                 return dossier
-            self.runs.start(dossier.id, envelope.run_id,
-                            realignment=bool((envelope.record or {}).get("realignment")))
+            self.runs.start(dossier.id, envelope.run_id, realignment=realignment)
             return dossier
         if envelope.op is not Op.RUN_END:
             self._not_handled(dossier, envelope, outcome)
@@ -326,6 +353,69 @@ class SyncService:
         self._journal(dossier.id, "dossier-registered", f"The dossier {dossier.id} is now connected to "
                       f"the group.", run_id=envelope.run_id)
         return dossier
+
+    # --- dossier states ---------------------------------------------------------------------
+    def _apply_state(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome, *,
+                     in_order: bool = True) -> Optional[Dossier]:
+        """The agent deactivated the dossier, or activated it again (then its next run realigns it).
+
+        A state the dossier already has changes nothing. Out of order (`in_order=False`, a
+        dead-lettered message), a change older than the last one applied is not applied.
+        """
+        active = envelope.op is Op.ACTIVATE
+        if envelope.op not in (Op.ACTIVATE, Op.DEACTIVATE):
+            self._not_handled(dossier, envelope, outcome)
+            return dossier
+        record = envelope.record or {}
+        if dossier is None:
+            if active:
+                return self._register(envelope)
+            log.info("deactivation of %s ignored: the dossier is not connected to this group", envelope.dossier)
+            outcome.ignored += 1
+            return None
+        changed_at = _parse_time(record.get("changed_at")) or self.clock()
+        if not in_order:
+            last = _last_state_change(dossier)
+            if last is not None and changed_at <= last:
+                self._journal(dossier.id, "dossier-state-outdated",
+                              f"A notice from the agent that the dossier was {'activated' if active else 'deactivated'}"
+                              f" ({changed_at:%Y-%m-%d %H:%M} UTC) was set aside and arrived after a later change;"
+                              f" it was not applied.", run_id=envelope.run_id)
+                return dossier
+        update = {"active": True, "activated_at": changed_at, "needs_realignment": True} if active \
+            else {"active": False, "deactivated_at": changed_at}
+        if record.get("name"):
+            update["name"] = record["name"]
+        dossier, changed = self._set_active(dossier.id, active, update)
+        if changed:
+            message = (f"The dossier {dossier.id} was activated again on the Sage server; its next run is a"
+                       f" realignment (Sage values take precedence)." if active else
+                       f"The dossier {dossier.id} was deactivated on the Sage server: nothing is synchronised"
+                       f" until it is activated again; its records stay in Sales Management.")
+            self._journal(dossier.id, "dossier-activated" if active else "dossier-deactivated", message,
+                          run_id=envelope.run_id, detail={"changed_at": changed_at.isoformat()})
+        return dossier
+
+    def _reactivate_for_realignment(self, dossier: Dossier, envelope: Envelope) -> Dossier:
+        dossier, changed = self._set_active(dossier.id, True, {"active": True, "activated_at": self.clock(),
+                                                               "needs_realignment": True})
+        if changed:
+            self._journal(dossier.id, "dossier-activated", f"A realignment run of the agent activated the dossier"
+                          f" {dossier.id} again.", run_id=envelope.run_id)
+        return dossier
+
+    def _set_active(self, dossier_id: str, active: bool, update: dict) -> tuple[Dossier, bool]:
+        """Apply `update` unless the dossier is already `active`; returns it and whether it changed."""
+        for _ in range(MAX_DOSSIER_SAVES):
+            dossier = self.store.get_dossier(dossier_id)
+            if dossier.active == active:
+                return dossier, False
+            try:
+                return self.store.upsert_dossier(dossier.model_copy(update=update)), True
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
+                               detail=dossier_id)
 
     def _after_run(self, dossier_id: str, *, realignment: bool) -> Dossier:
         """The first run-end marks the first load done; a realignment's end clears the request."""
@@ -379,7 +469,8 @@ class SyncService:
 
         Every change of the batch not applied yet becomes (or updates) an incident of its record,
         keeping the reason of the last failure when one is known; run markers still open and close
-        their run. A body that is not a batch becomes one incident on the group.
+        their run, and a dossier state applies unless a later one was applied meanwhile. A body that
+        is not a batch becomes one incident on the group.
         """
         why = reason + (f": {description}" if description else "")
         try:
@@ -400,7 +491,10 @@ class SyncService:
                 open_by_record.setdefault((incident.entity, incident.key), incident)
         for envelope in batch.envelopes:
             if envelope.kind is EnvelopeKind.RUN_MARKER:
-                dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False)
+                dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False, in_order=False)
+                continue
+            if envelope.kind is EnvelopeKind.DOSSIER_STATE:
+                dossier = self._apply_state(dossier, envelope, outcome, in_order=False)
                 continue
             if envelope.kind is not EnvelopeKind.CHANGE:
                 continue
