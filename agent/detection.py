@@ -30,9 +30,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
+from agent.canonical import canonical_json
 from agent.checkpoint import Checkpoint, ShadowEntry, StagedRecord, Watermark, to_text
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
-                             canonical_json, message_id)
+                             message_id)
 from shared.models import Entity
 from shared.rules import rule_for
 
@@ -314,12 +315,13 @@ class ChangeDetector:
             error = row.error or f"{entity} '{row.key}' cannot be read from Sage"
             return self._invalid(plan, entity, row, error, last_valid_hash)
         text = canonical_json(row.record)
-        record_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        encoded = text.encode("utf-8")
+        record_hash = hashlib.sha256(encoded).hexdigest()
         unchanged = prior is not None and not prior.invalid and prior.record_hash == record_hash
         if unchanged and not plan.realignment:
             self.counts.skipped_unchanged += 1
             return None, None
-        if len(text.encode("utf-8")) > MAX_ENVELOPE_BYTES:
+        if len(encoded) > MAX_ENVELOPE_BYTES:
             return self._invalid(plan, entity, row,
                                  f"{entity} '{row.key}' is too large to send ({len(text) // 1024} KB of data;"
                                  f" the bus accepts {MAX_ENVELOPE_BYTES // 1024} KB per message)",

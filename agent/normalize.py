@@ -13,7 +13,7 @@ import datetime as dt
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 SAGE_NO_DATES = frozenset({dt.date(1753, 1, 1), dt.date(1900, 1, 1)})
 DEFAULT_SCALE = 6
@@ -187,3 +187,66 @@ def _unchanged(value: Any) -> Any:
 def by_column_type(value: Any, column_type: str) -> Any:
     """Normalise `value` according to its declared SQL type."""
     return normalizer_for(column_type)(value)
+
+
+# --- whole rows -------------------------------------------------------------------------------
+
+Normalizer = Callable[[Any], Any]
+
+# Per normaliser, an expression giving exactly its result for the types drivers hand out most
+# (`{v}`: the value, `{f}`: the normaliser itself, called for every other type and for errors).
+_FAST_PATHS: dict[Normalizer, str] = {
+    text: "(({v}.strip() or None) if type({v}) is str else {v} if {v} is None else {f}({v}))",
+    integer: "({v} if type({v}) is int or {v} is None else {f}({v}))",
+    int: "({v} if type({v}) is int else {f}({v}))",
+    datetime_: "({v} if type({v}) is _datetime and {v}.tzinfo is None and {v}.year > 1900"
+               " or {v} is None else {f}({v}))",
+    _unchanged: "{v}",
+}
+_FAST_DECIMAL = ("(_Decimal(repr({v})){quantize} if type({v}) is float and {v} - {v} == 0.0"
+                 " else {v}{quantize} if type({v}) is _Decimal and {v}.is_finite()"
+                 " else {v} if {v} is None else {f}({v}))")
+
+
+def _fast_path(normalizer: Normalizer, index: int) -> tuple[str, dict[str, Any]]:
+    """The expression normalising `v<index>` and the names it uses."""
+    name = f"f{index}"
+    names: dict[str, Any] = {name: normalizer}
+    if isinstance(normalizer, partial) and normalizer.func is decimal and not normalizer.args \
+            and set(normalizer.keywords) == {"scale"}:
+        scale = normalizer.keywords["scale"]
+        quantize = ""
+        if scale is not None:
+            names[f"q{index}"] = _quantum(scale)
+            quantize = f".quantize(q{index}, _HALF_UP)"
+        template = _FAST_DECIMAL.replace("{quantize}", quantize)
+    else:
+        template = _FAST_PATHS.get(normalizer, "{f}({v})")
+    return template.format(v=f"v{index}", f=name), names
+
+
+def row_normalizer(head: Sequence[Normalizer],
+                   named: Sequence[tuple[str, Normalizer]]) -> Callable[[Sequence[Any]], tuple[list, dict]]:
+    """One function normalising a whole fetched row: `len(head)` leading values, then `named` ones.
+
+    `row_normalizer(head, named)(row)` returns `([head values], {name: value})`, exactly what
+    calling each normaliser on its value gives, and raises the same `ValueError` for the first
+    invalid value. It is generated once per column list so the values of the common driver
+    types (`str`, `int`, `float`, `Decimal`, `datetime`, None) are normalised inline, without
+    a function call each; every other value goes through its normaliser.
+    """
+    normalizers = [*head, *(normalizer for _, normalizer in named)]
+    namespace: dict[str, Any] = {"_Decimal": Decimal, "_HALF_UP": ROUND_HALF_UP, "_datetime": dt.datetime}
+    expressions = []
+    for index, normalizer in enumerate(normalizers):
+        expression, names = _fast_path(normalizer, index)
+        expressions.append(expression)
+        namespace.update(names)
+    variables = "".join(f"v{index}, " for index in range(len(normalizers)))
+    head_list = ", ".join(expressions[:len(head)])
+    fields = ", ".join(f"{name!r}: {expression}" for (name, _), expression in zip(named, expressions[len(head):]))
+    source = (f"def normalize_row(row):\n"
+              f"    {variables}= row\n"
+              f"    return [{head_list}], {{{fields}}}\n")
+    exec(compile(source, f"<row normalizer of {len(normalizers)} columns>", "exec"), namespace)
+    return namespace["normalize_row"]

@@ -21,19 +21,20 @@ import datetime as dt
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import pyodbc
 from pydantic import ValidationError
 
 from agent import normalize
+from agent.canonical import CanonicalForm, content_hash
 from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
-from shared.envelope import content_hash
 from shared.errors import ConfigurationError, ConnectorError, RetryableError
-from shared.models import Entity, describe_validation_error, parse_record
+from shared.models import Entity, describe_validation_error
 from shared.rules import sync_order
 
 MAX_PARAMETERS_PER_QUERY = 500
@@ -135,26 +136,26 @@ class Sage100Reader:
 
     def _changed(self, spec: EntitySpec, since: dt.datetime | None) -> Iterator[SourceRow]:
         sql, since_parameters = _main_query(spec, since)
-        selected = _main_selection(spec)
+        shape = _main_shape(spec)
+        form = CanonicalForm(spec.entity)
         with self._reading():
             for window in self._windows(spec.table, sql, since_parameters, self._batch_rows):
                 for start in range(0, len(window), self._batch_rows):
-                    mains = [_Values.of(row, selected) for row in window[start:start + self._batch_rows]]
+                    mains = [shape.values(row) for row in window[start:start + self._batch_rows]]
                     children = {child.name: self._child_rows(child, mains) for child in spec.children}
                     for values in mains:
-                        yield self._source_row(spec, values, children)
+                        yield self._source_row(spec, form, values, children)
 
     def _keys(self, spec: EntitySpec) -> Iterator[str]:
         alias = spec.alias
         columns = ", ".join(f"{alias}.{column}" for column in spec.key_columns)
         where = _where(spec, [_WINDOW.format(alias=alias)])
         sql = f"SELECT {alias}.{MARQ}, {columns} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
-        key_selection = _column_selection(alias, spec.table, spec.key_columns)
+        key_shape = _Shape(head=[_marq_selection(alias)], columns=_column_selection(alias, spec.table, spec.key_columns))
         with self._reading():
             for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
                 for row in window:
-                    raw = {name: normalizer(value) for (_, name, normalizer), value in zip(key_selection, row[1:])}
-                    yield spec.key(raw)
+                    yield spec.key(key_shape.values(row).raw)
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int) -> Iterator[list]:
         """The rows of `sql` over consecutive `cbMarq` windows (`cbMarq > ? AND cbMarq <= ?`).
@@ -243,22 +244,23 @@ class Sage100Reader:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _child_rows(self, child: Child, mains: list[_Values]) -> dict[tuple, list[_Values]]:
+    def _child_rows(self, child: Child, mains: list[_Values]) -> dict[tuple, _Children]:
         """The child rows of a page of main rows, grouped by their link to the parent."""
-        parent_columns = [parent for _, parent in child.link]
+        parent_link = _linker(tuple(parent for _, parent in child.link))
         child_columns = [mine for mine, _ in child.link]
+        child_link_values = _link_values(tuple(child_columns))
         links: dict[tuple, tuple] = {}
         for values in mains:
-            links.setdefault(_match_key(values.raw, parent_columns),
-                             tuple(values.raw.get(column) for column in parent_columns))
+            links.setdefault(parent_link(values.raw),
+                             tuple(values.raw.get(parent) for _, parent in child.link))
         candidates = [sorted({link[i] for link in links.values() if link[i] is not None}, key=repr)
                       for i in range(len(child.link))]
         if not all(candidates):
             return {}
         *fixed, varying = candidates
-        selected = _child_selection(child)
+        shape = _child_shape(child)
         order = ", ".join(f"{child.alias}.{column}" for column in (*child_columns, *child.order_by))
-        grouped: dict[tuple, list[_Values]] = {}
+        grouped: dict[tuple, _Children] = {}
         for start in range(0, len(varying), MAX_PARAMETERS_PER_QUERY):
             conditions, parameters = [], []
             for column, values in zip(child_columns, [*fixed, varying[start:start + MAX_PARAMETERS_PER_QUERY]]):
@@ -266,28 +268,43 @@ class Sage100Reader:
                 parameters += values
             if child.filter:
                 conditions.append(child.filter)
-            sql = (f"SELECT {', '.join(expr for expr, _, _ in selected)} FROM {_child_from(child)}"
+            sql = (f"SELECT {shape.sql()} FROM {_child_from(child)}"
                    f" WHERE {' AND '.join(conditions)} ORDER BY {order}")
+            previous, group = None, None
             for row in self._fetch_all(sql, parameters):
-                values = _Values.of(row, selected)
-                link = _match_key(values.raw, child_columns)
-                if link in links:
-                    grouped.setdefault(link, []).append(values)
+                raw, modified, problems = shape.child_values(row)
+                link_values = child_link_values(raw)
+                if link_values != previous:  # rows come grouped by link: fold each link once
+                    previous = link_values
+                    link = _folded(link_values)
+                    group = grouped.get(link)
+                    if group is None and link in links:
+                        group = grouped[link] = _Children([], None, [])
+                if group is None:
+                    continue
+                group.rows.append(raw)
+                if modified is not None and (group.modified is None or modified > group.modified):
+                    group.modified = modified
+                if problems:
+                    group.problems += problems
         return grouped
 
-    def _source_row(self, spec: EntitySpec, main: _Values, children: dict[str, dict]) -> SourceRow:
-        raw = dict(main.raw)
+    def _source_row(self, spec: EntitySpec, form: CanonicalForm, main: _Values,
+                    children: dict[str, dict[tuple, _Children]]) -> SourceRow:
+        raw = main.raw
         problems = list(main.problems)
-        modified = [main.modified]
+        latest = main.modified
         for child in spec.children:
-            rows = children[child.name].get(_match_key(raw, [parent for _, parent in child.link]), [])
-            raw[child.name] = [row.raw for row in rows]
-            for row in rows:
-                problems += row.problems
-                modified.append(row.modified)
+            group = children[child.name].get(_linker(tuple(parent for _, parent in child.link))(raw))
+            if group is None:
+                raw[child.name] = []
+                continue
+            raw[child.name] = group.rows
+            problems += group.problems
+            if group.modified is not None and (latest is None or group.modified > latest):
+                latest = group.modified
         key = spec.key(raw)
         raw_hash = content_hash(raw)
-        latest = max((moment for moment in modified if moment is not None), default=None)
         entity = spec.entity.value
         who = f"{entity} '{key}'" if key else f"{entity} (cbMarq {main.marq})"
         record, error = None, None
@@ -298,12 +315,12 @@ class Sage100Reader:
             data, problems = None, problems + [f"cannot be mapped ({exc})"]
         if data is not None:
             try:
-                parsed = parse_record(spec.entity, {**data, "key": key})
+                canonical = form.record({**data, "key": key})
             except ValidationError as exc:
                 error = describe_validation_error(exc, entity=entity, key=key or None)
             else:
                 if not problems:
-                    record = parsed.model_dump(mode="json")
+                    record = canonical
         if problems:
             error = (error + "; " if error else f"{who} cannot be synced: ") + "; ".join(problems)
         return SourceRow(entity=spec.entity, key=key, record=record, error=error, raw_hash=raw_hash,
@@ -339,8 +356,11 @@ class Sage100Reader:
 
 # --- SQL building (portable subset) -----------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Values:
+Selection = list[tuple[str, str, Callable[[Any], Any]]]
+"""(SQL expression, raw name, normaliser) of selected columns."""
+
+
+class _Values(NamedTuple):
     """One fetched row, normalised: raw values (no technical columns) plus cbMarq and the
     latest change time of the row and of the joined rows that refresh it."""
 
@@ -349,35 +369,74 @@ class _Values:
     modified: dt.datetime | None
     problems: tuple[str, ...]
 
-    @classmethod
-    def of(cls, row, selected: Selection) -> "_Values":
-        problems: list[str] = []
+
+@dataclass
+class _Children:
+    """The child rows of one parent, their latest change time and their normalisation problems."""
+
+    rows: list[Raw]
+    modified: dt.datetime | None
+    problems: list[str]
+
+
+class _Shape:
+    """The columns of one query and how one of its rows becomes `_Values`.
+
+    A row holds cbMarq (main rows only), the change times (the row's own, then those of the
+    joined rows that refresh it), then the raw columns.
+    """
+
+    def __init__(self, *, head: Selection, columns: Selection):
+        self.selected: Selection = head + columns
+        self._head = len(head)
+        self._normalize = normalize.row_normalizer([normalizer for _, _, normalizer in head],
+                                                   [(name, normalizer) for _, name, normalizer in columns])
+
+    def sql(self) -> str:
+        return ", ".join(expression for expression, _, _ in self.selected)
+
+    def values(self, row) -> _Values:
+        """A main row's values (cbMarq first)."""
         try:
-            values = [normalizer(value) for (_, _, normalizer), value in zip(selected, row)]
+            head, raw = self._normalize(row)
+            problems: tuple[str, ...] = ()
         except ValueError:
-            values = []
-            for (_, name, normalizer), value in zip(selected, row):
-                try:
-                    values.append(normalizer(value))
-                except ValueError as exc:
-                    problems.append(f"{name}: {exc}")
-                    values.append(None)
-        raw: Raw = {}
-        latest = None
-        for value, (_, name, _) in zip(values, selected):
-            if name.endswith(MODIFIED):
-                if value is not None and (latest is None or value > latest):
-                    latest = value
-            elif name != MARQ:
-                raw[name] = value
-        return cls(raw, values[0], latest, tuple(problems))
+            head, raw, problems = self._values_one_by_one(row)
+        return _Values(raw, head[0], _latest(head[1:]), problems)
+
+    def child_values(self, row) -> tuple[Raw, dt.datetime | None, tuple[str, ...]]:
+        """A child row's raw values, latest change time and problems (no cbMarq)."""
+        try:
+            head, raw = self._normalize(row)
+        except ValueError:
+            head, raw, problems = self._values_one_by_one(row)
+            return raw, _latest(head), problems
+        return raw, head[0] if len(head) == 1 else _latest(head), ()
+
+    def _values_one_by_one(self, row) -> tuple[list, Raw, tuple[str, ...]]:
+        """The row's values, None (and a problem) for each value its normaliser refuses."""
+        problems = []
+        values = []
+        for (_, name, normalizer), value in zip(self.selected, row):
+            try:
+                values.append(normalizer(value))
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+                values.append(None)
+        names = [name for _, name, _ in self.selected[self._head:]]
+        return values[:self._head], dict(zip(names, values[self._head:])), tuple(problems)
 
 
-Selection = list[tuple[str, str, Callable[[Any], Any]]]
+def _latest(moments: Sequence[dt.datetime | None]) -> dt.datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
 
 
-def _technical_selection(alias: str) -> Selection:
-    return [(f"{alias}.{MARQ}", MARQ, int), (f"{alias}.{MODIFIED}", MODIFIED, normalize.datetime_)]
+def _marq_selection(alias: str) -> tuple[str, str, Callable[[Any], Any]]:
+    return (f"{alias}.{MARQ}", MARQ, int)
+
+
+def _time_selection(alias: str) -> tuple[str, str, Callable[[Any], Any]]:
+    return (f"{alias}.{MODIFIED}", MODIFIED, normalize.datetime_)
 
 
 def _column_selection(alias: str, table: str, columns: Sequence[str]) -> Selection:
@@ -385,27 +444,32 @@ def _column_selection(alias: str, table: str, columns: Sequence[str]) -> Selecti
 
 
 def _lookup_selection(lookup: Lookup) -> Selection:
-    selected = [(f"{lookup.alias}.{column} AS {lookup.alias}__{column}", f"{lookup.alias}.{column}",
-                 normalize.normalizer_for(column_type(lookup.table, column))) for column in lookup.columns]
-    if lookup.refreshes:
-        selected.append((f"{lookup.alias}.{MODIFIED} AS {lookup.alias}__{MODIFIED}",
-                         f"{lookup.alias}.{MODIFIED}", normalize.datetime_))
-    return selected
+    return [(f"{lookup.alias}.{column} AS {lookup.alias}__{column}", f"{lookup.alias}.{column}",
+             normalize.normalizer_for(column_type(lookup.table, column))) for column in lookup.columns]
 
 
-def _main_selection(spec: EntitySpec) -> Selection:
-    """(SQL expression, raw name, normaliser) of every selected column, cbMarq first."""
-    selected = _technical_selection(spec.alias) + _column_selection(spec.alias, spec.table, spec.columns)
+def _lookup_times(lookups: Sequence[Lookup]) -> Selection:
+    return [(f"{lookup.alias}.{MODIFIED} AS {lookup.alias}__{MODIFIED}", f"{lookup.alias}.{MODIFIED}",
+             normalize.datetime_) for lookup in lookups if lookup.refreshes]
+
+
+@lru_cache(maxsize=None)
+def _main_shape(spec: EntitySpec) -> _Shape:
+    """cbMarq, the change times, then every column of the entity and of its lookups."""
+    columns = _column_selection(spec.alias, spec.table, spec.columns)
     for lookup in spec.lookups:
-        selected += _lookup_selection(lookup)
-    return selected
+        columns += _lookup_selection(lookup)
+    head = [_marq_selection(spec.alias), _time_selection(spec.alias)] + _lookup_times(spec.lookups)
+    return _Shape(head=head, columns=columns)
 
 
-def _child_selection(child: Child) -> Selection:
-    selected = _technical_selection(child.alias) + _column_selection(child.alias, child.table, child.columns)
+@lru_cache(maxsize=None)
+def _child_shape(child: Child) -> _Shape:
+    """The change times, then every column of the child and of its lookups (no cbMarq: unused)."""
+    columns = _column_selection(child.alias, child.table, child.columns)
     for lookup in child.lookups:
-        selected += _lookup_selection(lookup)
-    return selected
+        columns += _lookup_selection(lookup)
+    return _Shape(head=[_time_selection(child.alias)] + _lookup_times(child.lookups), columns=columns)
 
 
 def _join(lookup: Lookup, owner: str) -> str:
@@ -451,15 +515,31 @@ def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]
         clause, count = _since_clause(spec)
         conditions.append(clause)
         parameters = [since] * count
-    columns = ", ".join(expr for expr, _, _ in _main_selection(spec))
-    sql = f"SELECT {columns} FROM {_from(spec)}{_where(spec, conditions)} ORDER BY {alias}.{MARQ}"
+    sql = f"SELECT {_main_shape(spec).sql()} FROM {_from(spec)}{_where(spec, conditions)} ORDER BY {alias}.{MARQ}"
     return sql, parameters
 
 
-def _match_key(raw: Raw, columns: Sequence[str]) -> tuple:
-    """Link values compared the way SQL Server's default collation does (case, trailing spaces)."""
-    return tuple(value.rstrip().upper() if isinstance(value, str) else value
-                 for value in (raw.get(column) for column in columns))
+@lru_cache(maxsize=None)
+def _link_values(columns: tuple[str, ...]) -> Callable[[Raw], tuple]:
+    """The values of `columns` in a row, as a tuple."""
+    def values(raw: Raw) -> tuple:
+        return tuple(map(raw.get, columns))
+    return values
+
+
+def _folded(values: tuple) -> tuple:
+    """Link values as SQL Server's default collation compares them (case, trailing spaces)."""
+    return tuple([value.rstrip().upper() if isinstance(value, str) else value for value in values])
+
+
+@lru_cache(maxsize=None)
+def _linker(columns: tuple[str, ...]) -> Callable[[Raw], tuple]:
+    """The link of a row to its parent or children: `columns`' values, folded."""
+    values = _link_values(columns)
+
+    def link(raw: Raw) -> tuple:
+        return _folded(values(raw))
+    return link
 
 
 def _read_error(error: pyodbc.Error, sql: str) -> Exception:

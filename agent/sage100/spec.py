@@ -14,6 +14,7 @@ rows as a list under the child's name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -73,6 +74,14 @@ class EntitySpec:
 
     alias = "t"
 
+    @cached_property
+    def _direct_sources(self) -> tuple[str, ...]:
+        return tuple(source for source, _ in self.direct)
+
+    @cached_property
+    def _direct_targets(self) -> tuple[str, ...]:
+        return tuple(target for _, target in self.direct)
+
     def tables(self) -> tuple[str, ...]:
         """Every table this entity reads, main table first."""
         names = [self.table] + [lookup.table for lookup in self.lookups]
@@ -82,7 +91,7 @@ class EntitySpec:
 
     def to_canonical(self, raw: Raw) -> dict:
         """The canonical fields of a raw row, ready for `shared.models.parse_record`."""
-        data = {target: raw.get(source) for source, target in self.direct}
+        data = dict(zip(self._direct_targets, map(raw.get, self._direct_sources)))
         for target, conversion in self.computed:
             data[target] = conversion(raw)
         return data
@@ -187,13 +196,17 @@ LINE_DIRECT: tuple[tuple[str, str], ...] = (
     ("DL_MontantTTC", "total_ttc"),
 )
 
+_LINE_SOURCES = tuple(source for source, _ in LINE_DIRECT)
+_LINE_TARGETS = tuple(target for _, target in LINE_DIRECT)
+
 
 def document_lines(raw: Raw) -> list[dict]:
     """`F_DOCLIGNE` rows as `DocumentLine` dicts; `DL_No` is the stable line id."""
     lines = []
     for row in raw.get("lines", ()):
-        line = {target: row.get(source) for source, target in LINE_DIRECT}
-        line["line_id"] = None if row.get("DL_No") is None else str(row["DL_No"])
+        line = dict(zip(_LINE_TARGETS, map(row.get, _LINE_SOURCES)))
+        number = row.get("DL_No")
+        line["line_id"] = None if number is None else str(number)
         if line["position"] is None:
             line["position"] = 0
         lines.append(line)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -96,3 +97,44 @@ def test_normalizer_follows_the_declared_column_type():
     assert normalize.by_column_type(2.0, "smallint") == 2
     assert normalize.by_column_type("1753-01-01 00:00:00.000", "datetime") is None
     assert normalize.by_column_type(b"\x01", "varbinary(17)") == b"\x01"
+
+
+
+ROW_VALUES = [None, "", "  ", " Lefèvre ", "12", "1.5", "x", b"Caf\xe9", bytearray(b"7"), 0, 7, -3, True, False,
+              0.0, -0.0, 0.1, 2720.72, 1e-7, 5e-07, 0.0000005, 1e22, float("nan"), float("inf"), Decimal("2.5"),
+              Decimal("-0"), Decimal("1E+3"), Decimal("NaN"), Decimal("sNaN"), dt.datetime(2024, 3, 1, 10, 15),
+              dt.datetime(1753, 1, 1), dt.datetime(1900, 1, 1), dt.datetime(1900, 1, 2, 8),
+              dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc), dt.date(2024, 3, 1), dt.date(1900, 1, 1),
+              "2024-03-01 10:15:00.123", "1753-01-01", "not a date", object()]
+ROW_NORMALIZERS = [normalize.text, normalize.integer, normalize.datetime_, normalize.normalizer_for("numeric(24,6)"),
+                   normalize.normalizer_for("numeric(24,2)"), normalize.normalizer_for("float"),
+                   normalize.normalizer_for("numeric(10,0)"), normalize.normalizer_for("varbinary(10)"), int]
+
+
+def outcome(function):
+    """('ok', result) or the exception's type and message."""
+    try:
+        return "ok", function()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_a_whole_row_is_normalised_exactly_as_value_by_value():
+    for normalizer, value in itertools.product(ROW_NORMALIZERS, ROW_VALUES):
+        expected = outcome(lambda: normalizer(value))
+        as_head = outcome(lambda: normalize.row_normalizer([normalizer], [])((value,))[0][0])
+        as_named = outcome(lambda: normalize.row_normalizer([], [("c", normalizer)])((value,))[1]["c"])
+        assert as_head == expected and as_named == expected, (normalizer, value)
+        if expected[0] == "ok" and isinstance(expected[1], Decimal):
+            assert str(as_named[1]) == str(expected[1])
+
+
+def test_a_whole_row_stops_at_its_first_invalid_value():
+    normalizers = [int, normalize.datetime_, normalize.text, normalize.normalizer_for("numeric(24,6)"), normalize.integer]
+    row_normalizer = normalize.row_normalizer(normalizers[:2], [(f"c{i}", n) for i, n in enumerate(normalizers[2:])])
+    rows = [(1, "2024-01-01", " a ", 1.25, "3"), (2, None, None, float("nan"), "x"), (3, None, None, 1.0, "4.5")]
+    for row in rows:
+        expected = outcome(lambda: [normalizer(value) for normalizer, value in zip(normalizers, row)])
+        got = outcome(lambda: (lambda head, named: [*head, *named.values()])(*row_normalizer(row)))
+        assert got == expected
+    assert row_normalizer(rows[0]) == ([1, dt.datetime(2024, 1, 1)], {"c0": "a", "c1": Decimal("1.250000"), "c2": 3})
