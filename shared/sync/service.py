@@ -208,7 +208,7 @@ class SyncService:
         ctx = SyncContext(store=self.store, ssm=self.ssm, dossier=dossier, deps=deps, incidents=self.incidents,
                           realignment=lambda run_id: self.runs.is_realignment(dossier.id, run_id),
                           run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
-                          clock=self.clock)
+                          clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records))
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)

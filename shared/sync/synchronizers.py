@@ -6,8 +6,10 @@ the link's is done already (no call); otherwise `_validate_data` builds the cano
 the mapped fields that changed, and `_after_import` finishes what hangs off it (document lines,
 sales totals). Records edited on both sides (prospects, contacts) are read from SSM first and
 3-way merged; on a realignment run every record is compared with SSM's and Sage's values win.
-A record without a link is looked up by its `extId` only on a realignment (a lost state), so a
-first load costs one call per record created.
+A record without a link is looked up by its `extId` before it is created only when an earlier
+attempt may have created it without saving the link (a realignment after a lost state, a
+redelivered message, a record with an open incident), so a first load costs one call per record
+created.
 """
 from __future__ import annotations
 
@@ -54,7 +56,8 @@ class SyncContext:
 
     def __init__(self, *, store, ssm, dossier, deps: BatchDependencies, incidents: IncidentBook,
                  realignment: Callable[[str], bool], run_started_at: Callable[[str], Optional[dt.datetime]],
-                 clock: Callable[[], dt.datetime]):
+                 clock: Callable[[], dt.datetime], redelivered: bool = False,
+                 open_records: frozenset[tuple[str, str]] = frozenset()):
         self.store = store
         self.ssm = ssm
         self.dossier = dossier
@@ -63,6 +66,8 @@ class SyncContext:
         self.realignment = realignment
         self.run_started_at = run_started_at
         self.clock = clock
+        self.redelivered = redelivered
+        self.open_records = open_records
 
     @property
     def dossier_id(self) -> str:
@@ -148,18 +153,7 @@ class Synchronizer:
         values = self.mapper.values(record, self.deps)
         ext_id = self.binder.ext_id(record.key)
         if attempt.operation == CREATE:
-            existing = self._find_live(ext_id) if realignment else None
-            if existing is None:
-                return self._create(record, values, link, envelope)
-            attempt.operation = UPDATE
-            link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
-                                    hash="", link=link)
-            self.ctx.journal("rebound", f"The {self.entity} '{record.key}' was found in SSM by its "
-                             f"external id and linked again instead of being created twice.",
-                             entity=self.entity, key=record.key, run_id=envelope.run_id,
-                             detail={"ssm_id": link.ssm_id})
-            return self._update(record, values, link, envelope, current=existing, realignment=True,
-                                base_known=False)
+            return self._create(record, values, link, envelope, attempt)
         current = None
         if realignment or self._is_bidirectional(record):
             current = self._fetch(link.ssm_id, ext_id)
@@ -175,12 +169,40 @@ class Synchronizer:
     def _bind_hash(self, envelope: Envelope) -> str:
         return "" if self.completes_after_import else envelope.hash
 
-    def _create(self, record, values: dict, link: Optional[Link], envelope: Envelope) -> tuple[Outcome, Link]:
-        body = self.mapper.create_body(record, self.deps, values, self.binder.ext_id(record.key))
+    def _may_exist_in_ssm(self, key: str, realignment: bool) -> bool:
+        """Whether an earlier attempt may have created the record in SSM without saving its link:
+        a realignment (the state may have been lost), a redelivered message (its answer or the link
+        save may have been lost), or a record whose last attempt failed."""
+        return realignment or self.ctx.redelivered or (self.entity, key) in self.ctx.open_records
+
+    def _create(self, record, values: dict, link: Optional[Link], envelope: Envelope,
+                attempt: Optional[Attempt] = None) -> tuple[Outcome, Link]:
+        """Create the record in SSM, unless an earlier attempt did: then link that one and update it."""
+        ext_id = self.binder.ext_id(record.key)
+        realignment = self.ctx.realignment(envelope.run_id)
+        if self._may_exist_in_ssm(record.key, realignment):
+            existing = self._find_live(ext_id)
+            if existing is not None:
+                if attempt is not None:
+                    attempt.operation = UPDATE
+                outcome, link = self._rebind(record, values, link, envelope, existing)
+                return (outcome if realignment else Outcome(CREATED, outcome.conflicts)), link
+        body = self.mapper.create_body(record, self.deps, values, ext_id)
         ssm_id = self.ctx.ssm.create(self.resource, body)
         base = {**_bookkeeping_of(link), **values}
         link = self._bind_created(record.key, ssm_id, base=base, hash=self._bind_hash(envelope), link=link)
         return Outcome(CREATED), link
+
+    def _rebind(self, record, values: dict, link: Optional[Link], envelope: Envelope,
+                existing: dict) -> tuple[Outcome, Link]:
+        link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
+                                hash="", link=link)
+        self.ctx.journal("rebound", f"The {self.entity} '{record.key}' was found in SSM by its "
+                         f"external id and linked again instead of being created twice.",
+                         entity=self.entity, key=record.key, run_id=envelope.run_id,
+                         detail={"ssm_id": link.ssm_id})
+        return self._update(record, values, link, envelope, current=existing, realignment=True,
+                            base_known=False)
 
     def _bind_created(self, sage_key: str, ssm_id: int, *, base: dict, hash: str, link: Optional[Link],
                       binder: Optional[Binder] = None, resource: Optional[str] = None) -> Link:

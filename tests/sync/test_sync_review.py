@@ -1,0 +1,50 @@
+"""Delivery edge cases of the cloud side: a create whose outcome was never known, a state lost before a
+realignment, records that fail after a retry, dead-lettered batches, an owner changed in SSM. Each
+ends with exactly one SSM record per Sage record, honest run counts and no incident left for
+nothing."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from local.simulator.faults import TIMEOUT
+from shared.models import Entity
+from shared.ssm import SsmClient
+from shared.state.records import IncidentState, RunState
+from shared.sync import SyncService
+from tests.sync.records import client, contact, document, family, line, only, product, user
+
+
+@pytest.fixture
+def shaky(sim):
+    """A client that gives up quickly: a held answer is a timeout, a 503 is retried once."""
+    sim.faults.timeout_hold_s = 0.3
+    client_ = SsmClient(sim.base_url, sim.public_key, sim.private_key, timeout_s=0.2, rate_limit_per_s=10000.0,
+                        backoff_base_s=0.01, backoff_max_s=0.02, max_retries=1)
+    yield client_
+    client_.close()
+
+
+def lose_the_answer_and_the_check(sim, resource: str) -> None:
+    """The next POST is carried out but its answer is lost, and the look-up by extId that follows fails."""
+    sim.faults.fail_next(TIMEOUT, 1, method="POST", resource=resource)
+    sim.faults.fail_next(503, 2, method="GET", resource=resource)
+
+
+def test_a_create_whose_answer_and_check_were_lost_is_found_by_ext_id_on_redelivery(sim, store, agent, shaky):
+    batch = agent.run(client())
+    with SyncService(store, shaky, max_workers=1) as service:
+        lose_the_answer_and_the_check(sim, "accounts")
+        first = service.apply_batch(batch)
+        assert first.needs_redelivery and store.get_link("BIJOU", "account", "C001") is None
+        assert len(sim.records("accounts")) == 1          # SSM did create it
+
+        again = service.apply_batch(batch, delivery_count=2)
+
+    assert not again.needs_redelivery and again.failed == 0
+    account = only(sim.records("accounts"), extId="BIJOU:C001")
+    assert len(sim.records("accounts")) == 1
+    assert store.get_link("BIJOU", "account", "C001").ssm_id == account["id"]
+    assert store.get_incident("BIJOU", "account", "C001", "create").state is IncidentState.RESOLVED
+    assert store.get_run("BIJOU", agent.run_id).counts["created"] == 1
