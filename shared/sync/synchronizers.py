@@ -465,6 +465,8 @@ class DocumentSynchronizer(Synchronizer):
 
     def _import(self, record: Document, link, envelope, attempt, realignment):
         attempt.operation = UPDATE if self._has_live_target(link) else CREATE
+        self._realignment = realignment
+        self._ssm_lines: Optional[dict[str, dict]] = None
         self._lines_before = list(link.base.get("_lines", [])) if link is not None else []
         self._pending_lines = [line for line in record.lines if line.product_key]
         for line in self._pending_lines:     # a missing article stops us before any write
@@ -507,6 +509,14 @@ class DocumentSynchronizer(Synchronizer):
             return False
         values = self.line_mapper.values(line, context)
         if not live:
+            existing = self._line_in_ssm(record.key, binder.ext_id(key), context.order_id)
+            if existing is not None:
+                names = self.line_mapper.fields(values, {})
+                result = realign(values, ssm_values(existing, names), None, names=names)
+                self.ctx.ssm.update(self.line_mapper.resource, int(existing["id"]), result.to_ssm)
+                binder.bind(key, int(existing["id"]), base={**result.base, "_order": context.order_id},
+                            hash=line_hash, link=line_link)
+                return True
             body = self.line_mapper.create_body(line, context, values, binder.ext_id(key))
             ssm_id = self.ctx.ssm.create(self.line_mapper.resource, body)
             self._bind_created(key, ssm_id, base={**values, "_order": context.order_id}, hash=line_hash,
@@ -517,6 +527,19 @@ class DocumentSynchronizer(Synchronizer):
             self.ctx.ssm.update(self.line_mapper.resource, line_link.ssm_id, result.to_ssm)
         binder.bind(key, line_link.ssm_id, base=result.base, hash=line_hash, link=line_link)
         return bool(result.to_ssm)
+
+    def _line_in_ssm(self, document_key: str, ext_id: str, order_id: int) -> Optional[dict]:
+        """The live line of this order carrying `ext_id`, when an earlier attempt may have sent it
+        without saving its link; the order's lines are read once per document."""
+        if not self._may_exist_in_ssm(document_key, self._realignment):
+            return None
+        if self._ssm_lines is None:
+            self._ssm_lines = {}
+            for row in self.ctx.ssm.list(self.line_mapper.resource, where=f"salesOrderId.id={int(order_id)}"):
+                known = self._ssm_lines.get(row.get("extId"))
+                if row.get("extId") and not row.get("deleted") and (known is None or row["id"] < known["id"]):
+                    self._ssm_lines[row["extId"]] = row
+        return self._ssm_lines.get(ext_id)
 
     def _remove_line(self, document_key: str, line_id: str, binder: Binder) -> bool:
         line_link = binder.to_external(line_key(document_key, line_id))

@@ -48,3 +48,23 @@ def test_a_create_whose_answer_and_check_were_lost_is_found_by_ext_id_on_redeliv
     assert store.get_link("BIJOU", "account", "C001").ssm_id == account["id"]
     assert store.get_incident("BIJOU", "account", "C001", "create").state is IncidentState.RESOLVED
     assert store.get_run("BIJOU", agent.run_id).counts["created"] == 1
+
+
+def test_a_document_line_whose_answer_and_check_were_lost_is_not_sent_twice(sim, store, agent, shaky):
+    order = document(Entity.ORDER, "BC3", [line("1", 1), line("2", 2, quantity="1")])
+    with SyncService(store, shaky, max_workers=1) as service:
+        service.apply_batch(agent.run(client(), family(), product()))
+        batch = agent.run(order)
+        lose_the_answer_and_the_check(sim, "salesordersLines")
+        assert service.apply_batch(batch).needs_redelivery
+
+        again = service.apply_batch(batch, delivery_count=2)
+
+    assert not again.needs_redelivery
+    header = only(sim.records("salesorders"), extId="BIJOU:1:BC3")
+    lines = [l for l in sim.records("salesordersLines", include_deleted=False)]
+    assert sorted(l["extId"] for l in lines) == ["BIJOU:1:BC3/1", "BIJOU:1:BC3/2"]
+    assert all(l["salesOrderId"]["id"] == header["id"] for l in lines)
+    for l in lines:
+        assert store.get_link("BIJOU", "order_line", l["extId"].split(":", 1)[1]).ssm_id == l["id"]
+    assert store.get_link("BIJOU", "order", "1:BC3").hash == agent.upsert(order).hash
