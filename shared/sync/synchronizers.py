@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 from shared.envelope import Envelope, Op, content_hash
 from shared.errors import SsmRecordError
+from shared.ssm.client import quote
 from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
 from shared.rules import DeletePolicy, rule_for
 from shared.state.records import JournalEntry, Link
@@ -28,12 +29,15 @@ from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.dependencies import BatchDependencies
 from shared.sync.incidents import CREATE, DELETE, INVITE, READ, UPDATE, IncidentBook
 from shared.sync.mapping import Mapper, to_ssm
-from shared.sync.merge import MergeResult, diff, merge, realign, ssm_values
+from shared.sync.merge import MergeResult, diff, merge, realign, same, ssm_values
 
 CREATED, UPDATED, DELETED, LINKED, UNCHANGED, PENDING, IGNORED = (
     "created", "updated", "deleted", "linked", "unchanged", "pending", "ignored")
 
 LINE_ENTITY = "order_line"
+
+SALES_VERSIONS_PER_READ = 10
+"""Versions of an invoice's total asked for per `/sales` read when the link does not know them."""
 
 
 @dataclass
@@ -583,6 +587,10 @@ class DocumentSynchronizer(Synchronizer):
         link = self._recover_pending_sales(record.key, link)
         values = self._sales_values(record)
         posted = link.base.get("_sales")
+        if posted is None and self._may_exist_in_ssm(record.key, self._realignment):
+            posted = self._posted_in_ssm(record.key, values)
+            if posted is not None:
+                link = self._settle_sales(record.key, link, posted)
         if posted and not posted.get("reversed") and posted.get("values") == values:
             return link, False
         if posted and not posted.get("reversed"):
@@ -591,6 +599,33 @@ class DocumentSynchronizer(Synchronizer):
         link = self._post_once(record.key, link, self._sales_ext_id(record.key, version), values,
                                then={"version": version, "values": values})
         return link, True
+
+    def _posted_in_ssm(self, key: str, values: dict) -> Optional[dict]:
+        """What SSM holds of this invoice's totals when the link has no note of it (a lost state):
+        the last version posted, whether it was reversed, and its values (`values` when SSM's are
+        the same), so the next version reverses exactly what SSM counts."""
+        found: dict[str, dict] = {}
+        last = 0
+        while True:
+            versions = range(last + 1, last + 1 + SALES_VERSIONS_PER_READ)
+            wanted = {self._sales_ext_id(key, v, reversal=r) for v in versions for r in (False, True)}
+            where = f"extId IN ({', '.join(quote(e) for e in sorted(wanted))})"
+            found.update({row["extId"]: row for row in self.ctx.ssm.list(mapping.SALES_RESOURCE, where=where)
+                          if row.get("extId") in wanted and not row.get("deleted")})
+            last = versions[-1]
+            if self._sales_ext_id(key, last) not in found:
+                break
+        posted = [v for v in range(1, last + 1) if self._sales_ext_id(key, v) in found]
+        if not posted:
+            return None
+        version = max(posted)
+        row = found[self._sales_ext_id(key, version)]
+        held = {name: row[name] for name in ("accountExtId", "salesRepExtId", "date", "total")
+                if row.get(name) is not None}
+        alike = held.keys() == values.keys() and all(
+            str(held[n])[:10] == str(values[n])[:10] if n == "date" else same(held[n], values[n]) for n in values)
+        return {"version": version, "values": values if alike else held,
+                "reversed": self._sales_ext_id(key, version, reversal=True) in found}
 
     def _reverse_sales(self, key: str, link: Link, posted: dict) -> Link:
         values = dict(posted["values"])

@@ -68,3 +68,42 @@ def test_a_document_line_whose_answer_and_check_were_lost_is_not_sent_twice(sim,
     for l in lines:
         assert store.get_link("BIJOU", "order_line", l["extId"].split(":", 1)[1]).ssm_id == l["id"]
     assert store.get_link("BIJOU", "order", "1:BC3").hash == agent.upsert(order).hash
+
+
+def test_a_realignment_after_lost_state_sends_no_document_line_or_invoice_total_twice(sim, service, agent,
+                                                                                     make_store, make_service):
+    records = (client(), family(), product(), document(Entity.ORDER, "BC1", [line("1", 1)]),
+               document(Entity.INVOICE, "FA1", [line("2", 1, quantity="1", discount="0")]))
+    service.apply_batch(agent.run(*records))
+    lines_before = {l["extId"]: l["id"] for l in sim.records("salesordersLines")}
+    restored = make_store("restored.db")
+    fresh = make_service(restored)
+
+    outcome = fresh.apply_batch(agent.run(*records, realignment=True))
+
+    assert not outcome.retry and outcome.failed == 0
+    assert {l["extId"]: l["id"] for l in sim.records("salesordersLines")} == lines_before
+    assert restored.get_link("BIJOU", "order_line", "1:BC1/1").ssm_id == lines_before["BIJOU:1:BC1/1"]
+    assert [r["extId"] for r in sim.records("sales")] == ["BIJOU:6:FA1"]
+    assert restored.get_link("BIJOU", "invoice", "6:FA1").base["_sales"]["version"] == 1
+
+    fresh.apply_batch(agent.run(document(Entity.INVOICE, "FA1", [line("2", 1, quantity="2", discount="0")])))
+    totals = {r["extId"]: Decimal(str(r["total"])) for r in sim.records("sales")}
+    assert sum(totals.values()) == Decimal("2499.8") and len(totals) == 3
+
+
+def test_a_realignment_after_lost_state_continues_an_invoices_total_versions(sim, service, agent, make_store,
+                                                                             make_service):
+    def invoice(quantity: str):
+        return document(Entity.INVOICE, "FA2", [line("3", 1, quantity=quantity, discount="0")])
+    service.apply_batch(agent.run(client(), family(), product(), invoice("1")))
+    service.apply_batch(agent.run(invoice("2")))
+    fresh = make_service(make_store("restored.db"))
+
+    fresh.apply_batch(agent.run(client(), family(), product(), invoice("2"), realignment=True))
+    assert len(sim.records("sales")) == 3
+
+    fresh.apply_batch(agent.run(invoice("3")))
+    totals = {r["extId"]: Decimal(str(r["total"])) for r in sim.records("sales")}
+    assert totals["BIJOU:6:FA2~2~reversal"] == Decimal("-2499.8") and totals["BIJOU:6:FA2~3"] == Decimal("3749.7")
+    assert sum(totals.values()) == Decimal("3749.7") and len(totals) == 5
