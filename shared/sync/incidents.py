@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from pydantic import ValidationError
 
@@ -55,9 +55,12 @@ class IncidentBook:
         self.clock = clock
         self._lock = threading.Lock()
 
-    def open_records(self, dossier: str) -> set[tuple[str, str]]:
-        """(entity, key) of the dossier's open incidents: one read per batch, not one per record."""
-        return {(i.entity, i.key) for i in self.store.list_incidents(dossier, state=IncidentState.OPEN)}
+    def open_records(self, dossier: str) -> dict[tuple[str, str], list[Incident]]:
+        """The dossier's open incidents by (entity, key): one read per batch, not one per record."""
+        found: dict[tuple[str, str], list[Incident]] = {}
+        for incident in self.store.list_incidents(dossier, state=IncidentState.OPEN):
+            found.setdefault((incident.entity, incident.key), []).append(incident)
+        return found
 
     def record_failure(self, dossier: str, entity: str, key: str, operation: str, error: BaseException, *,
                        attempt: int = 1, dead_lettered: bool = False) -> Incident:
@@ -84,3 +87,9 @@ class IncidentBook:
         if operation is not None:
             return int(self.store.resolve_incident(dossier, entity, key, operation))
         return self.store.resolve_incidents_for(dossier, entity, key)
+
+
+def failure_counted(incidents: Iterable[Incident]) -> bool:
+    """Whether a record's open incidents say its failure was counted in a run already: a failure
+    that is not retried (no next attempt due) was counted when it happened; a retry was not."""
+    return any(i.operation != INVITE and i.next_attempt_at is None for i in incidents)

@@ -31,7 +31,7 @@ from shared.models import Entity
 from shared.state.records import Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
-from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook
+from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
 from shared.sync.mapping import USERS_RESOURCE
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
@@ -225,7 +225,7 @@ class SyncService:
         if not stop.is_set() and SETTINGS_INCIDENT in open_records and (outcome.applied or outcome.skipped_unchanged):
             self.incidents.resolve(dossier.id, *SETTINGS_INCIDENT)
 
-    def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: set, delivery_count: int,
+    def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: dict, delivery_count: int,
                    stop: threading.Event) -> _Result:
         entity, key = envelope.entity or "", envelope.key or ""
         if stop.is_set():
@@ -253,7 +253,8 @@ class SyncService:
         except (RecordError, ValidationError) as exc:
             incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
                                                      attempt=delivery_count)
-            return _Result(envelope, FAILED, message=incident.message, counted_failure=incident.attempts == 1)
+            return _Result(envelope, FAILED, message=incident.message,
+                           counted_failure=not failure_counted(open_records.get((entity, key), ())))
         except Exception as exc:                     # retryable, or unforeseen: never dropped
             if not isinstance(exc, ConnectorError):
                 log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)

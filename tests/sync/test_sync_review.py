@@ -107,3 +107,18 @@ def test_a_realignment_after_lost_state_continues_an_invoices_total_versions(sim
     totals = {r["extId"]: Decimal(str(r["total"])) for r in sim.records("sales")}
     assert totals["BIJOU:6:FA2~2~reversal"] == Decimal("-2499.8") and totals["BIJOU:6:FA2~3"] == Decimal("3749.7")
     assert sum(totals.values()) == Decimal("3749.7") and len(totals) == 5
+
+
+def test_a_record_refused_after_a_retry_is_counted_failed_and_the_run_is_partial(sim, service, agent, store):
+    batch = agent.run(client())
+    sim.faults.fail_next(503, 20, method="POST", resource="accounts")
+    assert service.apply_batch(batch).needs_redelivery
+    sim.faults.clear()
+    sim.reject_field("accounts", "name", lambda value: True, "Nom refusé")
+
+    again = service.apply_batch(batch, delivery_count=2)
+
+    assert again.failed == 1 and not again.needs_redelivery
+    assert store.get_incident("BIJOU", "account", "C001", "create").state is IncidentState.OPEN
+    run = store.get_run("BIJOU", agent.run_id)
+    assert run.counts["failed"] == 1 and run.state is RunState.PARTIAL
