@@ -7,13 +7,16 @@ detection), and the run history. A run does not touch any of these while it is i
 outgoing batches and the watermark/shadow/snapshot updates they imply are *staged* in the
 outbox tables, and applied in one local transaction only once the bus accepted every batch.
 One dossier has at most one pending run; a pending run is *sealed* once its last batch (the
-run-end marker) is written, and only sealed runs are ever sent.
+run-end marker) is written, and only sealed runs are ever sent. The *activity* of a dossier is
+an outbox of its own: a dossier deactivated, or activated again, is a notice for the cloud that
+stays unannounced until the bus accepted it.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +112,13 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_dossier ON runs (dossier, run_id);
+CREATE TABLE IF NOT EXISTS activity (
+    dossier      TEXT PRIMARY KEY,
+    active       INTEGER NOT NULL,
+    change_id    TEXT NOT NULL,
+    changed_at   TEXT NOT NULL,
+    announced_at TEXT
+) WITHOUT ROWID;
 """
 
 _CURRENT_KEYS = """
@@ -157,6 +167,22 @@ class DossierState:
     last_error: Optional[str]
     last_error_at: Optional[str]
     last_success_at: Optional[str]
+
+
+@dataclass(frozen=True)
+class ActivityChange:
+    """The last time a dossier was deactivated or activated again, and when the bus accepted the
+    notice of it to the cloud (`announced_at` is None until then)."""
+
+    dossier: str
+    active: bool
+    change_id: str
+    changed_at: str
+    announced_at: Optional[str]
+
+    @property
+    def announced(self) -> bool:
+        return self.announced_at is not None
 
 
 @dataclass(frozen=True)
@@ -319,15 +345,63 @@ class Checkpoint:
             " ON CONFLICT (dossier) DO UPDATE SET selected = 1, changed_at = excluded.changed_at,"
             " needs_realignment = needs_realignment OR excluded.needs_realignment",
             (dossier, int(again), utc_text()))
+        again = self._note_activity(dossier, True) or again
         self._db.commit()
         return again
 
     def deselect(self, dossier: str) -> None:
+        """Deselect a dossier: nothing of it is sent any more, and the cloud is to be told so."""
         self._db.execute(
             "INSERT INTO dossiers (dossier, selected, changed_at) VALUES (?, 0, ?)"
             " ON CONFLICT (dossier) DO UPDATE SET selected = 0, changed_at = excluded.changed_at",
             (dossier, utc_text()))
+        self._note_activity(dossier, False)
         self._db.commit()
+
+    # --- activity: the notices of deactivation and activation for the cloud ---------------------
+    def activity(self, dossier: str) -> Optional[ActivityChange]:
+        row = self._db.execute("SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
+                               " WHERE dossier = ?", (dossier,)).fetchone()
+        return None if row is None else ActivityChange(row[0], bool(row[1]), *row[2:])
+
+    def note_activity(self, dossier: str, active: bool) -> bool:
+        """Record whether the dossier is active; True when that is a change the cloud must be told.
+
+        A dossier active since its first run needs no notice: its runs register it. A change
+        replaces a notice not sent yet; a dossier active again realigns on its next run.
+        """
+        changed = self._note_activity(dossier, active)
+        self._db.commit()
+        return changed
+
+    def _note_activity(self, dossier: str, active: bool) -> bool:
+        current = self.activity(dossier)
+        if (current is None and active) or (current is not None and current.active == active):
+            return False
+        now = dt.datetime.now(dt.timezone.utc)
+        self._db.execute(
+            "INSERT INTO activity (dossier, active, change_id, changed_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (dossier) DO UPDATE SET active = excluded.active, change_id = excluded.change_id,"
+            " changed_at = excluded.changed_at, announced_at = NULL",
+            (dossier, int(active), f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(3)}",
+             now.isoformat(timespec="microseconds")))
+        if active:
+            self._ensure_dossier(dossier)
+            self._db.execute("UPDATE dossiers SET needs_realignment = 1 WHERE dossier = ?", (dossier,))
+        return True
+
+    def unannounced(self) -> list[ActivityChange]:
+        """The changes of activity the bus has not accepted a notice of yet, oldest first."""
+        rows = self._db.execute("SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
+                                " WHERE announced_at IS NULL ORDER BY changed_at, dossier").fetchall()
+        return [ActivityChange(row[0], bool(row[1]), *row[2:]) for row in rows]
+
+    def mark_announced(self, dossier: str, change_id: str) -> bool:
+        """The bus accepted the notice of `change_id`; False when a newer change replaced it meanwhile."""
+        cursor = self._db.execute("UPDATE activity SET announced_at = ? WHERE dossier = ? AND change_id = ?",
+                                  (utc_text(), dossier, change_id))
+        self._db.commit()
+        return cursor.rowcount == 1
 
     def request_realignment(self, dossier: str) -> None:
         """The dossier's next run is a realignment (it was deactivated, or its state is in doubt)."""
@@ -515,6 +589,8 @@ class Checkpoint:
     def apply_pending(self, dossier: str) -> str:
         """Apply a fully sent run in one transaction: shadow, watermarks, snapshot, history.
 
+        Only a realignment answers a request for one: a run planned before the request (a run
+        recovered after the dossier was activated again) leaves it for the next run.
         Returns the run id. Raises RuntimeError if the run is not sealed or a batch is unsent.
         """
         pending = self.pending(dossier)
@@ -539,8 +615,9 @@ class Checkpoint:
                        (utc_text(), dossier))
             self._clear_pending(dossier)
             self._ensure_dossier(dossier)
-            db.execute("UPDATE dossiers SET needs_realignment = 0, last_error = NULL, last_error_at = NULL,"
-                       " last_success_at = ? WHERE dossier = ?", (utc_text(), dossier))
+            db.execute("UPDATE dossiers SET needs_realignment = needs_realignment AND NOT ?, last_error = NULL,"
+                       " last_error_at = NULL, last_success_at = ? WHERE dossier = ?",
+                       (int(pending.realignment), utc_text(), dossier))
             db.execute("UPDATE runs SET state = ?, ended_at = ?, error = NULL WHERE run_id = ?",
                        (RunState.SUCCEEDED, utc_text(), pending.run_id))
             db.execute("COMMIT")
@@ -606,5 +683,5 @@ class Checkpoint:
 
     def known_dossiers(self) -> list[str]:
         rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
-                                " UNION SELECT dossier FROM snapshots ORDER BY 1")
+                                " UNION SELECT dossier FROM snapshots UNION SELECT dossier FROM activity ORDER BY 1")
         return [row[0] for row in rows]
