@@ -1,7 +1,8 @@
 """`ssm-connector agent ...`: the agent's command line on the Sage server.
 
 `databases` lists the company databases the agent can see and which are selected; `select` and
-`deselect` choose them; `run-once` runs every selected dossier once; `run` repeats that every
+`deselect` choose them (the cloud learns of a deselection, or of a dossier selected again, at the
+agent's next run); `run-once` runs every selected dossier once; `run` repeats that every
 `--interval` seconds until SIGINT/SIGTERM, finishing the dossier in progress; `state` shows the
 agent's local state (selection, last runs, watermarks, shadow sizes, pending batches, errors).
 Settings come from `--config FILE` (TOML) and `SSMCONN__*` environment variables.
@@ -18,7 +19,7 @@ from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint
-from agent.relay import DossierRunResult, note_deactivated, run_selected
+from agent.relay import ActivityNotice, DossierRunResult, note_activity, run_selected
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
@@ -133,7 +134,8 @@ def cmd_select(args) -> int:
         again = checkpoint.select(args.dossier)
         first = checkpoint.snapshot(args.dossier) is None
     if again:
-        print(f"{args.dossier} selected again: its next run is a full realignment (Sage values take precedence).")
+        print(f"{args.dossier} selected again: its next run tells the cloud and is a full realignment"
+              " (Sage values take precedence).")
     elif first:
         print(f"{args.dossier} selected: its first run reads the whole dossier.")
     else:
@@ -149,7 +151,8 @@ def cmd_deselect(args) -> int:
             print(f"'{args.dossier}' is not a company database the agent knows.", file=sys.stderr)
             return 2
         checkpoint.deselect(args.dossier)
-    print(f"{args.dossier} deselected: nothing is synchronised any more; its records stay in SSM.")
+    print(f"{args.dossier} deselected: nothing is synchronised any more; its records stay in SSM."
+          " The cloud shows it deactivated after the agent's next run.")
     return 0
 
 
@@ -171,17 +174,31 @@ def _print_result(result: DossierRunResult) -> None:
         print(f"  realignment because {reason}")
 
 
+def _print_notice(notice: ActivityNotice) -> None:
+    what = "active again" if notice.active else "deactivated"
+    if notice.ok:
+        print(f"{notice.dossier}: the cloud was told the dossier is {what}")
+    else:
+        print(f"{notice.dossier}: FAILED: {notice.error}; it is tried again at the next run")
+
+
 def _open_bus(settings: Settings):
     from shared.bus.factory import open_bus
     return open_bus(settings.bus)
 
 
-def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[threading.Event]) -> list[DossierRunResult]:
+def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[threading.Event],
+               notices: Optional[list[ActivityNotice]] = None) -> list[DossierRunResult]:
+    def on_notice(notice: ActivityNotice) -> None:
+        _print_notice(notice)
+        if notices is not None:
+            notices.append(notice)
+
     bus = _open_bus(settings)
     try:
         with _checkpoint(settings) as checkpoint:
             return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
-                                on_result=_print_result)
+                                on_result=_print_result, on_notice=on_notice)
     finally:
         bus.close()
 
@@ -189,21 +206,26 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
 def cmd_run_once(args) -> int:
     settings = _settings(args)
     with _checkpoint(settings) as checkpoint:
-        note_deactivated(settings, checkpoint)
+        note_activity(settings, checkpoint)
         if args.dossier and not is_selected(settings, checkpoint, args.dossier):
             print(f"'{args.dossier}' is not selected; `agent select {args.dossier}` first.", file=sys.stderr)
             return 2
-        if not args.dossier and not selected_dossiers(settings, checkpoint):
+        nothing_selected = not args.dossier and not selected_dossiers(settings, checkpoint)
+        if nothing_selected and not checkpoint.unannounced():
             print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
             return 0
+    notices: list[ActivityNotice] = []
     try:
-        results = _run_cycle(settings, args.dossier, None)
+        results = _run_cycle(settings, args.dossier, None, notices)
     except AgentBusyError as exc:
         print(exc.user_message, file=sys.stderr)
         return 1
     failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
-    return 1 if failed else 0
+    if nothing_selected:
+        print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
+    else:
+        print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
+    return 1 if failed or not all(notice.ok for notice in notices) else 0
 
 
 def cmd_run(args) -> int:
@@ -248,9 +270,12 @@ def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> l
             continue
         state = checkpoint.dossier_state(dossier)
         pending = checkpoint.pending(dossier)
+        activity = checkpoint.activity(dossier)
         report.append({
             "dossier": dossier,
             "selected": is_selected(settings, checkpoint, dossier),
+            "activity": None if activity is None else {
+                "active": activity.active, "changed_at": activity.changed_at, "announced_at": activity.announced_at},
             "needs_realignment": bool(state and state.needs_realignment),
             "last_success_at": state.last_success_at if state else None,
             "last_error": state.last_error if state else None,
@@ -289,6 +314,10 @@ def cmd_state(args) -> int:
         if item["needs_realignment"]:
             flags.append("next run realigns")
         print(f"\n{item['dossier']} ({', '.join(flags)})")
+        if item["activity"]:
+            a = item["activity"]
+            told = f"told at {a['announced_at']}" if a["announced_at"] else "to be told at the next run"
+            print(f"  {'activated again' if a['active'] else 'deactivated'} at {a['changed_at']}, cloud {told}")
         print(f"  last success: {item['last_success_at'] or 'never'}")
         if item["last_error"]:
             print(f"  last error:   {item['last_error']} (at {item['last_error_at']})")

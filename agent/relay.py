@@ -17,6 +17,12 @@ One run of one dossier goes through four steps, each safe to interrupt:
 A batch's message id is derived from its content and its run (`outbox_message_id`) and stored
 in the outbox, so a re-send after a crash carries exactly the same id, while a later run that
 happens to send the same envelopes again (a realignment) is not mistaken for a duplicate.
+
+A dossier deselected (or configured `active = false`) and one activated again are *notices* to
+the cloud (`announce_activity`), one message each in the dossier's session, kept in the agent's
+state until the bus accepted them. A deactivation goes out after whatever sealed run the dossier
+still had to send; an activation before the dossier's next run, which does not start until the
+bus accepted it (the cloud would set aside the changes of a dossier it believes deactivated).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
-from agent.checkpoint import Checkpoint, RunState
+from agent.checkpoint import ActivityChange, Checkpoint, RunState
 from agent.detection import ChangeDetector, RenderedEnvelope, new_run_id, server_now
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
@@ -94,6 +100,20 @@ def pack(dossier: str, envelopes: Iterable[Envelope | RenderedEnvelope], *,
 
 
 log = get_logger("agent.relay")
+
+
+@dataclass(frozen=True)
+class ActivityNotice:
+    """A notice of deactivation (`active=False`) or activation sent to the cloud, or why it was not."""
+
+    dossier: str
+    active: bool
+    change_id: str
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass
@@ -242,12 +262,14 @@ def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000) -> Sour
 
 def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optional[str] = None,
                  stop: Optional[threading.Event] = None,
-                 on_result: Optional[Callable[[DossierRunResult], None]] = None) -> list[DossierRunResult]:
+                 on_result: Optional[Callable[[DossierRunResult], None]] = None,
+                 on_notice: Optional[Callable[[ActivityNotice], None]] = None) -> list[DossierRunResult]:
     """One run of every selected dossier (or of `dossier`), one after the other.
 
     A dossier that fails does not stop the others. `stop`, once set, lets the current dossier
-    finish and skips the rest. A configured dossier seen deactivated (`active = false`) realigns
-    on its first run once it is active again.
+    finish and skips the rest. First the cloud is told of every dossier deactivated or activated
+    again (`note_activity`, `announce_activity`); a dossier active again realigns, and does not
+    run while the cloud could not be told (its result carries the error).
 
     Raises:
         AgentBusyError: another agent process is running dossiers with the same state file.
@@ -258,12 +280,22 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
     overlap = dt.timedelta(seconds=settings.agent.overlap_s)
     results = []
     with checkpoint.exclusive():
-        note_deactivated(settings, checkpoint)
+        note_activity(settings, checkpoint)
+        announce_activity(settings, checkpoint=checkpoint, bus=bus, skip=set(targets), on_notice=on_notice)
         for target in targets:
             if stop is not None and stop.is_set():
                 break
             with log_context(dossier=target):
-                result = _run_one(settings, checkpoint, bus, target, overlap)
+                notices = announce_activity(settings, checkpoint=checkpoint, bus=bus, only=target,
+                                            on_notice=on_notice)
+                if any(not notice.active for notice in notices):
+                    continue            # deactivated meanwhile: nothing of it is sent any more
+                unsent = next((notice for notice in notices if not notice.ok), None)
+                if unsent is not None:
+                    result = DossierRunResult(target, error=unsent.error)
+                    checkpoint.record_failed_start(target, new_run_id(), result.error)
+                else:
+                    result = _run_one(settings, checkpoint, bus, target, overlap)
                 _log_result(result)
             results.append(result)
             if on_result is not None:
@@ -281,12 +313,72 @@ def _log_result(result: DossierRunResult) -> None:
             log.error("run %s failed: %s", result.run_id, result.error)
 
 
-def note_deactivated(settings, checkpoint: Checkpoint) -> None:
-    """Configured dossiers seen with `active = false` realign on their first run once active again."""
-    for configured in settings.dossiers:
-        state = checkpoint.dossier_state(configured.id)
-        if not configured.active and state is not None and not state.needs_realignment:
-            checkpoint.request_realignment(configured.id)
+def note_activity(settings, checkpoint: Checkpoint) -> None:
+    """Record which dossiers the agent knows are active: selected, or configured and not deselected.
+
+    A configured dossier seen with `active = false`, or one the user deselected, becomes a notice
+    of deactivation; once active again, a notice of activation, and its next run realigns. A
+    dossier that never ran and was never selected or deselected is left out.
+    """
+    configured = {d.id: d for d in settings.dossiers}
+    for dossier, state in checkpoint.dossier_states().items():
+        entry = configured.get(dossier)
+        active = state.selected if entry is None else entry.active and state.selected is not False
+        if active is not None:
+            checkpoint.note_activity(dossier, active)
+
+
+def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optional[str] = None,
+                      skip: Iterable[str] = (),
+                      on_notice: Optional[Callable[[ActivityNotice], None]] = None) -> list[ActivityNotice]:
+    """Send the notices the bus has not accepted yet (of `only`, or of every dossier not in `skip`).
+
+    Each is one message in its dossier's session, with a message id derived from the change, so
+    a notice sent again after a crash is dropped by duplicate detection. A deactivated dossier's
+    sealed run still in the outbox is sent first. A notice that cannot be sent is recorded as the
+    dossier's last error and stays for the next call; the others still go.
+    """
+    names = {d.id: d.name for d in settings.dossiers if d.name}
+    skipped = set(skip)
+    notices = []
+    for change in checkpoint.unannounced():
+        if (only is not None and change.dossier != only) or change.dossier in skipped:
+            continue
+        with log_context(dossier=change.dossier):
+            notice = _announce(checkpoint, bus, settings.bus.changes_queue, change, names.get(change.dossier))
+            if notice.ok:
+                log.info("the cloud was told that the dossier is %s", _activity_text(notice.active))
+            else:
+                log.error("%s", notice.error)
+        notices.append(notice)
+        if on_notice is not None:
+            on_notice(notice)
+    return notices
+
+
+def _activity_text(active: bool) -> str:
+    return "active again" if active else "deactivated"
+
+
+def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChange,
+              name: Optional[str]) -> ActivityNotice:
+    try:
+        if not change.active:
+            Relay(checkpoint, bus, queue).recover(change.dossier, DossierRunResult(change.dossier))
+        envelope = Envelope.dossier_state(dossier=change.dossier, change_id=change.change_id, active=change.active,
+                                          changed_at=dt.datetime.fromisoformat(change.changed_at), name=name)
+        batch = EnvelopeBatch(dossier=change.dossier, envelopes=(envelope,))
+        bus.send(queue, [OutgoingMessage(body=batch.to_bytes(), message_id=batch.message_id,
+                                         session_id=change.dossier,
+                                         application_properties={"change_id": change.change_id, "envelopes": 1})])
+    except Exception as exc:
+        checkpoint.rollback()
+        error = (f"the cloud could not be told that the dossier is {_activity_text(change.active)}:"
+                 f" {describe_error(exc)}")
+        checkpoint.record_error(change.dossier, error)
+        return ActivityNotice(change.dossier, change.active, change.change_id, error)
+    checkpoint.mark_announced(change.dossier, change.change_id)
+    return ActivityNotice(change.dossier, change.active, change.change_id)
 
 
 def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta) -> DossierRunResult:
@@ -302,5 +394,5 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
                         open_source=opener, overlap=overlap)
 
 
-__all__ = ["DossierRunResult", "PackedBatch", "Relay", "note_deactivated", "open_sage100",
-           "outbox_message_id", "pack", "run_selected", "sync_dossier"]
+__all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "announce_activity", "note_activity",
+           "open_sage100", "outbox_message_id", "pack", "run_selected", "sync_dossier"]

@@ -18,7 +18,7 @@ from agent import demo_builder as sage
 from agent.checkpoint import Checkpoint
 from agent.cli import register
 from shared.bus.local_bus import LocalBus
-from shared.envelope import Op
+from shared.envelope import EnvelopeKind, Op
 
 from agent_support import T0, build_dossier, drain, minutes
 
@@ -145,15 +145,17 @@ def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(si
     assert "BIJOU deselected" in capsys.readouterr().out
 
     assert agent(config, "run-once") == 0
-    assert delivered(folder, "BIJOU").messages == []
+    assert [(e.kind, e.op) for e in delivered(folder, "BIJOU").envelopes] == [(EnvelopeKind.DOSSIER_STATE,
+                                                                               Op.DEACTIVATE)]
     assert agent(config, "select", "BIJOU") == 0
-    assert "selected again: its next run is a full realignment" in capsys.readouterr().out
+    assert "selected again: its next run tells the cloud and is a full realignment" in capsys.readouterr().out
     assert agent(config, "state") == 0
     assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
 
     assert agent(config, "run-once", "--dossier", "BIJOU") == 0
     assert "realignment because the dossier is selected again after a pause" in capsys.readouterr().out
-    assert delivered(folder, "BIJOU").envelopes[0].record == {"realignment": True}
+    notice, start, *_ = delivered(folder, "BIJOU").envelopes
+    assert notice.op is Op.ACTIVATE and start.record == {"realignment": True}
 
 
 def test_a_dossier_that_cannot_be_read_fails_alone_and_its_error_shows_in_state(site, capsys):
