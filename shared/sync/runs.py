@@ -50,14 +50,21 @@ class RunBook:
         return run
 
     def add(self, dossier: str, run_id: str, counts: Mapping[str, int]) -> Run:
-        """Add one batch's counts (a run whose start was never seen is opened here)."""
+        """Add one batch's counts (a run whose start was never seen is opened here).
+
+        Failures added to a run already ended (a message of it dead-lettered after its run-end
+        went through) make it PARTIAL.
+        """
         def change(run: Optional[Run]) -> Run:
             run = run or Run(dossier=dossier, run_id=run_id, side=SIDE, direction=DIRECTION,
                              started_at=self.clock())
             merged = Counter(run.counts)
             for name, value in counts.items():
                 merged[name] += value
-            return run.model_copy(update={"counts": {**{c: 0 for c in RUN_COUNTERS}, **dict(merged)}})
+            update: dict = {"counts": {**{c: 0 for c in RUN_COUNTERS}, **dict(merged)}}
+            if run.ended_at is not None and run.state is RunState.SUCCEEDED and counts.get("failed", 0) > 0:
+                update["state"] = RunState.PARTIAL
+            return run.model_copy(update=update)
         return self._save(dossier, run_id, change)
 
     def end(self, dossier: str, run_id: str, *, agent_counts: Optional[Mapping[str, int]],

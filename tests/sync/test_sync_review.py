@@ -122,3 +122,17 @@ def test_a_record_refused_after_a_retry_is_counted_failed_and_the_run_is_partial
     assert store.get_incident("BIJOU", "account", "C001", "create").state is IncidentState.OPEN
     run = store.get_run("BIJOU", agent.run_id)
     assert run.counts["failed"] == 1 and run.state is RunState.PARTIAL
+
+
+def test_a_batch_dead_lettered_after_its_run_ended_leaves_the_run_partial(sim, service, agent, store):
+    service.apply_batch(agent.batch(agent.start()))
+    stuck = agent.changes(client(), contact("8", account_key="C404"))
+    assert service.apply_batch(stuck).needs_redelivery
+    service.apply_batch(agent.batch(agent.end(read=2)))          # the next message, once `stuck` is set aside
+    assert store.get_run("BIJOU", agent.run_id).state is RunState.SUCCEEDED
+
+    service.record_dead_letter(stuck.to_bytes(), reason="MaxDeliveryCountExceeded")
+
+    run = store.get_run("BIJOU", agent.run_id)
+    assert run.counts["failed"] == 1 and run.state is RunState.PARTIAL
+    assert store.get_incident("BIJOU", "contact", "8", "create").dead_lettered
