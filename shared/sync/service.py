@@ -96,6 +96,11 @@ class _Tally:
     def pop(self, run_id: str) -> Counter:
         return self.counts.pop(run_id, Counter())
 
+    @classmethod
+    def of_dead_letter(cls) -> "_Tally":
+        """The counts of a dead-lettered message: its records were read and counted when delivered."""
+        return cls(delivery_count=2)
+
 
 def _parse_time(value) -> Optional[dt.datetime]:
     """An ISO time from an envelope (UTC when it names no zone), None when absent or unreadable."""
@@ -484,7 +489,7 @@ class SyncService:
                 detail=f"{type(exc).__name__}: {str(exc)[:500]}", dead_lettered=True)
             return
         dossier = self.store.try_get_dossier(batch.dossier)
-        tally = _Tally(1)
+        tally = _Tally.of_dead_letter()
         outcome = BatchOutcome()
         open_by_record = {}
         if dossier is not None:
@@ -522,7 +527,7 @@ class SyncService:
                    f"the next realignment of the dossier sends it again.")
         self.incidents.record(dossier_id, entity, key, operation, message,
                               detail=f"dead-lettered message ({why})", dead_lettered=True)
-        tally.add(_Result(envelope, FAILED))
+        tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
 
     # --- users waiting for an invitation --------------------------------------------------------
     def retry_pending_invites(self, dossier: str) -> int:

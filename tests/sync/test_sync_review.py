@@ -136,3 +136,16 @@ def test_a_batch_dead_lettered_after_its_run_ended_leaves_the_run_partial(sim, s
     run = store.get_run("BIJOU", agent.run_id)
     assert run.counts["failed"] == 1 and run.state is RunState.PARTIAL
     assert store.get_incident("BIJOU", "contact", "8", "create").dead_lettered
+
+
+def test_a_dead_lettered_batch_counts_each_record_once(sim, service, agent, store):
+    sim.reject_field("accounts", "name", lambda value: value == "Refusé SA", "Nom refusé")
+    batch = agent.run(client(), client("C2", "Refusé SA"), contact("8", account_key="C404"))
+    for delivery in (1, 2, 3):
+        assert service.apply_batch(batch, delivery_count=delivery).needs_redelivery
+
+    service.record_dead_letter(batch.to_bytes(), reason="MaxDeliveryCountExceeded")
+
+    run = store.get_run("BIJOU", agent.run_id)
+    assert (run.counts["read"], run.counts["created"], run.counts["failed"]) == (3, 1, 2)
+    assert run.state is RunState.PARTIAL
