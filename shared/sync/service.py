@@ -473,10 +473,11 @@ class SyncService:
     def record_dead_letter(self, body: bytes, *, reason: str, description: str = "") -> None:
         """Turn a message that could not be applied into incidents (dead_lettered=True).
 
-        Every change of the batch not applied yet becomes (or updates) an incident of its record,
-        keeping the reason of the last failure when one is known; run markers still open and close
-        their run, and a dossier state applies unless a later one was applied meanwhile. A body that
-        is not a batch becomes one incident on the group.
+        Every change of the batch not applied yet, and not replaced by a newer one of the same record
+        in the batch, becomes (or updates) an incident of its record, keeping the reason of the last
+        failure when one is known; run markers still open and close their run, and a dossier state
+        applies unless a later one was applied meanwhile. A body that is not a batch becomes one
+        incident on the group.
         """
         why = reason + (f": {description}" if description else "")
         try:
@@ -495,14 +496,16 @@ class SyncService:
         if dossier is not None:
             for incident in self.store.list_incidents(dossier.id, state=IncidentState.OPEN):
                 open_by_record.setdefault((incident.entity, incident.key), incident)
-        for envelope in batch.envelopes:
+        newest = {(e.entity, e.key): position for position, e in enumerate(batch.envelopes)
+                  if e.kind is EnvelopeKind.CHANGE}
+        for position, envelope in enumerate(batch.envelopes):
             if envelope.kind is EnvelopeKind.RUN_MARKER:
                 dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False, in_order=False)
                 continue
             if envelope.kind is EnvelopeKind.DOSSIER_STATE:
                 dossier = self._apply_state(dossier, envelope, outcome, in_order=False)
                 continue
-            if envelope.kind is not EnvelopeKind.CHANGE:
+            if envelope.kind is not EnvelopeKind.CHANGE or newest[(envelope.entity, envelope.key)] != position:
                 continue
             if dossier is None:
                 self._unknown_dossier(envelope, dead_lettered=True)

@@ -149,3 +149,13 @@ def test_a_dead_lettered_batch_counts_each_record_once(sim, service, agent, stor
     run = store.get_run("BIJOU", agent.run_id)
     assert (run.counts["read"], run.counts["created"], run.counts["failed"]) == (3, 1, 2)
     assert run.state is RunState.PARTIAL
+
+
+def test_a_dead_lettered_batch_leaves_no_incident_for_an_envelope_a_newer_one_replaced(sim, service, agent, store):
+    batch = agent.run(client(), client(city="Nice"), contact("8", account_key="C404"))
+    assert service.apply_batch(batch).needs_redelivery
+    assert only(sim.records("accounts"), extId="BIJOU:C001")["city"] == "Nice"
+
+    service.record_dead_letter(batch.to_bytes(), reason="MaxDeliveryCountExceeded")
+
+    assert [(i.entity, i.key) for i in store.list_incidents("BIJOU", state=IncidentState.OPEN)] == [("contact", "8")]
