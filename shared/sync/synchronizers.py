@@ -5,7 +5,8 @@ the link's is done already (no call); otherwise `_validate_data` builds the cano
 `_must_skip` may set it aside, the record is created (and bound at once) or updated with only
 the mapped fields that changed, and `_after_import` finishes what hangs off it (document lines,
 sales totals). Records edited on both sides (prospects, contacts) are read from SSM first and
-3-way merged; on a realignment run every record is compared with SSM's and Sage's values win.
+3-way merged, as is a Sage-owned record whose owner Sage changed (an owner changed in SSM stays);
+on a realignment run every record is compared with SSM's and Sage's values win.
 A record without a link is looked up by its `extId` before it is created only when an earlier
 attempt may have created it without saving the link (a realignment after a lost state, a
 redelivered message, a record with an open incident), so a first load costs one call per record
@@ -159,11 +160,15 @@ class Synchronizer:
         if attempt.operation == CREATE:
             return self._create(record, values, link, envelope, attempt)
         current = None
-        if realignment or self._is_bidirectional(record):
+        if realignment or self._is_bidirectional(record) or self._changes_a_kept_field(values, link.base):
             current = self._fetch(link.ssm_id, ext_id)
             if current is None or current.get("deleted"):
                 return self._deleted_in_ssm(record, values, link, envelope, realignment)
         return self._update(record, values, link, envelope, current=current, realignment=realignment)
+
+    def _changes_a_kept_field(self, values: dict, base: dict) -> bool:
+        """Sage changed a field whose change made in SSM survives (the owner): SSM's value decides."""
+        return any(name in values and not same(values[name], base.get(name)) for name in self.mapper.ssm_keeps)
 
     def _has_live_target(self, link: Optional[Link]) -> bool:
         if link is None or link.ssm_id is None:

@@ -159,3 +159,22 @@ def test_a_dead_lettered_batch_leaves_no_incident_for_an_envelope_a_newer_one_re
     service.record_dead_letter(batch.to_bytes(), reason="MaxDeliveryCountExceeded")
 
     assert [(i.entity, i.key) for i in store.list_incidents("BIJOU", state=IncidentState.OPEN)] == [("contact", "8")]
+
+
+def test_a_client_owner_changed_in_ssm_survives_a_rep_change_in_sage(sim, service, agent, store):
+    service.apply_batch(agent.run(user("1"), user("2", "Bruno", "Vendeur", "bruno@bijou.example"),
+                                  client(rep_key="1")))
+    account = only(sim.records("accounts"), extId="BIJOU:C001")
+    boss = sim.seed_user("Patron", "Bijou", "patron@bijou.example")
+    sim.store.update("accounts", account["id"], {"salesRepId1": boss, "comment": "suivi par le patron"})
+
+    service.apply_batch(agent.run(client(rep_key="2", city="Nice")))
+
+    account = sim.record("accounts", account["id"])
+    assert (account["salesRepId1"]["id"], account["city"], account["comment"]) == (boss, "Nice",
+                                                                                  "suivi par le patron")
+    [conflict] = store.list_journal("BIJOU", event="conflict")
+    assert (conflict.detail["field"], conflict.detail["winner"]) == ("salesRepId1", "ssm")
+
+    service.apply_batch(agent.run(client(rep_key="2", city="Nice", phone="01 00 00 00 09")))
+    assert sim.record("accounts", account["id"])["salesRepId1"]["id"] == boss
