@@ -1,12 +1,13 @@
 """Service Bus trigger on `sage-changes`: Sage change batches, one dossier per session.
 
-Messages arrive in session (dossier) order, many at a time. Each body is an `EnvelopeBatch`
-handed to `SyncService.apply_batch`. A body that cannot be decoded (or claims another dossier
-than its session) is recorded as an incident and completed: one bad body never blocks the
-dossier. When a batch needs redelivery (SSM unreachable, a dependency not yet linked) the
-handler stops there and raises: the host abandons the messages and Service Bus redelivers them
-in order, dead-lettering at the queue's `maxDeliveryCount`. Messages before it in the same
-invocation are applied again on redelivery, which the core skips as unchanged.
+Messages arrive in session (dossier) order. Each body is an `EnvelopeBatch` handed to
+`SyncService.apply_batch`. A body that cannot be decoded (or claims another dossier than its
+session) is recorded as an incident and completed: one bad body never blocks the dossier. When a
+batch needs redelivery (SSM unreachable, a dependency not yet linked) the handler stops there and
+raises: the host abandons the messages and Service Bus redelivers them in order, dead-lettering at
+the queue's `maxDeliveryCount`. Every message of the invocation counts one more delivery, so
+host.json hands one message per invocation (`maxMessageBatchSize` 1): a message that keeps
+failing is set aside alone, never with the messages queued behind it.
 """
 from typing import List
 
