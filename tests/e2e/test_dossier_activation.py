@@ -21,6 +21,13 @@ def agent_command(config, *argv: str) -> int:
     return args.handler(args)
 
 
+def agent_state(pipeline, capsys) -> dict:
+    capsys.readouterr()
+    assert agent_command(pipeline.config_path, "state", "--json", "--dossier", D) == 0
+    [state] = json.loads(capsys.readouterr().out)
+    return state
+
+
 def status_of(pipeline) -> dict:
     server = pipeline.runtime.status_server or pipeline.runtime.start_status_server(out=io.StringIO())
     with urllib.request.urlopen(server.url("status", with_key=True), timeout=10) as answer:
@@ -39,11 +46,14 @@ def test_a_deselected_dossier_shows_inactive_keeps_its_records_and_realigns_when
     city_before = accounts_before[f"{D}:{client}"]["city"]
 
     assert agent_command(p.config_path, "deselect", D) == 0
+    assert agent_state(p, capsys)["activity"]["announced_at"] is None
     update_row(p.databases[D], "F_COMPTET", {"CT_Num": client}, {"CT_Ville": "Ornans"})
     p.simulator.reset_calls()
     summary = p.run()
 
     assert summary.ok and summary.agent_results == []
+    activity = agent_state(p, capsys)["activity"]
+    assert activity["active"] is False and activity["announced_at"] is not None
     assert [(d.id, d.active) for d in summary.dossiers] == [(D, False)]
     status = status_of(p)
     assert (status["active"], status["health"]) == (False, "inactive") and status["deactivated_at"]
