@@ -79,8 +79,7 @@ class CycleSummary:
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
             name = status.name or self.names.get(status.id) or "no name"
-            lines.append(f"  {status.id} ({name}): {status.health.value}"
-                         f"{'' if status.active else ', inactive'}, {status.open_incidents} open incident(s)")
+            lines.append(f"  {status.id} ({name}): {status.health.value}, {status.open_incidents} open incident(s)")
             result = results.pop(status.id, None)
             if result is not None:
                 lines.append("    agent: " + _agent_line(result))
