@@ -211,7 +211,7 @@ class _Compiler:
             shortest = max(lengths[MinLen].min_length if MinLen in lengths else 1, 1)
             longest = lengths[MaxLen].max_length if MaxLen in lengths else None
             size = f"{shortest} <= len(v)" + (f" <= {longest}" if longest is not None else "")
-            return [f"if type(v) is not str or not {size} or v[0].isspace() or v[-1].isspace(): raise _NeedsPydantic",
+            return [f"if type(v) is not str or not {size} or v.strip() != v: raise _NeedsPydantic",
                     "if not v.isascii() and _surrogate(v) is not None: raise _NeedsPydantic",
                     "o = v"]
         if constraints:

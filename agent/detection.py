@@ -243,6 +243,7 @@ class ChangeDetector:
     # --- detection -------------------------------------------------------------------------
     def envelopes(self, plan: RunPlan) -> Iterator[Envelope | RenderedEnvelope]:
         self._rendering_checked = False
+        self._render_heads: dict[str, str] = {}
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
                                   realignment=plan.realignment, sent_at=self.sent_at)
         entities = self.source.entities()
@@ -358,8 +359,11 @@ class ChangeDetector:
                                 self._upsert_text(entity, row.key, record_text, record_hash))
 
     def _upsert_text(self, entity: str, key: str, record_text: str, record_hash: str) -> str:
-        return (f'{{"dossier":{_text(self.dossier)},"entity":{_text(entity)},"hash":"{record_hash}",'
-                f'"key":{_text(key)},"kind":"change","op":"upsert","record":{record_text}{self._render_tail}')
+        head = self._render_heads.get(entity)
+        if head is None:
+            head = self._render_heads[entity] = f'{{"dossier":{_text(self.dossier)},"entity":{_text(entity)},"hash":"'
+        return (f'{head}{record_hash}","key":{_text(key)},"kind":"change","op":"upsert","record":{record_text}'
+                f'{self._render_tail}')
 
     def _invalid(self, plan: RunPlan, entity: str, row: Any, error: str,
                  last_valid_hash: str) -> tuple[Envelope, StagedRecord]:

@@ -148,10 +148,9 @@ class Sage100Reader:
 
     def _keys(self, spec: EntitySpec) -> Iterator[str]:
         alias = spec.alias
-        columns = ", ".join(f"{alias}.{column}" for column in spec.key_columns)
-        where = _where(spec, [_WINDOW.format(alias=alias)])
-        sql = f"SELECT {alias}.{MARQ}, {columns} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
         key_shape = _Shape(head=[_marq_selection(alias)], columns=_column_selection(alias, spec.table, spec.key_columns))
+        where = _where(spec, [_WINDOW.format(alias=alias)])
+        sql = f"SELECT {key_shape.sql()} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
         with self._reading():
             for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
                 for row in window:
@@ -387,6 +386,7 @@ class _Shape:
     """
 
     def __init__(self, *, head: Selection, columns: Selection):
+        columns = sorted(columns, key=lambda column: column[1])  # raw dicts in key order: faster to hash
         self.selected: Selection = head + columns
         self._head = len(head)
         self._normalize = normalize.row_normalizer([normalizer for _, _, normalizer in head],
