@@ -21,9 +21,9 @@ from typing import Any, Callable, Optional
 
 from shared.envelope import Envelope, Op, content_hash
 from shared.errors import SsmRecordError
-from shared.ssm.client import quote
 from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
 from shared.rules import DeletePolicy, rule_for
+from shared.ssm.client import quote
 from shared.state.records import JournalEntry, Link
 from shared.sync import mapping
 from shared.sync.binder import Binder, BindingRaceError
