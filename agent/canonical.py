@@ -1,18 +1,12 @@
-"""Canonical records at the agent's pace: their JSON text and their validated form, computed fast.
+"""Canonical records at the agent's pace: their JSON text, hash and validated form, computed fast.
 
-`canonical_json` and `content_hash` give exactly the text and hash of `shared.envelope`, with
-one JSON encoder kept for the whole process instead of one built per call.
-
-`CanonicalForm` gives what `shared.models.parse_record(entity, data).model_dump(mode="json")`
-gives, and raises the same `pydantic.ValidationError`, but for the data the Sage reader maps
-(text already trimmed, exact Decimals, ints, dates) it checks the model's constraints itself
-and builds the JSON form directly, without running pydantic for each field of each line. The
-checks are derived from the pydantic models, not written again: a model whose fields,
-validators or settings are not all understood always goes through pydantic, and any value
-that is not plainly valid (too long, empty, not a number, an e-mail that needs checking...) is
-handed to pydantic too, so invalid rows get pydantic's own errors. The first record of each
-form, and one in `VERIFY_EVERY` after, is also validated by pydantic and compared; a
-difference switches the form to pydantic for good and is logged.
+`canonical_json`/`content_hash` give exactly `shared.envelope`'s text and hash with one JSON
+encoder reused. `CanonicalForm.record` gives exactly `parse_record(entity, data).model_dump(
+mode="json")` for the reader's already-normalised data by checking the models' constraints
+itself (functions generated from the pydantic models, not rules written again) and hands
+everything not plainly valid to pydantic, so invalid rows get pydantic's own errors; a model
+with anything these checks do not understand always goes through pydantic, and a sample of
+fast records is compared with pydantic's, any difference handing the entity over to pydantic.
 """
 from __future__ import annotations
 
@@ -29,7 +23,7 @@ from enum import Enum
 from typing import Any, Callable, Optional
 
 from annotated_types import MaxLen, MinLen
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic.functional_validators import BeforeValidator
 
@@ -293,14 +287,20 @@ class CanonicalForm:
                     self._until_verified -= 1
                     return fast
                 self._until_verified = self._verify_every - 1
-                full = self._full(data)
+                try:
+                    full = self._full(data)
+                except ValidationError:
+                    self._hand_over(data)
+                    raise
                 if canonical_json(full) != canonical_json(fast):
-                    log.warning("the fast canonical form of %s %r differs from pydantic's; %s records are"
-                                " validated by pydantic from now on", self.entity.value, data.get("key"),
-                                self.entity.value)
-                    self._fast = None
+                    self._hand_over(data)
                 return full
         return self._full(data)
+
+    def _hand_over(self, data: dict) -> None:
+        log.warning("the fast canonical form of %s %r differs from pydantic's; %s records are validated by"
+                    " pydantic from now on", self.entity.value, data.get("key"), self.entity.value)
+        self._fast = None
 
     def _full(self, data: dict) -> dict:
         return models.parse_record(self.entity, data).model_dump(mode="json")

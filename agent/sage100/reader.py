@@ -382,11 +382,12 @@ class _Shape:
     """The columns of one query and how one of its rows becomes `_Values`.
 
     A row holds cbMarq (main rows only), the change times (the row's own, then those of the
-    joined rows that refresh it), then the raw columns.
+    joined rows that refresh it), then the raw columns in name order (a dict already in key
+    order is quicker to write as canonical JSON).
     """
 
     def __init__(self, *, head: Selection, columns: Selection):
-        columns = sorted(columns, key=lambda column: column[1])  # raw dicts in key order: faster to hash
+        columns = sorted(columns, key=lambda column: column[1])
         self.selected: Selection = head + columns
         self._head = len(head)
         self._normalize = normalize.row_normalizer([normalizer for _, _, normalizer in head],

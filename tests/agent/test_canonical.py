@@ -127,6 +127,15 @@ def test_a_fast_form_that_disagrees_with_pydantic_hands_over_to_pydantic(mapped_
     assert form.record(data) == pydantic_form(entity, data)
 
 
+def test_a_record_pydantic_refuses_is_refused_even_if_the_fast_form_accepted_it(mapped_data, caplog):
+    entity = Entity.PRODUCT_FAMILY
+    form = CanonicalForm(entity)
+    form._fast = lambda data: {"entity": entity.value, "key": data["key"], "name": data["name"]}
+    with pytest.raises(ValidationError):
+        form.record({"key": "BAGUES", "name": "x" * 70})
+    assert not form.fast and "differs from pydantic's" in caplog.text
+
+
 def test_canonical_json_and_hash_are_the_shared_ones(mapped_data):
     values = [{"é": "L’Écrin «Cœur» \"quoted\" \\ \n\t\x00", "b": [1, 2.5, None, True], "a": Decimal("1.50"),
                "d": dt.date(2024, 1, 2), "t": dt.datetime(2024, 1, 2, 3, 4, 5, 6), "e": Entity.QUOTE,
