@@ -93,8 +93,8 @@ _KNOWN_FIELD_VALIDATORS: dict[str, Callable[[Any], None]] = {"Document._unique_l
 class _Compiler:
     """Writes, for each model, a function checking data and returning its JSON form.
 
-    A value type is turned into Python statements reading `v` and setting `o`; every name the
-    statements use is kept in `namespace`.
+    A value type is turned into Python statements reading `v` and setting `o` (renamed `o<field
+    index>` in the model's function); every name the statements use is kept in `namespace`.
     """
 
     def __init__(self):
@@ -141,17 +141,21 @@ class _Compiler:
             statements = self._field(info)
             if statements is None:
                 return None
+            statements = [re.sub(r"\bo\b", f"o{index}", line) for line in statements]
             if info.is_required():
-                missing = ["raise _NeedsPydantic"]
+                body += [f"v = data.get({name!r}, _MISSING)", "if v is _MISSING: raise _NeedsPydantic", *statements]
             else:
-                default = self._default(statements, info.default)
+                default = self._default(statements, info.default, f"o{index}")
                 if default is _UNKNOWN:
                     return None
-                shared = default is None or type(default) in (bool, int, str)
-                missing = [f"o = {self.name(default, 'default')}" if shared
-                           else f"o = _deepcopy({self.name(default, 'default')})"]
-            body += [f"v = data.get({name!r}, _MISSING)", "if v is _MISSING:", *_indent(missing), "else:",
-                     *_indent(statements), f"o{index} = o"]
+                if default is None and statements[0] == "if v is None:":
+                    body += [f"v = data.get({name!r})", *statements]  # missing and None give None alike
+                else:
+                    shared = default is None or type(default) in (bool, int, str)
+                    missing = (f"o{index} = {self.name(default, 'default')}" if shared
+                               else f"o{index} = _deepcopy({self.name(default, 'default')})")
+                    body += [f"v = data.get({name!r}, _MISSING)", "if v is _MISSING:", f"    {missing}", "else:",
+                             *_indent(statements)]
             body += [f"{check}(o{index})" for check in checks.get(name, [])]
             outputs.append(f"{name!r}: o{index}")
         function = f"dump_{model.__name__}_{len(self.namespace)}"
@@ -160,14 +164,14 @@ class _Compiler:
         self.sources[function] = source
         return function
 
-    def _default(self, statements: list[str], default: Any) -> Any:
+    def _default(self, statements: list[str], default: Any, output: str) -> Any:
         """The JSON form of a field's default (pydantic does not validate defaults, only dumps them)."""
         scope = {**self.namespace, "v": default}
         try:
             exec("\n".join(statements), scope)
         except _NeedsPydantic:
             return _UNKNOWN
-        return scope["o"]
+        return scope[output]
 
     def _field(self, info: FieldInfo) -> list[str] | None:
         validators = [item for item in info.metadata if isinstance(item, BeforeValidator)]
