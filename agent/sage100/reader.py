@@ -154,7 +154,7 @@ class Sage100Reader:
         with self._reading():
             for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
                 for row in window:
-                    yield spec.key(key_shape.values(row).raw)
+                    yield spec.key(key_shape.raw(row))
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int) -> Iterator[list]:
         """The rows of `sql` over consecutive `cbMarq` windows (`cbMarq > ? AND cbMarq <= ?`).
@@ -404,6 +404,13 @@ class _Shape:
         except ValueError:
             head, raw, problems = self._values_one_by_one(row)
         return _Values(raw, head[0], _latest(head[1:]), problems)
+
+    def raw(self, row) -> Raw:
+        """A row's raw values alone."""
+        try:
+            return self._normalize(row)[1]
+        except ValueError:
+            return self._values_one_by_one(row)[1]
 
     def child_values(self, row) -> tuple[Raw, dt.datetime | None, tuple[str, ...]]:
         """A child row's raw values, latest change time and problems (no cbMarq)."""
