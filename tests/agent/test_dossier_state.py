@@ -29,6 +29,17 @@ def cycle(agent: Harness, settings: Settings, *, bus=None, notices: list = None)
                             on_notice=None if notices is None else notices.append)
 
 
+def synced_then_deselected(agent: Harness, settings: Settings) -> None:
+    """BIJOU selected and synced once, then deselected and its deactivation delivered."""
+    with agent.checkpoint() as checkpoint:
+        checkpoint.select("BIJOU")
+    cycle(agent, settings)
+    with agent.checkpoint() as checkpoint:
+        checkpoint.deselect("BIJOU")
+    cycle(agent, settings)
+    agent.drain("BIJOU")
+
+
 def kinds(delivered) -> list[tuple[str, str]]:
     """What the session carried, in order: notices by operation, runs by their markers."""
     return [(e.kind.value, e.op.value) for e in delivered.envelopes
@@ -138,13 +149,7 @@ class RecordingBus:
 
 def test_selected_again_the_activation_goes_before_a_realignment_run(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_then_deselected(agent, settings)
     with agent.checkpoint() as checkpoint:
         assert checkpoint.select("BIJOU") is True
 
@@ -158,13 +163,7 @@ def test_selected_again_the_activation_goes_before_a_realignment_run(agent, bijo
 
 def test_no_run_goes_before_the_cloud_knows_the_dossier_is_active_again(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_then_deselected(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.select("BIJOU")
 
