@@ -7,7 +7,10 @@ their entity's synchronizer, entity after entity in dependency order, records of
 parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
 invite), ignored by rule (a deactivated dossier, a quote from Sage), or to retry — then the
-batch needs redelivery, and on redelivery what was applied already costs no SSM call.
+batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
+as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
+yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
+record.
 `record_dead_letter` turns a message that could not be applied into incidents.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationEr
 from shared.models import Entity
 from shared.state.records import Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync.binder import Binder, BindingRaceError
+from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
 from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
 from shared.sync.mapping import USERS_RESOURCE
@@ -42,8 +46,9 @@ log = logging.getLogger("shared.sync")
 FAILED, RETRY = "failed", "retry"
 RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DELETED: "deleted",
                   UNCHANGED: "skipped_unchanged", FAILED: "failed"}
-SETTINGS_INCIDENT = ("connection", "ssm")
-"""(entity, key) of the dossier's incident when SSM refuses the keys or the settings are wrong."""
+CONNECTION_INCIDENT = ("connection", "ssm")
+"""(entity, key) of the dossier's incident when SSM refuses the keys, the settings are wrong or SSM
+is not answering; the next batch that gets through resolves it."""
 MAX_DOSSIER_SAVES = 10
 _RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
 
@@ -113,6 +118,11 @@ def _parse_time(value) -> Optional[dt.datetime]:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
 
 
+def _resource_of(entity: str) -> Optional[str]:
+    synchronizer = SYNCHRONIZERS.get(entity)
+    return synchronizer.mapper.resource if synchronizer is not None else None
+
+
 def _last_state_change(dossier: Dossier) -> Optional[dt.datetime]:
     """When the dossier was last deactivated or activated again (None if it never was deactivated)."""
     if dossier.deactivated_at is None:
@@ -172,6 +182,7 @@ class SyncService:
         """Apply one bus message. Raise in the caller when `needs_redelivery` (abandon the message)."""
         outcome = BatchOutcome()
         tally = _Tally(delivery_count)
+        breaker = BatchBreaker(self.ssm)
         dossier = self.store.try_get_dossier(batch.dossier)
         changes: list[Envelope] = []
         try:
@@ -179,7 +190,7 @@ class SyncService:
                 if envelope.kind is EnvelopeKind.CHANGE:
                     changes.append(envelope)
                     continue
-                self._apply_changes(dossier, changes, outcome, tally, delivery_count)
+                self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker)
                 changes = []
                 if envelope.kind is EnvelopeKind.RUN_MARKER:
                     dossier = self._apply_marker(dossier, envelope, outcome, tally)
@@ -187,13 +198,13 @@ class SyncService:
                     dossier = self._apply_state(dossier, envelope, outcome)
                 else:
                     self._not_handled(dossier, envelope, outcome)
-            self._apply_changes(dossier, changes, outcome, tally, delivery_count)
+            self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker)
         finally:
             self._merge_counts(batch.dossier, tally)
         return outcome
 
     def _apply_changes(self, dossier: Optional[Dossier], envelopes: list[Envelope], outcome: BatchOutcome,
-                       tally: _Tally, delivery_count: int) -> None:
+                       tally: _Tally, delivery_count: int, breaker: BatchBreaker) -> None:
         if not envelopes:
             return
         if dossier is None:
@@ -217,24 +228,36 @@ class SyncService:
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)
-        stop = threading.Event()
         for wave in waves:
-            self._prefetch(ctx, wave.entity, wave.envelopes)
-            task = lambda envelope: self._apply_one(ctx, envelope, open_records, delivery_count, stop)
+            self._prefetch(ctx, wave.entity, wave.envelopes, breaker)
+            task = lambda envelope: self._apply_one(ctx, envelope, open_records, delivery_count, breaker)
             if wave.entity == Entity.USER.value or self.max_workers == 1 or len(wave.envelopes) == 1:
                 results: Iterable[_Result] = [task(e) for e in wave.envelopes]
             else:
                 results = self._executor().map(task, wave.envelopes)
             for result in results:
                 self._count(result, outcome, tally)
-        if not stop.is_set() and SETTINGS_INCIDENT in open_records and (outcome.applied or outcome.skipped_unchanged):
-            self.incidents.resolve(dossier.id, *SETTINGS_INCIDENT)
+        if breaker.outage is not None:
+            self._record_outage(dossier.id, breaker)
+        elif not breaker.tripped and CONNECTION_INCIDENT in open_records and \
+                (outcome.applied or outcome.skipped_unchanged):
+            self.incidents.resolve(dossier.id, *CONNECTION_INCIDENT)
+
+    def _record_outage(self, dossier_id: str, breaker: BatchBreaker) -> None:
+        """One incident on the dossier's connection for the whole batch (once, however many segments)."""
+        if breaker.outage_reported:
+            return
+        breaker.outage_reported = True
+        cause = _RETRY_PROMISE.sub("", breaker.outage.user_message).rstrip(". ")
+        self.incidents.record(dossier_id, *CONNECTION_INCIDENT, READ,
+                              f"Sales Management is not answering: {cause}. The dossier's changes wait and are "
+                              f"sent again automatically once it answers.", detail=breaker.outage.detail)
 
     def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: dict, delivery_count: int,
-                   stop: threading.Event) -> _Result:
+                   breaker: BatchBreaker) -> _Result:
         entity, key = envelope.entity or "", envelope.key or ""
-        if stop.is_set():
-            return _Result(envelope, RETRY, message="not applied: the SSM connection is not usable")
+        if breaker.tripped:
+            return _Result(envelope, RETRY, message=breaker.reason)
         attempt = Attempt()
         try:
             if envelope.op is Op.INVALID:
@@ -250,8 +273,8 @@ class SyncService:
                                   f"({entity or 'no entity'} '{key}', {envelope.op.value}).")
             outcome = synchronizer(ctx, entity).run(envelope, attempt)
         except (SsmAuthError, ConfigurationError) as exc:
-            stop.set()
-            self.incidents.record(ctx.dossier_id, *SETTINGS_INCIDENT, READ, exc.user_message, detail=exc.detail)
+            breaker.stop()
+            self.incidents.record(ctx.dossier_id, *CONNECTION_INCIDENT, READ, exc.user_message, detail=exc.detail)
             return _Result(envelope, RETRY, message=exc.user_message)
         except SkippableError:
             outcome = Outcome(UNCHANGED)
@@ -261,11 +284,14 @@ class SyncService:
             return _Result(envelope, FAILED, message=incident.message,
                            counted_failure=not failure_counted(open_records.get((entity, key), ())))
         except Exception as exc:                     # retryable, or unforeseen: never dropped
+            if breaker.trips_on(exc, _resource_of(entity)):
+                return _Result(envelope, RETRY, message=breaker.reason)
             if not isinstance(exc, ConnectorError):
                 log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
             incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
                                                      attempt=delivery_count)
             return _Result(envelope, RETRY, message=incident.message)
+        breaker.succeeded()
         if outcome.action != PENDING and (entity, key) in open_records:
             self.incidents.resolve(ctx.dossier_id, entity, key)
         return _Result(envelope, outcome.action, conflicts=outcome.conflicts)
@@ -286,10 +312,10 @@ class SyncService:
             outcome.ignored += 1
         tally.add(result)
 
-    def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope]) -> None:
+    def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope], breaker: BatchBreaker) -> None:
         """On a realignment, read SSM's records of this wave ahead, a few dozen per call."""
         synchronizer = SYNCHRONIZERS.get(entity)
-        if synchronizer is None or entity == Entity.USER.value:
+        if synchronizer is None or entity == Entity.USER.value or breaker.tripped:
             return
         keys = [e.key for e in envelopes if e.op is Op.UPSERT and e.key and ctx.realignment(e.run_id)]
         if len(keys) < 2:
@@ -297,7 +323,8 @@ class SyncService:
         try:
             ctx.deps.prefetch(synchronizer.mapper.resource, keys)
         except ConnectorError as exc:
-            log.warning("read-ahead of %s failed, records are read one by one: %s", entity, exc)
+            if not breaker.trips_on(exc, synchronizer.mapper.resource):
+                log.warning("read-ahead of %s failed, records are read one by one: %s", entity, exc)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
