@@ -8,7 +8,19 @@ raises: the host abandons the messages and Service Bus redelivers them in order,
 the queue's `maxDeliveryCount`. Every message of the invocation counts one more delivery, so
 host.json hands one message per invocation (`maxMessageBatchSize` 1): a message that keeps
 failing is set aside alone, never with the messages queued behind it.
+
+Service Bus redelivers an abandoned message at once, so a redelivered message first waits its
+backoff (`shared.sync.redelivery`: from `bus.redelivery_backoff_s`, doubling at each delivery, at
+most 4 minutes; the 10 deliveries span about 17 minutes) — a few minutes of SSM outage no longer
+dead-letter whole batches. The wait happens here, inside the invocation, because a session message
+cannot be put back with a delay without losing its place in the dossier's order; the host renews
+the session lock meanwhile (`maxAutoLockRenewalDuration` 30 min in host.json, above the longest
+wait plus the batch, and within the 30-minute function timeout). The price: while a message waits,
+its dossier's later messages wait too (other dossiers' sessions do not), the wait holds one of the
+host's concurrent sessions and counts as execution time, and a message that can never get through
+(a dependency that never comes) takes that quarter of an hour to be set aside instead of seconds.
 """
+import time
 from typing import List
 
 import azure.functions as func
@@ -16,6 +28,7 @@ import azure.functions as func
 from functions import context
 from shared.envelope import EnvelopeBatch
 from shared.errors import RetryableError
+from shared.sync.redelivery import RedeliveryBackoff
 from shared.telemetry import get_logger, log_context
 
 # The queue name is the app setting the core reads too (shared/config.py, bus.changes_queue).
@@ -38,12 +51,22 @@ def decode(message: func.ServiceBusMessage) -> EnvelopeBatch:
     return batch
 
 
+def wait_before_redelivery(delivery_count: int) -> None:
+    """Sleep the backoff of this delivery (nothing on a first delivery)."""
+    delay = RedeliveryBackoff(context.settings().bus.redelivery_backoff_s).delay_s(delivery_count)
+    if delay > 0:
+        log.info("delivery %d of a Sage changes message: waiting %.1f s before applying it again",
+                 delivery_count, delay)
+        time.sleep(delay)
+
+
 @bp.function_name("sage_changes")
 @bp.service_bus_queue_trigger(arg_name="messages", queue_name=CHANGES_QUEUE, connection=CONNECTION,
                               is_sessions_enabled=True, cardinality=func.Cardinality.MANY,
                               auto_complete_messages=True)
 def sage_changes(messages: List[func.ServiceBusMessage]) -> None:
     service = context.sync_service()
+    waited = False
     for message in messages:
         try:
             batch = decode(message)
@@ -51,8 +74,12 @@ def sage_changes(messages: List[func.ServiceBusMessage]) -> None:
             log.warning("undecodable message %s in session %s: %s", message.message_id, message.session_id, exc)
             service.record_dead_letter(message.get_body(), reason="undecodable", description=str(exc))
             continue
+        delivery_count = message.delivery_count or 1
+        if not waited:
+            wait_before_redelivery(delivery_count)
+            waited = True
         with log_context(dossier=batch.dossier, message_id=message.message_id):
-            outcome = service.apply_batch(batch, delivery_count=message.delivery_count or 1)
+            outcome = service.apply_batch(batch, delivery_count=delivery_count)
         if outcome.needs_redelivery:
             raise RedeliveryRequested(
                 "Some Sage changes could not be sent to Sales Management yet; they will be retried.",

@@ -66,6 +66,7 @@ class BusSettings(_Section):
     changes_queue: str = "sage-changes"
     commands_queue: str = "sage-commands"
     max_delivery_count: int = Field(default=10, ge=1)
+    redelivery_backoff_s: float = Field(default=5.0, ge=0)   # base of shared.sync.redelivery's wait
     lock_duration_s: float = Field(default=60.0, gt=0)
     duplicate_window_s: float = Field(default=600.0, gt=0)
 

@@ -23,6 +23,7 @@ SSM_RESOURCES = ("users", "accounts", "contacts", "productFamilies", "products",
                  "salesordersLines", "sales")
 VOLATILE_FIELDS = frozenset({"id", "dateCreated", "dateUpdated", "dateDeleted"})
 FAST_CLIENT = {"SSMCONN__SSM__RATE_LIMIT_PER_S": "1000", "SSMCONN__SSM__MAX_CONCURRENCY": "4"}
+FAST_REDELIVERY = {"SSMCONN__BUS__REDELIVERY_BACKOFF_S": "0.01"}
 
 
 def decimal(value) -> Optional[Decimal]:
@@ -121,7 +122,7 @@ def make_pipeline(tmp_path):
         config = write_config(folder, base_url=simulator.base_url, public_key=simulator.public_key,
                               private_key=simulator.private_key, admin_email=simulator.admin_email,
                               dossiers=[(c, f"Société {c}", p) for c, p in databases.items()], status_port=free_port())
-        settings = load_settings(config, environ={**FAST_CLIENT, **(environ or {})})
+        settings = load_settings(config, environ={**FAST_CLIENT, **FAST_REDELIVERY, **(environ or {})})
         owned = []
         service = None
         if client_options is not None:

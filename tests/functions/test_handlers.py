@@ -13,7 +13,7 @@ from functions import context
 from functions.sage_changes import RedeliveryRequested
 from local.dispatcher import registered_functions
 from local.simulator.server import SsmSimulator
-from shared.config import Settings, SsmSettings, StateSettings
+from shared.config import BusSettings, Settings, SsmSettings, StateSettings
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.models import Account, AccountKind, User
 from shared.ssm.client import SsmClient
@@ -62,7 +62,8 @@ def settings(simulator, tmp_path) -> Settings:
     return Settings(ssm=SsmSettings(base_url=simulator.base_url, public_key=simulator.public_key,
                                     private_key=simulator.private_key, admin_user_email=simulator.admin_email,
                                     rate_limit_per_s=500),
-                    state=StateSettings(path=str(tmp_path / "state.db")))
+                    state=StateSettings(path=str(tmp_path / "state.db")),
+                    bus=BusSettings(redelivery_backoff_s=0.01))
 
 
 @pytest.fixture

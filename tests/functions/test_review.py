@@ -33,7 +33,8 @@ def settings(simulator, tmp_path) -> Settings:
                                     private_key=simulator.private_key, admin_user_email=simulator.admin_email,
                                     rate_limit_per_s=500, max_retries=0),
                     state=StateSettings(path=str(tmp_path / "state.db")),
-                    bus=BusSettings(path=str(tmp_path / "bus.db"), max_delivery_count=3))
+                    bus=BusSettings(path=str(tmp_path / "bus.db"), max_delivery_count=3,
+                                    redelivery_backoff_s=0.01))
 
 
 @pytest.fixture
