@@ -4,7 +4,8 @@
 their contacts, products before the documents using them) and keeps only the newest envelope of
 each key, since every envelope carries the whole record. `BatchDependencies` is the
 `MappingContext` of one batch: it turns a Sage key into the SSM id of its linked record (or raises
-`DependencyMissingError`, so the record is retried, never dropped), finds the owner of an
+`DependencyMissingError`, so the record is retried, never dropped; when the cloud lost the
+dossier's state, a reference without a link is found in SSM by its `extId`), finds the owner of an
 account, and looks per-tenant ids up. `TenantDefaults` holds what is the same for every dossier
 (the admin user, the branch), read once per process.
 """
@@ -21,6 +22,7 @@ from shared.models import Entity
 from shared.rules import DeletePolicy, rule_for, sync_order
 from shared.ssm.client import quote
 from shared.ssm.lookups import ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
+from shared.sync import mapping
 from shared.sync.binder import external_id
 from shared.sync.mapping import USERS_RESOURCE
 
@@ -35,6 +37,12 @@ ADMIN_FLAGS = ("isAdmin", "admin", "isAdministrator")
 
 ENTITY_LABELS = {Entity.ACCOUNT.value: "account", Entity.PRODUCT.value: "product",
                  Entity.PRODUCT_FAMILY.value: "product family", Entity.USER.value: "user"}
+
+REFERENCED_RESOURCES = {Entity.ACCOUNT.value: mapping.ACCOUNT.resource,
+                        Entity.PRODUCT.value: mapping.PRODUCT.resource,
+                        Entity.PRODUCT_FAMILY.value: mapping.PRODUCT_FAMILY.resource,
+                        Entity.USER.value: mapping.USER.resource}
+"""The SSM resource of each entity other records refer to."""
 
 
 @dataclass
@@ -143,14 +151,17 @@ class BatchDependencies:
     """References of one batch of one dossier (the `MappingContext` the mappers use).
 
     Positive answers are cached for the batch; a missing link is read again on each question,
-    because an earlier wave of the same batch may have created it.
+    because an earlier wave of the same batch may have created it. With `find_unlinked` (the
+    cloud lost the dossier's state) a reference that has no link at all is looked up in SSM by its
+    `extId`; its link is left for the record's own next sync to rebuild.
     """
 
-    def __init__(self, store, ssm, dossier: str, defaults: TenantDefaults):
+    def __init__(self, store, ssm, dossier: str, defaults: TenantDefaults, *, find_unlinked: bool = False):
         self.store = store
         self.ssm = ssm
         self.dossier = dossier
         self.defaults = defaults
+        self.find_unlinked = find_unlinked
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, str], int] = {}
         self._users_by_email: Optional[dict[str, dict]] = None
@@ -178,6 +189,8 @@ class BatchDependencies:
         if cached is not None:
             return cached
         link = self.store.get_link(self.dossier, entity, sage_key)
+        if link is None and self.find_unlinked:
+            return self._found_in_ssm(entity, sage_key)
         if link is None or link.ssm_id is None:
             return None
         if link.deleted and rule_for(entity).sage_delete is not DeletePolicy.NOT_AVAILABLE_IN_SSM \
@@ -186,6 +199,17 @@ class BatchDependencies:
         with self._lock:
             self._ids[(entity, sage_key)] = link.ssm_id
         return link.ssm_id
+
+    def _found_in_ssm(self, entity: str, sage_key: str) -> Optional[int]:
+        resource = REFERENCED_RESOURCES.get(entity)
+        if resource is None:
+            return None
+        record = self.ssm.find_by_ext_id(resource, self.ext_id(sage_key))
+        if record is None or record.get("deleted"):
+            return None
+        with self._lock:
+            self._ids[(entity, sage_key)] = int(record["id"])
+        return int(record["id"])
 
     def forget(self, entity: str, sage_key: str) -> None:
         with self._lock:
@@ -206,6 +230,8 @@ class BatchDependencies:
             link = self.store.get_link(self.dossier, Entity.USER.value, rep_key)
             if link is not None and link.ssm_id is not None:
                 return link.base.get("_ext_id")
+            if link is None and self.find_unlinked and self.try_linked_id(Entity.USER.value, rep_key) is not None:
+                return self.ext_id(rep_key)
         return self.defaults.admin_user().get("extId")
 
     def account_type_id(self, description: str) -> int:

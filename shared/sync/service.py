@@ -1,8 +1,12 @@
 """The sync service: applies one bus message (an `EnvelopeBatch`) of Sage changes to SSM.
 
-Run markers register the dossier and open and close its cloud-side run; dossier states
-deactivate it (nothing of it is applied any more, its SSM records stay) or activate it again
-(its next run realigns it), as does a realignment run the agent starts; change envelopes go to
+Run markers register the dossier and open and close its cloud-side run. An ordinary (not
+realigning) run or a change of a dossier the store does not know means the cloud lost its state
+of that dossier: it is registered again and, until its next realignment, every record without a
+link is looked up in SSM by its `extId` before it is created (references too), so nothing is
+created twice. Dossier states deactivate it (nothing of it is applied any more, its SSM records
+stay) or activate it again (its next run realigns it), as does a realignment run the agent
+starts; change envelopes go to
 their entity's synchronizer, entity after entity in dependency order, records of one entity in
 parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
@@ -31,7 +35,7 @@ from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
                            RecordError, SkippableError, SsmAuthError)
 from shared.models import Entity
-from shared.state.records import Dossier, IncidentState, JournalEntry, utcnow
+from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
@@ -50,6 +54,8 @@ CONNECTION_INCIDENT = ("connection", "ssm")
 """(entity, key) of the dossier's incident when SSM refuses the keys, the settings are wrong or SSM
 is not answering; the next batch that gets through resolves it."""
 MAX_DOSSIER_SAVES = 10
+STATE_LOST_CURSOR = "state-lost"
+"""The dossier's cursor holding when the cloud found its state lost; empty again after a realignment."""
 _RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
 
 
@@ -188,6 +194,8 @@ class SyncService:
         try:
             for envelope in batch.envelopes:
                 if envelope.kind is EnvelopeKind.CHANGE:
+                    if dossier is None:
+                        dossier = self._register(envelope, state_lost=True)
                     changes.append(envelope)
                     continue
                 self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker)
@@ -207,11 +215,6 @@ class SyncService:
                        tally: _Tally, delivery_count: int, breaker: BatchBreaker) -> None:
         if not envelopes:
             return
-        if dossier is None:
-            for envelope in envelopes:
-                self._unknown_dossier(envelope)
-                outcome.failed += 1
-            return
         if not dossier.active:
             self._journal(dossier.id, "dossier-inactive",
                           f"{len(envelopes)} Sage change(s) arrived while the dossier is deactivated; "
@@ -220,11 +223,13 @@ class SyncService:
             outcome.ignored += len(envelopes)
             return
         open_records = self.incidents.open_records(dossier.id)
-        deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults)
+        state_lost = self._state_lost(dossier.id)
+        deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults, find_unlinked=state_lost)
         ctx = SyncContext(store=self.store, ssm=self.ssm, dossier=dossier, deps=deps, incidents=self.incidents,
                           realignment=lambda run_id: self.runs.is_realignment(dossier.id, run_id),
                           run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
-                          clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records))
+                          clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
+                          links_lost=state_lost)
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)
@@ -337,9 +342,10 @@ class SyncService:
                       tally: _Tally, *, match_invites: bool = True, in_order: bool = True) -> Optional[Dossier]:
         """Open or close a run. `in_order` is False for a dead-lettered message, read out of order."""
         if envelope.op is Op.RUN_START:
-            if dossier is None:
-                dossier = self._register(envelope)
             realignment = bool((envelope.record or {}).get("realignment"))
+            if dossier is None:
+                dossier = self._register(envelope, name=(envelope.record or {}).get("name"),
+                                         state_lost=not realignment)
             if not dossier.active and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
             if not dossier.active:
@@ -353,9 +359,7 @@ class SyncService:
             self._not_handled(dossier, envelope, outcome)
             return dossier
         if dossier is None:
-            self._unknown_dossier(envelope)
-            outcome.failed += 1
-            return dossier
+            dossier = self._register(envelope, state_lost=True)
         if not dossier.active:
             outcome.ignored += 1
             return dossier
@@ -376,16 +380,45 @@ class SyncService:
                 log.warning("invitations of %s not checked: %s", dossier.id, exc)
         return dossier
 
-    def _register(self, envelope: Envelope) -> Dossier:
-        name = (envelope.record or {}).get("name")
+    def _register(self, envelope: Envelope, *, name: Optional[str] = None, state_lost: bool = False) -> Dossier:
+        """Connect a dossier the store does not know; `state_lost` when the agent synced it before."""
         try:
             dossier = self.store.create_dossier(Dossier(id=envelope.dossier, name=name, active=True,
                                                         activated_at=self.clock(), created_at=self.clock()))
         except AlreadyExistsError:
             return self.store.get_dossier(envelope.dossier)
-        self._journal(dossier.id, "dossier-registered", f"The dossier {dossier.id} is now connected to "
-                      f"the group.", run_id=envelope.run_id)
+        if not state_lost:
+            self._journal(dossier.id, "dossier-registered", f"The dossier {dossier.id} is now connected to "
+                          f"the group.", run_id=envelope.run_id)
+            return dossier
+        self._save_cursor(dossier.id, STATE_LOST_CURSOR, self.clock().isoformat())
+        self._journal(dossier.id, "state-lost",
+                      f"The cloud had no record of the dossier {dossier.id}, yet the agent is sending it ordinary "
+                      f"changes: the cloud's synchronisation state of this dossier was lost (state store restored "
+                      f"or emptied). The dossier is connected again and, until its next realignment, every record "
+                      f"without a link is looked up in Sales Management by its external id before it is created, "
+                      f"so none is created twice. A realignment (deselect, then select the dossier again on the "
+                      f"agent) rebuilds its state in full.", run_id=envelope.run_id,
+                      detail={"envelope": f"{envelope.kind.value} {envelope.op.value}"})
         return dossier
+
+    def _state_lost(self, dossier_id: str) -> bool:
+        """Whether the cloud lost this dossier's state and no realignment has rebuilt it since."""
+        cursor = self.store.get_cursor(dossier_id, STATE_LOST_CURSOR)
+        return cursor is not None and bool(cursor.value)
+
+    def _save_cursor(self, dossier_id: str, name: str, value: str) -> None:
+        for _ in range(MAX_DOSSIER_SAVES):
+            current = self.store.get_cursor(dossier_id, name)
+            cursor = Cursor(dossier=dossier_id, name=name, value=value) if current is None \
+                else current.model_copy(update={"value": value})
+            try:
+                self.store.save_cursor(cursor)
+                return
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError("The dossier's cursor could not be saved: too many concurrent writers.",
+                               detail=f"{dossier_id} {name}")
 
     # --- dossier states ---------------------------------------------------------------------
     def _apply_state(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome, *,
@@ -402,7 +435,7 @@ class SyncService:
         record = envelope.record or {}
         if dossier is None:
             if active:
-                return self._register(envelope)
+                return self._register(envelope, name=record.get("name"))
             log.info("deactivation of %s ignored: the dossier is not connected to this group", envelope.dossier)
             outcome.ignored += 1
             return None
@@ -451,12 +484,19 @@ class SyncService:
                                detail=dossier_id)
 
     def _after_run(self, dossier_id: str, *, realignment: bool) -> Dossier:
-        """The first run-end marks the first load done; a realignment's end clears the request."""
+        """The first run-end marks the first load done; a realignment's end clears the request, and
+        ends the look-ups before create of a dossier whose state was lost."""
+        state_lost = self._state_lost(dossier_id)
+        if realignment and state_lost:
+            self._save_cursor(dossier_id, STATE_LOST_CURSOR, "")
+            self._journal(dossier_id, "state-rebuilt", "The realignment rebuilt the dossier's synchronisation "
+                          "state: records are created again without a look-up first.")
+            state_lost = False
         for _ in range(MAX_DOSSIER_SAVES):
             dossier = self.store.get_dossier(dossier_id)
             changes = {}
             if not dossier.first_load_done:
-                changes.update(first_load_done=True, needs_realignment=False)
+                changes.update(first_load_done=True, needs_realignment=state_lost)
             if realignment:
                 changes.update(needs_realignment=False, last_realigned_at=self.clock())
             if not changes:

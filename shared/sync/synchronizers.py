@@ -8,9 +8,9 @@ sales totals). Records edited on both sides (prospects, contacts) are read from 
 3-way merged, as is a Sage-owned record whose owner Sage changed (an owner changed in SSM stays);
 on a realignment run every record is compared with SSM's and Sage's values win.
 A record without a link is looked up by its `extId` before it is created only when an earlier
-attempt may have created it without saving the link (a realignment after a lost state, a
-redelivered message, a record with an open incident), so a first load costs one call per record
-created.
+attempt may have created it without saving the link (a realignment, a dossier whose state the
+cloud lost, a redelivered message, a record with an open incident), so a first load costs one
+call per record created.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class SyncContext:
     def __init__(self, *, store, ssm, dossier, deps: BatchDependencies, incidents: IncidentBook,
                  realignment: Callable[[str], bool], run_started_at: Callable[[str], Optional[dt.datetime]],
                  clock: Callable[[], dt.datetime], redelivered: bool = False,
-                 open_records: frozenset[tuple[str, str]] = frozenset()):
+                 open_records: frozenset[tuple[str, str]] = frozenset(), links_lost: bool = False):
         self.store = store
         self.ssm = ssm
         self.dossier = dossier
@@ -73,6 +73,8 @@ class SyncContext:
         self.clock = clock
         self.redelivered = redelivered
         self.open_records = open_records
+        self.links_lost = links_lost
+        """The cloud lost the dossier's state and no realignment rebuilt it yet."""
 
     @property
     def dossier_id(self) -> str:
@@ -180,9 +182,10 @@ class Synchronizer:
 
     def _may_exist_in_ssm(self, key: str, realignment: bool) -> bool:
         """Whether an earlier attempt may have created the record in SSM without saving its link:
-        a realignment (the state may have been lost), a redelivered message (its answer or the link
-        save may have been lost), or a record whose last attempt failed."""
-        return realignment or self.ctx.redelivered or (self.entity, key) in self.ctx.open_records
+        a realignment or a dossier whose state was lost (links may be gone), a redelivered message
+        (its answer or the link save may have been lost), or a record whose last attempt failed."""
+        return realignment or self.ctx.links_lost or self.ctx.redelivered or \
+            (self.entity, key) in self.ctx.open_records
 
     def _create(self, record, values: dict, link: Optional[Link], envelope: Envelope,
                 attempt: Optional[Attempt] = None) -> tuple[Outcome, Link]:
@@ -195,7 +198,8 @@ class Synchronizer:
                 if attempt is not None:
                     attempt.operation = UPDATE
                 outcome, link = self._rebind(record, values, link, envelope, existing)
-                return (outcome if realignment else Outcome(CREATED, outcome.conflicts)), link
+                created_by_us = not (realignment or self.ctx.links_lost)
+                return (Outcome(CREATED, outcome.conflicts) if created_by_us else outcome), link
         body = self.mapper.create_body(record, self.deps, values, ext_id)
         ssm_id = self.ctx.ssm.create(self.resource, body)
         base = {**_bookkeeping_of(link), **values}

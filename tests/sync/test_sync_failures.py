@@ -78,16 +78,16 @@ def test_a_record_that_fails_validation_is_an_incident_naming_the_field(service,
     assert "name" in store.list_incidents("BIJOU")[0].message
 
 
-def test_data_of_a_dossier_not_connected_is_a_group_incident_and_not_applied(sim, service, store):
+def test_changes_of_a_dossier_the_store_does_not_know_connect_it_as_a_dossier_whose_state_was_lost(sim, service,
+                                                                                                   store):
     from tests.sync.conftest import AgentScript
     ghost = AgentScript("GHOST")
     outcome = service.apply_batch(ghost.changes(client()))
 
-    assert outcome.failed == 1 and sim.records("accounts") == []
-    [incident] = store.list_incidents("_group")
-    assert (incident.entity, incident.key, incident.operation) == ("account", "C001", "read")
-    assert incident.message == "data received for dossier GHOST, which is not connected to this group"
-    assert store.try_get_dossier("GHOST") is None
+    assert outcome.applied == 1 and [a["extId"] for a in sim.records("accounts")] == ["GHOST:C001"]
+    assert store.list_incidents("_group") == []
+    assert store.get_dossier("GHOST").active
+    assert [e.event for e in store.list_journal("GHOST", event="state-lost")] == ["state-lost"]
 
 
 def test_the_same_sage_key_in_two_dossiers_is_two_ssm_records(sim, service, store):

@@ -1,11 +1,18 @@
-"""The cloud side when Sales Management lets it down: an SSM outage stops a batch after the first
-record instead of running every record through the client's retries, with one incident on the
-dossier's connection. Each ends on SSM's and the store's final state."""
+"""The cloud side when Sales Management or its own state lets it down: an SSM outage stops a batch
+after the first record instead of running every record through the client's retries, with one
+incident on the dossier's connection; a state store lost under a running agent duplicates nothing.
+Each ends on SSM's and the store's final state."""
 from __future__ import annotations
 
+from decimal import Decimal
+
+from shared.models import Entity
 from shared.state.records import IncidentState, RunState
 from shared.sync import SyncService
-from tests.sync.records import client, contact
+from tests.sync.records import client, contact, document, family, line, product, user
+
+SSM_RESOURCES = ("users", "accounts", "contacts", "productFamilies", "products", "salesorders",
+                 "salesordersLines", "sales")
 
 CONNECTION = ("connection", "ssm")
 
@@ -87,3 +94,74 @@ def test_ssm_refusing_every_write_while_it_still_reads_stops_the_batch_after_a_f
 
     assert again.applied == 20 and open_incidents(store) == []
     assert len(sim.records("accounts")) == 21
+
+
+# --- the cloud's state lost -------------------------------------------------------------------------
+def ext_ids(sim) -> dict[str, list[str]]:
+    """Every record SSM holds per resource (deleted ones included), by extId."""
+    return {resource: sorted(r.get("extId") or "" for r in sim.records(resource)) for resource in SSM_RESOURCES}
+
+
+def first_load(service, agent):
+    records = (user(), client(), contact(), family(), product(),
+               document(Entity.ORDER, "BC1", [line("1", 1)]),
+               document(Entity.INVOICE, "FA1", [line("2", 1, quantity="1", discount="0")]))
+    service.apply_batch(agent.run(*records, realignment=True))
+
+
+def test_ordinary_runs_after_the_cloud_lost_its_state_duplicate_nothing(sim, service, agent, make_store,
+                                                                       make_service):
+    first_load(service, agent)
+    before = ext_ids(sim)
+    account_id = {a["extId"]: a["id"] for a in sim.records("accounts")}["BIJOU:C001"]
+    lost = make_store("lost.db")
+    cloud = make_service(lost)
+
+    first = cloud.apply_batch(agent.run(client(city="Nice"), contact(phone="01 99 99 99 99"),
+                                        document(Entity.ORDER, "BC1", [line("1", 1, quantity="3")])))
+    first_run = lost.get_run("BIJOU", agent.run_id)
+    cloud.apply_batch(agent.run(product(price=Decimal("1299.00")),
+                                document(Entity.INVOICE, "FA1", [line("2", 1, quantity="2", discount="0")])))
+
+    assert not first.retry and (first.applied, first.failed) == (3, 0)
+    assert (first_run.counts["created"], first_run.counts["updated"]) == (0, 3)
+    after = ext_ids(sim)
+    assert {r: after[r] for r in SSM_RESOURCES if r != "sales"} == {r: before[r] for r in SSM_RESOURCES if r != "sales"}
+    assert after["sales"] == ["BIJOU:6:FA1", "BIJOU:6:FA1~2", "BIJOU:6:FA1~reversal"]
+    assert sum(Decimal(str(r["total"])) for r in sim.records("sales")) == Decimal("2499.8")
+    account = sim.record("accounts", account_id)
+    assert account["city"] == "Nice" and lost.get_link("BIJOU", "account", "C001").ssm_id == account_id
+    assert [l["quantity"] for l in sim.records("salesordersLines") if l["extId"] == "BIJOU:1:BC1/1"] == [3]
+    dossier = lost.get_dossier("BIJOU")
+    assert dossier.active and dossier.needs_realignment
+    [entry] = lost.list_journal("BIJOU", event="state-lost")
+    assert "lost" in entry.message and "realignment" in entry.message
+
+
+def test_a_later_message_of_a_run_reaching_a_cloud_that_lost_its_state_is_applied_without_duplicate(
+        sim, service, agent, make_store, make_service):
+    first_load(service, agent)
+    lost = make_store("lost.db")
+    cloud = make_service(lost)
+    agent.start()
+
+    outcome = cloud.apply_batch(agent.changes(client(city="Nice"), client("C002", "Orfèvrerie Dupont")))
+
+    assert (outcome.applied, outcome.failed, outcome.retry) == (2, 0, [])
+    assert sorted(a["extId"] for a in sim.records("accounts")) == ["BIJOU:C001", "BIJOU:C002"]
+    assert lost.list_incidents("_group") == []
+    assert [e.event for e in lost.list_journal("BIJOU", event="state-lost")] == ["state-lost"]
+
+
+def test_a_realignment_after_a_lost_state_ends_the_look_ups_before_create(sim, service, agent, make_store,
+                                                                         make_service):
+    first_load(service, agent)
+    cloud = make_service(make_store("lost.db"))
+    cloud.apply_batch(agent.run(client(city="Nice")))
+    cloud.apply_batch(agent.run(user(), client(city="Nice"), contact(), realignment=True))
+    sim.reset_calls()
+
+    cloud.apply_batch(agent.run(client("C002", "Orfèvrerie Dupont")))
+
+    assert sim.call_count("GET", "accounts") == 0 and sim.call_count("POST", "accounts") == 1
+    assert not cloud.store.get_dossier("BIJOU").needs_realignment

@@ -33,8 +33,9 @@ def lose_the_answer_and_the_check(sim, resource: str) -> None:
 
 
 def test_a_create_whose_answer_and_check_were_lost_is_found_by_ext_id_on_redelivery(sim, store, agent, shaky):
-    batch = agent.run(client())
     with SyncService(store, shaky, max_workers=1) as service:
+        service.apply_batch(agent.run(realignment=True))            # the dossier's first load
+        batch = agent.run(client())
         lose_the_answer_and_the_check(sim, "accounts")
         first = service.apply_batch(batch)
         assert first.needs_redelivery and store.get_link("BIJOU", "account", "C001") is None
