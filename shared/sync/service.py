@@ -14,7 +14,8 @@ invite), ignored by rule (a deactivated dossier, a quote from Sage), or to retry
 batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
 as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
 yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
-record.
+record. A dossier's first load is done at the first run-end that leaves no collaborateur failed
+or set aside: until then collaborateurs are created in SSM, afterwards they wait for an invitation.
 `record_dead_letter` turns a message that could not be applied into incidents.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, u
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
-from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
+from shared.sync.incidents import DELETE, GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
 from shared.sync.mapping import USERS_RESOURCE
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
@@ -56,6 +57,8 @@ is not answering; the next batch that gets through resolves it."""
 MAX_DOSSIER_SAVES = 10
 STATE_LOST_CURSOR = "state-lost"
 """The dossier's cursor holding when the cloud found its state lost; empty again after a realignment."""
+FIRST_LOAD_CURSOR = "first-load-run"
+"""The dossier's cursor naming the run whose end completed its first load."""
 _RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
 
 
@@ -372,7 +375,7 @@ class SyncService:
         if previous is not None and previous.ended_at is not None:
             return dossier          # a redelivered run-end: the run is closed already
         run = self.runs.end(dossier.id, envelope.run_id, agent_counts=envelope.counts)
-        dossier = self._after_run(dossier.id, realignment=run.realignment)
+        dossier = self._after_run(dossier.id, envelope.run_id, realignment=run.realignment)
         if match_invites:
             try:
                 self.retry_pending_invites(dossier.id)
@@ -483,19 +486,24 @@ class SyncService:
         raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
                                detail=dossier_id)
 
-    def _after_run(self, dossier_id: str, *, realignment: bool) -> Dossier:
-        """The first run-end marks the first load done; a realignment's end clears the request, and
-        ends the look-ups before create of a dossier whose state was lost."""
+    def _after_run(self, dossier_id: str, run_id: str, *, realignment: bool) -> Dossier:
+        """A run-end marks the first load done once no collaborateur of it is left to create; a
+        realignment's end clears the request, and ends the look-ups before create of a dossier
+        whose state was lost."""
         state_lost = self._state_lost(dossier_id)
         if realignment and state_lost:
             self._save_cursor(dossier_id, STATE_LOST_CURSOR, "")
             self._journal(dossier_id, "state-rebuilt", "The realignment rebuilt the dossier's synchronisation "
                           "state: records are created again without a look-up first.")
             state_lost = False
+        first_load_ends = False
+        if not self.store.get_dossier(dossier_id).first_load_done and not self._users_left_to_create(dossier_id):
+            self._save_cursor(dossier_id, FIRST_LOAD_CURSOR, run_id)
+            first_load_ends = True
         for _ in range(MAX_DOSSIER_SAVES):
             dossier = self.store.get_dossier(dossier_id)
             changes = {}
-            if not dossier.first_load_done:
+            if not dossier.first_load_done and first_load_ends:
                 changes.update(first_load_done=True, needs_realignment=state_lost)
             if realignment:
                 changes.update(needs_realignment=False, last_realigned_at=self.clock())
@@ -505,6 +513,33 @@ class SyncService:
                 return self.store.upsert_dossier(dossier.model_copy(update=changes))
             except ConcurrencyError:
                 continue
+        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
+                               detail=dossier_id)
+
+    def _users_left_to_create(self, dossier_id: str) -> bool:
+        """Whether collaborateurs failed or were set aside (open incidents other than invitations):
+        while the first load is not done they are still created in SSM when they come again."""
+        return any(i.operation not in (INVITE, DELETE) for i in
+                   self.store.list_incidents(dossier_id, entity=Entity.USER.value, state=IncidentState.OPEN))
+
+    def _reopen_first_load(self, dossier_id: str, run_ids: set[str]) -> None:
+        """Collaborateurs of the run that completed the first load were set aside after its end."""
+        cursor = self.store.get_cursor(dossier_id, FIRST_LOAD_CURSOR)
+        if cursor is None or cursor.value not in run_ids:
+            return
+        for _ in range(MAX_DOSSIER_SAVES):
+            dossier = self.store.get_dossier(dossier_id)
+            if not dossier.first_load_done:
+                return
+            try:
+                self.store.upsert_dossier(dossier.model_copy(update={"first_load_done": False}))
+            except ConcurrencyError:
+                continue
+            self._journal(dossier_id, "first-load-reopened",
+                          "Collaborateurs of the dossier's first load were set aside: its first load is not "
+                          "complete, so they are still created in Sales Management when they come again (the "
+                          "next realignment sends them).", run_id=cursor.value)
+            return
         raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
                                detail=dossier_id)
 
@@ -543,8 +578,9 @@ class SyncService:
         Every change of the batch not applied yet, and not replaced by a newer one of the same record
         in the batch, becomes (or updates) an incident of its record, keeping the reason of the last
         failure when one is known; run markers still open and close their run, and a dossier state
-        applies unless a later one was applied meanwhile. A body that is not a batch becomes one
-        incident on the group.
+        applies unless a later one was applied meanwhile. Collaborateurs set aside from the run that
+        completed the first load reopen it, so they are still created when they come again. A body
+        that is not a batch becomes one incident on the group.
         """
         why = reason + (f": {description}" if description else "")
         try:
@@ -565,6 +601,7 @@ class SyncService:
                 open_by_record.setdefault((incident.entity, incident.key), incident)
         newest = {(e.entity, e.key): position for position, e in enumerate(batch.envelopes)
                   if e.kind is EnvelopeKind.CHANGE}
+        users_set_aside: set[str] = set()
         for position, envelope in enumerate(batch.envelopes):
             if envelope.kind is EnvelopeKind.RUN_MARKER:
                 dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False, in_order=False)
@@ -577,15 +614,20 @@ class SyncService:
             if dossier is None:
                 self._unknown_dossier(envelope, dead_lettered=True)
                 continue
-            self._dead_letter_change(dossier.id, envelope, why, open_by_record, tally)
+            if self._dead_letter_change(dossier.id, envelope, why, open_by_record, tally) and \
+                    envelope.entity == Entity.USER.value and envelope.op is not Op.DELETE:
+                users_set_aside.add(envelope.run_id)
         self._merge_counts(batch.dossier, tally)
+        if dossier is not None and users_set_aside:
+            self._reopen_first_load(dossier.id, users_set_aside)
 
     def _dead_letter_change(self, dossier_id: str, envelope: Envelope, why: str, open_by_record: dict,
-                            tally: _Tally) -> None:
+                            tally: _Tally) -> bool:
+        """Record the change's incident unless it was applied after all; returns whether it was set aside."""
         entity, key = envelope.entity or "", envelope.key or ""
         link = self.store.get_link(dossier_id, entity, key) if entity and key else None
         if link is not None and link.hash == envelope.hash and link.deleted == (envelope.op is Op.DELETE):
-            return
+            return False
         previous = open_by_record.get((entity, key))
         if previous is not None:
             operation, cause = previous.operation, previous.message
@@ -598,6 +640,7 @@ class SyncService:
         self.incidents.record(dossier_id, entity, key, operation, message,
                               detail=f"dead-lettered message ({why})", dead_lettered=True)
         tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
+        return True
 
     # --- users waiting for an invitation --------------------------------------------------------
     def retry_pending_invites(self, dossier: str) -> int:

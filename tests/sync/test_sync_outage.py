@@ -1,6 +1,7 @@
 """The cloud side when Sales Management or its own state lets it down: an SSM outage stops a batch
 after the first record instead of running every record through the client's retries, with one
-incident on the dossier's connection; a state store lost under a running agent duplicates nothing.
+incident on the dossier's connection; a state store lost under a running agent duplicates nothing;
+a first load whose collaborateurs were set aside or refused still creates them when they come again.
 Each ends on SSM's and the store's final state."""
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 from shared.models import Entity
 from shared.state.records import IncidentState, RunState
 from shared.sync import SyncService
-from tests.sync.records import client, contact, document, family, line, product, user
+from tests.sync.records import client, contact, document, family, line, only, product, user
 
 SSM_RESOURCES = ("users", "accounts", "contacts", "productFamilies", "products", "salesorders",
                  "salesordersLines", "sales")
@@ -165,3 +166,45 @@ def test_a_realignment_after_a_lost_state_ends_the_look_ups_before_create(sim, s
 
     assert sim.call_count("GET", "accounts") == 0 and sim.call_count("POST", "accounts") == 1
     assert not cloud.store.get_dossier("BIJOU").needs_realignment
+
+
+# --- the first load and its collaborateurs ---------------------------------------------------------
+def ssm_users(sim) -> dict[str, dict]:
+    return {u["extId"]: u for u in sim.records("users") if u.get("extId")}
+
+
+def test_collaborateurs_of_a_first_load_message_set_aside_are_created_when_they_come_again(sim, service, agent,
+                                                                                         store):
+    bruno = user("2", "Bruno", "Vendeur", "bruno@bijou.example")
+    set_aside = agent.batch(agent.start(realignment=True), agent.upsert(user("1")), agent.upsert(bruno))
+    ssm_down(sim)
+    for delivery in (1, 2, 3):
+        assert service.apply_batch(set_aside, delivery_count=delivery).needs_redelivery
+    sim.faults.clear()
+    service.apply_batch(agent.batch(agent.upsert(client(rep_key="1")), agent.end(read=3)))
+    service.record_dead_letter(set_aside.to_bytes(), reason="MaxDeliveryCountExceeded")
+
+    assert not store.get_dossier("BIJOU").first_load_done
+    assert ssm_users(sim) == {}
+
+    service.apply_batch(agent.run(user("1"), bruno, client(rep_key="1"), realignment=True))
+
+    users = ssm_users(sim)
+    assert sorted(users) == ["BIJOU:1", "BIJOU:2"]
+    assert store.get_link("BIJOU", "user", "2").ssm_id == users["BIJOU:2"]["id"]
+    assert only(sim.records("accounts"), extId="BIJOU:C001")["salesRepId1"]["id"] == users["BIJOU:1"]["id"]
+    assert open_incidents(store) == [] and store.get_dossier("BIJOU").first_load_done
+
+
+def test_a_first_load_whose_collaborateur_ssm_refused_stays_open_until_it_is_created(sim, service, agent, store):
+    sim.reject_field("users", "email", lambda value: value == "bruno@bijou.example", "Adresse e-mail inconnue")
+    service.apply_batch(agent.run(user("1"), user("2", "Bruno", "Vendeur", "bruno@bijou.example"), realignment=True))
+    assert open_incidents(store) == [("user", "2", "create")]
+    assert not store.get_dossier("BIJOU").first_load_done
+
+    service.apply_batch(agent.run(user("2", "Bruno", "Vendeur", "bruno.vendeur@bijou.example")))   # fixed in Sage
+
+    assert ssm_users(sim)["BIJOU:2"]["email"] == "bruno.vendeur@bijou.example"
+    assert open_incidents(store) == [] and store.get_dossier("BIJOU").first_load_done
+    service.apply_batch(agent.run(user("3", "Chloé", "Nouvelle", "chloe@bijou.example")))
+    assert "BIJOU:3" not in ssm_users(sim) and open_incidents(store) == [("user", "3", "invite")]
