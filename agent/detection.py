@@ -42,6 +42,8 @@ DELETE_CHUNK = 1000
 # Room, next to a record's own JSON, for the envelope's other fields and the batch frame.
 ENVELOPE_FRAME_BYTES = 1024
 MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES - ENVELOPE_FRAME_BYTES
+# An invalid record's message names its first problems only, so its envelope always fits a message.
+MAX_ERROR_CHARS = 4000
 
 
 class SageSource(Protocol):
@@ -109,6 +111,18 @@ def _text(value: str) -> str:
     if _NEEDS_ESCAPING.search(value):
         return json.dumps(value, ensure_ascii=False)
     return f'"{value}"'
+
+
+def bounded_error(error: str) -> str:
+    """`error` cut after its last whole problem within `MAX_ERROR_CHARS`, saying how many more there are."""
+    if len(error) <= MAX_ERROR_CHARS:
+        return error
+    head = error[:MAX_ERROR_CHARS]
+    cut = head.rfind("; ")
+    if cut > 0:
+        head = head[:cut]
+    more = error.count("; ", len(head))
+    return f"{head}; … and {more} more problem(s)"
 
 
 def new_run_id(now: Optional[dt.datetime] = None) -> str:
@@ -369,7 +383,7 @@ class ChangeDetector:
                  last_valid_hash: str) -> tuple[Envelope, StagedRecord]:
         self.counts.invalid += 1
         envelope = Envelope.invalid(dossier=self.dossier, run_id=plan.run_id, entity=entity, key=row.key,
-                                    error=error, raw_hash=row.raw_hash, sent_at=self.sent_at)
+                                    error=bounded_error(error), raw_hash=row.raw_hash, sent_at=self.sent_at)
         return envelope, StagedRecord(entity, row.key, row.raw_hash, last_valid_hash, True, row.modified, row.marq)
 
     def _deletions(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope]:
