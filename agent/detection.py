@@ -42,6 +42,10 @@ DELETE_CHUNK = 1000
 # Room, next to a record's own JSON, for the envelope's other fields and the batch frame.
 ENVELOPE_FRAME_BYTES = 1024
 MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES - ENVELOPE_FRAME_BYTES
+# Some Sage versions stamp cbModification as a smalldatetime, rounded to the nearest minute: a
+# change saved just after a run read its entity can carry a time up to 30 s before that run's
+# signpost. A shorter overlap would skip it, whatever the configuration asks.
+MINIMUM_OVERLAP = dt.timedelta(minutes=2)
 # An invalid record's message names its first problems only, so its envelope always fits a message.
 MAX_ERROR_CHARS = 4000
 
@@ -186,6 +190,7 @@ class ChangeDetector:
 
     Use `plan()` once, then iterate `envelopes(plan)` to the end: run-start marker first,
     run-end marker (with `counts`) last. Staged writes are left uncommitted for the caller.
+    An `overlap` shorter than `MINIMUM_OVERLAP` is taken as `MINIMUM_OVERLAP`.
     """
 
     checkpoint: Checkpoint
@@ -195,6 +200,9 @@ class ChangeDetector:
     counts: RunCounts = field(default_factory=RunCounts)
     notes: list[str] = field(default_factory=list)
     sent_at: Optional[dt.datetime] = None
+
+    def __post_init__(self) -> None:
+        self.overlap = max(self.overlap, MINIMUM_OVERLAP)
 
     # --- planning --------------------------------------------------------------------------
     def plan(self, run_id: str, signpost: dt.datetime) -> RunPlan:

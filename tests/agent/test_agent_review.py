@@ -39,3 +39,24 @@ def test_a_record_with_thousands_of_problems_is_reported_and_the_dossier_goes_on
         assert checkpoint.shadow_lookup("BIJOU", "invoice", [f"6:{piece}"])[f"6:{piece}"].invalid
     assert agent.run("BIJOU").ok and agent.drain("BIJOU").changes() == []
 
+
+def test_an_overlap_shorter_than_a_minute_still_reads_a_change_stamped_to_the_minute(agent, bijou):
+    """Sage versions whose cbModification is a smalldatetime stamp the nearest minute: a change
+    made right after a run read the accounts can carry a time before that run's watermark."""
+    overlap = seconds(15)
+    agent.run("BIJOU", overlap=overlap)
+    agent.drain("BIJOU")
+    # 09:01:35: RUBIS saved (stamped 09:02); the run starting at 09:01:20 reads it.
+    sage.update_row(bijou, "F_COMPTET", {"CT_Num": "RUBIS"}, {"CT_Ville": "Morteau"}, at=T0 + minutes(2))
+    sage.set_clock(bijou, T0 + minutes(1) + seconds(20))
+    first = agent.run("BIJOU", overlap=overlap)
+    assert agent.drain("BIJOU").keys(Op.UPSERT, "account") == {"RUBIS"} and first.ok
+    # 09:01:29, committed once that run had read the accounts: ECRIN saved, stamped 09:01.
+    sage.update_row(bijou, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CT_Ville": "Pontarlier"}, at=T0 + minutes(1))
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    second = agent.run("BIJOU", overlap=overlap)
+    delivered = agent.drain("BIJOU")
+
+    assert second.ok and not second.realignment
+    assert [(e.key, e.record["city"]) for e in delivered.changes()] == [("ECRIN", "Pontarlier")]
