@@ -4,11 +4,15 @@ dossier, on demo Sage 100 databases read through pyodbc (`Driver=SQLite3`) and t
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 
 from agent import demo_builder as sage
+from agent.odbc import sqlite_connection_string
+from agent.relay import open_sage100, sync_dossier
 from shared.envelope import MAX_MESSAGE_BYTES, Op
+from shared.models import Entity
 
-from agent_support import T0, minutes
+from agent_support import QUEUE, T0, minutes
 
 
 def seconds(n: float) -> dt.timedelta:
@@ -60,3 +64,48 @@ def test_an_overlap_shorter_than_a_minute_still_reads_a_change_stamped_to_the_mi
 
     assert second.ok and not second.realignment
     assert [(e.key, e.record["city"]) for e in delivered.changes()] == [("ECRIN", "Pontarlier")]
+
+
+class ChangingBetweenScans:
+    """The real reader; a Sage user saves `change()` right after the contacts' keys were read."""
+
+    def __init__(self, reader, change):
+        self.reader, self.change = reader, change
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def keys(self, entity):
+        yield from self.reader.keys(entity)
+        if Entity(entity) is Entity.CONTACT:
+            self.change()
+
+
+def test_contacts_saved_between_the_key_scan_and_the_change_scan_are_neither_lost_nor_deleted(agent, bijou):
+    agent.run("BIJOU")
+    agent.drain("BIJOU")
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    def change():
+        sage.insert_row(bijou, "F_CONTACTT", {"CT_Num": "RUBIS", "CT_No": 7000, "CT_Nom": "ENTRE-DEUX"},
+                        at=T0 + minutes(10))
+        assert sage.delete_row(bijou, "F_CONTACTT", {"CT_No": 3}, at=T0 + minutes(10)) == 1
+
+    real = open_sage100(sqlite_connection_string(bijou))
+
+    @contextmanager
+    def source():
+        with real() as (connection, reader):
+            yield connection, ChangingBetweenScans(reader, change)
+
+    with agent.checkpoint() as checkpoint:
+        during = sync_dossier("BIJOU", checkpoint=checkpoint, bus=agent.bus, queue=QUEUE, open_source=source)
+    first = agent.drain("BIJOU")
+    after = agent.run("BIJOU")
+    second = agent.drain("BIJOU")
+
+    assert during.ok and after.ok and not after.realignment
+    assert [(e.op, e.key) for e in first.changes()] == [(Op.UPSERT, "7000")]
+    assert [(e.op, e.key) for e in second.changes()] == [(Op.DELETE, "3")]
+    with agent.checkpoint() as checkpoint:
+        assert set(checkpoint.shadow_lookup("BIJOU", "contact", ["3", "7000"])) == {"7000"}
