@@ -12,8 +12,7 @@ from function_app import app
 from functions import context
 from functions.sage_changes import RedeliveryRequested
 from local.dispatcher import registered_functions
-from local.simulator.server import SsmSimulator
-from shared.config import BusSettings, Settings, SsmSettings, StateSettings
+from shared.config import Settings
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.models import Account, AccountKind, User
 from shared.ssm.client import SsmClient
@@ -21,6 +20,7 @@ from shared.state.factory import open_state_store
 from shared.state.records import IncidentState
 from shared.sync.incidents import GROUP_DOSSIER
 from shared.sync.service import SyncService
+from tests.functions.conftest import function_settings
 
 DOSSIER = "BIJOU"
 
@@ -52,18 +52,8 @@ def batch(run_id: str = "run-1") -> EnvelopeBatch:
 
 
 @pytest.fixture
-def simulator():
-    with SsmSimulator(seed=3) as sim:
-        yield sim
-
-
-@pytest.fixture
 def settings(simulator, tmp_path) -> Settings:
-    return Settings(ssm=SsmSettings(base_url=simulator.base_url, public_key=simulator.public_key,
-                                    private_key=simulator.private_key, admin_user_email=simulator.admin_email,
-                                    rate_limit_per_s=500),
-                    state=StateSettings(path=str(tmp_path / "state.db")),
-                    bus=BusSettings(redelivery_backoff_s=0.01))
+    return function_settings(simulator, tmp_path)
 
 
 @pytest.fixture

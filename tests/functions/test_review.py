@@ -8,33 +8,22 @@ from function_app import app
 from functions import context
 from local.dispatcher import LocalDispatcher
 from local.runtime import app_settings_of
-from local.simulator.server import SsmSimulator
 from shared.bus.local_bus import LocalBus
 from shared.bus.protocol import OutgoingMessage
-from shared.config import BusSettings, Settings, SsmSettings, StateSettings
+from shared.config import Settings
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.models import Account, AccountKind, Contact
 from shared.state.factory import open_state_store
 from shared.state.records import IncidentState, RunState
+from tests.functions.conftest import function_settings
 
 DOSSIER = "BIJOU"
 RUN = "run-1"
 
 
 @pytest.fixture
-def simulator():
-    with SsmSimulator(seed=5) as sim:
-        yield sim
-
-
-@pytest.fixture
 def settings(simulator, tmp_path) -> Settings:
-    return Settings(ssm=SsmSettings(base_url=simulator.base_url, public_key=simulator.public_key,
-                                    private_key=simulator.private_key, admin_user_email=simulator.admin_email,
-                                    rate_limit_per_s=500, max_retries=0),
-                    state=StateSettings(path=str(tmp_path / "state.db")),
-                    bus=BusSettings(path=str(tmp_path / "bus.db"), max_delivery_count=3,
-                                    redelivery_backoff_s=0.01))
+    return function_settings(simulator, tmp_path, ssm={"max_retries": 0}, bus={"max_delivery_count": 3})
 
 
 @pytest.fixture
