@@ -96,6 +96,7 @@ class Synchronizer:
 
     mapper: Mapper
     completes_after_import = False
+    posted_new = False      # set when this attempt created the record in SSM by a POST
 
     def __init__(self, ctx: SyncContext, entity: str):
         self.ctx = ctx
@@ -202,6 +203,7 @@ class Synchronizer:
                 return (Outcome(CREATED, outcome.conflicts) if created_by_us else outcome), link
         body = self.mapper.create_body(record, self.deps, values, ext_id)
         ssm_id = self.ctx.ssm.create(self.resource, body)
+        self.posted_new = True
         base = {**_bookkeeping_of(link), **values}
         link = self._bind_created(record.key, ssm_id, base=base, hash=self._bind_hash(envelope), link=link)
         return Outcome(CREATED), link
@@ -544,8 +546,8 @@ class DocumentSynchronizer(Synchronizer):
     def _line_in_ssm(self, document_key: str, ext_id: str, order_id: int) -> Optional[dict]:
         """The live line of this order carrying `ext_id`, when an earlier attempt may have sent it
         without saving its link; the order's lines are read once per document."""
-        if not self._may_exist_in_ssm(document_key, self._realignment):
-            return None
+        if self.posted_new or not self._may_exist_in_ssm(document_key, self._realignment):
+            return None     # an order created by this very attempt has no line in SSM yet
         if self._ssm_lines is None:
             self._ssm_lines = {}
             for row in self.ctx.ssm.list(self.line_mapper.resource, where=f"salesOrderId.id={int(order_id)}"):
