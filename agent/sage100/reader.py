@@ -46,7 +46,7 @@ _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 @dataclass(frozen=True)
 class SourceRow:
     entity: Entity
-    key: str                       # canonical key (documents: f"{DO_Type}:{DO_Piece}"; contacts: str(CT_No))
+    key: str                       # canonical key (documents: spec.document_key or invoice_key; contacts: CT_No)
     record: dict | None            # canonical record: parse_record(...).model_dump(mode="json"); None if invalid
     error: str | None              # readable sentence when the row cannot be mapped (record None)
     raw_hash: str                  # content_hash of the normalised raw source values (before mapping)

@@ -10,6 +10,18 @@ portable SQL (`?` parameters, no TOP/LIMIT, no vendor functions); nothing here r
 Raw values reach the conversions already normalised (`agent.normalize`): text trimmed or None,
 Decimal amounts, None for Sage's "no date". Lookup columns appear as `<alias>.<column>`, child
 rows as a list under the child's name.
+
+A document's key is what stays the same while Sage keeps it. Quotes and orders are keyed
+`<DO_Type>:<DO_Piece>` (a piece number is unique within (DO_Domaine, DO_Type); a transformation
+makes a new document with a new piece). Invoices are keyed `F:<DO_Piece>` whether their DO_Type
+is 6 (facture) or 7 (facture comptabilisée): Sage's accounting update ("mise à jour comptable")
+turns a 6 into a 7 in place, keeping DO_Piece and its lines' DL_No, and Sage numbers both types
+from one sequence, so a 6 and a 7 never share a piece. Posting thus reaches SSM as a change of the
+same invoice (its record's `doc_type` goes from 6 to 7), never as a new invoice plus the deletion
+of the old one with its /sales total reversed and posted again. The `F` family keeps the
+`<family>:<piece>` shape of every document key, so an invoice key never equals a quote's or an
+order's (they share the sales-order extIds and line links in SSM). No connector ever ran with
+type-prefixed invoice keys, so no link or shadow entry needs migrating.
 """
 from __future__ import annotations
 
@@ -141,9 +153,17 @@ def text_key(column: str) -> Callable[[Raw], str]:
     return key
 
 
+INVOICE_KEY_FAMILY = "F"
+
+
 def document_key(raw: Raw) -> str:
-    """Documents are keyed `<DO_Type>:<DO_Piece>` (a piece number is unique within its type)."""
+    """Quotes and orders are keyed `<DO_Type>:<DO_Piece>` (a piece number is unique within its type)."""
     return f"{raw.get('DO_Type')}:{raw.get('DO_Piece') or ''}"
+
+
+def invoice_key(raw: Raw) -> str:
+    """Invoices, posted (7) or not (6), are keyed `F:<DO_Piece>`: posting keeps their identity."""
+    return f"{INVOICE_KEY_FAMILY}:{raw.get('DO_Piece') or ''}"
 
 
 def rep_must_exist(column: str = "CO_No", lookup: str = "rep") -> Check:
@@ -299,13 +319,14 @@ PRODUCT = EntitySpec(
 )
 
 
-def _document(entity: Entity, types: str) -> EntitySpec:
+def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = document_key,
+              key_columns: tuple[str, ...] = ("DO_Type", "DO_Piece")) -> EntitySpec:
     return EntitySpec(
         entity=entity,
         table="F_DOCENTETE",
         filter=f"t.DO_Domaine = 0 AND t.DO_Type {types}",
-        key_columns=("DO_Type", "DO_Piece"),
-        key=document_key,
+        key_columns=key_columns,
+        key=key,
         columns=("DO_Domaine", "DO_Type", "DO_Piece", "DO_Date", "DO_Tiers", "DO_Ref", "CO_No",
                  "DO_Statut", "DO_TotalHT", "DO_TotalTTC", "DO_NetAPayer"),
         direct=(("DO_Piece", "number"), ("DO_Type", "doc_type"), ("DO_Tiers", "account_key"),
@@ -325,7 +346,7 @@ def _document(entity: Entity, types: str) -> EntitySpec:
 
 QUOTE = _document(Entity.QUOTE, "= 0")
 ORDER = _document(Entity.ORDER, "= 1")
-INVOICE = _document(Entity.INVOICE, "IN (6, 7)")
+INVOICE = _document(Entity.INVOICE, "IN (6, 7)", key=invoice_key, key_columns=("DO_Piece",))
 
 SAGE100_SPEC: dict[Entity, EntitySpec] = {spec.entity: spec for spec in
                                           (USER, ACCOUNT, CONTACT, PRODUCT_FAMILY, PRODUCT, QUOTE, ORDER, INVOICE)}

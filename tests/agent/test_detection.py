@@ -205,7 +205,7 @@ def test_a_record_too_large_for_one_bus_message_is_reported_not_dropped(agent, b
 
     assert result.ok
     [invalid] = delivered.changes(Op.INVALID)
-    assert invalid.key == f"6:{piece}" and "too large to send" in invalid.error
+    assert invalid.key == f"F:{piece}" and "too large to send" in invalid.error
     assert result.counts["invalid"] == 1
 
 

@@ -43,14 +43,15 @@ def insert_one_of_each(path: Path, at) -> dict[str, str]:
     for entity, doc_type in DOCUMENT_TYPES.items():
         piece = sage.insert_document(path, doc_type=doc_type, tiers="NOUVEAU", rep=50,
                                      lines=[{"AR_Ref": "MONTRE01", "DL_Qte": 2}], at=at)
-        keys[entity] = f"{doc_type}:{piece}"
+        keys[entity] = f"{'F' if entity == 'invoice' else doc_type}:{piece}"
     return keys
 
 
-def where_of(entity: str, key: str) -> tuple[str, dict]:
+def where_of(entity: str, key: str, doc_type: int | None = None) -> tuple[str, dict]:
     if entity in DOCUMENT_TYPES:
-        doc_type, piece = key.split(":", 1)
-        return "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": int(doc_type), "DO_Piece": piece}
+        piece = key.split(":", 1)[1]
+        doc_type = DOCUMENT_TYPES[entity] if doc_type is None else doc_type
+        return "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": doc_type, "DO_Piece": piece}
     table, column = {"user": ("F_COLLABORATEUR", "CO_No"), "account": ("F_COMPTET", "CT_Num"),
                      "contact": ("F_CONTACTT", "CT_No"), "product_family": ("F_FAMILLE", "FA_CodeFamille"),
                      "product": ("F_ARTICLE", "AR_Ref")}[entity]
@@ -117,7 +118,7 @@ def test_updated_records_of_every_entity_are_sent_with_their_new_values(agent, b
                 "product_family": ("FA_Intitule", "Famille renommée", "name"),
                 "product": ("AR_Design", "Bague renommée", "name")}
     for entity, record in before.items():
-        table, where = where_of(entity, record.key)
+        table, where = where_of(entity, record.key, record.record.get("doc_type"))
         column, value, canonical = field_of.get(entity, ("DO_Ref", "REF-2025", "reference"))
         assert sage.update_row(bijou, table, where, {column: value}, at=T0 + minutes(5)) == 1
     later(bijou, T0 + minutes(10))

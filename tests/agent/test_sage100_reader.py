@@ -211,16 +211,19 @@ def test_documents_come_with_all_their_lines_and_consistent_totals(reader, dossi
         assert len(documents) == len(pieces) > 0
         for key, row in documents.items():
             record = row.record
-            doc_type, piece = key.split(":")
-            assert record["number"] == piece and record["doc_type"] == int(doc_type) and record["entity"] == entity.value
+            family, piece = key.split(":")
+            doc_type = record["doc_type"]
+            assert family == ("F" if entity is Entity.INVOICE else str(doc_type))
+            assert record["number"] == piece and record["entity"] == entity.value
             line_ids = column(connection, "SELECT DL_No FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = ?"
-                                          " AND DO_Piece = ? ORDER BY DL_Ligne", int(doc_type), piece)
+                                          " AND DO_Piece = ? ORDER BY DL_Ligne", doc_type, piece)
             assert [line["line_id"] for line in record["lines"]] == [str(number) for number in line_ids]
             assert [line["position"] for line in record["lines"]] == sorted(line["position"] for line in record["lines"])
             assert sum(Decimal(line["total_ht"]) for line in record["lines"]) == Decimal(record["total_ht"])
             assert sum(Decimal(line["total_ttc"]) for line in record["lines"]) == Decimal(record["total_ttc"])
     invoices = by_key(reader.changed(Entity.INVOICE, None))
-    assert {key.split(":")[0] for key in invoices} == {"6", "7"}
+    assert {row.record["doc_type"] for row in invoices.values()} == {6, 7}
+    assert set(reader.keys(Entity.INVOICE)) == set(invoices)
     assert scalar(connection, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Domaine = 1") > 0
     assert scalar(connection, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Type = 3") > 0
 
@@ -354,11 +357,11 @@ def test_a_line_change_rereads_the_document_with_all_its_lines(reader, dossier, 
     lines = column(connection, "SELECT DL_No FROM F_DOCLIGNE WHERE DO_Type = 7 AND DO_Piece = ? ORDER BY DL_Ligne", piece)
     sage.update_row(dossier, "F_DOCLIGNE", {"DL_No": lines[-1]}, {"DL_Design": "Ligne corrigée «SAV»"}, at=T)
     changed = by_key(reader.changed(Entity.INVOICE, T))
-    assert set(changed) == {f"7:{piece}"}
-    record = changed[f"7:{piece}"].record
+    assert set(changed) == {f"F:{piece}"}
+    record = changed[f"F:{piece}"].record
     assert [line["line_id"] for line in record["lines"]] == [str(number) for number in lines]
     assert record["lines"][-1]["description"] == "Ligne corrigée «SAV»"
-    assert changed[f"7:{piece}"].modified == T
+    assert changed[f"F:{piece}"].modified == T
     assert list(reader.changed(Entity.QUOTE, T)) == [] and list(reader.changed(Entity.ORDER, T)) == []
 
 
