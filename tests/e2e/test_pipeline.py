@@ -15,6 +15,12 @@ def text(value):
     return value or None
 
 
+def document_ext_id(doc) -> str:
+    """Orders are keyed by type and piece, invoices (6 and 7) by `F` and piece."""
+    family = "F" if doc["DO_Type"] in (6, 7) else doc["DO_Type"]
+    return f"{D}:{family}:{doc['DO_Piece']}"
+
+
 def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(make_pipeline):
     p = make_pipeline()
 
@@ -76,9 +82,9 @@ def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(mak
     orders = p.live("salesorders")
     lines = p.live("salesordersLines")
     documents = p.sage(D, "SELECT * FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (1, 6, 7)")
-    assert {e for e in orders if e.startswith(f"{D}:")} == {f"{D}:{d['DO_Type']}:{d['DO_Piece']}" for d in documents}
+    assert {e for e in orders if e.startswith(f"{D}:")} == {document_ext_id(d) for d in documents}
     for doc in documents:
-        ext = f"{D}:{doc['DO_Type']}:{doc['DO_Piece']}"
+        ext = document_ext_id(doc)
         order = orders[ext]
         assert order["number"] == doc["DO_Piece"] and order["readOnly"] is True
         assert decimal(order["total"]) == decimal(doc["DO_TotalHT"])
@@ -96,7 +102,7 @@ def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(mak
     invoices = p.sage(D, "SELECT * FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")
     sales = p.live("sales")
     for doc in invoices:
-        assert decimal(sales[f"{D}:{doc['DO_Type']}:{doc['DO_Piece']}"]["total"]) == decimal(doc["DO_TotalHT"])
+        assert decimal(sales[document_ext_id(doc)]["total"]) == decimal(doc["DO_TotalHT"])
 
 
 def test_a_second_run_without_sage_change_makes_no_ssm_call(make_pipeline):

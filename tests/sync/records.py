@@ -60,7 +60,8 @@ def document(entity: Entity, number: str, lines=(), *, account_key="C001", rep_k
     fields = dict(date=dt.date(2024, 3, 14), reference="CDE-ÉTÉ", total_ht=total,
                   total_ttc=(total * Decimal("1.2")).quantize(Decimal("0.01")))
     fields.update(kw)
-    return Document(entity=entity, key=f"{doc_type}:{number}", number=number, doc_type=doc_type,
+    family = "F" if entity is Entity.INVOICE else doc_type     # the agent's keys (agent/sage100/spec.py)
+    return Document(entity=entity, key=f"{family}:{number}", number=number, doc_type=doc_type,
                     account_key=account_key, rep_key=rep_key, lines=lines, **fields)
 
 

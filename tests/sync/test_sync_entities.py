@@ -62,10 +62,10 @@ def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
     assert (order_lines[0]["quantity"], order_lines[0]["discount1"]) == (2, 5)
     assert Decimal(str(order_lines[1]["price"])) == Decimal("80.5")
 
-    invoice_order = only(sim.records("salesorders"), extId="BIJOU:6:FA00077")
+    invoice_order = only(sim.records("salesorders"), extId="BIJOU:F:FA00077")
     assert invoice_order["statusId"]["id"] == sim.status_ids["Facture"]
     assert invoice_order["reference"] == "FA00077"            # no Sage reference: the piece number
-    total = only(sim.records("sales"), extId="BIJOU:6:FA00077")
+    total = only(sim.records("sales"), extId="BIJOU:F:FA00077")
     assert (total["accountExtId"], total["salesRepExtId"]) == ("BIJOU:C001", "BIJOU:3")
     assert Decimal(str(total["total"])) == invoice.total_ht and total["date"].startswith("2024-03-14")
 

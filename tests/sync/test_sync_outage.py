@@ -128,7 +128,7 @@ def test_ordinary_runs_after_the_cloud_lost_its_state_duplicate_nothing(sim, ser
     assert (first_run.counts["created"], first_run.counts["updated"]) == (0, 3)
     after = ext_ids(sim)
     assert {r: after[r] for r in SSM_RESOURCES if r != "sales"} == {r: before[r] for r in SSM_RESOURCES if r != "sales"}
-    assert after["sales"] == ["BIJOU:6:FA1", "BIJOU:6:FA1~2", "BIJOU:6:FA1~reversal"]
+    assert after["sales"] == ["BIJOU:F:FA1", "BIJOU:F:FA1~2", "BIJOU:F:FA1~reversal"]
     assert sum(Decimal(str(r["total"])) for r in sim.records("sales")) == Decimal("2499.8")
     account = sim.record("accounts", account_id)
     assert account["city"] == "Nice" and lost.get_link("BIJOU", "account", "C001").ssm_id == account_id
