@@ -598,7 +598,7 @@ class DocumentSynchronizer(Synchronizer):
         link = self._recover_pending_sales(record.key, link)
         values = self._sales_values(record)
         posted = link.base.get("_sales")
-        if posted is None and self._may_exist_in_ssm(record.key, self._realignment):
+        if posted is None and not self.posted_new and self._may_exist_in_ssm(record.key, self._realignment):
             posted = self._posted_in_ssm(record.key, values)
             if posted is not None:
                 link = self._settle_sales(record.key, link, posted)

@@ -83,15 +83,17 @@ def test_a_first_load_costs_one_call_per_record_created(sim, service, agent):
     assert len(reads) <= 4        # users (the admin), branches, account types, the 40 extIds read ahead
 
 
-def test_a_first_load_of_orders_reads_no_line_of_an_order_it_just_created(sim, service, agent):
+def test_a_first_load_of_documents_reads_no_line_nor_total_of_a_document_it_just_created(sim, service, agent):
     service.apply_batch(agent.run(client(), family(), product(), realignment=True))
     orders = [document(Entity.ORDER, f"BC{n}", [line(f"{n}1", 1), line(f"{n}2", 2)]) for n in range(10)]
+    invoices = [document(Entity.INVOICE, f"FA{n}", [line(f"9{n}", 1)]) for n in range(5)]
     sim.reset_calls()
 
-    service.apply_batch(agent.run(*orders, realignment=True))
+    service.apply_batch(agent.run(*orders, *invoices, realignment=True))
 
-    assert len(writes(sim, "salesorders")) == 10 and len(writes(sim, "salesordersLines")) == 20
-    assert sim.call_count("GET", "salesordersLines") == 0
+    assert len(writes(sim, "salesorders")) == 15 and len(writes(sim, "salesordersLines")) == 25
+    assert len(writes(sim, "sales")) == 5
+    assert sim.call_count("GET", "salesordersLines") == 0 and sim.call_count("GET", "sales") == 0
 
 
 def test_a_second_delivery_of_the_same_batch_makes_no_call(sim, service, agent):
