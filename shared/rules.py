@@ -90,7 +90,7 @@ RULES: tuple[EntityRule, ...] = (
     EntityRule(Entity.INVOICE, ("F_DOCENTETE", "F_DOCLIGNE"), "DO_Domaine=0 AND DO_Type IN (6,7)", "salesorders",
                Direction.SAGE_TO_SSM, _sage_only, _sage_only, _sage_only,
                DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
-               ("DO_Type", "DO_Piece"), depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
+               ("DO_Piece",), depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
 )
 
 RULE_BY_ENTITY: dict[Entity, EntityRule] = {rule.entity: rule for rule in RULES}

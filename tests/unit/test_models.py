@@ -30,7 +30,7 @@ def test_amounts_stay_exact_decimals_and_serialise_as_text():
 
 
 def test_round_trip_through_json_keeps_every_value():
-    document = Document(entity=Entity.INVOICE, key="6:FA0001", number="FA0001", doc_type=6, date=dt.date(2024, 3, 1),
+    document = Document(entity=Entity.INVOICE, key="F:FA0001", number="FA0001", doc_type=6, date=dt.date(2024, 3, 1),
                         account_key="C1", total_ht="100.10", lines=[
                             DocumentLine(line_id="1", position=1, product_key="BA01", quantity="2", unit_price="50.05")])
     again = parse_record("invoice", document.model_dump(mode="json"))

@@ -46,9 +46,10 @@ def test_users_are_created_only_on_the_first_load():
     assert not any(r.create_only_on_first_load for r in RULES if r.entity is not Entity.USER)
 
 
-def test_quotes_are_on_demand_and_documents_keyed_by_type_and_piece():
+def test_quotes_are_on_demand_and_documents_keyed_by_piece():
     assert rule_for(Entity.QUOTE).on_demand
-    assert {rule_for(e).key_fields for e in (Entity.QUOTE, Entity.ORDER, Entity.INVOICE)} == {("DO_Type", "DO_Piece")}
+    assert {rule_for(e).key_fields for e in (Entity.QUOTE, Entity.ORDER)} == {("DO_Type", "DO_Piece")}
+    assert rule_for(Entity.INVOICE).key_fields == ("DO_Piece",), "posting (DO_Type 6 → 7) keeps the invoice"
 
 
 @pytest.mark.parametrize("change, message", [
