@@ -9,7 +9,9 @@ outbox tables, and applied in one local transaction only once the bus accepted e
 One dossier has at most one pending run; a pending run is *sealed* once its last batch (the
 run-end marker) is written, and only sealed runs are ever sent. The *activity* of a dossier is
 an outbox of its own: a dossier deactivated, or activated again, is a notice for the cloud that
-stays unannounced until the bus accepted it.
+stays unannounced until the bus accepted it. *Deletion holds* are the mass deletions a run did
+not send (per entity: how many, out of how many records, and the keys): they stay in the shadow
+until the rows come back or the user confirms them; a sealed run records the dossier's holds.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from shared.errors import ConnectorError
 
@@ -112,6 +114,28 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_dossier ON runs (dossier, run_id);
+CREATE TABLE IF NOT EXISTS deletion_holds (
+    dossier      TEXT NOT NULL,
+    entity       TEXT NOT NULL,
+    held         INTEGER NOT NULL,
+    records      INTEGER NOT NULL,
+    run_id       TEXT NOT NULL,
+    held_at      TEXT NOT NULL,
+    confirmed_at TEXT,
+    PRIMARY KEY (dossier, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held_deletions (
+    dossier TEXT NOT NULL,
+    entity  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    PRIMARY KEY (dossier, entity, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged_held_deletions (
+    dossier TEXT NOT NULL,
+    entity  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    PRIMARY KEY (dossier, entity, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS activity (
     dossier      TEXT PRIMARY KEY,
     active       INTEGER NOT NULL,
@@ -183,6 +207,36 @@ class ActivityChange:
     @property
     def announced(self) -> bool:
         return self.announced_at is not None
+
+
+# How the messages name several records of an entity, where adding an "s" is not enough.
+ENTITY_PLURALS = {"product_family": "product families"}
+
+
+def plural(entity: str) -> str:
+    return ENTITY_PLURALS.get(entity, f"{entity}s")
+
+
+@dataclass(frozen=True)
+class DeletionHold:
+    """Deletions of one entity a run did not send: `held` of the `records` the shadow had.
+
+    `confirmed_at` is set once the user confirmed them: the next run sends those still missing.
+    """
+
+    dossier: str
+    entity: str
+    held: int
+    records: int
+    run_id: str
+    held_at: str
+    confirmed_at: Optional[str] = None
+
+    @property
+    def message(self) -> str:
+        return (f"{self.dossier}: {self.held:,} of {self.records:,} {plural(self.entity)} would be deleted in SSM;"
+                f" held. If this is intended, run `ssm-connector agent confirm-deletions {self.dossier}"
+                f" {self.entity}`")
 
 
 @dataclass(frozen=True)
@@ -490,26 +544,89 @@ class Checkpoint:
             " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
             "                 AND g.key = c.key)", {"d": dossier, "e": entity}).fetchone()[0]
 
-    def deleted_keys(self, dossier: str, entity: str, page: int = 1000) -> Iterator[str]:
+    _DELETED = ("FROM shadow s WHERE s.dossier = :d AND s.entity = :e"
+                " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
+                " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
+                "                 AND g.key = s.key)")
+    _AMONG_HELD = {True: "EXISTS", False: "NOT EXISTS"}
+
+    def _deleted_where(self, held: Optional[bool]) -> str:
+        """FROM and WHERE of the deleted keys (`deleted_keys`); parameters :d and :e."""
+        if held is None:
+            return self._DELETED
+        return (f"{self._DELETED} AND {self._AMONG_HELD[held]}"
+                " (SELECT 1 FROM held_deletions h WHERE h.dossier = :d AND h.entity = :e AND h.key = s.key)")
+
+    def deleted_keys(self, dossier: str, entity: str, page: int = 1000, *,
+                     held: Optional[bool] = None) -> Iterator[str]:
         """Keys sent before (or upserted by the pending run) that are not in Sage any more.
 
         Keys upserted by the pending run are excluded from the deleted set even when absent from
         the key table, because the key table was filled before the run read its changes. Paged
-        by key, so the caller may write between pages.
+        by key, so the caller may write between pages. `held`: only the keys among the entity's
+        held deletions (True), only the others (False), or all (None).
         """
         last = ""
+        query = f"SELECT s.key {self._deleted_where(held)} AND s.key > :last ORDER BY s.key LIMIT :page"
         while True:
-            rows = self._db.execute(
-                "SELECT s.key FROM shadow s WHERE s.dossier = :d AND s.entity = :e AND s.key > :last"
-                " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
-                " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
-                "                 AND g.key = s.key)"
-                " ORDER BY s.key LIMIT :page", {"d": dossier, "e": entity, "last": last, "page": page}).fetchall()
+            rows = self._db.execute(query, {"d": dossier, "e": entity, "last": last, "page": page}).fetchall()
             if not rows:
                 return
             for (key,) in rows:
                 yield key
             last = rows[-1][0]
+
+    def count_deleted_keys(self, dossier: str, entity: str, *, held: Optional[bool] = None) -> int:
+        """How many keys `deleted_keys` would yield."""
+        return self._db.execute(f"SELECT COUNT(*) {self._deleted_where(held)}",
+                                {"d": dossier, "e": entity}).fetchone()[0]
+
+    def shadow_size(self, dossier: str, entity: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM shadow WHERE dossier = ? AND entity = ?",
+                                (dossier, entity)).fetchone()[0]
+
+    # --- deletion holds -------------------------------------------------------------------------
+    def deletion_holds(self, dossier: str) -> dict[str, DeletionHold]:
+        rows = self._db.execute("SELECT entity, held, records, run_id, held_at, confirmed_at FROM deletion_holds"
+                                " WHERE dossier = ? ORDER BY entity", (dossier,))
+        return {row[0]: DeletionHold(dossier, *row) for row in rows}
+
+    def confirm_deletions(self, dossier: str, entity: str) -> Optional[DeletionHold]:
+        """The user confirms the held deletions of `entity`: the next run sends them (once).
+
+        Returns the hold, or None when the entity has none. Confirming twice keeps the first time.
+        """
+        self._db.execute("UPDATE deletion_holds SET confirmed_at = COALESCE(confirmed_at, ?)"
+                         " WHERE dossier = ? AND entity = ?",
+                         (dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"), dossier, entity))
+        self._db.commit()
+        return self.deletion_holds(dossier).get(entity)
+
+    def stage_held_deletions(self, dossier: str, entity: str) -> int:
+        """Stage the keys the pending run holds: its deleted keys not among confirmed ones."""
+        return self._db.execute(
+            f"INSERT OR IGNORE INTO staged_held_deletions (dossier, entity, key)"
+            f" SELECT :d, :e, s.key {self._deleted_where(False)}", {"d": dossier, "e": entity}).rowcount
+
+    def _replace_deletion_holds(self, dossier: str, holds: Iterable[DeletionHold],
+                                confirmations_used: Mapping[str, str]) -> None:
+        """The dossier's holds become the pending run's, with the keys it staged.
+
+        A hold the user confirmed while the run was in flight (the run did not use that
+        confirmation) is kept as it was, so the confirmation still means exactly what the user saw.
+        """
+        kept = {entity for entity, hold in self.deletion_holds(dossier).items()
+                if hold.confirmed_at is not None and confirmations_used.get(entity) != hold.confirmed_at}
+        marks = ",".join("?" * len(kept))
+        for table in ("deletion_holds", "held_deletions"):
+            self._db.execute(f"DELETE FROM {table} WHERE dossier = ? AND entity NOT IN ({marks})", (dossier, *kept))
+        self._db.executemany(
+            "INSERT INTO deletion_holds (dossier, entity, held, records, run_id, held_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(dossier, h.entity, h.held, h.records, h.run_id, h.held_at) for h in holds if h.entity not in kept])
+        self._db.execute(f"INSERT INTO held_deletions (dossier, entity, key) SELECT dossier, entity, key"
+                         f" FROM staged_held_deletions WHERE dossier = ? AND entity NOT IN ({marks})",
+                         (dossier, *kept))
+        self._db.execute("DELETE FROM staged_held_deletions WHERE dossier = ?", (dossier,))
 
     # --- the pending run: staging and outbox ---------------------------------------------------
     def begin_pending(self, dossier: str, run_id: str, *, realignment: bool, identity: dict, probes: dict) -> None:
@@ -546,12 +663,18 @@ class Checkpoint:
         self._db.execute("INSERT INTO outbox (dossier, run_id, seq, message_id, envelopes, body)"
                          " VALUES (?, ?, ?, ?, ?, ?)", (dossier, run_id, seq, message_id, envelopes, body))
 
-    def seal(self, dossier: str, run_id: str, counts: dict[str, int], notes: list[str] = ()) -> None:
-        """The pending run is complete: from now on it will be sent, even after a crash."""
+    def seal(self, dossier: str, run_id: str, counts: dict[str, int], notes: list[str] = (), *,
+             holds: Iterable[DeletionHold] = (), confirmations_used: Mapping[str, str] = {}) -> None:
+        """The pending run is complete: from now on it will be sent, even after a crash.
+
+        The dossier's deletion holds become the run's `holds`; `confirmations_used` (entity ->
+        `confirmed_at`) are the confirmations the run acted on, which are thereby spent.
+        """
         cursor = self._db.execute("UPDATE pending_runs SET sealed = 1 WHERE dossier = ? AND run_id = ?",
                                   (dossier, run_id))
         if cursor.rowcount != 1:
             raise RuntimeError(f"no pending run {run_id} for dossier {dossier}")
+        self._replace_deletion_holds(dossier, holds, confirmations_used)
         self._db.execute("UPDATE runs SET state = ?, counts = ?,"
                          " batches = (SELECT COUNT(*) FROM outbox WHERE dossier = ?) WHERE run_id = ?",
                          (RunState.SENDING, json.dumps(counts), dossier, run_id))
@@ -642,7 +765,7 @@ class Checkpoint:
         return pending.run_id
 
     def _clear_pending(self, dossier: str) -> None:
-        for table in ("staged_shadow", "staged_watermarks", "outbox", "pending_runs"):
+        for table in ("staged_shadow", "staged_watermarks", "staged_held_deletions", "outbox", "pending_runs"):
             self._db.execute(f"DELETE FROM {table} WHERE dossier = ?", (dossier,))
 
     # --- run history --------------------------------------------------------------------------
