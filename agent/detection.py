@@ -7,7 +7,11 @@ identity changed, records that went back in time, server clock moved back) and r
 entity in dependency order, the rows modified since `watermark − overlap` (all rows when
 realigning). The content hash of each row is compared with the *shadow* of what was sent:
 unchanged rows send nothing, rows read again in the overlap are absorbed. Keys in the shadow that
-are no longer in Sage become deletions, sent after every upsert, dependents first. Everything
+are no longer in Sage become deletions, sent after every upsert, dependents first, unless they
+are a *mass deletion* (`DeletionGuard`): a table that suddenly reads (nearly) empty is far more
+often a filter, a view or a permission gone wrong than records really deleted, so those
+deletions are held (not sent, kept in the shadow) until the rows come back or the user confirms
+them; the held keys a user confirmed are sent by the next run, once. Everything
 the run would change in the agent's state (shadow, watermarks) is *staged*, not applied: the
 relay applies it once the bus has accepted the run's batches.
 
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from agent.canonical import canonical_json
-from agent.checkpoint import Checkpoint, ShadowEntry, StagedRecord, Watermark, to_text
+from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
                              message_id)
 from shared.models import Entity
@@ -62,12 +66,13 @@ class SageSource(Protocol):
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
+COUNTERS = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid", "deletions_held")
 
 
 @dataclass
 class RunCounts:
-    """What a run did. `resent`: unchanged records sent again because the run realigns."""
+    """What a run did. `resent`: unchanged records sent again because the run realigns;
+    `deletions_held`: deletions not sent because they were a mass deletion."""
 
     read: int = 0
     created: int = 0
@@ -76,9 +81,25 @@ class RunCounts:
     deleted: int = 0
     skipped_unchanged: int = 0
     invalid: int = 0
+    deletions_held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DeletionGuard:
+    """When a run's deletions of one entity are a mass deletion, held instead of sent.
+
+    A deletion set is held only when it is larger than `max_fraction` of the entity's records
+    (in the shadow) and larger than `min_count` too: deletions in a small table go through.
+    """
+
+    max_fraction: float = 0.2
+    min_count: int = 50
+
+    def holds(self, deletions: int, records: int) -> bool:
+        return deletions > self.min_count and deletions > self.max_fraction * records
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,7 @@ class RunPlan:
     reasons: tuple[str, ...]
     identity: dict[str, Any]
     probes: dict[str, dict[str, Any]]
+    confirmed_deletions: dict[str, str] = field(default_factory=dict)   # entity -> confirmed_at
 
 
 @dataclass(frozen=True)
@@ -190,30 +212,41 @@ class ChangeDetector:
 
     Use `plan()` once, then iterate `envelopes(plan)` to the end: run-start marker first,
     run-end marker (with `counts`) last. Staged writes are left uncommitted for the caller.
-    An `overlap` shorter than `MINIMUM_OVERLAP` is taken as `MINIMUM_OVERLAP`.
+    An `overlap` shorter than `MINIMUM_OVERLAP` is taken as `MINIMUM_OVERLAP`. Once iterated,
+    `holds` are the deletions held and `confirmations_used` (entity -> `confirmed_at`) the
+    user's confirmations the run acted on: the caller records both when it seals the run.
     """
 
     checkpoint: Checkpoint
     dossier: str
     source: SageSource
     overlap: dt.timedelta = dt.timedelta(hours=1)
+    deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     counts: RunCounts = field(default_factory=RunCounts)
     notes: list[str] = field(default_factory=list)
     sent_at: Optional[dt.datetime] = None
+    holds: list[DeletionHold] = field(default_factory=list)
+    confirmations_used: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.overlap = max(self.overlap, MINIMUM_OVERLAP)
 
     # --- planning --------------------------------------------------------------------------
     def plan(self, run_id: str, signpost: dt.datetime) -> RunPlan:
-        """Probe the dossier, load its current keys and decide whether this run realigns."""
+        """Probe the dossier, load its current keys and decide whether this run realigns.
+
+        The held deletions the user confirmed are read first: a confirmation given later is left
+        for the next run.
+        """
+        confirmed = {entity: hold.confirmed_at for entity, hold in self.checkpoint.deletion_holds(self.dossier).items()
+                     if hold.confirmed_at is not None}
         probes = probes_dict(self.source.probes())
         identity = identity_dict(self.source.identity())
         self.checkpoint.clear_current_keys()
         for entity in self.source.entities():
             self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
         reasons = self._realignment_reasons(signpost, identity, probes)
-        return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes)
+        return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed)
 
     def _realignment_reasons(self, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
         snapshot = self.checkpoint.snapshot(self.dossier)
@@ -288,7 +321,7 @@ class ChangeDetector:
                     modified = plan.signpost
                 self.checkpoint.stage_watermark(self.dossier, entity.value, Watermark(modified, marq))
         for entity in reversed(entities):
-            yield from self._deletions(plan, entity)
+            yield from self._deletions(plan, entity, plan.confirmed_deletions.get(entity.value))
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=False,
                                   counts=self.counts.as_dict(), sent_at=self.sent_at)
 
@@ -394,9 +427,26 @@ class ChangeDetector:
                                     error=bounded_error(error), raw_hash=row.raw_hash, sent_at=self.sent_at)
         return envelope, StagedRecord(entity, row.key, row.raw_hash, last_valid_hash, True, row.modified, row.marq)
 
-    def _deletions(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope]:
+    def _deletions(self, plan: RunPlan, entity: Entity, confirmed_at: Optional[str]) -> Iterator[Envelope]:
+        """The entity's deletions, unless they are a mass deletion the user has not confirmed."""
         name = entity.value
-        for keys in _chunks(self.checkpoint.deleted_keys(self.dossier, name), DELETE_CHUNK):
+        if confirmed_at is not None:
+            self.confirmations_used[name] = confirmed_at
+        unconfirmed = self.checkpoint.count_deleted_keys(self.dossier, name,
+                                                         held=False if confirmed_at is not None else None)
+        records = self.checkpoint.shadow_size(self.dossier, name) if unconfirmed else 0
+        if not self.deletion_guard.holds(unconfirmed, records):
+            yield from self._send_deletions(plan, name, held=None)
+            return
+        self.checkpoint.stage_held_deletions(self.dossier, name)
+        hold = DeletionHold(self.dossier, name, unconfirmed, records, plan.run_id, utc_text())
+        self.holds.append(hold)
+        self.counts.deletions_held += unconfirmed
+        if confirmed_at is not None:
+            yield from self._send_deletions(plan, name, held=True)
+
+    def _send_deletions(self, plan: RunPlan, name: str, held: Optional[bool]) -> Iterator[Envelope]:
+        for keys in _chunks(self.checkpoint.deleted_keys(self.dossier, name, held=held), DELETE_CHUNK):
             self.checkpoint.stage_records(self.dossier, [StagedRecord(name, key, "", "", False, None, None, deleted=True)
                                                          for key in keys])
             self.counts.deleted += len(keys)

@@ -33,8 +33,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
-from agent.checkpoint import ActivityChange, Checkpoint, RunState
-from agent.detection import ChangeDetector, RenderedEnvelope, new_run_id, server_now
+from agent.checkpoint import ActivityChange, Checkpoint, DeletionHold, RunState
+from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
@@ -118,13 +118,17 @@ class ActivityNotice:
 
 @dataclass
 class DossierRunResult:
-    """What `sync_dossier` did for one dossier; `ok` is False when it stopped on an error."""
+    """What `sync_dossier` did for one dossier; `ok` is False when it stopped on an error.
+
+    `holds`: the mass deletions the run did not send (each has a `message` for the user).
+    """
 
     dossier: str
     run_id: Optional[str] = None
     realignment: bool = False
     reasons: tuple[str, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    holds: tuple[DeletionHold, ...] = ()
     batches_sent: int = 0
     recovered_run_id: Optional[str] = None
     discarded_run_id: Optional[str] = None
@@ -163,7 +167,8 @@ class Relay:
                                  batch.envelopes, batch.body)
             if seq % STAGING_COMMIT_BATCHES == 0:
                 checkpoint.commit()
-        checkpoint.seal(detector.dossier, plan.run_id, detector.counts.as_dict(), detector.notes)
+        checkpoint.seal(detector.dossier, plan.run_id, detector.counts.as_dict(), detector.notes,
+                        holds=detector.holds, confirmations_used=detector.confirmations_used)
         return seq
 
     def send_pending(self, dossier: str) -> int:
@@ -197,6 +202,7 @@ class Relay:
 
 def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, open_source: SourceOpener,
                  overlap: dt.timedelta = dt.timedelta(hours=1),
+                 deletion_guard: DeletionGuard = DeletionGuard(),
                  signpost_clock: Optional[Callable[[object], dt.datetime]] = None,
                  utc_clock: Optional[Callable[[], dt.datetime]] = None,
                  batch_envelopes: int = 500) -> DossierRunResult:
@@ -207,6 +213,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
 
     Args:
         open_source: opens the dossier's Sage connection and reader (closed before sending).
+        deletion_guard: which deletions are a mass deletion, held instead of sent.
         signpost_clock: the run's signpost from the Sage connection (default: the server clock).
         utc_clock: the agent's UTC clock, for run ids and `sent_at`.
         batch_envelopes: at most this many envelopes per bus message.
@@ -220,7 +227,8 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         run_id = new_run_id(utc_now)
         with open_source() as (connection, reader):
             signpost = (signpost_clock or server_now)(connection)
-            detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, sent_at=utc_now)
+            detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, deletion_guard=deletion_guard,
+                                      sent_at=utc_now)
             plan = detector.plan(run_id, signpost)
             checkpoint.start_run(dossier, run_id, realignment=plan.realignment, reasons=list(plan.reasons))
             result.run_id, result.realignment, result.reasons = run_id, plan.realignment, plan.reasons
@@ -231,6 +239,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
                 checkpoint.discard_pending(dossier, reason=describe_error(exc), state=RunState.FAILED)
                 raise
             result.counts = detector.counts.as_dict()
+            result.holds = tuple(detector.holds)
         result.batches_sent += relay.send_pending(dossier)
     except Exception as exc:
         result.error = describe_error(exc)
@@ -278,6 +287,7 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
 
     targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
     overlap = dt.timedelta(seconds=settings.agent.overlap_s)
+    guard = DeletionGuard(settings.agent.max_delete_fraction, settings.agent.max_delete_min)
     results = []
     with checkpoint.exclusive():
         note_activity(settings, checkpoint)
@@ -295,7 +305,7 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
                     result = DossierRunResult(target, error=unsent.error)
                     checkpoint.record_failed_start(target, new_run_id(), result.error)
                 else:
-                    result = _run_one(settings, checkpoint, bus, target, overlap)
+                    result = _run_one(settings, checkpoint, bus, target, overlap, guard)
                 _log_result(result)
             results.append(result)
             if on_result is not None:
@@ -309,6 +319,8 @@ def _log_result(result: DossierRunResult) -> None:
             log.info("run %s%s: %s, %d batch(es) sent", result.run_id,
                      " (realignment: " + "; ".join(result.reasons) + ")" if result.realignment else "",
                      ", ".join(f"{name}={count}" for name, count in result.counts.items()), result.batches_sent)
+            for hold in result.holds:
+                log.error("%s", hold.message)
         else:
             log.error("run %s failed: %s", result.run_id, result.error)
 
@@ -381,7 +393,8 @@ def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChan
     return ActivityNotice(change.dossier, change.active, change.change_id)
 
 
-def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta) -> DossierRunResult:
+def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta,
+             guard: DeletionGuard) -> DossierRunResult:
     from agent.catalog import connection_string_for
 
     try:
@@ -391,7 +404,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
     return sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
-                        open_source=opener, overlap=overlap)
+                        open_source=opener, overlap=overlap, deletion_guard=guard)
 
 
 __all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "announce_activity", "note_activity",

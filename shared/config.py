@@ -76,6 +76,9 @@ class AgentSettings(_Section):
     interval_s: float = Field(default=900.0, gt=0)
     overlap_s: float = Field(default=3600.0, ge=0)
     batch_rows: int = Field(default=1000, ge=1)
+    # A run's deletions of one entity are held, not sent, when above both (agent.detection.DeletionGuard).
+    max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
+    max_delete_min: int = Field(default=50, ge=0)
     log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
 

@@ -1,0 +1,314 @@
+"""The mass-deletion guard: a Sage table that suddenly reads (nearly) empty — a filter or view
+misconfigured, a permission revoked, a botched purge — must not soft-delete the customer base in
+SSM. Demo Sage 100 databases read through pyodbc (`Driver=SQLite3`), the real `LocalBus`; what
+reached the bus and the agent's state are asserted."""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent import demo_builder as sage
+from agent.checkpoint import Checkpoint
+from agent.detection import DeletionGuard
+from agent.odbc import sqlite_connection_string
+from agent.relay import DossierRunResult, open_sage100, sync_dossier
+from shared.envelope import Op
+from shared.state.repository import StateStore
+from shared.state.sqlite_store import SqliteTableStore
+from shared.sync.runs import RunBook
+
+from agent_support import QUEUE, T0, Harness, current_keys, minutes
+
+# The tiny demo dossier has 16 accounts and 22 contacts: the guard is scaled down to it.
+GUARD = DeletionGuard(max_fraction=0.2, min_count=5)
+KEPT_ACCOUNTS = ("ECRIN", "RUBIS")
+
+
+def run(agent: Harness, guard: DeletionGuard = GUARD) -> DossierRunResult:
+    with agent.checkpoint() as checkpoint:
+        return sync_dossier("BIJOU", checkpoint=checkpoint, bus=agent.bus, queue=QUEUE,
+                            open_source=open_sage100(sqlite_connection_string(agent.path("BIJOU"))),
+                            deletion_guard=guard)
+
+
+def hide_rows(path: Path, table: str, keep: dict[str, tuple] = None) -> None:
+    """Sage's reads stop seeing the rows of `table` (all but `keep`); they are kept aside."""
+    column, values = next(iter((keep or {"rowid": ()}).items()))
+    marks = ",".join("?" * len(values))
+    with _sqlite(path) as db:
+        db.execute(f"CREATE TABLE HIDDEN_{table} AS SELECT * FROM {table} WHERE {column} NOT IN ({marks})", values)
+        db.execute(f"DELETE FROM {table} WHERE {column} NOT IN ({marks})", values)
+
+
+def restore_rows(path: Path, table: str, only: tuple = None, column: str = None) -> None:
+    """The rows come back exactly as they were (the permission or the filter is fixed)."""
+    where = f" WHERE {column} IN ({','.join('?' * len(only))})" if only else ""
+    with _sqlite(path) as db:
+        db.execute(f"INSERT INTO {table} SELECT * FROM HIDDEN_{table}{where}", only or ())
+        if only:
+            db.execute(f"DELETE FROM HIDDEN_{table}{where}", only)
+        else:
+            db.execute(f"DROP TABLE HIDDEN_{table}")
+
+
+class _sqlite:
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            self.db.commit()
+        self.db.close()
+
+
+def contacts_of(path: Path, accounts: set[str]) -> set[str]:
+    with _sqlite(path) as db:
+        marks = ",".join("?" * len(accounts))
+        return {str(no) for (no,) in db.execute(f"SELECT CT_No FROM F_CONTACTT WHERE CT_Num IN ({marks})",
+                                                 tuple(accounts))}
+
+
+@pytest.fixture
+def synced(agent, bijou):
+    """BIJOU synchronised once; returns every key of every entity."""
+    assert run(agent).ok
+    agent.drain("BIJOU")
+    return current_keys(bijou)
+
+
+def hidden_accounts(bijou: Path, keys: dict[str, set[str]]) -> tuple[set[str], set[str]]:
+    """Every account but two vanishes from Sage's reads; returns (accounts, contacts) gone."""
+    accounts = keys["account"] - set(KEPT_ACCOUNTS)
+    contacts = contacts_of(bijou, accounts)
+    hide_rows(bijou, "F_COMPTET", {"CT_Num": KEPT_ACCOUNTS})
+    assert current_keys(bijou)["account"] == set(KEPT_ACCOUNTS)
+    return accounts, contacts
+
+
+def held(agent: Harness) -> dict[str, tuple[int, int, bool]]:
+    """entity -> (held, records, confirmed) in the agent's state."""
+    with agent.checkpoint() as checkpoint:
+        return {entity: (hold.held, hold.records, hold.confirmed_at is not None)
+                for entity, hold in checkpoint.deletion_holds("BIJOU").items()}
+
+
+def shadow_size(agent: Harness, entity: str) -> int:
+    with agent.checkpoint() as checkpoint:
+        return checkpoint.shadow_counts("BIJOU")[entity]["records"]
+
+
+# --- the guard -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("deletions, records, holds", [
+    (51, 100, True), (50, 100, False), (51, 254, True), (51, 255, False), (4812, 5000, True),
+    (1000, 1_000_000, False), (49, 49, False), (0, 0, False)])
+def test_a_deletion_set_is_held_only_above_both_the_fraction_and_the_minimum(deletions, records, holds):
+    assert DeletionGuard(max_fraction=0.2, min_count=50).holds(deletions, records) is holds
+
+
+def test_a_table_read_nearly_empty_sends_no_deletion_but_everything_else(agent, bijou, synced):
+    accounts, contacts = hidden_accounts(bijou, synced)
+    sage.update_row(bijou, "F_ARTICLE", {"AR_Ref": "BAAR01"}, {"AR_Design": "Bague argent ciselée"},
+                    at=T0 + minutes(5))
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok and not result.realignment
+    assert delivered.changes(Op.DELETE) == []
+    assert [(e.op, e.entity, e.key) for e in delivered.changes()] == [(Op.UPSERT, "product", "BAAR01")]
+    [(start, end)] = delivered.runs()
+    assert end.counts["deletions_held"] == result.counts["deletions_held"] == len(accounts) + len(contacts)
+    assert end.counts["deleted"] == 0
+    assert held(agent) == {"account": (len(accounts), len(synced["account"]), False),
+                           "contact": (len(contacts), len(synced["contact"]), False)}
+    assert [hold.message for hold in result.holds] == [
+        f"BIJOU: {len(contacts)} of {len(synced['contact'])} contacts would be deleted in SSM; held. If this is"
+        " intended, run `ssm-connector agent confirm-deletions BIJOU contact`",
+        f"BIJOU: {len(accounts)} of {len(synced['account'])} accounts would be deleted in SSM; held. If this is"
+        " intended, run `ssm-connector agent confirm-deletions BIJOU account`"]
+    assert shadow_size(agent, "account") == len(synced["account"])
+    assert shadow_size(agent, "contact") == len(synced["contact"])
+
+    again = run(agent)
+    assert agent.drain("BIJOU").changes() == [] and again.counts["deletions_held"] == len(accounts) + len(contacts)
+
+
+def test_rows_coming_back_clear_the_hold_and_no_deletion_was_ever_sent(agent, bijou, synced):
+    hidden_accounts(bijou, synced)
+    sage.set_clock(bijou, T0 + minutes(10))
+    run(agent)
+    run(agent)
+    restore_rows(bijou, "F_COMPTET")
+    sage.set_clock(bijou, T0 + minutes(20))
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok and not result.realignment and result.holds == ()
+    assert delivered.changes() == [] and len(delivered.runs()) == 3
+    assert all(end.counts["deleted"] == 0 for _, end in delivered.runs())
+    assert held(agent) == {}
+    assert shadow_size(agent, "account") == len(synced["account"])
+    assert current_keys(bijou) == synced
+
+
+def test_a_confirmation_sends_exactly_the_held_deletions_once_and_a_later_mass_deletion_is_held_again(
+        agent, bijou, synced):
+    accounts, contacts = hidden_accounts(bijou, synced)
+    sage.set_clock(bijou, T0 + minutes(10))
+    run(agent)
+    agent.drain("BIJOU")
+    with agent.checkpoint() as checkpoint:
+        confirmed = checkpoint.confirm_deletions("BIJOU", "account")
+    assert confirmed.held == len(accounts) and confirmed.confirmed_at
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok
+    assert delivered.keys(Op.DELETE, "account") == accounts and delivered.changes(Op.DELETE, "contact") == []
+    assert len(delivered.changes()) == len(accounts)
+    assert result.counts["deleted"] == len(accounts) and result.counts["deletions_held"] == len(contacts)
+    assert held(agent) == {"contact": (len(contacts), len(synced["contact"]), False)}
+    assert shadow_size(agent, "account") == len(KEPT_ACCOUNTS)
+
+    assert run(agent).counts["deleted"] == 0 and agent.drain("BIJOU").changes() == []
+
+    restore_rows(bijou, "F_COMPTET")        # the purge was a mistake after all: the accounts come back
+    sage.set_clock(bijou, T0 + minutes(20))
+    back = run(agent)
+    assert agent.drain("BIJOU").keys(Op.UPSERT, "account") == accounts and back.counts["created"] == len(accounts)
+    assert held(agent) == {}
+
+    hide_rows(bijou, "F_COMPTET", {"CT_Num": KEPT_ACCOUNTS})
+    sage.set_clock(bijou, T0 + minutes(30))
+    again = run(agent)
+    assert agent.drain("BIJOU").changes(Op.DELETE) == []
+    assert held(agent)["account"] == (len(accounts), len(synced["account"]), False)
+    assert again.counts["deletions_held"] == len(accounts) + len(contacts)
+
+
+def test_a_confirmed_deletion_whose_row_came_back_is_not_sent(agent, bijou, synced):
+    accounts, _ = hidden_accounts(bijou, synced)
+    sage.set_clock(bijou, T0 + minutes(10))
+    run(agent)
+    agent.drain("BIJOU")
+    returning = tuple(sorted(accounts)[:3])
+    with agent.checkpoint() as checkpoint:
+        checkpoint.confirm_deletions("BIJOU", "account")
+    restore_rows(bijou, "F_COMPTET", returning, "CT_Num")
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert delivered.keys(Op.DELETE, "account") == accounts - set(returning)
+    assert delivered.changes(Op.UPSERT) == [] and result.counts["deleted"] == len(accounts) - 3
+    assert "account" not in held(agent)
+
+
+class ConfirmingDuringTheKeyScan:
+    """The real reader; the user confirms the held accounts while the run scans the keys."""
+
+    def __init__(self, reader, state_path: Path):
+        self.reader, self.state_path = reader, state_path
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def keys(self, entity):
+        yield from self.reader.keys(entity)
+        if entity.value == "account":
+            with Checkpoint(self.state_path) as other_process:
+                assert other_process.confirm_deletions("BIJOU", "account") is not None
+
+
+def test_a_confirmation_given_during_a_run_is_left_for_the_next_run_as_the_user_saw_it(agent, bijou, synced):
+    accounts, contacts = hidden_accounts(bijou, synced)
+    sage.set_clock(bijou, T0 + minutes(10))
+    run(agent)
+    agent.drain("BIJOU")
+    restore_rows(bijou, "F_COMPTET", tuple(sorted(accounts)[:2]), "CT_Num")
+    still_gone = accounts - set(sorted(accounts)[:2])
+    real = open_sage100(sqlite_connection_string(bijou))
+
+    @contextmanager
+    def source():
+        with real() as (connection, reader):
+            yield connection, ConfirmingDuringTheKeyScan(reader, agent.state_path)
+
+    with agent.checkpoint() as checkpoint:
+        during = sync_dossier("BIJOU", checkpoint=checkpoint, bus=agent.bus, queue=QUEUE, open_source=source,
+                              deletion_guard=GUARD)
+    assert during.ok and agent.drain("BIJOU").changes() == []
+    assert [(hold.entity, hold.held) for hold in during.holds if hold.entity == "account"] == [
+        ("account", len(still_gone))]
+    assert held(agent)["account"] == (len(accounts), len(synced["account"]), True)
+
+    after = run(agent)
+
+    assert agent.drain("BIJOU").keys(Op.DELETE, "account") == still_gone
+    assert after.counts["deleted"] == len(still_gone) and "account" not in held(agent)
+
+
+def test_deletions_under_the_threshold_go_through_as_before(agent, bijou, synced):
+    gone = sorted(synced["contact"])[:4]
+    for contact in gone:
+        assert sage.delete_row(bijou, "F_CONTACTT", {"CT_No": int(contact)}, at=T0 + minutes(5)) == 1
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    result = run(agent)
+
+    assert agent.drain("BIJOU").keys(Op.DELETE, "contact") == set(gone)
+    assert result.counts["deleted"] == 4 and result.counts["deletions_held"] == 0 and result.holds == ()
+    assert held(agent) == {}
+
+
+def test_a_whole_small_table_emptied_is_deleted_under_the_default_minimum_of_fifty(agent, bijou, synced):
+    hide_rows(bijou, "F_COMPTET")
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    result = run(agent, DeletionGuard())
+
+    delivered = agent.drain("BIJOU")
+    assert delivered.keys(Op.DELETE, "account") == synced["account"]
+    assert delivered.keys(Op.DELETE, "contact") == synced["contact"] and result.holds == ()
+
+
+def test_a_realignment_holds_a_mass_deletion_too(agent, bijou, synced):
+    accounts, contacts = hidden_accounts(bijou, synced)
+    with agent.checkpoint() as checkpoint:
+        checkpoint.request_realignment("BIJOU")
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert result.realignment and delivered.changes(Op.DELETE) == []
+    assert delivered.keys(Op.UPSERT, "account") == set(KEPT_ACCOUNTS)
+    assert result.counts["deletions_held"] == len(accounts) + len(contacts)
+    assert set(held(agent)) == {"account", "contact"}
+
+
+def test_the_cloud_records_the_held_deletions_of_a_run(agent, bijou, synced, tmp_path):
+    accounts, contacts = hidden_accounts(bijou, synced)
+    sage.set_clock(bijou, T0 + minutes(10))
+    run(agent)
+    [(start, end)] = agent.drain("BIJOU").runs()
+    store = StateStore(SqliteTableStore(tmp_path / "cloud.db"))
+    store.ensure_tables()
+    try:
+        book = RunBook(store)
+        book.start("BIJOU", start.run_id, realignment=False)
+        book.end("BIJOU", end.run_id, agent_counts=end.counts)
+        message = store.get_run("BIJOU", end.run_id).message
+    finally:
+        store.close()
+    assert f"deletions held {len(accounts) + len(contacts)}" in message and "deleted 0" in message
+
