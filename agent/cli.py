@@ -4,7 +4,8 @@
 `deselect` choose them (the cloud learns of a deselection, or of a dossier selected again, at the
 agent's next run); `run-once` runs every selected dossier once; `run` repeats that every
 `--interval` seconds until SIGINT/SIGTERM, finishing the dossier in progress; `state` shows the
-agent's local state (selection, last runs, watermarks, shadow sizes, pending batches, errors).
+agent's local state (selection, last runs, watermarks, shadow sizes, pending batches, errors,
+held deletions); `confirm-deletions` lets the next run send a mass deletion the agent held.
 Settings come from `--config FILE` (TOML) and `SSMCONN__*` environment variables.
 """
 from __future__ import annotations
@@ -18,13 +19,14 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
-from agent.checkpoint import AgentBusyError, Checkpoint
+from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
 from agent.relay import ActivityNotice, DossierRunResult, note_activity, run_selected
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
 
-COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid")
+COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid", "deletions_held")
+SHOWN_WHEN_NOT_ZERO = {"deletions_held"}
 
 
 def register(subparsers) -> None:
@@ -56,6 +58,12 @@ def register(subparsers) -> None:
     run.add_argument("--interval", metavar="S", type=float, help="seconds between runs (default: agent.interval_s)")
     run.add_argument("--cycles", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(handler=cmd_run)
+
+    confirm = commands.add_parser("confirm-deletions", parents=[config],
+                                  help="let the next run send the deletions the agent held for an entity")
+    confirm.add_argument("dossier", metavar="ID")
+    confirm.add_argument("entity", metavar="ENTITY", help=", ".join(entity.value for entity in sync_order()))
+    confirm.set_defaults(handler=cmd_confirm_deletions)
 
     state = commands.add_parser("state", parents=[config], help="show the agent's local state")
     state.add_argument("--dossier", metavar="ID", help="only this dossier")
@@ -158,7 +166,8 @@ def cmd_deselect(args) -> int:
 
 # --- runs ---------------------------------------------------------------------------------------
 def _counts_text(counts: dict[str, int]) -> str:
-    return " ".join(f"{name}={counts[name]}" for name in COUNT_ORDER if name in counts)
+    return " ".join(f"{name}={counts[name]}" for name in COUNT_ORDER
+                    if name in counts and (counts[name] or name not in SHOWN_WHEN_NOT_ZERO))
 
 
 def _print_result(result: DossierRunResult) -> None:
@@ -172,6 +181,8 @@ def _print_result(result: DossierRunResult) -> None:
           f" batches={result.batches_sent}")
     for reason in result.reasons:
         print(f"  realignment because {reason}")
+    for hold in result.holds:
+        print(hold.message)
 
 
 def _print_notice(notice: ActivityNotice) -> None:
@@ -260,6 +271,29 @@ def cmd_run(args) -> int:
     return 0
 
 
+# --- held deletions -----------------------------------------------------------------------------
+def cmd_confirm_deletions(args) -> int:
+    entities = [entity.value for entity in sync_order()]
+    if args.entity not in entities:
+        print(f"'{args.entity}' is not an entity the agent synchronises ({', '.join(entities)}).", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    with _checkpoint(settings) as checkpoint:
+        hold = checkpoint.confirm_deletions(args.dossier, args.entity)
+    if hold is None:
+        print(f"{args.dossier} has no held {args.entity} deletions; `agent state` shows what the agent holds.",
+              file=sys.stderr)
+        return 1
+    print(f"{args.dossier}: the next run sends the {hold.held:,} held {args.entity} deletions to SSM."
+          f" Those of the {plural(args.entity)} back in Sage by then are not sent.")
+    return 0
+
+
+def _hold_state(hold: DeletionHold) -> dict:
+    return {"entity": hold.entity, "held": hold.held, "records": hold.records, "run_id": hold.run_id,
+            "held_at": hold.held_at, "confirmed_at": hold.confirmed_at, "message": hold.message}
+
+
 # --- state --------------------------------------------------------------------------------------
 def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> list[dict]:
     configured = {d.id for d in settings.dossiers}
@@ -286,6 +320,7 @@ def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> l
             "watermarks": {entity: {"modified": w.modified.isoformat() if w.modified else None, "marq": w.marq}
                            for entity, w in sorted(checkpoint.watermarks(dossier).items())},
             "shadow": checkpoint.shadow_counts(dossier),
+            "held_deletions": [_hold_state(hold) for hold in checkpoint.deletion_holds(dossier).values()],
             "runs": [{"run_id": r.run_id, "state": r.state, "started_at": r.started_at, "ended_at": r.ended_at,
                       "realignment": r.realignment, "reasons": r.reasons, "counts": r.counts,
                       "batches": r.batches, "error": r.error} for r in checkpoint.runs(dossier, limit=5)],
@@ -325,6 +360,10 @@ def cmd_state(args) -> int:
             p = item["pending"]
             status = "being sent" if p["sealed"] else "incomplete, will be dropped"
             print(f"  pending run:  {p['run_id']} {status}, {p['unsent']} of {p['batches']} batch(es) unsent")
+        for hold in item["held_deletions"]:
+            print(f"  {hold['message']}")
+            if hold["confirmed_at"]:
+                print(f"    confirmed at {hold['confirmed_at']}: the next run sends them")
         for entity in _in_sync_order(set(item["watermarks"]) | set(item["shadow"])):
             mark = item["watermarks"].get(entity, {}).get("modified") or "-"
             shadow = item["shadow"].get(entity, {"records": 0, "invalid": 0})

@@ -4,6 +4,8 @@ SSM. Demo Sage 100 databases read through pyodbc (`Driver=SQLite3`), the real `L
 reached the bus and the agent's state are asserted."""
 from __future__ import annotations
 
+import argparse
+import json
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,15 +14,17 @@ import pytest
 
 from agent import demo_builder as sage
 from agent.checkpoint import Checkpoint
+from agent.cli import register
 from agent.detection import DeletionGuard
 from agent.odbc import sqlite_connection_string
 from agent.relay import DossierRunResult, open_sage100, sync_dossier
+from shared.bus.local_bus import LocalBus
 from shared.envelope import Op
 from shared.state.repository import StateStore
 from shared.state.sqlite_store import SqliteTableStore
 from shared.sync.runs import RunBook
 
-from agent_support import QUEUE, T0, Harness, current_keys, minutes
+from agent_support import QUEUE, T0, Harness, build_dossier, current_keys, drain, minutes
 
 # The tiny demo dossier has 16 accounts and 22 contacts: the guard is scaled down to it.
 GUARD = DeletionGuard(max_fraction=0.2, min_count=5)
@@ -312,3 +316,66 @@ def test_the_cloud_records_the_held_deletions_of_a_run(agent, bijou, synced, tmp
         store.close()
     assert f"deletions held {len(accounts) + len(contacts)}" in message and "deleted 0" in message
 
+
+# --- the command line --------------------------------------------------------------------------------
+def agent_cli(config: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ssm-connector")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["agent", *argv[:1], "--config", str(config), *argv[1:]])
+    return args.handler(args)
+
+
+def test_the_command_line_reports_held_deletions_and_confirms_them(tmp_path, capsys):
+    server = tmp_path / "sage"
+    server.mkdir()
+    bijou = build_dossier(server, "BIJOU")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_path = "agent.db"\nserver_odbc = "Driver=SQLite3;Database={server}"\n'
+                      'max_delete_fraction = 0.2\nmax_delete_min = 5\n[bus]\npath = "bus.db"\n', encoding="utf-8")
+    assert agent_cli(config, "select", "BIJOU") == 0
+    assert agent_cli(config, "run-once") == 0
+    keys = current_keys(bijou)
+    accounts, contacts = hidden_accounts(bijou, keys)
+    sage.set_clock(bijou, T0 + minutes(10))
+    capsys.readouterr()
+
+    assert agent_cli(config, "run-once") == 0
+    out = capsys.readouterr().out
+    message = (f"BIJOU: {len(accounts)} of {len(keys['account'])} accounts would be deleted in SSM; held."
+               " If this is intended, run `ssm-connector agent confirm-deletions BIJOU account`")
+    assert message in out.splitlines() and f"deletions_held={len(accounts) + len(contacts)}" in out
+
+    assert agent_cli(config, "state") == 0
+    out = capsys.readouterr().out
+    assert f"  {message}" in out.splitlines()
+    assert agent_cli(config, "state", "--json") == 0
+    [state] = json.loads(capsys.readouterr().out)
+    assert {h["entity"]: (h["held"], h["records"], h["confirmed_at"]) for h in state["held_deletions"]} == {
+        "account": (len(accounts), len(keys["account"]), None),
+        "contact": (len(contacts), len(keys["contact"]), None)}
+    assert [h["message"] for h in state["held_deletions"] if h["entity"] == "account"] == [message]
+    assert state["runs"][0]["counts"]["deletions_held"] == len(accounts) + len(contacts)
+
+    assert agent_cli(config, "confirm-deletions", "BIJOU", "product") == 1
+    assert "BIJOU has no held product deletions" in capsys.readouterr().err
+    assert agent_cli(config, "confirm-deletions", "BIJOU", "tiers") == 2
+    assert "'tiers' is not an entity" in capsys.readouterr().err
+    assert agent_cli(config, "confirm-deletions", "BIJOU", "account") == 0
+    assert (f"BIJOU: the next run sends the {len(accounts)} held account deletions to SSM."
+            in capsys.readouterr().out)
+    assert agent_cli(config, "state") == 0
+    assert "confirmed at " in capsys.readouterr().out
+
+    assert agent_cli(config, "run-once") == 0
+    bus = LocalBus(str(tmp_path / "bus.db"))
+    try:
+        sent = drain(bus, "BIJOU")
+    finally:
+        bus.close()
+    [last_start, last_end] = sent.runs()[-1]
+    assert {e.key for e in sent.changes(Op.DELETE) if e.run_id == last_end.run_id} == accounts
+    assert [e for e in sent.changes(Op.DELETE) if e.run_id != last_end.run_id] == []
+    capsys.readouterr()
+    assert agent_cli(config, "state", "--json") == 0
+    [state] = json.loads(capsys.readouterr().out)
+    assert [h["entity"] for h in state["held_deletions"]] == ["contact"]
