@@ -29,6 +29,14 @@ def cycle(agent: Harness, settings: Settings, *, bus=None, notices: list = None)
                             on_notice=None if notices is None else notices.append)
 
 
+def synced_once(agent: Harness, settings: Settings) -> None:
+    """BIJOU selected, synced once, and what that sent drained from the bus."""
+    with agent.checkpoint() as checkpoint:
+        checkpoint.select("BIJOU")
+    cycle(agent, settings)
+    agent.drain("BIJOU")
+
+
 def synced_then_deselected(agent: Harness, settings: Settings) -> None:
     """BIJOU selected and synced once, then deselected and its deactivation delivered."""
     with agent.checkpoint() as checkpoint:
@@ -48,10 +56,7 @@ def kinds(delivered) -> list[tuple[str, str]]:
 
 def test_a_deselected_dossier_is_announced_once_with_its_name_then_nothing_is_sent(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.deselect("BIJOU")
 
@@ -89,10 +94,7 @@ def test_the_notice_carries_the_configured_name_and_the_time_of_the_change(agent
 
 def test_a_notice_the_bus_refused_stays_and_goes_with_the_next_cycle(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.deselect("BIJOU")
 
@@ -113,10 +115,7 @@ def test_a_notice_the_bus_refused_stays_and_goes_with_the_next_cycle(agent, bijo
 
 def test_a_crash_after_the_bus_accepted_the_notice_sends_it_again_under_the_same_id(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.deselect("BIJOU")
     crashing = CrashingBus(agent.bus, 0, when="after-send")
@@ -221,10 +220,7 @@ def test_a_run_left_half_sent_is_finished_before_the_deactivation(agent, bijou):
 
 def test_changes_of_mind_before_a_cycle_make_one_notice_and_a_realignment(agent, bijou):
     settings = server_settings(agent)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
-    agent.drain("BIJOU")
+    synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.deselect("BIJOU")
         checkpoint.select("BIJOU")
