@@ -543,11 +543,16 @@ class DocumentSynchronizer(Synchronizer):
         binder.bind(key, line_link.ssm_id, base=result.base, hash=line_hash, link=line_link)
         return bool(result.to_ssm)
 
+    def _parts_may_exist_in_ssm(self, document_key: str) -> bool:
+        """Whether lines or /sales totals of this document may be in SSM without a link: never for
+        an order this very attempt created, else as for the document itself."""
+        return not self.posted_new and self._may_exist_in_ssm(document_key, self._realignment)
+
     def _line_in_ssm(self, document_key: str, ext_id: str, order_id: int) -> Optional[dict]:
         """The live line of this order carrying `ext_id`, when an earlier attempt may have sent it
         without saving its link; the order's lines are read once per document."""
-        if self.posted_new or not self._may_exist_in_ssm(document_key, self._realignment):
-            return None     # an order created by this very attempt has no line in SSM yet
+        if not self._parts_may_exist_in_ssm(document_key):
+            return None
         if self._ssm_lines is None:
             self._ssm_lines = {}
             for row in self.ctx.ssm.list(self.line_mapper.resource, where=f"salesOrderId.id={int(order_id)}"):
@@ -598,7 +603,7 @@ class DocumentSynchronizer(Synchronizer):
         link = self._recover_pending_sales(record.key, link)
         values = self._sales_values(record)
         posted = link.base.get("_sales")
-        if posted is None and not self.posted_new and self._may_exist_in_ssm(record.key, self._realignment):
+        if posted is None and self._parts_may_exist_in_ssm(record.key):
             posted = self._posted_in_ssm(record.key, values)
             if posted is not None:
                 link = self._settle_sales(record.key, link, posted)
