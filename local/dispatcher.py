@@ -6,8 +6,8 @@ It plays the Functions host's part for the embedded runtime. For every function 
 receives up to `maxMessageBatchSize` messages (from `host.json`), builds real
 `azure.functions.ServiceBusMessage` objects, calls the user function, completes every message
 when it returns and abandons every message when it raises (the bus dead-letters at its maximum
-delivery count). Session locks are renewed while a function runs. It loops until no session has
-messages left, then hands each dead-lettered message to the dead-letter function once; the
+delivery count). Session locks are renewed for as long as a session is held. It loops until no
+session has messages left, then hands each dead-lettered message to the dead-letter function once; the
 dead-letter queue of the local bus can only be peeked, so the dispatcher keeps a small ledger of
 the dead letters it handed over.
 """
@@ -212,7 +212,7 @@ class DeadLetterLedger:
 
 
 class _LockRenewer:
-    """Renews a session lock in the background while a function runs."""
+    """Renews a session lock in the background while the session is held."""
 
     def __init__(self, receiver: SessionReceiver, interval_s: float):
         self._receiver = receiver
@@ -251,7 +251,7 @@ class LocalDispatcher:
             `maxConcurrentSessions`, at most 2).
         ledger_path: SQLite file of the dead-letter ledger (default: beside the bus file).
         max_dead_letter_attempts: hand-overs of one dead letter before giving up on it.
-        lock_renewal_interval_s: how often a session lock is renewed during an invocation
+        lock_renewal_interval_s: how often a session lock is renewed while the session is held
             (default: a third of the bus's lock duration).
     """
 
@@ -322,7 +322,10 @@ class LocalDispatcher:
             if receiver is None:
                 return stats
             try:
-                self._drain_session(function, receiver, stats)
+                # the host renews a session's lock for as long as it holds the session, between
+                # invocations as well as during them
+                with _LockRenewer(receiver, self.lock_renewal_interval_s):
+                    self._drain_session(function, receiver, stats)
             finally:
                 receiver.close()
 
@@ -335,8 +338,7 @@ class LocalDispatcher:
             argument = [to_function_message(m) for m in messages]
             stats.invocations += 1
             try:
-                with _LockRenewer(receiver, self.lock_renewal_interval_s):
-                    function.user_function(**{function.arg_name: argument if function.many else argument[0]})
+                function.user_function(**{function.arg_name: argument if function.many else argument[0]})
             except Exception as exc:
                 stats.failed_invocations += 1
                 stats.errors.append(f"{function.name} (session {receiver.session_id}): {_describe(exc)}")

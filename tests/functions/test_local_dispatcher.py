@@ -139,6 +139,21 @@ def test_session_lock_is_renewed_while_a_long_batch_runs(tmp_path):
         assert [m.delivery_count for batch in recorder.batches for m in batch] == [1]
 
 
+def test_session_lock_is_renewed_across_many_short_invocations(tmp_path):
+    # each invocation is shorter than the renewal interval, the session's whole hold is longer
+    # than the lock: the lock is the session's, so it is renewed between invocations too
+    recorder = Recorder(sleep_s=0.03)
+    bodies = [str(n).encode() for n in range(20)]
+    with LocalBus(str(tmp_path / "bus.db"), lock_duration_s=0.3) as short_lock_bus:
+        send(short_lock_bus, "D1", *bodies)
+        stats = dispatcher_for(recorder, short_lock_bus, max_batch_size=1,
+                               lock_renewal_interval_s=0.1).drain()
+        assert stats.errors == [] and stats.completed == len(bodies)
+        assert short_lock_bus.pending_count(QUEUE) == 0
+        assert recorder.bodies("D1") == bodies
+        assert {m.delivery_count for batch in recorder.batches for m in batch} == {1}
+
+
 def test_without_renewal_an_expired_lock_means_redelivery_never_loss(tmp_path):
     recorder = Recorder(sleep_s=0.4)
     with LocalBus(str(tmp_path / "bus.db"), lock_duration_s=0.15, max_delivery_count=2) as short_lock_bus:
