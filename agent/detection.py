@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
@@ -34,7 +33,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
-from agent.canonical import canonical_json
 from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
                              message_id)
@@ -364,20 +362,19 @@ class ChangeDetector:
                                                         Optional[StagedRecord]]:
         """The envelope to send for one row (None when unchanged) and its staged shadow entry."""
         last_valid_hash = prior.record_hash if prior else ""
-        if row.record is None:
+        if row.record_text is None:
             if not plan.realignment and prior is not None and prior.invalid and prior.raw_hash == row.raw_hash:
                 self.counts.skipped_unchanged += 1
                 return None, None
             error = row.error or f"{entity} '{row.key}' cannot be read from Sage"
             return self._invalid(plan, entity, row, error, last_valid_hash)
-        text = canonical_json(row.record)
-        encoded = text.encode("utf-8")
-        record_hash = hashlib.sha256(encoded).hexdigest()
+        text, record_hash = row.record_text, row.record_hash
         unchanged = prior is not None and not prior.invalid and prior.record_hash == record_hash
         if unchanged and not plan.realignment:
             self.counts.skipped_unchanged += 1
             return None, None
-        if len(encoded) > MAX_ENVELOPE_BYTES:
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if size > MAX_ENVELOPE_BYTES:
             return self._invalid(plan, entity, row,
                                  f"{entity} '{row.key}' is too large to send ({len(text) // 1024} KB of data;"
                                  f" the bus accepts {MAX_ENVELOPE_BYTES // 1024} KB per message)",

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
@@ -29,7 +30,7 @@ import pyodbc
 from pydantic import ValidationError
 
 from agent import normalize
-from agent.canonical import CanonicalForm, content_hash
+from agent.canonical import CanonicalForm, canonical_json, content_hash
 from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
@@ -47,11 +48,17 @@ _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 class SourceRow:
     entity: Entity
     key: str                       # canonical key (documents: spec.document_key or invoice_key; contacts: CT_No)
-    record: dict | None            # canonical record: parse_record(...).model_dump(mode="json"); None if invalid
+    record_text: str | None        # canonical JSON of parse_record(...).model_dump(mode="json"); None if invalid
+    record_hash: str               # content_hash of the record ("" if invalid)
     error: str | None              # readable sentence when the row cannot be mapped (record None)
-    raw_hash: str                  # content_hash of the normalised raw source values (before mapping)
+    raw_hash: str                  # invalid rows: content_hash of the normalised raw source values; valid rows: ""
     modified: dt.datetime | None   # max cbModification of the row and its child rows (naive, Sage server time)
     marq: int                      # cbMarq of the main row
+
+    @cached_property
+    def record(self) -> dict | None:
+        """The canonical record (JSON form), None if the row is invalid."""
+        return None if self.record_text is None else json.loads(self.record_text)
 
 
 @dataclass(frozen=True)
@@ -303,7 +310,6 @@ class Sage100Reader:
             if group.modified is not None and (latest is None or group.modified > latest):
                 latest = group.modified
         key = spec.key(raw)
-        raw_hash = content_hash(raw)
         entity = spec.entity.value
         who = f"{entity} '{key}'" if key else f"{entity} (cbMarq {main.marq})"
         record, error = None, None
@@ -322,7 +328,12 @@ class Sage100Reader:
                     record = canonical
         if problems:
             error = (error + "; " if error else f"{who} cannot be synced: ") + "; ".join(problems)
-        return SourceRow(entity=spec.entity, key=key, record=record, error=error, raw_hash=raw_hash,
+        if record is None:  # the raw values tell whether an invalid row changed; a valid row has its record
+            return SourceRow(entity=spec.entity, key=key, record_text=None, record_hash="", error=error,
+                             raw_hash=content_hash(raw), modified=latest, marq=main.marq)
+        text = canonical_json(record)
+        return SourceRow(entity=spec.entity, key=key, record_text=text,
+                         record_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(), error=None, raw_hash="",
                          modified=latest, marq=main.marq)
 
     # --- identity ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from agent import demo_builder as sage
 from agent.demo_builder import (BAD_ACCOUNT_NO_NAME, BAD_ACCOUNT_UNKNOWN_REP, BAD_CONTACT_INVALID_EMAIL,
                                 BAD_CONTACT_LONG_EMAIL, BAD_UNKNOWN_REP_NO, build_demo_dossier)
+from agent.canonical import canonical_json, content_hash
 from agent.odbc import column_exists, column_widths, connect, redact, sqlite_connection_string, table_exists
 from agent.sage100.reader import Sage100Reader, SourceRow
 from agent.sage100.schema import TABLE_NAMES, create_schema, ddl
@@ -274,15 +275,24 @@ def test_co_no_zero_means_no_rep_not_an_error(reader, dossier):
     assert changed["NOEL"].record["rep_key"] is None and changed["NOEL"].error is None
 
 
-def test_raw_hash_follows_content_not_timestamps(reader, dossier):
+def test_hashes_follow_content_not_timestamps(reader, dossier):
     before = by_key(reader.changed(Entity.ACCOUNT, None))
-    sage.touch_rows(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, at=T)
+    for key in ("ECRIN", BAD_ACCOUNT_NO_NAME):
+        sage.touch_rows(dossier, "F_COMPTET", {"CT_Num": key}, at=T)
     touched = by_key(reader.changed(Entity.ACCOUNT, T))
-    assert set(touched) == {"ECRIN"} and touched["ECRIN"].modified == T
-    assert touched["ECRIN"].raw_hash == before["ECRIN"].raw_hash
-    assert touched["ECRIN"].record == before["ECRIN"].record
-    sage.update_row(dossier, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CT_Telecopie": "01 42 00 00 00"}, at=T)
-    assert by_key(reader.changed(Entity.ACCOUNT, T))["ECRIN"].raw_hash != before["ECRIN"].raw_hash
+    assert set(touched) == {"ECRIN", BAD_ACCOUNT_NO_NAME} and touched["ECRIN"].modified == T
+    # a valid row: its record, text and hash; an invalid row: the hash of its raw values
+    assert touched["ECRIN"].record == before["ECRIN"].record and touched["ECRIN"].raw_hash == ""
+    assert touched["ECRIN"].record_hash == content_hash(before["ECRIN"].record) == before["ECRIN"].record_hash
+    assert touched["ECRIN"].record_text == canonical_json(touched["ECRIN"].record)
+    invalid = touched[BAD_ACCOUNT_NO_NAME]
+    assert invalid.record is None and invalid.record_text is None and invalid.record_hash == ""
+    assert invalid.raw_hash and invalid.raw_hash == before[BAD_ACCOUNT_NO_NAME].raw_hash
+    for key in ("ECRIN", BAD_ACCOUNT_NO_NAME):
+        sage.update_row(dossier, "F_COMPTET", {"CT_Num": key}, {"CT_Telecopie": "01 42 00 00 00"}, at=T)
+    changed = by_key(reader.changed(Entity.ACCOUNT, T))
+    assert changed["ECRIN"].record_hash != before["ECRIN"].record_hash
+    assert changed[BAD_ACCOUNT_NO_NAME].raw_hash != before[BAD_ACCOUNT_NO_NAME].raw_hash
 
 
 # --- changes ----------------------------------------------------------------------------------------
