@@ -251,16 +251,25 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
     return result
 
 
-def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000) -> SourceOpener:
-    """A `SourceOpener` for a Sage 100 database reached through ODBC."""
+def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1) -> SourceOpener:
+    """A `SourceOpener` for a Sage 100 database reached through ODBC; with `read_workers` above 1,
+    full reads of large tables are shared among that many reader processes
+    (`agent.sage100.parallel`)."""
     @contextlib.contextmanager
     def opener() -> Iterator[tuple[object, object]]:
         from agent.odbc import connect
+        from agent.sage100.parallel import ParallelReader
         from agent.sage100.reader import Sage100Reader
 
         connection = connect(odbc_connection_string)
         try:
-            yield connection, Sage100Reader(connection, batch_rows=batch_rows)
+            reader = Sage100Reader(connection, batch_rows=batch_rows)
+            if read_workers < 2:
+                yield connection, reader
+            else:
+                with ParallelReader(reader, odbc_connection_string, workers=read_workers,
+                                    batch_rows=batch_rows) as parallel:
+                    yield connection, parallel
         finally:
             try:
                 connection.rollback()
@@ -398,7 +407,8 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     from agent.catalog import connection_string_for
 
     try:
-        opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows)
+        opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
+                              read_workers=settings.agent.read_workers)
     except Exception as exc:
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)

@@ -111,6 +111,25 @@ class Sage100Reader:
             raise ValueError("since is a naive datetime in the Sage server's local time")
         return self._changed(spec, since)
 
+    def marq_span(self, entity: Entity | str, after: int | None = None) -> tuple[int, int] | None:
+        """`(low, top)`: the entity's main rows (those above `after`) have `low < cbMarq <= top`;
+        None when there are none."""
+        table = self._entity_spec(entity).table
+        with self._reading():  # two queries: each is one index seek, together they would not be
+            first = self._fetch_one(f"SELECT MIN({MARQ}) FROM {table}" + (f" WHERE {MARQ} > ?" if after is not None
+                                                                           else ""), [] if after is None else [after])
+            if first is None or first[0] is None:
+                return None
+            top = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
+        return int(first[0]) - 1, int(top)
+
+    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+        """Every record of `entity` whose main row has `low < cbMarq <= top`, in `cbMarq` order
+        (one slice of a full read: `changed(entity, None)` reads them all)."""
+        if low >= top:
+            return iter(())
+        return self._changed(self._entity_spec(entity), None, span=(low, top))
+
     def keys(self, entity: Entity | str) -> Iterator[str]:
         """Every key currently in Sage for `entity`, streamed in `cbMarq` order."""
         return self._keys(self._entity_spec(entity))
@@ -141,12 +160,13 @@ class Sage100Reader:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _changed(self, spec: EntitySpec, since: dt.datetime | None) -> Iterator[SourceRow]:
+    def _changed(self, spec: EntitySpec, since: dt.datetime | None,
+                 span: tuple[int, int] | None = None) -> Iterator[SourceRow]:
         sql, since_parameters = _main_query(spec, since)
         shape = _main_shape(spec)
         form = CanonicalForm(spec.entity)
         with self._reading():
-            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows):
+            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span):
                 for start in range(0, len(window), self._batch_rows):
                     mains = [shape.values(row) for row in window[start:start + self._batch_rows]]
                     children = {child.name: self._child_rows(child, mains) for child in spec.children}
@@ -163,7 +183,8 @@ class Sage100Reader:
                 for row in window:
                     yield spec.key(key_shape.raw(row))
 
-    def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int) -> Iterator[list]:
+    def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int,
+                 span: tuple[int, int] | None = None) -> Iterator[list]:
         """The rows of `sql` over consecutive `cbMarq` windows (`cbMarq > ? AND cbMarq <= ?`).
 
         Each window's result is fetched whole and its cursor closed before the rows are used, so
@@ -172,12 +193,16 @@ class Sage100Reader:
         widths adapt to aim at `target` rows each, between `target` and `target *
         MAX_WINDOW_FACTOR` cbMarq values, and an empty window jumps to the table's next cbMarq
         (identity gaps). The read goes on until the table's highest cbMarq, checked again at the
-        end, so rows inserted during the read are read too.
+        end, so rows inserted during the read are read too. With `span` (`low, top`), only the
+        rows with `low < cbMarq <= top` are read, and the end is not checked again.
         """
-        bounds = self._fetch_one(f"SELECT MIN({MARQ}), MAX({MARQ}) FROM {table}")
-        if bounds is None or bounds[1] is None:
-            return
-        low, top = int(bounds[0]) - 1, int(bounds[1])
+        if span is None:
+            bounds = self._fetch_one(f"SELECT MIN({MARQ}), MAX({MARQ}) FROM {table}")
+            if bounds is None or bounds[1] is None:
+                return
+            low, top = int(bounds[0]) - 1, int(bounds[1])
+        else:
+            low, top = span
         width = target
         while True:
             while low < top:
@@ -188,11 +213,13 @@ class Sage100Reader:
                     low = high
                 else:
                     following = self._fetch_one(f"SELECT MIN({MARQ}) FROM {table} WHERE {MARQ} > ?", [high])[0]
-                    low = top if following is None else max(high, int(following) - 1)
+                    low = top if following is None else min(max(high, int(following) - 1), top)
                 if len(rows) < target // 2:
                     width = min(width * 2, target * MAX_WINDOW_FACTOR)
                 elif len(rows) > target:
                     width = max(target, width // 2)
+            if span is not None:
+                return
             newest = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
             if newest is None or int(newest) <= top:
                 return

@@ -115,10 +115,12 @@ class Harness:
         return self.folder / f"{dossier}.db"
 
     def run(self, dossier: str, *, bus=None, batch_envelopes: int = 500,
-            overlap: dt.timedelta = dt.timedelta(hours=1)) -> DossierRunResult:
+            overlap: dt.timedelta = dt.timedelta(hours=1), batch_rows: int = 1000,
+            read_workers: int = 1) -> DossierRunResult:
+        opener = open_sage100(sqlite_connection_string(self.path(dossier)), batch_rows=batch_rows,
+                              read_workers=read_workers)
         with Checkpoint(self.state_path) as checkpoint:
-            return sync_dossier(dossier, checkpoint=checkpoint, bus=bus or self.bus, queue=QUEUE,
-                                open_source=open_sage100(sqlite_connection_string(self.path(dossier))),
+            return sync_dossier(dossier, checkpoint=checkpoint, bus=bus or self.bus, queue=QUEUE, open_source=opener,
                                 overlap=overlap, batch_envelopes=batch_envelopes)
 
     def drain(self, dossier: str) -> Delivered:
