@@ -8,7 +8,7 @@ connection to the company database, while it yields their rows in `cbMarq` order
 `Sage100Reader.changed` would. Whenever the next slice in order is not read yet, the agent's
 own process reads the last slice no helper has started instead of waiting, so the work shares
 itself out between the agent (which also compares and stages what it reads) and its helpers.
-At most `workers × SLICES_IN_FLIGHT_PER_WORKER` slices are read or waiting at a time, so memory
+At most `workers × SLICES_IN_FLIGHT_PER_PROCESS` slices are read or waiting at a time, so memory
 stays bounded whatever the table size.
 
 Reads since a watermark and small tables are read in-process: they are short, and starting
@@ -21,15 +21,15 @@ import datetime as dt
 import multiprocessing
 import os
 from collections import deque
-from dataclasses import dataclass
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from agent.sage100.reader import Sage100Reader, SourceRow
 from shared.errors import RetryableError
 from shared.models import Entity
 
-SLICES_IN_FLIGHT_PER_WORKER = 4
+SLICES_IN_FLIGHT_PER_PROCESS = 4
 SLICE_WIDTH_FACTOR = 2      # a slice spans 2 × batch_rows cbMarq values
 MIN_SLICES = 8              # a table spanning fewer slices is read in-process
 
@@ -52,27 +52,27 @@ def peak_rss_mb() -> Optional[float]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# --- the worker side ---------------------------------------------------------------------------
+# --- the helper side ---------------------------------------------------------------------------
 
-_worker: dict = {}
-
-
-def _configure_worker(connection_string: str, batch_rows: int) -> None:
-    _worker.update(connection_string=connection_string, batch_rows=batch_rows, reader=None)
+_helper: dict = {}
 
 
-def _worker_reader() -> Sage100Reader:
-    if _worker["reader"] is None:  # connected on first use, so a failure reaches the caller as it is
+def _configure_helper(connection_string: str, batch_rows: int) -> None:
+    _helper.update(connection_string=connection_string, batch_rows=batch_rows, reader=None)
+
+
+def _helper_reader() -> Sage100Reader:
+    if _helper["reader"] is None:  # connected on first use, so a failure reaches the caller as it is
         from agent.odbc import connect
 
-        _worker["reader"] = Sage100Reader(connect(_worker["connection_string"]), batch_rows=_worker["batch_rows"])
-    return _worker["reader"]
+        _helper["reader"] = Sage100Reader(connect(_helper["connection_string"]), batch_rows=_helper["batch_rows"])
+    return _helper["reader"]
 
 
 def _read_slice(entity: str, low: int, top: int) -> tuple[list[_Packed], int, Optional[float]]:
-    """The rows of one slice, packed; with this worker's process id and peak memory."""
+    """The rows of one slice, packed; with this helper's process id and peak memory."""
     rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq)
-            for row in _worker_reader().changed_between(entity, low, top)]
+            for row in _helper_reader().changed_between(entity, low, top)]
     return rows, os.getpid(), peak_rss_mb()
 
 
@@ -151,7 +151,7 @@ class ParallelReader:
 
         Each slice starts at the next row there is, so gaps in `cbMarq` cost nothing."""
         slices: deque[_Slice] = deque()
-        most_in_flight = self.workers * SLICES_IN_FLIGHT_PER_WORKER
+        most_in_flight = self.workers * SLICES_IN_FLIGHT_PER_PROCESS
         low = span[0]
         try:
             while True:
@@ -187,7 +187,7 @@ class ParallelReader:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers - 1,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_configure_worker,
+                                             initializer=_configure_helper,
                                              initargs=(self._connection_string, self._batch_rows))
         try:
             return self._pool.submit(_read_slice, entity.value, low, top)
