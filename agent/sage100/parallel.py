@@ -109,6 +109,7 @@ class ParallelReader:
         self._batch_rows = batch_rows
         self._slice_width = batch_rows * SLICE_WIDTH_FACTOR
         self._pool: Optional[ProcessPoolExecutor] = None
+        self._broken = False   # a helper died: the pool fails every slice by itself
         self.slices_read_by_helpers = 0
         self.slices_read_here = 0
         self.helper_peak_rss_mb: dict[int, float] = {}   # by process id
@@ -137,7 +138,7 @@ class ParallelReader:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=not self._broken)
             self._pool = None
 
     def __enter__(self) -> "ParallelReader":
@@ -171,8 +172,9 @@ class ParallelReader:
                 slices.popleft()
                 yield from self._rows(head)
         finally:
-            for pending in slices:
-                pending.future.cancel()
+            if not self._broken:
+                for pending in slices:
+                    pending.future.cancel()
 
     def _read_one_here(self, slices: deque[_Slice]) -> bool:
         """Reads in this process the last slice no helper has started; False if there is none."""
@@ -210,6 +212,6 @@ class ParallelReader:
                             raw_hash=raw_hash, modified=modified, marq=marq)
 
     def _stopped(self, exc: BaseException) -> RetryableError:
-        self.close()
+        self._broken = True
         return RetryableError("A process reading the Sage database stopped unexpectedly; the run will be retried.",
                               detail=f"{type(exc).__name__}: {exc}")
