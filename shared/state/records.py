@@ -104,3 +104,6 @@ class Incident(_Record):
     resolved_at: Optional[dt.datetime] = None
     next_attempt_at: Optional[dt.datetime] = None
     dead_lettered: bool = False
+    parked: dict[str, Any] = Field(default_factory=dict)   # a dead-lettered change (envelope JSON), to replay
+    replay_at: Optional[dt.datetime] = None                 # when the parked change is tried again
+    replays: int = 0                                        # how many times it was tried again

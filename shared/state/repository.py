@@ -395,21 +395,24 @@ class StateStore:
 
     def record_incident(self, dossier: str, entity: str, key: str, operation: str, message: str,
                         detail: Optional[str] = None, next_attempt_at: Optional[dt.datetime] = None,
-                        dead_lettered: bool = False) -> Incident:
+                        dead_lettered: bool = False, parked: Optional[dict] = None,
+                        replay_at: Optional[dt.datetime] = None) -> Incident:
         """Record that a record failed to sync.
 
         A new incident starts at one attempt. An open one gets one more attempt, `last_seen`
         now, and the new message, detail, next attempt and dead-letter flag. A resolved one
         opens again as a new episode: attempts back to 1 and `first_seen` now, so the backoff
-        and dead-letter count start afresh. Message and detail are cut to MAX_INCIDENT_TEXT
-        characters, so an incident is always recordable.
+        and dead-letter count start afresh. The parked change is the one given, or none: a
+        failure recorded afresh supersedes what was parked before. Message and detail are cut to
+        MAX_INCIDENT_TEXT characters, so an incident is always recordable.
         """
         message, detail = _clip(message), _clip(detail)
         for _ in range(MAX_WRITE_ATTEMPTS):
             now = self.clock()
             current = self.get_incident(dossier, entity, key, operation)
             changes = dict(message=message, detail=detail, last_seen=now, next_attempt_at=next_attempt_at,
-                           dead_lettered=dead_lettered, state=IncidentState.OPEN, resolved_at=None)
+                           dead_lettered=dead_lettered, state=IncidentState.OPEN, resolved_at=None,
+                           parked=parked or {}, replay_at=replay_at if parked else None, replays=0)
             if current is None:
                 incident = Incident(dossier=dossier, entity=entity, key=key, operation=operation,
                                     first_seen=now, attempts=1, **changes)
@@ -423,6 +426,27 @@ class StateStore:
                 continue
         raise ConcurrencyError("The incident could not be recorded: too many concurrent writers.",
                                detail=f"{dossier} {entity} {key} {operation}")
+
+    def repark_incident(self, incident: Incident, *, replay_at: Optional[dt.datetime],
+                        message: Optional[str] = None) -> bool:
+        """Park `incident`'s change again until `replay_at`, one replay more, even if a failure
+        recorded meanwhile dropped it (None: never again, the change is dropped). False when the
+        incident is no longer open."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            current = self.get_incident(incident.dossier, incident.entity, incident.key, incident.operation)
+            if current is None or current.state is not IncidentState.OPEN:
+                return False
+            changes = {"parked": incident.parked if replay_at is not None else {}, "replay_at": replay_at,
+                       "replays": incident.replays + 1, "dead_lettered": True}
+            if message is not None:
+                changes["message"] = _clip(message)
+            try:
+                self._write_incident(current.model_copy(update=changes))
+                return True
+            except (ConcurrencyError, NotFoundError):
+                continue
+        raise ConcurrencyError("The incident could not be updated: too many concurrent writers.",
+                               detail=f"{incident.dossier} {incident.entity} {incident.key} {incident.operation}")
 
     def resolve_incident(self, dossier: str, entity: str, key: str, operation: str) -> bool:
         """Mark an open incident resolved; True if there was one."""

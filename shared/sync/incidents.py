@@ -73,10 +73,11 @@ class IncidentBook:
                                           next_attempt_at=next_attempt_at, dead_lettered=dead_lettered)
 
     def record(self, dossier: str, entity: str, key: str, operation: str, message: str, *,
-               detail: Optional[str] = None, dead_lettered: bool = False) -> Incident:
+               detail: Optional[str] = None, dead_lettered: bool = False, parked: Optional[dict] = None,
+               replay_at: Optional[dt.datetime] = None) -> Incident:
         log.warning("%s %s '%s' (%s): %s", dossier, entity, key, operation, message)
         return self.store.record_incident(dossier, entity, key, operation, message, detail=detail,
-                                          dead_lettered=dead_lettered)
+                                          dead_lettered=dead_lettered, parked=parked, replay_at=replay_at)
 
     def record_on_group(self, entity: str, key: str, operation: str, message: str, *,
                         detail: Optional[str] = None, dead_lettered: bool = False) -> Incident:

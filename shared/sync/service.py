@@ -16,7 +16,8 @@ as a whole cannot be used (keys refused, not answering) the batch breaker leaves
 yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
 record. A dossier's first load is done at the first run-end that leaves no collaborateur failed
 or set aside: until then collaborateurs are created in SSM, afterwards they wait for an invitation.
-`record_dead_letter` turns a message that could not be applied into incidents.
+`record_dead_letter` turns a message that could not be applied into incidents, each holding its
+change for `shared.sync.replay` to try again later.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationEr
                            RecordError, SkippableError, SsmAuthError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
+from shared.sync import replay
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
@@ -634,11 +636,18 @@ class SyncService:
         else:
             operation = ("delete" if envelope.op is Op.DELETE else READ if envelope.op is Op.INVALID
                          else "update" if link is not None and link.ssm_id is not None else "create")
-            cause = envelope.error or "it could not be applied"
-        message = (f"{_RETRY_PROMISE.sub('', cause).rstrip('. ')}. It was set aside after repeated attempts; "
-                   f"the next realignment of the dossier sends it again.")
-        self.incidents.record(dossier_id, entity, key, operation, message,
-                              detail=f"dead-lettered message ({why})", dead_lettered=True)
+            cause = envelope.error or f"The {entity} '{key}' could not be sent to Sales Management"
+        cause = _RETRY_PROMISE.sub('', cause).rstrip('. ')
+        if envelope.op is Op.INVALID:  # the agent could not read it: it comes again once fixed in Sage
+            self.incidents.record(dossier_id, entity, key, operation,
+                                  f"{cause}. It was set aside after repeated attempts; the next change of it in "
+                                  f"Sage, or the next realignment of the dossier, sends it again.",
+                                  detail=f"dead-lettered message ({why})", dead_lettered=True)
+        else:
+            replay_at = replay.first_replay_at(self.clock())
+            self.incidents.record(dossier_id, entity, key, operation, replay.parked_message(cause, replay_at),
+                                  detail=f"dead-lettered message ({why})", dead_lettered=True,
+                                  parked=envelope.model_dump(mode="json"), replay_at=replay_at)
         tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
         return True
 

@@ -2,6 +2,8 @@
 success resolves them; nothing is dropped."""
 from __future__ import annotations
 
+import datetime as dt
+
 from shared.models import Entity
 from shared.state.records import IncidentState
 from tests.sync.records import client, contact, document, family, line, only, product, writes
@@ -138,8 +140,11 @@ def test_a_dead_lettered_batch_leaves_incidents_for_what_was_not_applied(sim, se
     incident = store.get_incident("BIJOU", "contact", "8", "create")
     assert incident.dead_lettered and incident.state is IncidentState.OPEN
     assert incident.message == ("The contact '8' refers to the account 'C404', which is not in Sage Sales "
-                                "Management yet. It was set aside after repeated attempts; the next "
-                                "realignment of the dossier sends it again.")
+                                "Management yet. It was set aside after repeated attempts and is tried again "
+                                f"automatically, first at {incident.replay_at:%Y-%m-%d %H:%M} UTC; a new change "
+                                "of it in Sage or a realignment sends it too.")
+    assert incident.parked["key"] == "8" and incident.parked["record"]["account_key"] == "C404"
+    assert abs(incident.replay_at - incident.last_seen - dt.timedelta(minutes=15)) < dt.timedelta(seconds=5)
     assert store.get_incident("BIJOU", "account", "C001", "create") is None
     run = store.get_run("BIJOU", agent.run_id)
     assert run.state.value == "partial" and run.ended_at is not None

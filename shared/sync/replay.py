@@ -1,0 +1,111 @@
+"""Dead-lettered changes tried again later, so a long SSM outage or a late dependency loses nothing.
+
+A message dead-letters after its last delivery (about a quarter of an hour of attempts), which a
+long SSM outage or an account that reaches SSM late can outlast. Each change it set aside is kept
+in its record's incident (`parked`, due at `replay_at`), and `replay_parked` applies the due
+ones of every active dossier through the same sync as a message, dependencies first:
+- applied, or found already in SSM: the record's incidents are resolved;
+- refused for good (SSM rejects its data): the incident stays, without the change, until the
+  record changes in Sage;
+- still to retry (SSM not answering, a dependency still missing): parked again, later, for
+  `REPLAY_DELAYS` (two days in all); then it waits for its next change or a realignment.
+A change of the record that arrives in the meantime supersedes the parked one: applying it
+resolves the incident, failing records the incident afresh without the parked change. So an
+older change is never applied over a newer one (messages of a dossier come in order, and one is
+dead-lettered before the next is delivered).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from shared.envelope import Envelope, EnvelopeBatch
+from shared.state.records import Incident, IncidentState
+
+log = logging.getLogger("shared.sync")
+
+REPLAY_DELAYS = tuple(dt.timedelta(minutes=m) for m in (15, 30, 60, 120, 240, 480, 720, 720, 720, 720))
+"""The wait before each replay of a parked change: the first 15 minutes after it was set aside."""
+REPLAYS_PER_BATCH = 100
+MAX_REPLAYS_PER_DOSSIER = 1000
+"""At most this many changes of one dossier per call; the others stay due for the next call."""
+
+
+def first_replay_at(now: dt.datetime) -> dt.datetime:
+    return now + REPLAY_DELAYS[0]
+
+
+def parked_message(cause: str, replay_at: dt.datetime) -> str:
+    return (f"{cause}. It was set aside after repeated attempts and is tried again automatically, first at "
+            f"{replay_at:%Y-%m-%d %H:%M} UTC; a new change of it in Sage or a realignment sends it too.")
+
+
+def given_up_message(cause: str, replays: int) -> str:
+    return (f"{cause}. It was set aside and tried again {replays} times over two days without success; the next "
+            f"change of it in Sage, or the next realignment of the dossier, sends it again.")
+
+
+@dataclass
+class ReplayOutcome:
+    """What one `replay_parked` did, over every dossier."""
+
+    replayed: int = 0
+    resolved: int = 0
+    parked_again: int = 0
+    given_up: int = 0
+
+    def add(self, other: "ReplayOutcome") -> None:
+        for name in ("replayed", "resolved", "parked_again", "given_up"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def due(store, dossier: str, now: dt.datetime) -> list[Incident]:
+    """The dossier's open incidents holding a change due for replay, oldest first."""
+    return sorted((i for i in store.list_incidents(dossier, state=IncidentState.OPEN)
+                   if i.parked and i.replay_at is not None and i.replay_at <= now),
+                  key=lambda i: (i.replay_at, i.first_seen))
+
+
+def replay_parked(service, *, now: Optional[dt.datetime] = None) -> ReplayOutcome:
+    """Apply the parked changes due by `now` (the service's clock) of every active dossier."""
+    now = now or service.clock()
+    total = ReplayOutcome()
+    for dossier in service.store.list_dossiers():
+        if dossier.active:
+            total.add(_replay_dossier(service, dossier.id, due(service.store, dossier.id, now)
+                                      [:MAX_REPLAYS_PER_DOSSIER], now))
+    return total
+
+
+def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.datetime) -> ReplayOutcome:
+    outcome = ReplayOutcome()
+    for start in range(0, len(incidents), REPLAYS_PER_BATCH):
+        chunk = incidents[start:start + REPLAYS_PER_BATCH]
+        batch = EnvelopeBatch(dossier=dossier, envelopes=tuple(Envelope.model_validate(i.parked) for i in chunk))
+        applied = service.apply_batch(batch, delivery_count=2)
+        retry = {(entity, key) for entity, key, _ in applied.retry}
+        outcome.replayed += len(chunk)
+        for incident in chunk:
+            if (incident.entity, incident.key) not in retry:
+                still = service.store.get_incident(dossier, incident.entity, incident.key, incident.operation)
+                outcome.resolved += still is None or still.state is IncidentState.RESOLVED
+                continue
+            replays = incident.replays + 1
+            if replays < len(REPLAY_DELAYS):
+                replay_at = now + REPLAY_DELAYS[replays]
+                message = parked_message(_cause(incident.message), replay_at)
+                outcome.parked_again += service.store.repark_incident(incident, replay_at=replay_at, message=message)
+            else:
+                message = given_up_message(_cause(incident.message), replays)
+                outcome.given_up += service.store.repark_incident(incident, replay_at=None, message=message)
+    if outcome.replayed:
+        log.info("%s: %d parked change(s) replayed, %d resolved, %d parked again, %d given up", dossier,
+                 outcome.replayed, outcome.resolved, outcome.parked_again, outcome.given_up)
+    return outcome
+
+
+def _cause(message: str) -> str:
+    """The failure a parked incident's message starts with."""
+    return message.split(". It was set aside", 1)[0]

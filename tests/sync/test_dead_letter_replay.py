@@ -1,0 +1,140 @@
+"""Changes of a dead-lettered message are tried again on a schedule until they reach SSM; a newer
+change of the same record supersedes them; nothing is applied twice or out of order."""
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.state.records import IncidentState, utcnow
+from shared.sync import replay
+from shared.sync.replay import REPLAY_DELAYS, replay_parked
+from tests.sync.records import client, contact, only
+
+LATER = REPLAY_DELAYS[0] + dt.timedelta(minutes=1)
+
+
+def ssm_down(sim) -> None:
+    sim.faults.error_statuses = (503,)
+    sim.faults.error_rate = 1.0
+
+
+def dead_letter(service, sim, batch, *, deliveries: int = 3) -> None:
+    """SSM does not answer any delivery of `batch`, which then dead-letters; SSM answers again."""
+    ssm_down(sim)
+    for delivery in range(1, deliveries + 1):
+        assert service.apply_batch(batch, delivery_count=delivery).needs_redelivery
+    service.record_dead_letter(batch.to_bytes(), reason="MaxDeliveryCountExceeded")
+    sim.faults.clear()
+
+
+def open_incidents(store) -> dict[tuple[str, str], object]:
+    return {(i.entity, i.key): i for i in store.list_incidents("BIJOU", state=IncidentState.OPEN)}
+
+
+def parked(store) -> dict[tuple[str, str], object]:
+    return {record: i for record, i in open_incidents(store).items() if i.parked}
+
+
+def accounts(sim) -> list[dict]:
+    return [a for a in sim.records("accounts") if (a.get("extId") or "").startswith("BIJOU:")]
+
+
+def test_changes_set_aside_during_a_long_outage_reach_ssm_when_their_replay_is_due(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client(), contact()))
+    assert set(parked(store)) == {("account", "C001"), ("contact", "7")}
+    assert parked(store)[("account", "C001")].message.startswith(
+        "The account 'C001' could not be sent to Sales Management. It was set aside after repeated attempts")
+    assert accounts(sim) == []
+
+    assert replay_parked(service, now=utcnow()).replayed == 0        # not due yet
+    assert accounts(sim) == []
+
+    done = replay_parked(service, now=utcnow() + LATER)
+
+    assert (done.replayed, done.resolved, done.parked_again) == (2, 2, 0)
+    account = only(accounts(sim), extId="BIJOU:C001")
+    assert only(sim.records("contacts"), extId="BIJOU:7")["accountId"]["id"] == account["id"]
+    assert open_incidents(store) == {}                                 # the outage's incident too
+    sim.reset_calls()
+    assert replay_parked(service, now=utcnow() + 10 * LATER).replayed == 0
+    assert sim.call_count() == 0
+
+
+def test_a_replay_while_ssm_is_still_down_parks_the_change_again_for_later(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client()))
+    first = utcnow() + LATER
+    ssm_down(sim)
+
+    done = replay_parked(service, now=first)
+
+    assert (done.replayed, done.parked_again) == (1, 1) and accounts(sim) == []
+    incident = parked(store)[("account", "C001")]
+    assert incident.replays == 1 and incident.replay_at == first + REPLAY_DELAYS[1]
+    assert f"first at {incident.replay_at:%Y-%m-%d %H:%M} UTC" in incident.message
+    sim.faults.clear()
+    assert replay_parked(service, now=first + REPLAY_DELAYS[1] / 2).replayed == 0
+    assert replay_parked(service, now=incident.replay_at).resolved == 1
+    assert len(accounts(sim)) == 1 and open_incidents(store) == {}
+
+
+def test_a_newer_change_of_the_record_supersedes_its_parked_change(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client(city="Lyon")))
+    service.apply_batch(agent.run(client(city="Nice")))
+    assert parked(store) == {}
+
+    assert replay_parked(service, now=utcnow() + LATER).replayed == 0
+    assert only(accounts(sim), extId="BIJOU:C001")["city"] == "Nice"
+
+
+def test_a_record_back_to_what_ssm_has_drops_its_parked_change(sim, service, agent, store):
+    service.apply_batch(agent.run(client(city="Lyon")))
+    dead_letter(service, sim, agent.run(client(city="Nice")))
+    service.apply_batch(agent.run(client(city="Lyon")))              # changed back in Sage: nothing to send
+
+    assert parked(store) == {} and open_incidents(store) == {}
+    assert replay_parked(service, now=utcnow() + LATER).replayed == 0
+    assert only(accounts(sim), extId="BIJOU:C001")["city"] == "Lyon"
+
+
+def test_a_parked_change_ssm_refuses_stays_an_incident_and_is_not_replayed_again(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client(name="Refusé SA")))
+    sim.reject_field("accounts", "name", lambda value: value == "Refusé SA", "Le nom 'Refusé SA' est interdit")
+
+    done = replay_parked(service, now=utcnow() + LATER)
+
+    assert (done.replayed, done.resolved, done.parked_again) == (1, 0, 0)
+    incident = open_incidents(store)[("account", "C001")]
+    assert "Refusé SA" in incident.message and incident.parked == {} and accounts(sim) == []
+    assert replay_parked(service, now=utcnow() + 100 * LATER).replayed == 0
+
+
+def test_a_change_that_never_gets_through_is_given_up_after_its_last_replay(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client()))
+    ssm_down(sim)
+    now = utcnow()
+    for delay in REPLAY_DELAYS:
+        now += delay
+        assert replay_parked(service, now=now).replayed == 1
+
+    [incident] = [i for i in open_incidents(store).values() if i.entity == "account"]
+    assert incident.parked == {} and incident.replays == len(REPLAY_DELAYS)
+    assert f"tried again {len(REPLAY_DELAYS)} times" in incident.message
+    sim.faults.clear()
+    assert replay_parked(service, now=now + 100 * LATER).replayed == 0
+
+
+def test_a_deactivated_dossier_has_nothing_replayed(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client()))
+    store.upsert_dossier(store.get_dossier("BIJOU").model_copy(update={"active": False}))
+
+    assert replay_parked(service, now=utcnow() + LATER).replayed == 0
+    assert accounts(sim) == [] and set(parked(store)) == {("account", "C001")}
+
+
+def test_the_replay_takes_a_bounded_number_of_changes_per_call(sim, service, agent, store, monkeypatch):
+    monkeypatch.setattr(replay, "MAX_REPLAYS_PER_DOSSIER", 2)
+    monkeypatch.setattr(replay, "REPLAYS_PER_BATCH", 1)
+    dead_letter(service, sim, agent.run(client("C001"), client("C002"), client("C003")))
+
+    assert replay_parked(service, now=utcnow() + LATER).resolved == 2
+    assert replay_parked(service, now=utcnow() + LATER).resolved == 1
+    assert sorted(a["extId"] for a in accounts(sim)) == ["BIJOU:C001", "BIJOU:C002", "BIJOU:C003"]
