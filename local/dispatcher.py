@@ -9,7 +9,7 @@ when it returns and abandons every message when it raises (the bus dead-letters 
 delivery count). Session locks are renewed for as long as a session is held. It loops until no
 session has messages left, then hands each dead-lettered message to the dead-letter function once; the
 dead-letter queue of the local bus can only be peeked, so the dispatcher keeps a small ledger of
-the dead letters it handed over.
+the dead letters it handed over. Timer-triggered functions are called once by `run_timers`.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST_JSON = ROOT / "host.json"
 DEAD_LETTER_SUFFIX = "/$DeadLetterQueue"
 SERVICE_BUS_TRIGGER = "serviceBusTrigger"
+TIMER_TRIGGER = "timerTrigger"
 DEFAULT_BATCH_SIZE = 1000           # the host's default maxMessageBatchSize
 DEFAULT_CONCURRENT_SESSIONS = 2     # a laptop, not a scaled-out Function App
 _APP_SETTING = re.compile(r"%([^%]+)%")
@@ -136,6 +137,26 @@ def service_bus_functions(app, app_settings: Mapping[str, str]) -> list[ServiceB
             many=str(binding.get("cardinality", "one")).lower() == "many",
             auto_complete=binding.get("autoCompleteMessages", True) is not False,
         ))
+    return found
+
+
+@dataclass(frozen=True)
+class TimerFunction:
+    """One registered function with a timer trigger: the local runtime calls it once per cycle."""
+
+    name: str
+    user_function: Callable[..., Any]
+    arg_name: str
+
+
+def timer_functions(app) -> list[TimerFunction]:
+    """The app's functions with a timer trigger, in registration order."""
+    found = []
+    for function in registered_functions(app):
+        trigger = function.get_trigger()
+        if trigger is not None and trigger.get_binding_name() == TIMER_TRIGGER:
+            found.append(TimerFunction(function.get_function_name(), function.get_user_function(),
+                                       trigger.get_dict_repr()["name"]))
     return found
 
 
@@ -272,6 +293,7 @@ class LocalDispatcher:
         self.max_batch_size = max_batch_size or int(options.get("maxMessageBatchSize", DEFAULT_BATCH_SIZE))
         self.max_concurrent_sessions = max_concurrent_sessions or min(
             int(options.get("maxConcurrentSessions", DEFAULT_CONCURRENT_SESSIONS)), DEFAULT_CONCURRENT_SESSIONS)
+        self.timers = timer_functions(app)
         self.max_dead_letter_attempts = max_dead_letter_attempts
         lock_duration_s = float(getattr(bus, "lock_duration_s", 60.0))
         self.lock_renewal_interval_s = lock_renewal_interval_s or max(lock_duration_s / 3, 0.05)
@@ -300,6 +322,22 @@ class LocalDispatcher:
                 break
         total.pending = {queue: self.bus.pending_count(queue) for queue in self.queues}
         return total
+
+    def run_timers(self) -> DispatchStats:
+        """Call every timer-triggered function once, as its schedule would (the cycle is the clock)."""
+        from azure.functions.timer import TimerRequest
+
+        stats = DispatchStats()
+        for timer in self.timers:
+            stats.invocations += 1
+            try:
+                timer.user_function(**{timer.arg_name: TimerRequest(past_due=False)})
+            except Exception as exc:
+                stats.failed_invocations += 1
+                stats.errors.append(f"{timer.name}: {_describe(exc)}")
+                log.warning("timer function %s failed: %s", timer.name, _describe(exc),
+                            exc_info=not isinstance(exc, ConnectorError))
+        return stats
 
     def close(self) -> None:
         self.ledger.close()

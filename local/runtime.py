@@ -135,8 +135,13 @@ class LocalRuntime:
         return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier)
 
     def drain(self) -> DispatchStats:
-        """Hand everything on the bus to the functions until it is quiet."""
-        return self.dispatcher.drain()
+        """Hand everything on the bus to the functions until it is quiet, then run the timer
+        functions once (the replay of dead-lettered changes that are due)."""
+        stats = self.dispatcher.drain()
+        timers = self.dispatcher.run_timers()
+        stats.failed_invocations += timers.failed_invocations
+        stats.errors.extend(timers.errors)
+        return stats
 
     def status(self) -> list[DossierStatus]:
         reader = StatusReader.from_settings(self.settings, self.store, self.bus)

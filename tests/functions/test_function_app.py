@@ -43,6 +43,13 @@ def test_dead_letter_trigger_reads_the_dead_letter_queue_of_the_changes_queue(bi
     assert trigger.get("cardinality", "one").lower() == "one"
 
 
+def test_the_replay_of_dead_lettered_changes_runs_every_five_minutes(bindings):
+    trigger = trigger_of(bindings, "replay_parked_changes")
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == "0 */5 * * * *"
+    assert trigger["runOnStartup"] is False and trigger["useMonitor"] is True
+
+
 def test_the_http_functions_require_a_function_key(bindings):
     http = {name: trigger_of(bindings, name) for name in bindings
             if trigger_of(bindings, name)["type"] == "httpTrigger"}

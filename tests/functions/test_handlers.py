@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
 
 from function_app import app
 from functions import context
@@ -17,7 +18,7 @@ from shared.envelope import Envelope, EnvelopeBatch
 from shared.models import Account, AccountKind, User
 from shared.ssm.client import SsmClient
 from shared.state.factory import open_state_store
-from shared.state.records import IncidentState
+from shared.state.records import IncidentState, utcnow
 from shared.sync.incidents import GROUP_DOSSIER
 from shared.sync.service import SyncService
 from tests.functions.conftest import function_settings
@@ -129,3 +130,20 @@ def test_a_dead_lettered_batch_becomes_incidents_of_its_records(simulator, store
     assert all(i.dead_lettered for i in incidents.values())
     assert "MaxDeliveryCountExceeded" in (incidents[("account", "ETOILE")].detail or "")
     assert simulator.call_count(writes_only=True) == 0
+
+
+def test_the_replay_timer_sends_the_dead_lettered_changes_once_they_are_due(simulator, store):
+    function("sage_changes_dead_letters")(message=message(batch("run-2").to_bytes(),
+                                                          dead_letter_reason="MaxDeliveryCountExceeded"))
+    replay = function("replay_parked_changes")
+
+    replay(timer=TimerRequest())
+    assert not [a for a in simulator.records("accounts") if a.get("extId") == f"{DOSSIER}:ETOILE"]
+
+    for incident in store.list_incidents(DOSSIER, state=IncidentState.OPEN):
+        store.repark_incident(incident, replay_at=utcnow() - dt.timedelta(seconds=1))
+    replay(timer=TimerRequest(past_due=True))
+
+    [account] = [a for a in simulator.records("accounts") if a.get("extId") == f"{DOSSIER}:ETOILE"]
+    assert account["salesRepId1"]["id"] == store.get_link(DOSSIER, "user", "1").ssm_id
+    assert store.list_incidents(DOSSIER, state=IncidentState.OPEN) == []

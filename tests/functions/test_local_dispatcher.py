@@ -43,6 +43,14 @@ class Recorder:
         def on_orders_dead_letters(message):
             self.dead_letters.append(message)
 
+        @bp.function_name("every_five_minutes")
+        @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *")
+        def every_five_minutes(timer):
+            self.timers.append(timer)
+            if self.fail_on == b"timer":
+                raise RuntimeError("the timer failed")
+
+        self.timers: list[func.TimerRequest] = []
         self.app.register_functions(bp)
 
     def bodies(self, session: str) -> list[bytes]:
@@ -162,3 +170,14 @@ def test_without_renewal_an_expired_lock_means_redelivery_never_loss(tmp_path):
         assert stats.completed == 0 and stats.errors
         assert [m.delivery_count for batch in recorder.batches for m in batch] == [1, 2]
         assert [m.get_body() for m in recorder.dead_letters] == [b"1"]
+
+
+def test_timer_functions_are_called_once_per_run_and_their_failures_reported(bus):
+    recorder = Recorder()
+    dispatcher = dispatcher_for(recorder, bus)
+    assert dispatcher.run_timers().errors == []
+    assert len(recorder.timers) == 1 and isinstance(recorder.timers[0], func.TimerRequest)
+    assert dispatcher.drain().invocations == 0 and len(recorder.timers) == 1   # the bus does not call timers
+    recorder.fail_on = b"timer"
+    stats = dispatcher.run_timers()
+    assert stats.failed_invocations == 1 and "the timer failed" in stats.errors[0]
