@@ -303,6 +303,14 @@ def _runs_table(d: DossierStatus, title: str) -> str:
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _set_aside(incident: IncidentStatus) -> str:
+    if not incident.dead_lettered:
+        return "non"
+    if incident.replay_at is not None and incident.state is IncidentState.OPEN:
+        return f"oui, nouvel essai le {_time(incident.replay_at)}"
+    return "oui"
+
+
 def _incidents_table(incidents: list[IncidentStatus], total: int, report: StatusReport, title: str) -> str:
     query = report.query
     if not incidents:
@@ -322,7 +330,7 @@ def _incidents_table(incidents: list[IncidentStatus], total: int, report: Status
             f'<td class="date">{_time(incident.first_seen)}</td><td class="date">{_time(incident.last_seen)}</td>'
             f'<td class="num">{_number(incident.attempts)}</td>'
             f"<td>{_label(INCIDENT_STATE_LABELS, incident.state)}</td>"
-            f"<td>{'oui' if incident.dead_lettered else 'non'}</td></tr>")
+            f"<td>{_set_aside(incident)}</td></tr>")
     note = ""
     if total > len(incidents):
         note = f'<p class="note">{_number(len(incidents))} incidents affichés sur {_number(total)}.</p>'

@@ -128,6 +128,7 @@ class IncidentStatus(_Out):
     state: IncidentState
     dead_lettered: bool
     next_attempt_at: Optional[dt.datetime]
+    replay_at: Optional[dt.datetime]          # a dead-lettered change kept to be tried again then
     resolved_at: Optional[dt.datetime]
 
 
@@ -237,7 +238,7 @@ def _incident_status(incident: Incident) -> IncidentStatus:
         message=incident.message, detail=incident.detail, first_seen=_aware(incident.first_seen),
         last_seen=_aware(incident.last_seen), attempts=incident.attempts, state=incident.state,
         dead_lettered=incident.dead_lettered, next_attempt_at=_aware(incident.next_attempt_at),
-        resolved_at=_aware(incident.resolved_at))
+        replay_at=_aware(incident.replay_at) if incident.parked else None, resolved_at=_aware(incident.resolved_at))
 
 
 def _journal_status(entry: JournalEntry) -> JournalStatus:

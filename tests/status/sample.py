@@ -86,7 +86,8 @@ def fill_sample_state(store: StateStore) -> None:
     store.resolve_incident("BIJOU", "contact", "CLT002|1", "update")
     store.record_incident("BIJOU", "account", "CL-42", "update", MARKUP_MESSAGE)
     store.record_incident("BIJOU", "product", "ART/01", "create", "La famille de l'article n'existe pas dans SSM.",
-                          dead_lettered=True)
+                          dead_lettered=True, parked={"entity": "product", "key": "ART/01"},
+                          replay_at=ago(minutes=45))
     clock.now = ago(minutes=14)
     store.record_incident("BIJOU", "contact", "CLT001|2", "create",
                           "Le contact Marie Curie n'a pas d'adresse e-mail valide.")

@@ -57,3 +57,14 @@ def test_unknown_dossier_filter_and_group_only_views(reader):
 def test_json_link_keeps_the_filters_and_the_key(reader):
     page = render_status_page(reader.report(StatusQuery(entity="contact", state=IncidentStateFilter.ALL)), key="k")
     assert 'href="../status?entity=contact&amp;state=all&amp;code=k"' in page
+
+
+def test_a_dead_lettered_change_shows_when_it_is_tried_again(reader):
+    page = render_status_page(reader.report(StatusQuery(entity="product")))
+    replay_at = by_key(reader.report(StatusQuery(entity="product")))["ART/01"].replay_at
+    assert f"oui, nouvel essai le <time datetime=\"{replay_at.isoformat()}\">{format_datetime(replay_at)}</time>" \
+        in page
+
+
+def by_key(report):
+    return {i.key: i for d in report.dossiers for i in d.incidents}

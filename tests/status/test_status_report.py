@@ -107,6 +107,8 @@ def test_open_incidents_by_default_newest_first(reader):
     assert (recurring.first_seen, recurring.last_seen, recurring.attempts) == (ago(hours=3), ago(minutes=14), 2)
     dead = bijou.incidents[1]
     assert dead.entity == "product" and dead.dead_lettered is True and dead.operation == "create"
+    assert dead.replay_at == ago(minutes=45)
+    assert all(i.replay_at is None for i in bijou.incidents if i is not dead)
 
 
 def test_incidents_filter_by_entity_and_state(reader):
