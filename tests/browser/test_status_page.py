@@ -165,7 +165,7 @@ def test_incidents_invitations_runs_and_group_incidents(page):
     assert [row[1] for row in rows] == ["CLT001|2", "ART/01", "CL-42", "JDUPONT"]
     assert rows[0][:3] == ["Contact", "CLT001|2", "Création"]
     assert rows[0][4:] == ["23/11/2025 08:00:00", "23/11/2025 10:46:00", "2", "Ouvert", "non"]
-    assert rows[1][-1] == "oui"
+    assert rows[1][-1] == "oui, nouvel essai le 23/11/2025 10:15:00"
     invites = [s for s in bijou.find_all("section") if "invites" in s.classes()]
     assert len(invites) == 1 and "JDUPONT" in invites[0].text()
     runs = next(t for t in bijou.find_all("table") if "Dernières synchronisations" in t.find_all("caption")[0].text())

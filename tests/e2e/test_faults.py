@@ -3,6 +3,7 @@ the dossier still converges to exactly the state a reliable SSM reaches, without
 and the one bad record is an incident on the status endpoint while everything else syncs."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.request
 
@@ -73,3 +74,34 @@ def test_a_record_ssm_refuses_is_an_incident_on_the_status_endpoint_and_the_rest
     assert "référentiel" in refused[0]["message"] or "référentiel" in (refused[0]["detail"] or "")
     assert dossier["open_incidents"] >= 1
     assert summary.dispatch.pending == {p.settings.bus.changes_queue: 0}
+
+
+def test_an_outage_longer_than_every_delivery_ends_with_each_record_in_ssm_once(make_pipeline, monkeypatch):
+    from shared.state.records import IncidentState
+    from shared.sync import replay
+
+    monkeypatch.setattr(replay, "REPLAY_DELAYS", (dt.timedelta(0),) * 3)   # replays due at once
+    reference = make_pipeline()
+    assert reference.run().ok
+    expected = ssm_state(reference)
+
+    p = make_pipeline(environ={"SSMCONN__BUS__MAX_DELIVERY_COUNT": "2"},
+                      client_options=dict(max_retries=0, backoff_base_s=0.01, rate_limit_per_s=1000.0))
+    p.simulator.faults.error_statuses = (503,)
+    p.simulator.faults.error_rate = 1.0
+    p.run()       # every message dead-letters; the cycle's replay finds SSM still down
+
+    incidents = p.runtime.store.list_incidents(D, state=IncidentState.OPEN)
+    parked = [i for i in incidents if i.parked]
+    assert len(parked) > 20 and all(i.dead_lettered and i.replays >= 1 for i in parked)
+    assert all(not p.live(resource) for resource in SSM_RESOURCES if resource != "users")
+    assert p.runtime.bus.pending_count(p.settings.bus.changes_queue) == 0
+
+    p.simulator.faults.clear()
+    p.runtime.drain()   # nothing on the bus: the replay of the parked changes does it all
+
+    for resource in SSM_RESOURCES:
+        every = [r.get("extId") for r in p.simulator.records(resource)]
+        assert len(every) == len(set(every)), f"{resource}: a duplicate was created"
+    assert ssm_state(p) == expected
+    assert p.runtime.store.list_incidents(D, state=IncidentState.OPEN) == []
