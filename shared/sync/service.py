@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           RecordError, SkippableError, SsmAuthError)
+                           EntityTooLargeError, RecordError, SkippableError, SsmAuthError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
@@ -645,9 +645,16 @@ class SyncService:
                                   detail=f"dead-lettered message ({why})", dead_lettered=True)
         else:
             replay_at = replay.first_replay_at(self.clock())
-            self.incidents.record(dossier_id, entity, key, operation, replay.parked_message(cause, replay_at),
-                                  detail=f"dead-lettered message ({why})", dead_lettered=True,
-                                  parked=envelope.model_dump(mode="json"), replay_at=replay_at)
+            try:
+                self.incidents.record(dossier_id, entity, key, operation, replay.parked_message(cause, replay_at),
+                                      detail=f"dead-lettered message ({why})", dead_lettered=True,
+                                      parked=envelope.model_dump(mode="json"), replay_at=replay_at)
+            except EntityTooLargeError:  # too large to keep: it waits for its next change, as it says
+                self.incidents.record(dossier_id, entity, key, operation,
+                                      f"{cause}. It was set aside after repeated attempts and is too large to be "
+                                      f"kept for a replay; the next change of it in Sage, or the next "
+                                      f"realignment of the dossier, sends it again.",
+                                      detail=f"dead-lettered message ({why})", dead_lettered=True)
         tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
         return True
 

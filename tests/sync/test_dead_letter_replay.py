@@ -7,7 +7,8 @@ import datetime as dt
 from shared.state.records import IncidentState, utcnow
 from shared.sync import replay
 from shared.sync.replay import REPLAY_DELAYS, replay_parked
-from tests.sync.records import client, contact, only
+from shared.models import Entity
+from tests.sync.records import client, contact, document, line, only
 
 LATER = REPLAY_DELAYS[0] + dt.timedelta(minutes=1)
 
@@ -138,3 +139,15 @@ def test_the_replay_takes_a_bounded_number_of_changes_per_call(sim, service, age
     assert replay_parked(service, now=utcnow() + LATER).resolved == 2
     assert replay_parked(service, now=utcnow() + LATER).resolved == 1
     assert sorted(a["extId"] for a in accounts(sim)) == ["BIJOU:C001", "BIJOU:C002", "BIJOU:C003"]
+
+
+def test_a_change_too_large_to_keep_is_an_incident_that_says_so(sim, service, agent, store, monkeypatch):
+    from shared.state import limits
+
+    invoice = document(Entity.INVOICE, "FA0001", [line(str(n), n) for n in range(1, 41)])
+    monkeypatch.setattr(limits, "MAX_ENTITY_BYTES", 8000)   # the invoice's 40 lines do not fit, the rest does
+    dead_letter(service, sim, agent.run(invoice))
+
+    incident = open_incidents(store)[("invoice", "F:FA0001")]
+    assert incident.dead_lettered and incident.parked == {} and incident.replay_at is None
+    assert "too large to be kept for a replay" in incident.message
