@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from shared.bus.protocol import Bus, ReceivedMessage, SessionReceiver
+from shared.counts import AddableCounts
 from shared.errors import ConfigurationError, ConnectorError
 from shared.telemetry import get_logger
 
@@ -61,7 +62,7 @@ class ServiceBusFunction:
 
 
 @dataclass
-class DispatchStats:
+class DispatchStats(AddableCounts):
     """What one `drain()` did."""
 
     invocations: int = 0
@@ -74,9 +75,7 @@ class DispatchStats:
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: "DispatchStats") -> None:
-        for name in ("invocations", "failed_invocations", "completed", "abandoned",
-                     "dead_letters_handled", "dead_letters_failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        super().add(other)
         self.errors.extend(other.errors)
 
     @property

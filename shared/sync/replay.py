@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Optional
 
+from shared.counts import AddableCounts
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.state.records import Incident, IncidentState
 
@@ -48,17 +49,13 @@ def given_up_message(cause: str, replays: int) -> str:
 
 
 @dataclass
-class ReplayOutcome:
+class ReplayOutcome(AddableCounts):
     """What one `replay_parked` did, over every dossier."""
 
     replayed: int = 0
     resolved: int = 0
     parked_again: int = 0
     given_up: int = 0
-
-    def add(self, other: "ReplayOutcome") -> None:
-        for name in ("replayed", "resolved", "parked_again", "given_up"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def due(store, dossier: str, now: dt.datetime) -> list[Incident]:
