@@ -46,6 +46,8 @@ class BatchBreaker:
         self.outage: Optional[SsmRetryableError] = None
         """The failure that tripped the breaker on an outage (None otherwise)."""
         self.outage_reported = False
+        self.answered = False
+        """Whether SSM answered a record of the batch, even with a refusal of its data."""
 
     @property
     def tripped(self) -> bool:
@@ -62,6 +64,12 @@ class BatchBreaker:
         """A record got through: the failures before it were its own, not SSM's."""
         with self._lock:
             self._streak = 0
+            self.answered = True
+
+    def refused(self) -> None:
+        """SSM answered a record by refusing its data: SSM is there, the record is at fault."""
+        with self._lock:
+            self.answered = True
 
     def trips_on(self, error: BaseException, resource: Optional[str]) -> bool:
         """Whether `error` means SSM is out; the breaker trips then. Only an outage-like failure is

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           EntityTooLargeError, RecordError, SkippableError, SsmAuthError)
+                           EntityTooLargeError, RecordError, SkippableError, SsmAuthError, SsmError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
@@ -250,7 +250,7 @@ class SyncService:
         if breaker.outage is not None:
             self._record_outage(dossier.id, breaker)
         elif not breaker.tripped and CONNECTION_INCIDENT in open_records and \
-                (outcome.applied or outcome.skipped_unchanged):
+                (outcome.applied or outcome.skipped_unchanged or breaker.answered):
             self.incidents.resolve(dossier.id, *CONNECTION_INCIDENT)
 
     def _record_outage(self, dossier_id: str, breaker: BatchBreaker) -> None:
@@ -289,6 +289,8 @@ class SyncService:
         except SkippableError:
             outcome = Outcome(UNCHANGED)
         except (RecordError, ValidationError) as exc:
+            if isinstance(exc, SsmError):
+                breaker.refused()
             incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
                                                      attempt=delivery_count)
             return _Result(envelope, FAILED, message=incident.message,

@@ -66,6 +66,20 @@ def test_an_ssm_outage_stops_the_batch_after_the_first_record_and_leaves_one_dos
     assert run.state is RunState.SUCCEEDED and (run.counts["created"], run.counts["read"]) == (40, 40)
 
 
+def test_ssm_refusing_a_record_shows_it_answers_again_and_ends_the_outage_incident(sim, service, agent, store):
+    ssm_down(sim)
+    assert service.apply_batch(agent.run(client("C001"))).needs_redelivery
+    assert open_incidents(store) == [(*CONNECTION, "read")]
+    sim.faults.clear()
+    sim.reject_field("accounts", "name", lambda value: True, "Nom refusé")
+
+    outcome = service.apply_batch(agent.run(client("C002", "Refusé SA")))
+
+    assert (outcome.applied, outcome.failed) == (0, 1)
+    assert open_incidents(store) == [("account", "C002", "create")]
+    assert store.get_incident("BIJOU", *CONNECTION, "read").state is IncidentState.RESOLVED
+
+
 def test_a_record_ssm_keeps_failing_with_5xx_does_not_stop_the_records_after_it(sim, store, ssm, agent):
     with SyncService(store, ssm, max_workers=1) as service:
         service.apply_batch(agent.run(client("C000")))
