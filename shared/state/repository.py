@@ -429,15 +429,15 @@ class StateStore:
 
     def repark_incident(self, incident: Incident, *, replay_at: Optional[dt.datetime],
                         message: Optional[str] = None) -> bool:
-        """Park `incident`'s change again until `replay_at`, one replay more, even if a failure
-        recorded meanwhile dropped it (None: never again, the change is dropped). False when the
-        incident is no longer open."""
+        """Park `incident`'s change again until `replay_at`, one replay more, tried now (`last_seen`),
+        even if a failure recorded meanwhile dropped it (None: never again, the change is dropped).
+        False when the incident is no longer open."""
         for _ in range(MAX_WRITE_ATTEMPTS):
             current = self.get_incident(incident.dossier, incident.entity, incident.key, incident.operation)
             if current is None or current.state is not IncidentState.OPEN:
                 return False
             changes = {"parked": incident.parked if replay_at is not None else {}, "replay_at": replay_at,
-                       "replays": incident.replays + 1, "dead_lettered": True}
+                       "replays": incident.replays + 1, "dead_lettered": True, "last_seen": self.clock()}
             if message is not None:
                 changes["message"] = _clip(message)
             try:

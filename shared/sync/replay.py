@@ -10,9 +10,10 @@ ones of every active dossier through the same sync as a message, dependencies fi
 - still to retry (SSM not answering, a dependency still missing): parked again, later, for
   `REPLAY_DELAYS` (two days in all); then it waits for its next change or a realignment.
 A change of the record that arrives in the meantime supersedes the parked one: applying it
-resolves the incident, failing records the incident afresh without the parked change. So an
-older change is never applied over a newer one (messages of a dossier come in order, and one is
-dead-lettered before the next is delivered).
+resolves the incident, failing records the incident afresh without the parked change. A replay
+runs beside the dossier's messages, so each replayed record is checked again just before it is
+applied: if its link changed since the parked change was last tried, a newer change reached it
+and the parked one is dropped. So an older change is not applied over a newer one.
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.da
     for start in range(0, len(incidents), REPLAYS_PER_BATCH):
         chunk = incidents[start:start + REPLAYS_PER_BATCH]
         batch = EnvelopeBatch(dossier=dossier, envelopes=tuple(Envelope.model_validate(i.parked) for i in chunk))
-        applied = service.apply_batch(batch, delivery_count=2)
+        applied = service.apply_batch(batch, delivery_count=2,
+                                      replayed_since={(i.entity, i.key): i.last_seen for i in chunk})
         retry = {(entity, key) for entity, key, _ in applied.retry}
         outcome.replayed += len(chunk)
         for incident in chunk:

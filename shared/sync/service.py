@@ -189,8 +189,13 @@ class SyncService:
         self.close()
 
     # --- one batch ----------------------------------------------------------------------------
-    def apply_batch(self, batch: EnvelopeBatch, *, delivery_count: int = 1) -> BatchOutcome:
-        """Apply one bus message. Raise in the caller when `needs_redelivery` (abandon the message)."""
+    def apply_batch(self, batch: EnvelopeBatch, *, delivery_count: int = 1,
+                    replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None) -> BatchOutcome:
+        """Apply one bus message. Raise in the caller when `needs_redelivery` (abandon the message).
+
+        `replayed_since` marks a replay of dead-lettered changes (`shared.sync.replay`): for each
+        (entity, key), when its change was last tried; a record changed since then is left as it is.
+        """
         outcome = BatchOutcome()
         tally = _Tally(delivery_count)
         breaker = BatchBreaker(self.ssm)
@@ -203,7 +208,7 @@ class SyncService:
                         dossier = self._register(envelope, state_lost=True)
                     changes.append(envelope)
                     continue
-                self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker)
+                self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker, replayed_since)
                 changes = []
                 if envelope.kind is EnvelopeKind.RUN_MARKER:
                     dossier = self._apply_marker(dossier, envelope, outcome, tally)
@@ -211,13 +216,14 @@ class SyncService:
                     dossier = self._apply_state(dossier, envelope, outcome)
                 else:
                     self._not_handled(dossier, envelope, outcome)
-            self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker)
+            self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker, replayed_since)
         finally:
             self._merge_counts(batch.dossier, tally)
         return outcome
 
     def _apply_changes(self, dossier: Optional[Dossier], envelopes: list[Envelope], outcome: BatchOutcome,
-                       tally: _Tally, delivery_count: int, breaker: BatchBreaker) -> None:
+                       tally: _Tally, delivery_count: int, breaker: BatchBreaker,
+                       replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None) -> None:
         if not envelopes:
             return
         if not dossier.active:
@@ -234,7 +240,7 @@ class SyncService:
                           realignment=lambda run_id: self.runs.is_realignment(dossier.id, run_id),
                           run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
                           clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
-                          links_lost=state_lost)
+                          links_lost=state_lost, replayed_since=replayed_since)
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)

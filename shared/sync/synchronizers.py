@@ -62,7 +62,8 @@ class SyncContext:
     def __init__(self, *, store, ssm, dossier, deps: BatchDependencies, incidents: IncidentBook,
                  realignment: Callable[[str], bool], run_started_at: Callable[[str], Optional[dt.datetime]],
                  clock: Callable[[], dt.datetime], redelivered: bool = False,
-                 open_records: frozenset[tuple[str, str]] = frozenset(), links_lost: bool = False):
+                 open_records: frozenset[tuple[str, str]] = frozenset(), links_lost: bool = False,
+                 replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None):
         self.store = store
         self.ssm = ssm
         self.dossier = dossier
@@ -75,6 +76,8 @@ class SyncContext:
         self.open_records = open_records
         self.links_lost = links_lost
         """The cloud lost the dossier's state and no realignment rebuilt it yet."""
+        self.replayed_since = replayed_since or {}
+        """For a replay of dead-lettered changes: (entity, key) → when that change was last tried."""
 
     @property
     def dossier_id(self) -> str:
@@ -115,6 +118,8 @@ class Synchronizer:
     # --- the common path ------------------------------------------------------------------------
     def run(self, envelope: Envelope, attempt: Attempt) -> Outcome:
         link = self.binder.to_external(envelope.key)
+        if self._superseded(envelope, link):
+            return self._unchanged(link)
         realignment = self.ctx.realignment(envelope.run_id)
         if self._is_up_to_date(envelope, link, realignment):
             return self._unchanged(link)
@@ -127,6 +132,12 @@ class Synchronizer:
             return skipped
         outcome, link = self._import(record, link, envelope, attempt, realignment)
         return self._after_import(record, link, envelope, outcome, realignment)
+
+    def _superseded(self, envelope: Envelope, link: Optional[Link]) -> bool:
+        """A replayed change whose record another change reached since it was last tried: the
+        newer one stands (an older change is never applied over it)."""
+        tried = self.ctx.replayed_since.get((self.entity, envelope.key))
+        return tried is not None and link is not None and link.updated_at > tried
 
     def _is_up_to_date(self, envelope: Envelope, link: Optional[Link], realignment: bool) -> bool:
         """The link already holds this exact content (a redelivery, a re-send, an echo)."""

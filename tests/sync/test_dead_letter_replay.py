@@ -8,7 +8,7 @@ from shared.state.records import IncidentState, utcnow
 from shared.sync import replay
 from shared.sync.replay import REPLAY_DELAYS, replay_parked
 from shared.models import Entity
-from tests.sync.records import client, contact, document, line, only
+from tests.sync.records import client, contact, document, family, line, only, product
 
 LATER = REPLAY_DELAYS[0] + dt.timedelta(minutes=1)
 
@@ -151,3 +151,34 @@ def test_a_change_too_large_to_keep_is_an_incident_that_says_so(sim, service, ag
     incident = open_incidents(store)[("invoice", "F:FA0001")]
     assert incident.dead_lettered and incident.parked == {} and incident.replay_at is None
     assert "too large to be kept for a replay" in incident.message
+
+
+def test_a_newer_change_applied_while_a_replay_runs_is_not_overwritten(sim, service, agent, store, monkeypatch):
+    service.apply_batch(agent.run(client(city="Lyon")))
+    dead_letter(service, sim, agent.run(client(city="Nice")))
+    listed = replay.due(store, "BIJOU", utcnow() + LATER)       # the replay has read what is due...
+    service.apply_batch(agent.run(client(city="Paris")))       # ...when the dossier's next message applies
+    monkeypatch.setattr(replay, "due", lambda *_: listed)
+
+    assert replay_parked(service, now=utcnow() + LATER).replayed == 1
+
+    assert only(accounts(sim), extId="BIJOU:C001")["city"] == "Paris"
+    assert store.get_link("BIJOU", "account", "C001").base["city"] == "Paris"
+    assert open_incidents(store) == {}
+
+
+def test_a_document_waiting_for_its_product_is_sent_by_the_replay_after_the_product(sim, service, agent, store):
+    invoice = document(Entity.INVOICE, "FA0002", [line("1", 1, product_key="BAG-OR-18")])
+    dead_letter(service, sim, agent.run(client(), invoice))
+    first = utcnow() + LATER
+
+    done = replay_parked(service, now=first)                    # the product is not in SSM yet
+
+    assert (done.resolved, done.parked_again) == (1, 1)
+    assert sim.records("salesordersLines") == []
+    service.apply_batch(agent.run(family(), product()))         # its own change: not the document's
+    assert set(parked(store)) == {("invoice", "F:FA0002")}
+    assert replay_parked(service, now=first + REPLAY_DELAYS[1]).resolved == 1
+    [sent] = sim.records("salesordersLines")
+    assert sent["productId"]["id"] == store.get_link("BIJOU", "product", "BAG-OR-18").ssm_id
+    assert open_incidents(store) == {}
