@@ -4,7 +4,7 @@ A message dead-letters after its last delivery (about a quarter of an hour of at
 long SSM outage or an account that reaches SSM late can outlast. Each change it set aside is kept
 in its record's incident (`parked`, due at `replay_at`), and `replay_parked` applies the due
 ones of every active dossier through the same sync as a message, dependencies first:
-- applied, or found already in SSM: the record's incidents are resolved;
+- applied, found already in SSM, or set aside for an invitation: the incident is resolved;
 - refused for good (SSM rejects its data): the incident stays, without the change, until the
   record changes in Sage;
 - still to retry (SSM not answering, a dependency still missing): parked again, later, for
@@ -88,8 +88,7 @@ def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.da
         outcome.replayed += len(chunk)
         for incident in chunk:
             if (incident.entity, incident.key) not in retry:
-                still = service.store.get_incident(dossier, incident.entity, incident.key, incident.operation)
-                outcome.resolved += still is None or still.state is IncidentState.RESOLVED
+                outcome.resolved += _settled(service.store, incident)
                 continue
             replays = incident.replays + 1
             if replays < len(REPLAY_DELAYS):
@@ -103,6 +102,22 @@ def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.da
         log.info("%s: %d parked change(s) replayed, %d resolved, %d parked again, %d given up", dossier,
                  outcome.replayed, outcome.resolved, outcome.parked_again, outcome.given_up)
     return outcome
+
+
+def _settled(store, incident: Incident) -> bool:
+    """After a replay that neither failed nor needs a retry, whether the incident is resolved.
+
+    The sync resolves a record's incidents when its change applies; a change set aside for
+    another reason (a collaborateur waiting for an invitation, which has its own incident) leaves
+    the incident open with the change still kept: it is resolved here, or it would be replayed
+    at every call. A failure recorded the incident afresh, without the change: it stays open.
+    """
+    still = store.get_incident(incident.dossier, incident.entity, incident.key, incident.operation)
+    if still is None or still.state is IncidentState.RESOLVED:
+        return True
+    if still.parked and still.parked == incident.parked:
+        return store.resolve_incident(incident.dossier, incident.entity, incident.key, incident.operation)
+    return False
 
 
 def _cause(message: str) -> str:

@@ -8,7 +8,7 @@ from shared.state.records import IncidentState, utcnow
 from shared.sync import replay
 from shared.sync.replay import REPLAY_DELAYS, replay_parked
 from shared.models import Entity
-from tests.sync.records import client, contact, document, family, line, only, product
+from tests.sync.records import client, contact, document, family, line, only, product, user
 
 LATER = REPLAY_DELAYS[0] + dt.timedelta(minutes=1)
 
@@ -182,3 +182,17 @@ def test_a_document_waiting_for_its_product_is_sent_by_the_replay_after_the_prod
     [sent] = sim.records("salesordersLines")
     assert sent["productId"]["id"] == store.get_link("BIJOU", "product", "BAG-OR-18").ssm_id
     assert open_incidents(store) == {}
+
+
+def test_a_collaborateur_replayed_after_the_first_load_waits_for_its_invitation_and_is_not_replayed_again(
+        sim, service, agent, store):
+    service.apply_batch(agent.run(user("1")))                    # the first load is done
+    dead_letter(service, sim, agent.run(user("5", "Jérôme", "Petit", "jerome.petit@bijou.example")))
+
+    done = replay_parked(service, now=utcnow() + LATER)
+
+    assert (done.replayed, done.resolved) == (1, 1)
+    assert store.get_incident("BIJOU", "user", "5", "invite").state is IncidentState.OPEN
+    assert parked(store) == {}
+    sim.reset_calls()
+    assert replay_parked(service, now=utcnow() + 2 * LATER).replayed == 0 and sim.call_count() == 0
