@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
@@ -408,7 +409,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
 
     try:
         opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
-                              read_workers=settings.agent.read_workers)
+                              read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
     except Exception as exc:
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)

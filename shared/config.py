@@ -77,7 +77,7 @@ class AgentSettings(_Section):
     overlap_s: float = Field(default=3600.0, ge=0)
     batch_rows: int = Field(default=1000, ge=1)
     # Processes sharing the full read of a large table (first load, realignment), the agent's own
-    # included: 2 is the agent and one helper; 1 reads in the agent alone.
+    # included: 2 is the agent and one helper; 1 reads in the agent alone. At most the server's cores.
     read_workers: int = Field(default=2, ge=1, le=16)
     # A run's deletions of one entity are held, not sent, when above both (agent.detection.DeletionGuard).
     max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
