@@ -465,8 +465,13 @@ class StateStore:
 
     def resolve_incidents_for(self, dossier: str, entity: str, key: str) -> int:
         """Resolve the open incidents of one record, whatever the operation; how many were."""
-        open_ones = [i for i in self._incidents(dossier, _prefix(entity, key)) if i.state is IncidentState.OPEN]
+        open_ones = self.open_incidents_of(dossier, entity, key)
         return sum(self.resolve_incident(dossier, i.entity, i.key, i.operation) for i in open_ones)
+
+    def open_incidents_of(self, dossier: str, entity: str, key: str) -> list[Incident]:
+        """The open incidents of one record, whatever the operation."""
+        return [i for i in self._incidents(dossier, _prefix(entity, key))
+                if i.state is IncidentState.OPEN and (i.entity, i.key) == (entity, key)]
 
     def list_incidents(self, dossier: str, entity: Optional[str] = None,
                        state: Optional[IncidentState] = None) -> list[Incident]:

@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass
 from typing import Optional
 
+from pydantic import ValidationError
+
 from shared.counts import AddableCounts
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.state.records import Incident, IncidentState
@@ -44,6 +46,11 @@ def parked_message(cause: str, replay_at: dt.datetime) -> str:
             f"{replay_at:%Y-%m-%d %H:%M} UTC; a new change of it in Sage or a realignment sends it too.")
 
 
+def superseded_message(cause: str) -> str:
+    return (f"{cause}. It was set aside after repeated attempts; a newer change of the same record was set aside "
+            f"since, and that one is tried again instead.")
+
+
 def given_up_message(cause: str, replays: int) -> str:
     return (f"{cause}. It was set aside and tried again {replays} times over two days without success; the next "
             f"change of it in Sage, or the next realignment of the dossier, sends it again.")
@@ -60,28 +67,59 @@ class ReplayOutcome(AddableCounts):
 
 
 def due(store, dossier: str, now: dt.datetime) -> list[Incident]:
-    """The dossier's open incidents holding a change due for replay, oldest first."""
-    return sorted((i for i in store.list_incidents(dossier, state=IncidentState.OPEN)
-                   if i.parked and i.replay_at is not None and i.replay_at <= now),
-                  key=lambda i: (i.replay_at, i.first_seen))
+    """The dossier's open incidents holding a change due for replay, oldest first; one per record
+    (the newest change kept, should a record ever hold two)."""
+    newest: dict[tuple[str, str], Incident] = {}
+    for incident in store.list_incidents(dossier, state=IncidentState.OPEN):
+        if incident.parked and incident.replay_at is not None and incident.replay_at <= now:
+            record = (incident.entity, incident.key)
+            if record not in newest or _age(incident) > _age(newest[record]):
+                newest[record] = incident
+    return sorted(newest.values(), key=lambda i: (i.replay_at, i.first_seen))
+
+
+def _age(incident: Incident) -> tuple[str, dt.datetime]:
+    return str(incident.parked.get("sent_at") or ""), incident.first_seen
 
 
 def replay_parked(service, *, now: Optional[dt.datetime] = None) -> ReplayOutcome:
-    """Apply the parked changes due by `now` (the service's clock) of every active dossier."""
+    """Apply the parked changes due by `now` (the service's clock) of every active dossier; a
+    dossier whose replay fails is logged and tried again at the next call, the others go on."""
     now = now or service.clock()
     total = ReplayOutcome()
     for dossier in service.store.list_dossiers():
-        if dossier.active:
+        if not dossier.active:
+            continue
+        try:
             total.add(_replay_dossier(service, dossier.id, due(service.store, dossier.id, now)
                                       [:MAX_REPLAYS_PER_DOSSIER], now))
+        except Exception:
+            log.exception("%s: the replay of parked changes failed; it is tried again at the next call", dossier.id)
     return total
+
+
+def _readable(store, incidents: list[Incident]) -> list[tuple[Incident, Envelope]]:
+    """The incidents with their parked change read back; one that cannot be is no longer kept."""
+    readable = []
+    for incident in incidents:
+        try:
+            readable.append((incident, Envelope.model_validate(incident.parked)))
+        except ValidationError as exc:
+            log.warning("%s %s '%s': parked change unreadable: %s", incident.dossier, incident.entity,
+                        incident.key, exc)
+            store.repark_incident(incident, replay_at=None, message=(
+                f"{cause_of(incident.message)}. It was set aside after repeated attempts, and could not be read "
+                f"back for a replay; the next change of it in Sage, or the next realignment, sends it again."))
+    return readable
 
 
 def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.datetime) -> ReplayOutcome:
     outcome = ReplayOutcome()
-    for start in range(0, len(incidents), REPLAYS_PER_BATCH):
-        chunk = incidents[start:start + REPLAYS_PER_BATCH]
-        batch = EnvelopeBatch(dossier=dossier, envelopes=tuple(Envelope.model_validate(i.parked) for i in chunk))
+    readable = _readable(service.store, incidents)
+    for start in range(0, len(readable), REPLAYS_PER_BATCH):
+        chunk = [incident for incident, _ in readable[start:start + REPLAYS_PER_BATCH]]
+        batch = EnvelopeBatch(dossier=dossier,
+                              envelopes=tuple(envelope for _, envelope in readable[start:start + REPLAYS_PER_BATCH]))
         applied = service.apply_batch(batch, delivery_count=2,
                                       replayed_since={(i.entity, i.key): i.last_seen for i in chunk})
         retry = {(entity, key) for entity, key, _ in applied.retry}
@@ -93,10 +131,10 @@ def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.da
             replays = incident.replays + 1
             if replays < len(REPLAY_DELAYS):
                 replay_at = now + REPLAY_DELAYS[replays]
-                message = parked_message(_cause(incident.message), replay_at)
+                message = parked_message(cause_of(incident.message), replay_at)
                 outcome.parked_again += service.store.repark_incident(incident, replay_at=replay_at, message=message)
             else:
-                message = given_up_message(_cause(incident.message), replays)
+                message = given_up_message(cause_of(incident.message), replays)
                 outcome.given_up += service.store.repark_incident(incident, replay_at=None, message=message)
     if outcome.replayed:
         log.info("%s: %d parked change(s) replayed, %d resolved, %d parked again, %d given up", dossier,
@@ -120,6 +158,6 @@ def _settled(store, incident: Incident) -> bool:
     return False
 
 
-def _cause(message: str) -> str:
+def cause_of(message: str) -> str:
     """The failure a parked incident's message starts with."""
     return message.split(". It was set aside", 1)[0]

@@ -657,6 +657,10 @@ class SyncService:
                 self.incidents.record(dossier_id, entity, key, operation, replay.parked_message(cause, replay_at),
                                       detail=f"dead-lettered message ({why})", dead_lettered=True,
                                       parked=envelope.model_dump(mode="json"), replay_at=replay_at)
+                for older in self.store.open_incidents_of(dossier_id, entity, key):
+                    if older.operation != operation and older.parked:  # one change kept per record: this newer one
+                        self.store.repark_incident(
+                            older, replay_at=None, message=replay.superseded_message(replay.cause_of(older.message)))
             except EntityTooLargeError:  # too large to keep: it waits for its next change, as it says
                 self.incidents.record(dossier_id, entity, key, operation,
                                       f"{cause}. It was set aside after repeated attempts and is too large to be "

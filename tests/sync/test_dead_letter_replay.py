@@ -196,3 +196,54 @@ def test_a_collaborateur_replayed_after_the_first_load_waits_for_its_invitation_
     assert parked(store) == {}
     sim.reset_calls()
     assert replay_parked(service, now=utcnow() + 2 * LATER).replayed == 0 and sim.call_count() == 0
+
+
+def test_a_record_keeps_one_change_for_replay_the_newest(sim, service, agent, store):
+    service.apply_batch(agent.run(client(city="Lyon")))
+    older = agent.run(client(city="Nice"))
+    store.record_incident("BIJOU", "account", "C001", "create", "The account 'C001' was refused")
+    store.record_incident("BIJOU", "account", "C001", "update", "The account 'C001' could not be sent",
+                          dead_lettered=True, parked=older.envelopes[1].model_dump(mode="json"),
+                          replay_at=utcnow())
+    dead_letter(service, sim, agent.run(client(city="Paris")))
+
+    kept = [i for i in store.list_incidents("BIJOU", state=IncidentState.OPEN) if i.parked]
+    assert [(i.operation, i.parked["record"]["city"]) for i in kept] == [("create", "Paris")]
+    dropped = store.get_incident("BIJOU", "account", "C001", "update")
+    assert dropped.parked == {} and "a newer change of the same record was set aside since" in dropped.message
+    replay_parked(service, now=utcnow() + LATER)
+    assert only(accounts(sim), extId="BIJOU:C001")["city"] == "Paris" and open_incidents(store) == {}
+
+
+def test_a_parked_change_that_cannot_be_read_back_is_said_and_the_others_are_replayed(sim, service, agent, store):
+    dead_letter(service, sim, agent.run(client("C001"), client("C002")))
+    store.record_incident("BIJOU", "account", "C002", "create", "The account 'C002' could not be sent",
+                          dead_lettered=True, parked={"not": "an envelope"}, replay_at=utcnow())
+
+    done = replay_parked(service, now=utcnow() + LATER)
+
+    assert (done.replayed, done.resolved) == (1, 1)
+    assert [a["extId"] for a in accounts(sim)] == ["BIJOU:C001"]
+    unreadable = open_incidents(store)[("account", "C002")]
+    assert unreadable.parked == {} and "could not be read back for a replay" in unreadable.message
+
+
+def test_a_dossier_whose_replay_fails_does_not_stop_the_others(sim, service, store, monkeypatch):
+    from tests.sync.conftest import AgentScript
+
+    for dossier in ("ATELIER", "BIJOU"):
+        dead_letter(service, sim, AgentScript(dossier).run(client()))
+    apply_batch = service.apply_batch
+
+    def failing_for_atelier(batch, **options):
+        if batch.dossier == "ATELIER":
+            raise RuntimeError("the state store is out of reach")
+        return apply_batch(batch, **options)
+
+    monkeypatch.setattr(service, "apply_batch", failing_for_atelier)
+    done = replay_parked(service, now=utcnow() + LATER)
+
+    assert done.resolved == 1
+    assert sorted(a["extId"] for a in sim.records("accounts") if a.get("extId")) == ["BIJOU:C001"]
+    assert len(parked(store)) == 0
+    assert [i.key for i in store.list_incidents("ATELIER", state=IncidentState.OPEN) if i.parked] == ["C001"]
