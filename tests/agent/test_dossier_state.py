@@ -37,13 +37,16 @@ def synced_once(agent: Harness, settings: Settings) -> None:
     agent.drain("BIJOU")
 
 
-def synced_then_deselected(agent: Harness, settings: Settings) -> None:
-    """BIJOU selected and synced once, then deselected and its deactivation delivered."""
-    with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-    cycle(agent, settings)
+def deselected_after_a_sync(agent: Harness, settings: Settings) -> None:
+    """BIJOU synced once (`synced_once`), then deselected; nothing announced yet."""
+    synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
         checkpoint.deselect("BIJOU")
+
+
+def synced_then_deselected(agent: Harness, settings: Settings) -> None:
+    """BIJOU synced once, then deselected and its deactivation delivered."""
+    deselected_after_a_sync(agent, settings)
     cycle(agent, settings)
     agent.drain("BIJOU")
 
@@ -56,9 +59,7 @@ def kinds(delivered) -> list[tuple[str, str]]:
 
 def test_a_deselected_dossier_is_announced_once_with_its_name_then_nothing_is_sent(agent, bijou):
     settings = server_settings(agent)
-    synced_once(agent, settings)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
+    deselected_after_a_sync(agent, settings)
 
     notices = []
     results = cycle(agent, settings, notices=notices)
@@ -94,9 +95,7 @@ def test_the_notice_carries_the_configured_name_and_the_time_of_the_change(agent
 
 def test_a_notice_the_bus_refused_stays_and_goes_with_the_next_cycle(agent, bijou):
     settings = server_settings(agent)
-    synced_once(agent, settings)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
+    deselected_after_a_sync(agent, settings)
 
     notices = []
     cycle(agent, settings, bus=CrashingBus(agent.bus, 0, when="before-send"), notices=notices)
@@ -115,9 +114,7 @@ def test_a_notice_the_bus_refused_stays_and_goes_with_the_next_cycle(agent, bijo
 
 def test_a_crash_after_the_bus_accepted_the_notice_sends_it_again_under_the_same_id(agent, bijou):
     settings = server_settings(agent)
-    synced_once(agent, settings)
-    with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
+    deselected_after_a_sync(agent, settings)
     crashing = CrashingBus(agent.bus, 0, when="after-send")
 
     notices = []
