@@ -432,35 +432,32 @@ class StateStore:
         """Park `incident`'s change again until `replay_at`, one replay more, tried now (`last_seen`),
         even if a failure recorded meanwhile dropped it (None: never again, the change is dropped).
         False when the incident is no longer open."""
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            current = self.get_incident(incident.dossier, incident.entity, incident.key, incident.operation)
-            if current is None or current.state is not IncidentState.OPEN:
-                return False
-            changes = {"parked": incident.parked if replay_at is not None else {}, "replay_at": replay_at,
-                       "replays": incident.replays + 1, "dead_lettered": True, "last_seen": self.clock()}
-            if message is not None:
-                changes["message"] = _clip(message)
-            try:
-                self._write_incident(current.model_copy(update=changes))
-                return True
-            except (ConcurrencyError, NotFoundError):
-                continue
-        raise ConcurrencyError("The incident could not be updated: too many concurrent writers.",
-                               detail=f"{incident.dossier} {incident.entity} {incident.key} {incident.operation}")
+        changes = {"parked": incident.parked if replay_at is not None else {}, "replay_at": replay_at,
+                   "replays": incident.replays + 1, "dead_lettered": True}
+        if message is not None:
+            changes["message"] = _clip(message)
+        return self._update_open_incident(incident.dossier, incident.entity, incident.key, incident.operation,
+                                          lambda: {**changes, "last_seen": self.clock()}, "updated")
 
     def resolve_incident(self, dossier: str, entity: str, key: str, operation: str) -> bool:
         """Mark an open incident resolved; True if there was one."""
+        return self._update_open_incident(dossier, entity, key, operation, lambda: {
+            "state": IncidentState.RESOLVED, "resolved_at": self.clock(), "next_attempt_at": None}, "resolved")
+
+    def _update_open_incident(self, dossier: str, entity: str, key: str, operation: str,
+                              changes: Callable[[], dict[str, Any]], done: str) -> bool:
+        """Apply `changes()` to an open incident under its ETag, again on a concurrent write;
+        False when there is no open incident."""
         for _ in range(MAX_WRITE_ATTEMPTS):
             current = self.get_incident(dossier, entity, key, operation)
-            if current is None or current.state is IncidentState.RESOLVED:
+            if current is None or current.state is not IncidentState.OPEN:
                 return False
             try:
-                self._write_incident(current.model_copy(update={
-                    "state": IncidentState.RESOLVED, "resolved_at": self.clock(), "next_attempt_at": None}))
+                self._write_incident(current.model_copy(update=changes()))
                 return True
             except (ConcurrencyError, NotFoundError):
                 continue
-        raise ConcurrencyError("The incident could not be resolved: too many concurrent writers.",
+        raise ConcurrencyError(f"The incident could not be {done}: too many concurrent writers.",
                                detail=f"{dossier} {entity} {key} {operation}")
 
     def resolve_incidents_for(self, dossier: str, entity: str, key: str) -> int:
