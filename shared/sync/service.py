@@ -485,12 +485,18 @@ class SyncService:
 
     def _set_active(self, dossier_id: str, active: bool, update: dict) -> tuple[Dossier, bool]:
         """Apply `update` unless the dossier is already `active`; returns it and whether it changed."""
+        return self._update_dossier(dossier_id, lambda dossier: {} if dossier.active == active else update)
+
+    def _update_dossier(self, dossier_id: str, changes_of: Callable[[Dossier], dict]) -> tuple[Dossier, bool]:
+        """Save `changes_of(dossier)` on the stored dossier under its ETag, read again after a
+        concurrent write; nothing when there are none. Returns the dossier and whether it changed."""
         for _ in range(MAX_DOSSIER_SAVES):
             dossier = self.store.get_dossier(dossier_id)
-            if dossier.active == active:
+            changes = changes_of(dossier)
+            if not changes:
                 return dossier, False
             try:
-                return self.store.upsert_dossier(dossier.model_copy(update=update)), True
+                return self.store.upsert_dossier(dossier.model_copy(update=changes)), True
             except ConcurrencyError:
                 continue
         raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
@@ -510,21 +516,15 @@ class SyncService:
         if not self.store.get_dossier(dossier_id).first_load_done and not self._users_left_to_create(dossier_id):
             self._save_cursor(dossier_id, FIRST_LOAD_CURSOR, run_id)
             first_load_ends = True
-        for _ in range(MAX_DOSSIER_SAVES):
-            dossier = self.store.get_dossier(dossier_id)
+
+        def changes_of(dossier: Dossier) -> dict:
             changes = {}
             if not dossier.first_load_done and first_load_ends:
                 changes.update(first_load_done=True, needs_realignment=state_lost)
             if realignment:
                 changes.update(needs_realignment=False, last_realigned_at=self.clock())
-            if not changes:
-                return dossier
-            try:
-                return self.store.upsert_dossier(dossier.model_copy(update=changes))
-            except ConcurrencyError:
-                continue
-        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
-                               detail=dossier_id)
+            return changes
+        return self._update_dossier(dossier_id, changes_of)[0]
 
     def _users_left_to_create(self, dossier_id: str) -> bool:
         """Whether collaborateurs failed or were set aside (open incidents other than invitations):
@@ -537,21 +537,13 @@ class SyncService:
         cursor = self.store.get_cursor(dossier_id, FIRST_LOAD_CURSOR)
         if cursor is None or cursor.value not in run_ids:
             return
-        for _ in range(MAX_DOSSIER_SAVES):
-            dossier = self.store.get_dossier(dossier_id)
-            if not dossier.first_load_done:
-                return
-            try:
-                self.store.upsert_dossier(dossier.model_copy(update={"first_load_done": False}))
-            except ConcurrencyError:
-                continue
+        _, reopened = self._update_dossier(
+            dossier_id, lambda dossier: {"first_load_done": False} if dossier.first_load_done else {})
+        if reopened:
             self._journal(dossier_id, "first-load-reopened",
                           "Collaborateurs of the dossier's first load were set aside: its first load is not "
                           "complete, so they are still created in Sales Management when they come again (the "
                           "next realignment sends them).", run_id=cursor.value)
-            return
-        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
-                               detail=dossier_id)
 
     def _merge_counts(self, dossier_id: str, tally: _Tally) -> None:
         for run_id in list(tally.counts):
