@@ -51,9 +51,14 @@ def superseded_message(cause: str) -> str:
             f"since, and that one is tried again instead.")
 
 
+def not_kept_message(cause: str, why: str) -> str:
+    """The message of a change set aside and not (or no longer) kept for a replay: `why`."""
+    return (f"{cause}. It was set aside {why}; the next change of it in Sage, or the next realignment of the "
+            f"dossier, sends it again.")
+
+
 def given_up_message(cause: str, replays: int) -> str:
-    return (f"{cause}. It was set aside and tried again {replays} times over two days without success; the next "
-            f"change of it in Sage, or the next realignment of the dossier, sends it again.")
+    return not_kept_message(cause, f"and tried again {replays} times over two days without success")
 
 
 @dataclass
@@ -107,9 +112,8 @@ def _readable(store, incidents: list[Incident]) -> list[tuple[Incident, Envelope
         except ValidationError as exc:
             log.warning("%s %s '%s': parked change unreadable: %s", incident.dossier, incident.entity,
                         incident.key, exc)
-            store.repark_incident(incident, replay_at=None, message=(
-                f"{cause_of(incident.message)}. It was set aside after repeated attempts, and could not be read "
-                f"back for a replay; the next change of it in Sage, or the next realignment, sends it again."))
+            store.repark_incident(incident, replay_at=None, message=not_kept_message(
+                cause_of(incident.message), "after repeated attempts, and could not be read back for a replay"))
     return readable
 
 

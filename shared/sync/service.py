@@ -640,8 +640,7 @@ class SyncService:
         cause = _RETRY_PROMISE.sub('', cause).rstrip('. ')
         if envelope.op is Op.INVALID:  # the agent could not read it: it comes again once fixed in Sage
             self.incidents.record(dossier_id, entity, key, operation,
-                                  f"{cause}. It was set aside after repeated attempts; the next change of it in "
-                                  f"Sage, or the next realignment of the dossier, sends it again.",
+                                  replay.not_kept_message(cause, "after repeated attempts"),
                                   detail=f"dead-lettered message ({why})", dead_lettered=True)
         else:
             replay_at = replay.first_replay_at(self.clock())
@@ -654,10 +653,8 @@ class SyncService:
                         self.store.repark_incident(
                             older, replay_at=None, message=replay.superseded_message(replay.cause_of(older.message)))
             except EntityTooLargeError:  # too large to keep: it waits for its next change, as it says
-                self.incidents.record(dossier_id, entity, key, operation,
-                                      f"{cause}. It was set aside after repeated attempts and is too large to be "
-                                      f"kept for a replay; the next change of it in Sage, or the next "
-                                      f"realignment of the dossier, sends it again.",
+                self.incidents.record(dossier_id, entity, key, operation, replay.not_kept_message(
+                                          cause, "after repeated attempts and is too large to be kept for a replay"),
                                       detail=f"dead-lettered message ({why})", dead_lettered=True)
         tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
         return True
