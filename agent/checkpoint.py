@@ -413,10 +413,15 @@ class Checkpoint:
         self._db.commit()
 
     # --- activity: the notices of deactivation and activation for the cloud ---------------------
+    _ACTIVITY = "SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
+
+    @staticmethod
+    def _activity_change(row) -> ActivityChange:
+        return ActivityChange(row[0], bool(row[1]), *row[2:])
+
     def activity(self, dossier: str) -> Optional[ActivityChange]:
-        row = self._db.execute("SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
-                               " WHERE dossier = ?", (dossier,)).fetchone()
-        return None if row is None else ActivityChange(row[0], bool(row[1]), *row[2:])
+        row = self._db.execute(f"{self._ACTIVITY} WHERE dossier = ?", (dossier,)).fetchone()
+        return None if row is None else self._activity_change(row)
 
     def note_activity(self, dossier: str, active: bool) -> bool:
         """Record whether the dossier is active; True when that is a change the cloud must be told.
@@ -440,15 +445,13 @@ class Checkpoint:
             (dossier, int(active), f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(3)}",
              now.isoformat(timespec="microseconds")))
         if active:
-            self._ensure_dossier(dossier)
-            self._db.execute("UPDATE dossiers SET needs_realignment = 1 WHERE dossier = ?", (dossier,))
+            self._mark_for_realignment(dossier)
         return True
 
     def unannounced(self) -> list[ActivityChange]:
         """The changes of activity the bus has not accepted a notice of yet, oldest first."""
-        rows = self._db.execute("SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
-                                " WHERE announced_at IS NULL ORDER BY changed_at, dossier").fetchall()
-        return [ActivityChange(row[0], bool(row[1]), *row[2:]) for row in rows]
+        rows = self._db.execute(f"{self._ACTIVITY} WHERE announced_at IS NULL ORDER BY changed_at, dossier")
+        return [self._activity_change(row) for row in rows]
 
     def mark_announced(self, dossier: str, change_id: str) -> bool:
         """The bus accepted the notice of `change_id`; False when a newer change replaced it meanwhile."""
@@ -459,9 +462,12 @@ class Checkpoint:
 
     def request_realignment(self, dossier: str) -> None:
         """The dossier's next run is a realignment (it was deactivated, or its state is in doubt)."""
+        self._mark_for_realignment(dossier)
+        self._db.commit()
+
+    def _mark_for_realignment(self, dossier: str) -> None:
         self._ensure_dossier(dossier)
         self._db.execute("UPDATE dossiers SET needs_realignment = 1 WHERE dossier = ?", (dossier,))
-        self._db.commit()
 
     def record_error(self, dossier: str, message: str) -> None:
         self._ensure_dossier(dossier)
