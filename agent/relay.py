@@ -264,13 +264,9 @@ def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_wo
 
         connection = connect(odbc_connection_string)
         try:
-            reader = Sage100Reader(connection, batch_rows=batch_rows)
-            if read_workers < 2:
+            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows), odbc_connection_string,
+                                workers=read_workers, batch_rows=batch_rows) as reader:
                 yield connection, reader
-            else:
-                with ParallelReader(reader, odbc_connection_string, workers=read_workers,
-                                    batch_rows=batch_rows) as parallel:
-                    yield connection, parallel
         finally:
             try:
                 connection.rollback()
