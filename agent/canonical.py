@@ -61,7 +61,12 @@ def content_hash(record: Optional[dict]) -> str:
     """Exactly `shared.envelope.content_hash(record)`."""
     if record is None:
         return ""
-    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+    return text_hash(canonical_json(record))
+
+
+def text_hash(text: str) -> str:
+    """The content hash of a record already written as canonical JSON."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --- the fast canonical form ------------------------------------------------------------------

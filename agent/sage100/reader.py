@@ -30,7 +30,7 @@ import pyodbc
 from pydantic import ValidationError
 
 from agent import normalize
-from agent.canonical import CanonicalForm, canonical_json, content_hash
+from agent.canonical import CanonicalForm, canonical_json, content_hash, text_hash
 from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
@@ -114,14 +114,8 @@ class Sage100Reader:
     def marq_span(self, entity: Entity | str, after: int | None = None) -> tuple[int, int] | None:
         """`(low, top)`: the entity's main rows (those above `after`) have `low < cbMarq <= top`;
         None when there are none."""
-        table = self._entity_spec(entity).table
-        with self._reading():  # two queries: each is one index seek, together they would not be
-            first = self._fetch_one(f"SELECT MIN({MARQ}) FROM {table}" + (f" WHERE {MARQ} > ?" if after is not None
-                                                                           else ""), [] if after is None else [after])
-            if first is None or first[0] is None:
-                return None
-            top = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
-        return int(first[0]) - 1, int(top)
+        with self._reading():
+            return self._marq_bounds(self._entity_spec(entity).table, after)
 
     def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
         """Every record of `entity` whose main row has `low < cbMarq <= top`, in `cbMarq` order
@@ -197,12 +191,10 @@ class Sage100Reader:
         rows with `low < cbMarq <= top` are read, and the end is not checked again.
         """
         if span is None:
-            bounds = self._fetch_one(f"SELECT MIN({MARQ}), MAX({MARQ}) FROM {table}")
-            if bounds is None or bounds[1] is None:
+            span = self._marq_bounds(table)
+            if span is None:
                 return
-            low, top = int(bounds[0]) - 1, int(bounds[1])
-        else:
-            low, top = span
+        low, top = span
         width = target
         while True:
             while low < top:
@@ -224,6 +216,15 @@ class Sage100Reader:
             if newest is None or int(newest) <= top:
                 return
             top = int(newest)
+
+    def _marq_bounds(self, table: str, after: int | None = None) -> tuple[int, int] | None:
+        """`(MIN(cbMarq) - 1, MAX(cbMarq))` of `table` (of its rows above `after`), None if none.
+        Two queries: each is one index seek, while one query asking both may scan the table."""
+        first = self._fetch_one(f"SELECT MIN({MARQ}) FROM {table}" + ("" if after is None else f" WHERE {MARQ} > ?"),
+                                [] if after is None else [after])
+        if first is None or first[0] is None:
+            return None
+        return int(first[0]) - 1, int(self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0])
 
     def _fetch_rows(self, sql: str, parameters: Sequence[Any]) -> list:
         cursor = self._connection.cursor()
@@ -359,9 +360,8 @@ class Sage100Reader:
             return SourceRow(entity=spec.entity, key=key, record_text=None, record_hash="", error=error,
                              raw_hash=content_hash(raw), modified=latest, marq=main.marq)
         text = canonical_json(record)
-        return SourceRow(entity=spec.entity, key=key, record_text=text,
-                         record_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(), error=None, raw_hash="",
-                         modified=latest, marq=main.marq)
+        return SourceRow(entity=spec.entity, key=key, record_text=text, record_hash=text_hash(text), error=None,
+                         raw_hash="", modified=latest, marq=main.marq)
 
     # --- identity ---------------------------------------------------------------------------
 
