@@ -502,20 +502,28 @@ def _lookup_times(lookups: Sequence[Lookup]) -> Selection:
 @lru_cache(maxsize=None)
 def _main_shape(spec: EntitySpec) -> _Shape:
     """cbMarq, the change times, then every column of the entity and of its lookups."""
-    columns = _column_selection(spec.alias, spec.table, spec.columns)
-    for lookup in spec.lookups:
-        columns += _lookup_selection(lookup)
-    head = [_marq_selection(spec.alias), _time_selection(spec.alias)] + _lookup_times(spec.lookups)
-    return _Shape(head=head, columns=columns)
+    return _Shape(head=[_marq_selection(spec.alias), *_times(spec.alias, spec.lookups)],
+                  columns=_columns(spec.alias, spec.table, spec.columns, spec.lookups))
 
 
 @lru_cache(maxsize=None)
 def _child_shape(child: Child) -> _Shape:
     """The change times, then every column of the child and of its lookups (no cbMarq: unused)."""
-    columns = _column_selection(child.alias, child.table, child.columns)
-    for lookup in child.lookups:
-        columns += _lookup_selection(lookup)
-    return _Shape(head=[_time_selection(child.alias)] + _lookup_times(child.lookups), columns=columns)
+    return _Shape(head=_times(child.alias, child.lookups),
+                  columns=_columns(child.alias, child.table, child.columns, child.lookups))
+
+
+def _times(alias: str, lookups: Sequence[Lookup]) -> Selection:
+    """The row's own change time, then those of the joined rows that refresh it."""
+    return [_time_selection(alias)] + _lookup_times(lookups)
+
+
+def _columns(alias: str, table: str, columns: Sequence[str], lookups: Sequence[Lookup]) -> Selection:
+    """The table's columns, then those of its lookups."""
+    selection = _column_selection(alias, table, columns)
+    for lookup in lookups:
+        selection += _lookup_selection(lookup)
+    return selection
 
 
 def _join(lookup: Lookup, owner: str) -> str:
