@@ -20,13 +20,14 @@ from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
-from agent.relay import ActivityNotice, DossierRunResult, note_activity, run_selected
+from agent.relay import ActivityNotice, DossierRunResult, activity_text, note_activity, run_selected
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
 
 COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid", "deletions_held")
 SHOWN_WHEN_NOT_ZERO = {"deletions_held"}
+NOTHING_SELECTED = "No dossier is selected; `agent databases` lists them, `agent select ID` selects one."
 
 
 def register(subparsers) -> None:
@@ -186,9 +187,8 @@ def _print_result(result: DossierRunResult) -> None:
 
 
 def _print_notice(notice: ActivityNotice) -> None:
-    what = "active again" if notice.active else "deactivated"
     if notice.ok:
-        print(f"{notice.dossier}: the cloud was told the dossier is {what}")
+        print(f"{notice.dossier}: the cloud was told the dossier is {activity_text(notice.active)}")
     else:
         print(f"{notice.dossier}: FAILED: {notice.error}; it is tried again at the next run")
 
@@ -223,7 +223,7 @@ def cmd_run_once(args) -> int:
             return 2
         nothing_selected = not args.dossier and not selected_dossiers(settings, checkpoint)
         if nothing_selected and not checkpoint.unannounced():
-            print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
+            print(NOTHING_SELECTED)
             return 0
     notices: list[ActivityNotice] = []
     try:
@@ -233,7 +233,7 @@ def cmd_run_once(args) -> int:
         return 1
     failed = [r for r in results if not r.ok]
     if nothing_selected:
-        print("No dossier is selected; `agent databases` lists them, `agent select ID` selects one.")
+        print(NOTHING_SELECTED)
     else:
         print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
     return 1 if failed or not all(notice.ok for notice in notices) else 0

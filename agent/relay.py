@@ -365,7 +365,7 @@ def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optio
         with log_context(dossier=change.dossier):
             notice = _announce(checkpoint, bus, settings.bus.changes_queue, change, names.get(change.dossier))
             if notice.ok:
-                log.info("the cloud was told that the dossier is %s", _activity_text(notice.active))
+                log.info("the cloud was told that the dossier is %s", activity_text(notice.active))
             else:
                 log.error("%s", notice.error)
         notices.append(notice)
@@ -374,7 +374,8 @@ def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optio
     return notices
 
 
-def _activity_text(active: bool) -> str:
+def activity_text(active: bool) -> str:
+    """How the notices name a dossier's activity."""
     return "active again" if active else "deactivated"
 
 
@@ -391,7 +392,7 @@ def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChan
                                          application_properties={"change_id": change.change_id, "envelopes": 1})])
     except Exception as exc:
         checkpoint.rollback()
-        error = (f"the cloud could not be told that the dossier is {_activity_text(change.active)}:"
+        error = (f"the cloud could not be told that the dossier is {activity_text(change.active)}:"
                  f" {describe_error(exc)}")
         checkpoint.record_error(change.dossier, error)
         return ActivityNotice(change.dossier, change.active, change.change_id, error)
@@ -414,5 +415,6 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
                         open_source=opener, overlap=overlap, deletion_guard=guard)
 
 
-__all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "announce_activity", "note_activity",
+__all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "activity_text", "announce_activity",
+           "note_activity",
            "open_sage100", "outbox_message_id", "pack", "run_selected", "sync_dossier"]
