@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from shared.bus.protocol import Bus, ReceivedMessage, SessionReceiver
 from shared.counts import AddableCounts
@@ -120,11 +120,7 @@ def registered_functions(app) -> list:
 def service_bus_functions(app, app_settings: Mapping[str, str]) -> list[ServiceBusFunction]:
     """The app's functions with a Service Bus trigger, in registration order."""
     found = []
-    for function in registered_functions(app):
-        trigger = function.get_trigger()
-        if trigger is None or trigger.get_binding_name() != SERVICE_BUS_TRIGGER:
-            continue
-        binding = trigger.get_dict_repr()
+    for function, binding in _triggered_by(app, SERVICE_BUS_TRIGGER):
         if "queueName" not in binding:
             raise ConfigurationError(f"function {function.get_function_name()}: only queue triggers run locally")
         found.append(ServiceBusFunction(
@@ -150,13 +146,16 @@ class TimerFunction:
 
 def timer_functions(app) -> list[TimerFunction]:
     """The app's functions with a timer trigger, in registration order."""
-    found = []
+    return [TimerFunction(function.get_function_name(), function.get_user_function(), binding["name"])
+            for function, binding in _triggered_by(app, TIMER_TRIGGER)]
+
+
+def _triggered_by(app, trigger_type: str) -> Iterator[tuple[Any, dict]]:
+    """(function, trigger binding) of the app's functions whose trigger is of `trigger_type`."""
     for function in registered_functions(app):
         trigger = function.get_trigger()
-        if trigger is not None and trigger.get_binding_name() == TIMER_TRIGGER:
-            found.append(TimerFunction(function.get_function_name(), function.get_user_function(),
-                                       trigger.get_dict_repr()["name"]))
-    return found
+        if trigger is not None and trigger.get_binding_name() == trigger_type:
+            yield function, trigger.get_dict_repr()
 
 
 def to_function_message(message: ReceivedMessage, *, dead_letter_source: Optional[str] = None,
@@ -332,10 +331,7 @@ class LocalDispatcher:
             try:
                 timer.user_function(**{timer.arg_name: TimerRequest(past_due=False)})
             except Exception as exc:
-                stats.failed_invocations += 1
-                stats.errors.append(f"{timer.name}: {_describe(exc)}")
-                log.warning("timer function %s failed: %s", timer.name, _describe(exc),
-                            exc_info=not isinstance(exc, ConnectorError))
+                _failed(stats, f"timer function {timer.name}", exc)
         return stats
 
     def close(self) -> None:
@@ -377,10 +373,7 @@ class LocalDispatcher:
             try:
                 function.user_function(**{function.arg_name: argument if function.many else argument[0]})
             except Exception as exc:
-                stats.failed_invocations += 1
-                stats.errors.append(f"{function.name} (session {receiver.session_id}): {_describe(exc)}")
-                log.warning("function %s failed on session %s: %s", function.name, receiver.session_id,
-                            _describe(exc), exc_info=not isinstance(exc, ConnectorError))
+                _failed(stats, f"{function.name} (session {receiver.session_id})", exc)
                 if not self._settle(receiver, messages, receiver.abandon, stats, "abandoned"):
                     return
                 continue
@@ -425,6 +418,13 @@ class LocalDispatcher:
             self.ledger.record(function.queue, message, done=True)
             stats.dead_letters_handled += 1
         return stats
+
+
+def _failed(stats: DispatchStats, what: str, exc: BaseException) -> None:
+    """Count and report an invocation that raised (with its traceback when it is not ours)."""
+    stats.failed_invocations += 1
+    stats.errors.append(f"{what}: {_describe(exc)}")
+    log.warning("%s failed: %s", what, _describe(exc), exc_info=not isinstance(exc, ConnectorError))
 
 
 def _describe(exc: BaseException) -> str:
