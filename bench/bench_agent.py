@@ -147,12 +147,11 @@ def _one_run(path: Path, checkpoint, bus, dossier: str, read_workers: int) -> di
     detected = time.perf_counter()
     relay.send_pending(dossier)
     applied = time.perf_counter()
-    helpers = getattr(sage_reader, "helper_peak_rss_mb", {})
     return {"detect_seconds": detected - started, "reader_seconds": reader.seconds,
             "send_apply_seconds": applied - detected,
             "batches": batches, "counts": detector.counts.as_dict(), "peak_rss_mb": peak_rss_mb(),
-            "helper_peak_rss_mb": sorted(helpers.values()),
-            "slices": [getattr(sage_reader, "slices_read_here", 0), getattr(sage_reader, "slices_read_by_helpers", 0)]}
+            "helper_peak_rss_mb": sorted(sage_reader.helper_peak_rss_mb.values()),
+            "slices": [sage_reader.slices_read_here, sage_reader.slices_read_by_helpers]}
 
 
 def measure_agent(path: Path, work: Path, bus_kind: str, read_workers: int) -> dict:
