@@ -70,6 +70,13 @@ class Child:
     lookups: tuple[Lookup, ...] = ()
 
 
+def _copier(pairs: tuple[tuple[str, str], ...]) -> Callable[[Raw], dict]:
+    """A function giving `{target: raw[source]}` for each (source, target) pair (None when absent)."""
+    sources = tuple(source for source, _ in pairs)
+    targets = tuple(target for _, target in pairs)
+    return lambda raw: dict(zip(targets, map(raw.get, sources)))
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     entity: Entity
@@ -87,12 +94,8 @@ class EntitySpec:
     alias = "t"
 
     @cached_property
-    def _direct_sources(self) -> tuple[str, ...]:
-        return tuple(source for source, _ in self.direct)
-
-    @cached_property
-    def _direct_targets(self) -> tuple[str, ...]:
-        return tuple(target for _, target in self.direct)
+    def _copy_direct(self) -> Callable[[Raw], dict]:
+        return _copier(self.direct)
 
     def tables(self) -> tuple[str, ...]:
         """Every table this entity reads, main table first."""
@@ -103,7 +106,7 @@ class EntitySpec:
 
     def to_canonical(self, raw: Raw) -> dict:
         """The canonical fields of a raw row, ready for `shared.models.parse_record`."""
-        data = dict(zip(self._direct_targets, map(raw.get, self._direct_sources)))
+        data = self._copy_direct(raw)
         for target, conversion in self.computed:
             data[target] = conversion(raw)
         return data
@@ -216,15 +219,14 @@ LINE_DIRECT: tuple[tuple[str, str], ...] = (
     ("DL_MontantTTC", "total_ttc"),
 )
 
-_LINE_SOURCES = tuple(source for source, _ in LINE_DIRECT)
-_LINE_TARGETS = tuple(target for _, target in LINE_DIRECT)
+_copy_line = _copier(LINE_DIRECT)
 
 
 def document_lines(raw: Raw) -> list[dict]:
     """`F_DOCLIGNE` rows as `DocumentLine` dicts; `DL_No` is the stable line id."""
     lines = []
     for row in raw.get("lines", ()):
-        line = dict(zip(_LINE_TARGETS, map(row.get, _LINE_SOURCES)))
+        line = _copy_line(row)
         number = row.get("DL_No")
         line["line_id"] = None if number is None else str(number)
         if line["position"] is None:
