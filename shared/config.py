@@ -43,11 +43,17 @@ class SsmSettings(_Section):
     private_key: SecretStr = SecretStr("")
     timeout_s: float = 30.0
     max_concurrency: int = Field(default=4, ge=1, le=64)
-    rate_limit_per_s: float = Field(default=10.0, gt=0)
+    # The tenant's documented plan: 4 or 13 requests/s, or 50 per minute on Starter
+    # (shared.ssm.contract.RATE_PLANS). The client paces itself a little under it.
+    rate_limit_per_s: float = Field(default=4.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
-    page_size: int = Field(default=100, ge=1, le=1000)
+    page_size: int = Field(default=50, ge=1, le=1000)
     admin_user_email: Optional[str] = None
     branch: Optional[str] = None
+    # Users created in SSM by `ssm-connector users`: the API requires a language among the
+    # documented codes (shared.ssm.contract.USER_LANGUAGES) and a phone.
+    user_language: str = "EN"
+    user_phone_default: Optional[str] = None
 
 
 class StateSettings(_Section):
@@ -98,6 +104,12 @@ class DossierSettings(_Section):
     product: Literal["sage100", "sage50"] = "sage100"
     odbc: SecretStr
     active: bool = True
+    # The SSM branch whose records belong to this dossier (records created in SSM are routed by it);
+    # None: the tenant's branch of `[ssm] branch`, else its first.
+    ssm_branch: Optional[str] = None
+    # The dossier's tag at the head of every `extId` it writes (shared.sync.binder); None: derived
+    # from the id. At most 8 characters, distinct within the group.
+    ext_id_prefix: Optional[str] = Field(default=None, min_length=1, max_length=8, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
 class Settings(_Section):
