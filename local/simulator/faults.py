@@ -4,8 +4,11 @@ Random faults come from one seeded generator, so a test with `error_rate=0.3` se
 sequence on every run (for one client thread). `fail_next` scripts exact faults for the next
 matching requests, ahead of any random one. The rate limit is a sliding window over accepted
 requests, tenant-wide: beyond `rate_limit_per_s` per `rate_limit_window_s`, SSM answers 429 with
-`Retry-After` in whole seconds (at least 1). `resources` / `methods` narrow the random 5xx and
-timeout faults (the login resource is "login"); scripted faults carry their own filter.
+`Retry-After` in whole seconds (at least 1). The documented limits are the plans of
+`contract.RATE_PLANS` (4 or 13 requests per second, 50 per minute on Starter; `use_rate_plan`);
+the answer when one is exceeded is undocumented, 429 with `Retry-After` is the simulator's
+choice. `resources` / `methods` narrow the random 5xx and timeout faults (the login resource is
+"login"); scripted faults carry their own filter.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+from shared.ssm.contract import RATE_PLANS
 
 TIMEOUT = "timeout"   # the server holds the answer longer than timeout_hold_s
 DROP = "drop"         # the server closes the connection without answering
@@ -55,6 +60,19 @@ class FaultPlan:
         self._rng = random.Random(self.seed)
         self._accepted: deque[float] = deque()
         self._scripted: list[_Scripted] = []
+
+    def use_rate_plan(self, plan: str | None) -> None:
+        """Limit as the credentials' plan does: a name of `contract.RATE_PLANS` ("starter": 50 per
+        minute, counted over a minute; "4", "13": per second), or None / "none" for no limit."""
+        with self._lock:
+            if plan is None or plan == "none":
+                self.rate_limit_per_s = None
+                return
+            if plan not in RATE_PLANS:
+                raise ValueError(f"unknown rate plan {plan!r}: one of {', '.join(RATE_PLANS)} or none")
+            self.rate_limit_per_s = RATE_PLANS[plan]
+            self.rate_limit_window_s = 60.0 if RATE_PLANS[plan] < 1 else 1.0
+            self._accepted.clear()
 
     def reseed(self, seed: int) -> None:
         with self._lock:
@@ -114,7 +132,7 @@ class FaultPlan:
         window = self.rate_limit_window_s
         while self._accepted and self._accepted[0] <= now - window:
             self._accepted.popleft()
-        allowed = max(1, int(self.rate_limit_per_s * window))
+        allowed = max(1, int(self.rate_limit_per_s * window + 1e-9))
         if len(self._accepted) >= allowed:
             wait = self._accepted[0] + window - now
             return Fault(RATE_LIMITED, max(1, math.ceil(wait)))

@@ -1,198 +1,72 @@
-"""The simulator's data: the SSM v4 entity schemas as a table, and a thread-safe record store.
+"""The simulator's data: a thread-safe record store whose every rule comes from `shared.ssm.contract`.
 
-Records are stored as written (references as plain ids) and rendered as the API returns them:
-references become `{"id": N, "value": "label"}` (`{"id", "description"}` for users), every field
-of the schema is present (null when unset), and `id`, `extId`, `dateCreated`, `dateUpdated`,
-`dateDeleted`, `deleted` are on every entity. Writes are validated as SSM does: unknown or
-system fields, types, maximum lengths, required fields, references to records that do not exist
-(code 910), and read-only records that only the integration may change.
+There is no schema here: resources, fields, types, lengths, references, required and server-set
+fields, read names and label fields are read from `contract.RESOURCES`, and writes are checked
+with `contract.body_violations` (unknown and server-set fields, types, lengths, choices, ranges,
+required on create, required not emptied by PUT) under the simulator's `Strictness`. The store
+adds what only a server can know: a reference (REF or REF_LIST) to a record that does not exist
+(400, code 910; a soft-deleted target still exists), an unknown id (400 "… does not exist", code
+910; never 404), a PUT on a deleted record and a DELETE of a deleted one (both 400: a strict
+choice, the contract is silent), the tenant's custom `Z_*` fields with their types, and
+read-only records that ordinary users may not change (the integration keys may, unless
+`Strictness.read_only_binds_integration`: Sage's own connectors keep updating read-only clients).
 
-What the public documentation does not give is assumed and marked so in SCHEMAS: maximum
-lengths, the fields beyond the documented ones, required fields of users, sales, product
-families, and "model or description" for products (an unnamed product would be unusable).
+Records are stored as written (references as plain ids, dates as instants) and rendered as GET
+returns them: every contract field under its read name, null when unset; references
+`{"id": N, "value": label}` (`{"id": N, "description": label}` on users, whose `branches` reads
+back as one object of the first branch); `/sales` `deleted` as 0/1; dates ISO 8601 UTC with `Z`
+and a 0–3 digit fraction; `salesRepIdCreated/Updated/Deleted` the acting user's id. A label joins
+the target's `label_fields`, except language descriptions, of which the first filled one is used.
+
+Indexes keep `id`, `extId` (case-folded) and reference equalities O(matches) on a large tenant;
+a listing with the same filter is cached until the resource changes, so reading page after page
+costs one scan.
 """
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from typing import Any, Callable
 
-from local.simulator.where import WhereError, check_where, order_records, parse_order
+from local.simulator.where import (Column, WhereError, check_where, compile_documented, format_instant,
+                                   order_records, parse_order, sort_descending)
+from shared.ssm import contract
+from shared.ssm.contract import (BOOLEAN, CODE_RESOURCE_MISSING, CODE_SQL_GENERATION, DATETIME, FLAG01,
+                                 INTEGER, NUMBER, REF, REF_LIST, RESOURCES, STRICT, STRING, Field, Resource,
+                                 Strictness)
 
-STRING, TEXT, INTEGER, NUMBER, BOOLEAN, DATETIME, REF = (
-    "string", "text", "integer", "number", "boolean", "datetime", "reference")
+__all__ = ["STRING", "NUMBER", "INTEGER", "BOOLEAN", "DATETIME", "SimError", "Store", "ManualClock",
+           "Principal", "INTEGRATION", "RejectRule", "system_clock", "iso_stamp",
+           "CODE_RESOURCE_MISSING", "CODE_SQL_GENERATION"]
 
-CODE_DATABASE, CODE_SQL_GENERATION, CODE_RESOURCE_MISSING = 900, 901, 910
+CUSTOM_FIELD_TYPES = (STRING, NUMBER, INTEGER, BOOLEAN, DATETIME)
+
+iso_stamp = format_instant
+
+# Where the bookkeeping of a record lives: SERVER_SET names on entities, snake_case on webhooks.
+_BOOKKEEPING = {"created": "dateCreated", "updated": "dateUpdated", "deleted_at": "dateDeleted",
+                "by_created": "salesRepIdCreated", "by_updated": "salesRepIdUpdated",
+                "by_deleted": "salesRepIdDeleted"}
+_HOOK_BOOKKEEPING = {"created": "date_created", "updated": "date_updated", "deleted_at": "date_deleted",
+                     "by_created": "user_created", "by_updated": "user_updated", "by_deleted": "user_deleted"}
+
+# A line follows the read-only flag of its sales order (simulator behaviour, SW "readOnly").
+_PARENTS = {"salesordersLines": ("salesOrderId", "salesorders")}
 
 
 class SimError(Exception):
-    """An error answer: HTTP status, SSM's message and, when SSM gives one, its application code."""
+    """An error answer: HTTP status, SSM's message and, when one applies, its application code."""
 
     def __init__(self, status: int, message: str, code: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    type: str
-    max_length: int | None = None
-    ref: str | None = None          # the resource a reference points to
-    required: bool = False          # required on create, cannot be emptied later
-    system: bool = False            # maintained by SSM, refused on write
-
-
-@dataclass(frozen=True)
-class ResourceSpec:
-    name: str
-    fields: tuple[FieldSpec, ...]
-    label: Callable[[dict], str]    # how a reference to one of these records is labelled
-    writable: bool = True           # False: tenant lists served read-only (GET)
-    required_one_of: tuple[str, ...] = ()
-    parent: tuple[str, str] | None = None   # (field, resource) whose readOnly this record follows
-    ref_label_key: str = "value"
-
-
-def _s(name, max_length=255, **kw):
-    return FieldSpec(name, STRING, max_length, **kw)
-
-
-def _ref(name, target, **kw):
-    return FieldSpec(name, REF, ref=target, **kw)
-
-
-def _n(name):
-    return FieldSpec(name, NUMBER)
-
-
-def _i(name):
-    return FieldSpec(name, INTEGER)
-
-
-def _b(name):
-    return FieldSpec(name, BOOLEAN)
-
-
-def _t(name, max_length=4000):
-    return FieldSpec(name, TEXT, max_length)
-
-
-def _d(name, **kw):
-    return FieldSpec(name, DATETIME, **kw)
-
-
-COMMON_FIELDS = (
-    FieldSpec("id", INTEGER, system=True),
-    _s("extId", 100),                                   # length assumed
-    _d("dateCreated", system=True),
-    _d("dateUpdated", system=True),
-    _d("dateDeleted", system=True),
-    FieldSpec("deleted", BOOLEAN, system=True),
-)
-
-
-def _names(*parts: str | None) -> str:
-    return " ".join(p for p in parts if p)
-
-
-def _description(record: dict) -> str:
-    return record.get("descriptionFR") or record.get("descriptionEN") or ""
-
-
-def _lookup_list(name: str, extra: tuple[FieldSpec, ...] = ()) -> ResourceSpec:
-    return ResourceSpec(name, (_s("descriptionFR", 100), _s("descriptionEN", 100), *extra),
-                        _description, writable=False)
-
-
-SCHEMAS: dict[str, ResourceSpec] = {spec.name: spec for spec in (
-    ResourceSpec("accounts", (
-        _s("name", 100, required=True),                 # max length assumed
-        _ref("branchId", "branches", required=True),
-        _ref("salesRepId1", "users", required=True),
-        _ref("salesRepId2", "users"), _ref("salesRepId3", "users"),
-        _ref("typeId", "accountTypes"),
-        _s("address1"), _s("address2"), _s("city", 100), _s("postcode", 20), _s("region", 100),
-        _ref("countryId", "countries"),
-        _s("email", 100), _s("phone", 50), _s("phone2", 50), _s("fax", 50),
-        _s("web"), _s("vatNumber", 50),                 # web assumed
-        _i("rateId"), _b("readOnly"), _t("comment"),
-        _s("Z_Segment", 100), _t("Z_Notes"),             # this tenant's custom fields
-    ), lambda r: r.get("name") or ""),
-    ResourceSpec("contacts", (
-        _ref("accountId", "accounts", required=True),
-        _s("firstName", 50), _s("lastName", 50),
-        _s("email", 100), _s("phone1", 50), _s("phone2", 50), _s("fax", 50),
-        _s("position", 100), _i("typeId"), _t("comment"),   # position assumed
-    ), lambda r: _names(r.get("firstName"), r.get("lastName")),
-        required_one_of=("firstName", "lastName")),
-    ResourceSpec("products", (
-        _s("model", 100), _s("description"),
-        _n("price"), _n("cost"), _n("maxDiscount"),
-        _ref("familyId", "productFamilies"), _i("categoryId"),
-        _b("notAvailable"), _b("readOnly"), _n("stock"),    # stock assumed (total stock)
-        _s("Z_Brand", 100),
-    ), lambda r: r.get("model") or r.get("description") or "",
-        required_one_of=("model", "description")),
-    ResourceSpec("productFamilies", (
-        _s("descriptionFR", 100, required=True), _s("descriptionEN", 100),   # required assumed
-        _i("idParent"), _b("notAvailable"),
-    ), _description),
-    ResourceSpec("salesorders", (
-        _ref("branchId", "branches", required=True),
-        _s("reference", 100, required=True),
-        _ref("salesRepId", "users", required=True),
-        _ref("accountId", "accounts"), _ref("contactId", "contacts"),
-        _s("number", 50), _ref("currencyId", "currencies"), _i("rateId"),
-        _n("discount1"), _n("discount2"), _n("discount3"), _n("discount4"),
-        _ref("statusId", "salesordersStatuses"), _b("readOnly"),
-        _d("closedDate"), _d("date"), _n("total"),          # date and total assumed
-        _t("comment"), _t("internalComment"),
-    ), lambda r: r.get("reference") or ""),
-    ResourceSpec("salesordersLines", (
-        _ref("salesOrderId", "salesorders"),
-        _ref("productId", "products", required=True),
-        _n("quantity"), _n("price"),
-        _n("discount1"), _n("discount2"), _n("discount3"), _n("discount4"),
-        _n("total"), _s("description"), _i("order"),
-    ), lambda r: r.get("description") or "", parent=("salesOrderId", "salesorders")),
-    ResourceSpec("users", (
-        _s("name", 50, required=True), _s("lastName", 50),   # required assumed
-        _s("email", 100, required=True),                      # required assumed: SSM login
-        _b("isActive"), _ref("managerId", "users"),
-        _s("phone", 50), _s("phone2", 50),                    # phones assumed
-    ), lambda r: _names(r.get("name"), r.get("lastName")), ref_label_key="description"),
-    ResourceSpec("sales", (
-        _s("accountExtId", 100), _s("salesRepExtId", 100), _s("productExtId", 100),
-        _d("date", required=True), _n("total"), _n("quantity"), _s("description"),
-    ), lambda r: r.get("extId") or ""),
-    _lookup_list("accountTypes"),
-    _lookup_list("branches"),
-    _lookup_list("salesordersStatuses"),                # resource name assumed
-    _lookup_list("currencies", (_s("symbol", 5),)),
-    _lookup_list("countries", (_s("isoCode", 2),)),
-)}
-
-# Quantity and price are documented as required on lines, but as numbers 0 is a value.
-_REQUIRED_NUMBERS = {"salesordersLines": ("quantity", "price"), "sales": ("total",)}
-
-
-def iso_stamp(moment: datetime) -> str:
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _parse_stamp(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class ManualClock:
@@ -235,258 +109,425 @@ class RejectRule:
     message: str
 
 
+def _instant(moment: datetime) -> datetime:
+    """UTC, rounded down to the millisecond (SSM keeps about 3 ms)."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@dataclass
+class _Table:
+    """One resource's records and indexes."""
+
+    res: Resource
+    next_id: int
+    records: dict[int, dict] = dataclass_field(default_factory=dict)
+    custom: dict[str, Field] = dataclass_field(default_factory=dict)
+    indexes: dict[str, dict[Any, set[int]]] = dataclass_field(default_factory=dict)
+    version: int = 0
+    cache: tuple | None = None          # ((version, mode, where, order), [ids]) of the last listing
+
+    @property
+    def bookkeeping(self) -> dict[str, str]:
+        return _HOOK_BOOKKEEPING if self.res.field("date_created") else _BOOKKEEPING
+
+    @property
+    def ext_id_field(self) -> Field | None:
+        return self.res.field("extId") or self.res.field("extID")
+
+
 class _View(Mapping):
-    """A stored record seen as the API returns it, references rendered on access."""
+    """A stored record seen as GET returns it, each field rendered on access (loose `where`)."""
 
-    __slots__ = ("_store", "_fields", "_stored")
+    __slots__ = ("_store", "_table", "_stored", "_names")
 
-    def __init__(self, store: "Store", resource: str, stored: dict):
+    def __init__(self, store: "Store", table: _Table, stored: dict):
         self._store = store
-        self._fields = store._fields[resource]
+        self._table = table
         self._stored = stored
+        self._names = store._read_names(table)
 
     def __getitem__(self, name: str) -> Any:
-        spec = self._fields[name]
-        value = self._stored.get(name)
-        if spec.type == REF and value is not None:
-            return self._store._reference(spec, value)
-        return value
+        f = self._names[name]
+        return self._store._render_value(self._table, f, self._stored.get(f.name))
 
     def __iter__(self):
-        return iter(self._fields)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._fields)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+        return len(self._names)
 
 
 class Store:
     """The records of one simulated tenant."""
 
-    def __init__(self, *, clock: Callable[[], datetime], rng: random.Random):
+    def __init__(self, *, clock: Callable[[], datetime], rng: random.Random,
+                 strictness: Strictness = STRICT):
         self._clock = clock
+        self.strictness = strictness
         self._lock = threading.RLock()
-        self._fields: dict[str, dict[str, FieldSpec]] = {
-            name: {f.name: f for f in (*COMMON_FIELDS, *spec.fields)} for name, spec in SCHEMAS.items()}
-        self._records: dict[str, dict[int, dict]] = {name: {} for name in SCHEMAS}
-        self._next_id = {name: rng.randint(11, 4000) for name in SCHEMAS}
+        self._tables: dict[str, _Table] = {}
+        for name, res in RESOURCES.items():
+            table = _Table(res, rng.randint(11, 4000))
+            indexed = [f.name for f in res.fields if f.type == REF and not f.server_set]
+            if table.ext_id_field is not None:
+                indexed.append(table.ext_id_field.name)
+            table.indexes = {name_: {} for name_ in indexed}
+            self._tables[name] = table
         self.reject_rules: list[RejectRule] = []
+        self.integration_user_id: int | None = None      # the integration acts as this user
+        self.on_change: Callable[[str, str, int], None] | None = None   # (resource, action, id)
 
-    # --- schema -------------------------------------------------------------------------------
-    def spec(self, resource: str) -> ResourceSpec:
-        spec = SCHEMAS.get(resource)
-        if spec is None:
-            raise SimError(404, f"Resource '{resource}' does not exist", CODE_RESOURCE_MISSING)
-        return spec
+    # --- resources and custom fields -----------------------------------------------------------
+    def table(self, resource: str) -> _Table:
+        table = self._tables.get(resource)
+        if table is None:
+            raise SimError(400, f"No such resource: /{resource}", CODE_RESOURCE_MISSING)
+        return table
 
     def add_custom_field(self, resource: str, name: str, type: str = STRING,
-                         max_length: int | None = 255) -> None:
+                         max_length: int | None = None) -> None:
+        """Declare a tenant custom field `Z_<name>` (as an administrator does in SSM)."""
+        table = self.table(resource)
+        if not table.res.custom_fields:
+            raise ValueError(f"{resource} has no custom fields in the contract")
         if not name.startswith("Z_"):
             raise ValueError("custom fields are named Z_...")
+        if type not in CUSTOM_FIELD_TYPES:
+            raise ValueError(f"custom field type must be one of {', '.join(CUSTOM_FIELD_TYPES)}")
         with self._lock:
-            self._fields[resource][name] = FieldSpec(name, type, max_length)
+            table.custom[name] = Field(name, type, max_length if type == STRING else None)
+            table.version += 1
+
+    def custom_field_names(self) -> dict[str, tuple[str, ...]]:
+        """Resource → its custom field names (for `contract.request_violations`)."""
+        with self._lock:
+            return {name: tuple(t.custom) for name, t in self._tables.items() if t.custom}
 
     def schema(self, resource: str) -> dict:
-        spec = self.spec(resource)
-        properties = {}
-        for f in self._fields[resource].values():
-            entry: dict[str, Any] = {"type": f.type}
-            if f.max_length:
-                entry["maxLength"] = f.max_length
-            if f.ref:
-                entry["entity"] = f.ref
-            entry["readOnly"] = f.system or not spec.writable
-            entry["required"] = f.required
-            properties[f.name] = entry
-        required = [f.name for f in self._fields[resource].values() if f.required]
-        return {"entity": resource, "type": "object", "properties": properties, "required": required,
-                "requiredOneOf": list(spec.required_one_of)}
+        """`GET /<resource>/schema`: the contract fields under their read names, without the
+        custom fields (whether SSM lists them there is undocumented: the strict side)."""
+        table = self.table(resource)
+        return {"properties": {f.read_name: self._schema_entry(table, f) for f in table.res.fields}}
+
+    def extra_schema(self, resource: str) -> dict:
+        """`GET /extrafields/<resource>/schema`: the tenant's custom fields."""
+        table = self._tables.get(resource)
+        custom = dict(table.custom) if table else {}
+        return {"properties": {name: self._schema_entry(table, f) for name, f in custom.items()}}
+
+    @staticmethod
+    def _schema_entry(table: _Table | None, f: Field) -> dict:
+        kinds = {STRING: "string", INTEGER: "integer", NUMBER: "number", BOOLEAN: "boolean",
+                 DATETIME: "string", REF: "object", REF_LIST: "array", FLAG01: "integer"}
+        entry: dict[str, Any] = {"description": f.read_name, "type": [kinds.get(f.type, "string"), "null"],
+                                 "readOnly": f.server_set}
+        if f.max_length:
+            entry["maxLength"] = f.max_length
+        if f.type == DATETIME:
+            entry["format"] = "date-time"
+        if f.type in (REF, REF_LIST):
+            label = table.res.ref_label if table else "value"
+            entry["properties"] = {"id": {"type": "integer"}, label: {"type": "string"}}
+            entry["required"] = ["id"]
+            entry["table"] = f.ref
+        return entry
 
     # --- reading ------------------------------------------------------------------------------
-    def render(self, resource: str, stored: dict) -> dict:
-        return dict(_View(self, resource, stored))
+    def _read_names(self, table: _Table) -> dict[str, Field]:
+        names = {f.read_name: f for f in table.res.fields}
+        names.update(table.custom)
+        return names
 
-    def _reference(self, spec: FieldSpec, target_id: int) -> dict:
-        target_spec = SCHEMAS[spec.ref]
-        target = self._records[spec.ref].get(target_id)
-        return {"id": target_id, target_spec.ref_label_key: target_spec.label(target) if target else ""}
+    def render(self, resource: str, stored: dict) -> dict:
+        table = self._tables[resource]
+        with self._lock:
+            return self._render(table, stored)
+
+    def _render(self, table: _Table, stored: dict) -> dict:
+        out = {f.read_name: self._render_value(table, f, stored.get(f.name)) for f in table.res.fields}
+        for name in table.custom:
+            out[name] = stored.get(name)
+        return out
+
+    def _render_value(self, table: _Table, f: Field, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = f.type
+        if kind == DATETIME:
+            return format_instant(value) if isinstance(value, datetime) else value
+        if kind == FLAG01:
+            return 1 if value else 0
+        if kind == REF:
+            return self._reference(table.res.ref_label, f.ref, value)
+        if kind == REF_LIST:
+            if table.res.name == "users" and f.name == "branches":     # one object [W1 examples]
+                return self._reference(table.res.ref_label, f.ref, value[0]) if value else None
+            return [self._reference(table.res.ref_label, f.ref, v) for v in value]
+        return value
+
+    def _reference(self, label_key: str, target: str, target_id: int) -> dict:
+        return {"id": target_id, label_key: self._label(target, target_id)}
+
+    def _label(self, target: str, target_id: int) -> str:
+        table = self._tables.get(target)
+        stored = table.records.get(target_id) if table else None
+        if stored is None:
+            return ""
+        names = table.res.label_fields
+        values = [str(stored[n]) for n in names if stored.get(n) not in (None, "")]
+        if names and all(n.startswith("description") for n in names):
+            return values[0] if values else ""
+        return " ".join(values)
 
     def get(self, resource: str, record_id: int) -> dict:
+        table = self.table(resource)
         with self._lock:
-            return self.render(resource, self._stored(resource, record_id))
+            return self._render(table, self._stored(table, record_id))
 
     def all(self, resource: str, *, include_deleted: bool = True) -> list[dict]:
-        self.spec(resource)
+        table = self.table(resource)
         with self._lock:
-            rows = [self.render(resource, r) for _, r in sorted(self._records[resource].items())]
-        return [r for r in rows if include_deleted or not r["deleted"]]
+            return [self._render(table, r) for r in table.records.values()
+                    if include_deleted or not r.get("deleted")]
 
-    def query(self, resource: str, *, where: str | None, order: str | None,
-              page: int, size: int) -> list[dict]:
-        """One page of the records matching `where`, sorted by `order` then id.
-
-        The filter runs on lazy views that render a reference only when the filter reads it,
-        so a lookup such as `extId='...'` stays cheap on a large tenant.
-        """
-        self.spec(resource)
+    def find_ext_id(self, resource: str, ext_id: str) -> list[int]:
+        """Ids whose extId equals `ext_id` without regard to case (from the index)."""
+        table = self.table(resource)
+        f = table.ext_id_field
+        if f is None:
+            return []
         with self._lock:
-            views = [_View(self, resource, r) for _, r in sorted(self._records[resource].items())]
-            sample = _View(self, resource, {})
-            try:
-                predicate = check_where(where, sample)
-                terms = parse_order(order, set(sample))
-                selected = order_records([v for v in views if predicate(v)], terms)
-            except WhereError as exc:
-                raise SimError(400, f"Error generating the SQL query: {exc}", CODE_SQL_GENERATION) from None
-            return [dict(view) for view in selected[page * size:(page + 1) * size]]
+            return sorted(table.indexes[f.name].get(ext_id.casefold(), ()))
 
-    def find_ext_id(self, resource: str, ext_id: str) -> int | None:
-        self.spec(resource)
+    def query(self, resource: str, *, where: str | None, order: str | None, page: int, size: int) -> list[dict]:
+        """One page (0-based) of the records matching `where`, deleted ones included, sorted by
+        `order` (descending) or by id when no order is given."""
+        table = self.table(resource)
+        where = where if where and where.strip() else None
+        order = order.strip() if order and order.strip() else None
         with self._lock:
-            for record_id, stored in sorted(self._records[resource].items()):
-                if stored.get("extId") == ext_id and not stored.get("deleted"):
-                    return record_id
-        return None
+            if where is None and order is None and page * size < 5000:
+                rows = islice(table.records.values(), page * size, (page + 1) * size)
+                return [self._render(table, r) for r in rows]
+            key = (table.version, self.strictness.documented_where_only, where, order)
+            cached = table.cache
+            if cached is not None and cached[0] == key:
+                ids = cached[1]
+            else:
+                try:
+                    if self.strictness.documented_where_only:
+                        ids = self._select_documented(table, where, order)
+                    else:
+                        ids = self._select_loose(table, where, order)
+                except WhereError as exc:
+                    raise SimError(400, f"Error generating the SQL query: {exc}", CODE_SQL_GENERATION) from None
+                table.cache = (key, ids)
+            return [self._render(table, table.records[i]) for i in ids[page * size:(page + 1) * size]]
+
+    def _columns(self, table: _Table) -> dict[str, Column]:
+        return {name: Column(f.name, f.type) for name, f in self._read_names(table).items()}
+
+    def _select_documented(self, table: _Table, where: str | None, order: str | None) -> list[int]:
+        columns = self._columns(table)
+        records = table.records
+        if where is None:
+            selected = list(records.values())
+        else:
+            compiled = compile_documented(where, columns)
+            candidates = compiled.candidates(lambda key, value: self._lookup(table, key, value))
+            if candidates is None:
+                selected = [r for r in records.values() if compiled(r)]
+            else:
+                selected = [records[i] for i in sorted(candidates) if i in records and compiled(records[i])]
+        if order is not None:
+            column = columns.get(order)
+            if column is None or order in table.custom:
+                raise WhereError(f"cannot order by '{order}': one field name only")
+            selected = sort_descending(selected, column)
+        return [r["id"] for r in selected]
+
+    def _lookup(self, table: _Table, key: str, value: Any) -> set[int] | None:
+        if key == "id":
+            return {value} if isinstance(value, int) and value in table.records else set()
+        index = table.indexes.get(key)
+        if index is None:
+            return None
+        return index.get(value, set())
+
+    def _select_loose(self, table: _Table, where: str | None, order: str | None) -> list[int]:
+        views = [_View(self, table, r) for r in table.records.values()]
+        sample = _View(self, table, {})
+        predicate = check_where(where, sample)
+        terms = parse_order(order, set(sample))
+        selected = order_records([v for v in views if predicate(v)], terms)
+        return [v["id"] for v in selected]
 
     # --- writing ------------------------------------------------------------------------------
-    def create(self, resource: str, body: Any, principal: Principal = INTEGRATION) -> int:
-        spec = self._writable(resource)
+    def create(self, resource: str, body: Any, principal: Principal = INTEGRATION, *,
+               checked: bool = False) -> int:
+        """POST: `checked` when `contract.request_violations` already ran on the request."""
+        table = self.table(resource)
         with self._lock:
-            self._validate(resource, body, existing=None)
-            self._check_parent_editable(spec, body, principal)
-            return self._insert(resource, body)
-
-    def seed(self, resource: str, body: dict) -> int:
-        """Create as the tenant's set-up does: validated, but lists that are read-only through
-        the API (account types, branches, statuses) may be filled too."""
-        self.spec(resource)
-        with self._lock:
-            self._validate(resource, body, existing=None)
-            return self._insert(resource, body)
-
-    def _insert(self, resource: str, body: dict) -> int:
-        record_id = self._next_id[resource]
-        self._next_id[resource] += 1
-        stored = {name: None for name in self._fields[resource]}
-        stored.update(body)
-        stored.update(id=record_id, dateCreated=iso_stamp(self._clock()), dateUpdated=None,
-                      dateDeleted=None, deleted=False)
-        self._records[resource][record_id] = stored
+            values = self._check_write(table, body, creating=True, checked=checked)
+            self._check_parent_editable(table, values, principal)
+            record_id = self._insert(table, values, principal)
+        self._changed(resource, "insert", record_id)
         return record_id
 
-    def update(self, resource: str, record_id: int, body: Any, principal: Principal = INTEGRATION) -> None:
-        spec = self._writable(resource)
+    def seed(self, resource: str, body: dict) -> int:
+        """Create as the tenant's set-up does: validated against the contract, but any resource
+        may be filled, even those the API only reads (branches, statuses, currencies…)."""
+        return self.create(resource, body)
+
+    def update(self, resource: str, record_id: int, body: Any, principal: Principal = INTEGRATION, *,
+               checked: bool = False) -> None:
+        table = self.table(resource)
         with self._lock:
-            stored = self._stored(resource, record_id)
-            self._check_editable(spec, stored, principal)
-            self._validate(resource, body, existing=stored)
-            self._check_parent_editable(spec, body, principal)
-            stored.update(body)
-            stored["dateUpdated"] = iso_stamp(self._clock())
+            stored = self._stored(table, record_id)
+            if stored.get("deleted"):
+                raise SimError(400, f"The {resource} record {record_id} is deleted and cannot be changed")
+            self._check_editable(table, stored, principal)
+            values = self._check_write(table, body, creating=False, checked=checked)
+            self._check_parent_editable(table, values, principal)
+            self._unindex(table, stored)
+            stored.update(values)
+            now = _instant(self._clock())
+            marks = table.bookkeeping
+            stored[marks["updated"]] = now
+            stored[marks["by_updated"]] = self._actor(principal)
+            if "internalComment" in values and table.res.field("internalCommentUpdateDate"):
+                stored["internalCommentUpdateDate"] = now
+                stored["internalCommentUpdateSalesRepId"] = self._actor(principal)
+            self._index(table, stored)
+            table.version += 1
+        self._changed(resource, "update", record_id)
 
     def delete(self, resource: str, record_id: int, principal: Principal = INTEGRATION) -> None:
-        spec = self._writable(resource)
+        """Soft delete: the record stays listed with `deleted` and `dateDeleted` set; `dateUpdated`
+        is left alone [W1]."""
+        table = self.table(resource)
         with self._lock:
-            stored = self._stored(resource, record_id)
-            if stored["deleted"]:
-                return
-            self._check_editable(spec, stored, principal)
+            stored = self._stored(table, record_id)
+            if stored.get("deleted"):
+                raise SimError(400, f"The {resource} record {record_id} is already deleted")
+            self._check_editable(table, stored, principal)
+            marks = table.bookkeeping
             stored["deleted"] = True
-            stored["dateDeleted"] = iso_stamp(self._clock())
+            stored[marks["deleted_at"]] = _instant(self._clock())
+            stored[marks["by_deleted"]] = self._actor(principal)
+            table.version += 1
+        self._changed(resource, "delete", record_id)
+
+    def _changed(self, resource: str, action: str, record_id: int) -> None:
+        if self.on_change is not None:
+            self.on_change(resource, action, record_id)
+
+    def _actor(self, principal: Principal) -> int | None:
+        return self.integration_user_id if principal.is_integration else principal.user_id
+
+    def _insert(self, table: _Table, values: dict, principal: Principal) -> int:
+        record_id = table.next_id
+        table.next_id += 1
+        marks = table.bookkeeping
+        stored = dict(values)
+        stored.update({"id": record_id, marks["created"]: _instant(self._clock()),
+                       marks["by_created"]: self._actor(principal), "deleted": False})
+        if table.res.name == "hooks":
+            stored["secret_key"] = secrets.token_hex(20)
+            stored.setdefault("version", 4)
+        if "internalComment" in values and table.res.field("internalCommentUpdateDate"):
+            stored["internalCommentUpdateDate"] = stored[marks["created"]]
+            stored["internalCommentUpdateSalesRepId"] = self._actor(principal)
+        table.records[record_id] = stored
+        self._index(table, stored)
+        table.version += 1
+        return record_id
+
+    def _index(self, table: _Table, stored: dict) -> None:
+        for key, index in table.indexes.items():
+            value = stored.get(key)
+            if value is not None:
+                index.setdefault(value.casefold() if isinstance(value, str) else value, set()).add(stored["id"])
+
+    def _unindex(self, table: _Table, stored: dict) -> None:
+        for key, index in table.indexes.items():
+            value = stored.get(key)
+            if value is not None:
+                ids = index.get(value.casefold() if isinstance(value, str) else value)
+                if ids is not None:
+                    ids.discard(stored["id"])
 
     # --- checks -------------------------------------------------------------------------------
-    def _writable(self, resource: str) -> ResourceSpec:
-        spec = self.spec(resource)
-        if not spec.writable:
-            raise SimError(405, f"{resource} can only be read through the API")
-        return spec
-
-    def _stored(self, resource: str, record_id: int) -> dict:
-        self.spec(resource)
-        stored = self._records[resource].get(record_id)
+    def _stored(self, table: _Table, record_id: int) -> dict:
+        stored = table.records.get(record_id)
         if stored is None:
-            raise SimError(404, f"Entity {resource} with id {record_id} not found")
+            raise SimError(400, f"The {table.res.name} record {record_id} does not exist",
+                           CODE_RESOURCE_MISSING)
         return stored
 
-    def _check_editable(self, spec: ResourceSpec, stored: dict, principal: Principal) -> None:
-        if principal.is_integration:
+    def _check_write(self, table: _Table, body: Any, *, creating: bool, checked: bool) -> dict:
+        """The values to store, or SimError: the contract's static checks (unless `checked`), then
+        custom field types, references to existing records and `reject_field` rules."""
+        res = table.res
+        if not checked:
+            problems = contract.body_violations(res, body, creating=creating, strict=self.strictness,
+                                                custom_fields=table.custom)
+            if problems:
+                raise SimError(400, problems[0].message, problems[0].code)
+        values: dict[str, Any] = {}
+        for name, value in body.items():
+            f = res.field(name)
+            if f is None:
+                custom = table.custom.get(name)
+                if custom is None:
+                    continue                  # ignored (only reachable with refuse_unknown_fields off)
+                problem = contract.value_problem(res, custom, value, self.strictness)
+                if problem:
+                    raise SimError(400, problem)
+                values[name] = _instant(contract.parse_datetime(value)) \
+                    if custom.type == DATETIME and value is not None else value
+                continue
+            if f.server_set:
+                continue                      # ignored (only reachable with refuse_server_set_fields off)
+            if value is not None and f.type == REF:
+                self._check_reference(f, value)
+            elif value is not None and f.type == REF_LIST:
+                for target_id in value:
+                    self._check_reference(f, target_id)
+                value = list(value)
+            elif value is not None and f.type == DATETIME:
+                value = _instant(contract.parse_datetime(value))
+            values[name] = value
+        for rule in self.reject_rules:
+            if rule.resource == res.name and rule.field in body and rule.predicate(body[rule.field]):
+                raise SimError(400, rule.message)
+        return values
+
+    def _check_reference(self, f: Field, target_id: int) -> None:
+        target = self._tables.get(f.ref)
+        if target is None or target_id not in target.records:
+            raise SimError(400, f"{f.name}: the {f.ref} record {target_id} does not exist",
+                           CODE_RESOURCE_MISSING)
+
+    def _bound_by_read_only(self, principal: Principal) -> bool:
+        return not principal.is_integration or self.strictness.read_only_binds_integration
+
+    def _check_editable(self, table: _Table, stored: dict, principal: Principal) -> None:
+        if not self._bound_by_read_only(principal):
             return
         if stored.get("readOnly"):
-            raise SimError(400, "This record is read-only: it is managed by the ERP and cannot be "
-                                "changed in Sage Sales Management")
-        if spec.parent:
-            self._check_parent_editable(spec, stored, principal)
+            raise SimError(400, f"The {table.res.name} record {stored['id']} is read-only: it cannot "
+                                f"be modified or deleted")
+        self._check_parent_editable(table, stored, principal)
 
-    def _check_parent_editable(self, spec: ResourceSpec, values: dict, principal: Principal) -> None:
-        if principal.is_integration or not spec.parent or not isinstance(values, dict):
+    def _check_parent_editable(self, table: _Table, values: dict, principal: Principal) -> None:
+        parent = _PARENTS.get(table.res.name)
+        if parent is None or not self._bound_by_read_only(principal):
             return
-        link, parent_resource = spec.parent
-        parent = self._records[parent_resource].get(values.get(link))
-        if parent and parent.get("readOnly"):
-            raise SimError(400, f"The {parent_resource} record {parent['id']} is read-only: its "
-                                f"lines cannot be changed in Sage Sales Management")
-
-    def _validate(self, resource: str, body: Any, *, existing: dict | None) -> None:
-        spec = SCHEMAS[resource]
-        fields = self._fields[resource]
-        if not isinstance(body, dict):
-            raise SimError(400, "The request body must be a JSON object")
-        if existing is None and not body:
-            raise SimError(400, "The request body is empty")
-        for name, value in body.items():
-            f = fields.get(name)
-            if f is None:
-                raise SimError(400, f"The field '{name}' does not exist in {resource}")
-            if f.system:
-                raise SimError(400, f"The field '{name}' is managed by Sage Sales Management and "
-                                    f"cannot be written")
-            self._check_value(resource, f, value)
-        required = [f.name for f in fields.values() if f.required]
-        required += _REQUIRED_NUMBERS.get(resource, ())
-        if existing is None:
-            for name in required:
-                if _blank(body.get(name)):
-                    raise SimError(400, f"The field '{name}' is required")
-        else:
-            for name in required:
-                if name in body and _blank(body[name]):
-                    raise SimError(400, f"The field '{name}' is required and cannot be emptied")
-        if spec.required_one_of:
-            merged = {**(existing or {}), **body}
-            if all(_blank(merged.get(name)) for name in spec.required_one_of):
-                raise SimError(400, "One of the fields " + ", ".join(f"'{n}'" for n in spec.required_one_of)
-                               + " is required")
-        for rule in self.reject_rules:
-            if rule.resource == resource and rule.field in body and rule.predicate(body[rule.field]):
-                raise SimError(400, rule.message)
-
-    def _check_value(self, resource: str, f: FieldSpec, value: Any) -> None:
-        if value is None:
-            return
-        kind = f.type
-        if kind in (STRING, TEXT):
-            if not isinstance(value, str):
-                raise SimError(400, f"The field '{f.name}' must be text")
-            if f.max_length and len(value) > f.max_length:
-                raise SimError(400, f"The field '{f.name}' is longer than {f.max_length} characters")
-        elif kind == INTEGER:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise SimError(400, f"The field '{f.name}' must be a whole number")
-        elif kind == NUMBER:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SimError(400, f"The field '{f.name}' must be a number")
-        elif kind == BOOLEAN:
-            if not isinstance(value, bool):
-                raise SimError(400, f"The field '{f.name}' must be true or false")
-        elif kind == DATETIME:
-            if not isinstance(value, str) or _parse_stamp(value) is None:
-                raise SimError(400, f"The field '{f.name}' must be an ISO 8601 date")
-        elif kind == REF:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise SimError(400, f"The field '{f.name}' must be the id of a {f.ref} record")
-            if value not in self._records[f.ref]:
-                raise SimError(400, f"{f.name}: the {f.ref} record {value} does not exist",
-                               CODE_RESOURCE_MISSING)
+        link, parent_resource = parent
+        record = self._tables[parent_resource].records.get(values.get(link))
+        if record and record.get("readOnly"):
+            raise SimError(400, f"The {parent_resource} record {record['id']} is read-only: its "
+                                f"lines cannot be modified")

@@ -1,33 +1,247 @@
-"""The `where` filter of the SSM v4 API: a small parser and evaluator.
+"""The `where` and `order` of the SSM v4 API as the simulator evaluates them, in two modes.
 
-Grammar (keywords in any case):
+The documented mode (the default, `Strictness.documented_where_only`) takes exactly the grammar of
+`shared.ssm.contract.where_violations`: `field op literal` joined by AND/OR (AND binds tighter),
+op one of `=`, `>`, `LIKE`; literals double-quoted (no quote inside) or bare; field names as GET
+answers name them. It runs on stored records (references as ids, dates as instants) through
+`compile_documented`, which also tells which `id`/`extId`/reference equalities an index can
+answer, so a look-up by `extId` stays O(matches) on a large tenant. `order=<field>` sorts
+descending, ties by id descending, nulls last (`sort_descending`).
+
+Semantics (SQL Server, which SSM runs on; assumed where the contract is silent): a comparison
+with a null value is never true; `=` compares text without regard to case, references by their
+id, booleans against 1/0/true/false; `>` on a date compares instants, and a date literal is
+written `2024-05-01T10:00:00.123Z` (the fraction may be left out); LIKE takes `%` and `_`.
+
+The loose mode keeps the earlier, permissive grammar for `Strictness(documented_where_only=False)`
+and runs on records shaped as GET returns them (`compile_where`, `parse_order`, `order_records`):
 
     expr       := and_expr (OR and_expr)*
     and_expr   := not_expr (AND not_expr)*
     not_expr   := NOT not_expr | '(' expr ')' | condition
-    condition  := field op value
-                | field [NOT] LIKE string
-                | field [NOT] IN '(' value (',' value)* ')'
+    condition  := field op value | field [NOT] LIKE string | field [NOT] IN '(' value, ... ')'
                 | field IS [NOT] NULL
     op         := = | <> | != | > | < | >= | <=
     field      := name ('.' name)*          e.g. accountId.id, typeId.value
-    value      := 'quoted string' ('' inside) | number | TRUE | FALSE | NULL
+    value      := 'single' ('' inside) | "double" | number | TRUE | FALSE | NULL
 
-Evaluation follows SQL Server, which SSM runs on: a comparison with NULL is never true (only
-IS NULL matches), text compares without regard to case (assumed default collation), a quoted
-ISO date compared with a date field compares as instants, and a reference field named without
-`.id` compares its id. Errors raise `WhereError`, which the simulator answers as code 901.
+Errors raise `WhereError`, which the simulator answers 400 with code 901.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from shared.ssm.contract import (BOOLEAN, DATETIME, FLAG01, INTEGER, NUMBER, REF, REF_LIST, STRING)
+
+
+class WhereError(ValueError):
+    """The filter cannot be parsed or does not fit the records (unknown field, bad value)."""
+
+
+def format_instant(moment: datetime) -> str:
+    """ISO 8601 UTC with `Z` and a fraction of 0–3 digits, trailing zeros dropped [W1 examples]:
+    `2021-12-14T11:53:29.16Z`, `2024-01-15T09:00:00Z`."""
+    moment = moment.astimezone(timezone.utc)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = moment.microsecond // 1000
+    if millis:
+        text += "." + f"{millis:03d}".rstrip("0")
+    return text + "Z"
+
+
+def _number_text(number: int | float) -> str:
+    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
+
+
+def _like_regex(pattern: str) -> re.Pattern:
+    parts = [".*" if char == "%" else "." if char == "_" else re.escape(char) for char in pattern]
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+# =================================================================================================
+# Documented mode
+# =================================================================================================
+@dataclass(frozen=True)
+class Column:
+    """A field as `where`/`order` name it: the key it is stored under and its contract type."""
+
+    key: str
+    type: str
+
+
+_DOC_TOKEN = re.compile(r"""\s*(?:(?P<dq>"[^"]*")|(?P<op>=|>)|(?P<word>[^\s=<>!"'(),]+))""")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYWORDS = {"AND", "OR", "LIKE"}
+_DATE_LITERAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
+_INTEGER_TEXT = re.compile(r"^-?\d+$")
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+_TRUTH = {"1": True, "true": True, "0": False, "false": False}
+
+
+@dataclass(frozen=True)
+class _Condition:
+    name: str
+    key: str
+    type: str
+    op: str                  # "=", ">" or "LIKE"
+    value: Any               # converted to the column's type (a compiled regex for LIKE)
+
+    def __call__(self, stored: dict) -> bool:
+        actual = stored.get(self.key)
+        if actual is None:
+            return False
+        if self.op == "LIKE":
+            return any(self.value.fullmatch(text) is not None for text in _texts(actual, self.type))
+        if self.type == REF_LIST:
+            values = actual if isinstance(actual, list) else [actual]
+            return any(_test(v, self.op, self.value) for v in values)
+        if self.type == STRING or not isinstance(actual, (int, float, datetime)):
+            actual = str(actual).casefold()
+        return _test(actual, self.op, self.value)
+
+
+def _test(actual: Any, op: str, literal: Any) -> bool:
+    try:
+        return actual == literal if op == "=" else actual > literal
+    except TypeError:
+        return False
+
+
+def _texts(actual: Any, kind: str) -> list[str]:
+    values = actual if isinstance(actual, list) else [actual]
+    texts = []
+    for value in values:
+        if isinstance(value, datetime):
+            texts.append(format_instant(value))
+        elif isinstance(value, bool):
+            texts.append("1" if value else "0")
+        elif isinstance(value, (int, float)):
+            texts.append(_number_text(value))
+        else:
+            texts.append(str(value))
+    return texts
+
+
+class DocumentedFilter:
+    """A compiled documented `where`: callable on a stored record; `candidates` narrows by index."""
+
+    def __init__(self, groups: list[list[_Condition]]):
+        self.groups = groups          # OR of AND groups
+
+    def __call__(self, stored: dict) -> bool:
+        return any(all(condition(stored) for condition in group) for group in self.groups)
+
+    def candidates(self, lookup: Callable[[str, Any], "set[int] | None"]) -> set[int] | None:
+        """The ids that may match, from `lookup(key, value)` (None: that key has no index), or
+        None when some AND group has no indexed equality (the caller then scans)."""
+        found: set[int] = set()
+        for group in self.groups:
+            best: set[int] | None = None
+            for condition in group:
+                if condition.op != "=":
+                    continue
+                ids = lookup(condition.key, condition.value)
+                if ids is not None and (best is None or len(ids) < len(best)):
+                    best = ids
+            if best is None:
+                return None
+            found |= best
+        return found
+
+
+def compile_documented(text: str, columns: dict[str, Column]) -> DocumentedFilter:
+    """The documented grammar (module docstring) over `columns` (read name → Column)."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        if not text[position:].strip():
+            break
+        match = _DOC_TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise WhereError(f"cannot read the filter near '{text[position:position + 20].strip()}'")
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        position = match.end()
+    if not tokens:
+        raise WhereError("the filter is empty")
+    groups: list[list[_Condition]] = [[]]
+    index = 0
+    while True:
+        if index + 3 > len(tokens):
+            raise WhereError("the filter is incomplete")
+        (field_kind, name), (op_kind, op), (literal_kind, literal) = tokens[index:index + 3]
+        if field_kind != "word" or not _NAME.match(name) or name.upper() in _KEYWORDS:
+            raise WhereError(f"expected a field name, found '{name}'")
+        column = columns.get(name)
+        if column is None:
+            raise WhereError(f"unknown field '{name}'")
+        if op_kind == "word" and op.upper() == "LIKE":
+            op = "LIKE"
+        elif op_kind != "op":
+            raise WhereError(f"'{op}' is not a documented operator (= > LIKE)")
+        if literal_kind == "dq":
+            literal = literal[1:-1]
+        elif literal_kind != "word" or literal.upper() in _KEYWORDS:
+            raise WhereError(f"'{literal}' is not a documented literal (double quotes or a bare value)")
+        groups[-1].append(_Condition(name, column.key, column.type, op, _convert(name, column, op, literal)))
+        index += 3
+        if index == len(tokens):
+            return DocumentedFilter(groups)
+        kind, joiner = tokens[index]
+        if kind != "word" or joiner.upper() not in ("AND", "OR"):
+            raise WhereError(f"expected AND or OR, found '{joiner}'")
+        if joiner.upper() == "OR":
+            groups.append([])
+        index += 1
+
+
+def _convert(name: str, column: Column, op: str, literal: str) -> Any:
+    if op == "LIKE":
+        return _like_regex(literal)
+    kind = column.type
+    if kind in (INTEGER, REF, REF_LIST, NUMBER):
+        pattern = _DECIMAL_TEXT if kind == NUMBER else _INTEGER_TEXT
+        if not pattern.match(literal.strip()):
+            raise WhereError(f"'{literal}' is not a number ({name})")
+        text = literal.strip()
+        return float(text) if "." in text else int(text)
+    if kind in (BOOLEAN, FLAG01):
+        truth = _TRUTH.get(literal.strip().casefold())
+        if truth is None:
+            raise WhereError(f"'{literal}' is not a boolean ({name}: 1, 0, true or false)")
+        return truth
+    if kind == DATETIME:
+        if not _DATE_LITERAL.match(literal.strip()):
+            raise WhereError(f"'{literal}' is not a date (write it 2024-05-01T10:00:00.123Z)")
+        return datetime.fromisoformat(literal.strip().replace("Z", "+00:00"))
+    return literal.casefold()
+
+
+def sort_descending(records: Iterable[dict], column: Column) -> list[dict]:
+    """`order=<field>`: descending [SW, DEV, W1], nulls last, ties by id descending."""
+    def key(stored: dict) -> tuple:
+        value = stored.get(column.key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None:
+            return (0, 0, stored["id"])
+        if isinstance(value, str):
+            return (1, value.casefold(), stored["id"])
+        if isinstance(value, datetime):
+            return (1, value.timestamp(), stored["id"])
+        return (1, value, stored["id"])
+    return sorted(records, key=key, reverse=True)
+
+
+# =================================================================================================
+# Loose mode (Strictness.documented_where_only = False): the earlier permissive grammar
+# =================================================================================================
 _TOKEN = re.compile(r"""
     \s*(?:
       (?P<string>'(?:[^']|'')*')
+    | (?P<dqstring>"[^"]*")
     | (?P<number>-?\d+(?:\.\d+)?(?![A-Za-z_]))
     | (?P<op><>|!=|>=|<=|=|>|<)
     | (?P<lparen>\()
@@ -36,11 +250,7 @@ _TOKEN = re.compile(r"""
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
     )""", re.VERBOSE)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
-_KEYWORDS = {"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "TRUE", "FALSE"}
-
-
-class WhereError(ValueError):
-    """The filter cannot be parsed or does not fit the records (unknown field, bad value)."""
+_LOOSE_KEYWORDS = {"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "TRUE", "FALSE"}
 
 
 @dataclass(frozen=True)
@@ -63,9 +273,11 @@ def _tokenize(text: str) -> list[_Token]:
         raw = match.group(kind)
         if kind == "string":
             tokens.append(_Token("string", raw, raw[1:-1].replace("''", "'")))
+        elif kind == "dqstring":
+            tokens.append(_Token("string", raw, raw[1:-1]))
         elif kind == "number":
             tokens.append(_Token("number", raw, float(raw) if "." in raw else int(raw)))
-        elif kind == "name" and raw.upper() in _KEYWORDS:
+        elif kind == "name" and raw.upper() in _LOOSE_KEYWORDS:
             tokens.append(_Token("keyword", raw.upper()))
         else:
             tokens.append(_Token(kind, raw))
@@ -174,7 +386,7 @@ class _Parser:
 
 
 def compile_where(text: str | None) -> Predicate:
-    """A predicate over records as the API returns them; empty filter → everything."""
+    """Loose mode: a predicate over records as the API returns them; empty filter → everything."""
     if text is None or not text.strip():
         return lambda record: True
     return _Parser(text).parse()
@@ -209,7 +421,7 @@ def _instant(text: str) -> datetime | None:
     if not isinstance(text, str) or not _ISO_DATE.match(text.strip()):
         return None
     try:
-        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -245,10 +457,6 @@ def _coerce(actual: Any, literal: Any) -> tuple[Any, Any]:
     raise WhereError("this field cannot be compared")
 
 
-def _number_text(number: int | float) -> str:
-    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
-
-
 def _compare(actual: Any, op: str, literal: Any) -> bool:
     if actual is None or literal is None:
         return False
@@ -273,22 +481,17 @@ def _in(actual: Any, values: list, negate: bool) -> bool:
     return found != negate
 
 
-def _like_regex(pattern: str) -> re.Pattern:
-    parts = []
-    for char in pattern:
-        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
-
-
 def _like(actual: Any, regex: re.Pattern, negate: bool) -> bool:
     if actual is None:
         return False
-    text = actual if isinstance(actual, str) else _number_text(actual) if isinstance(actual, (int, float)) else str(actual)
+    text = actual if isinstance(actual, str) else _number_text(actual) \
+        if isinstance(actual, (int, float)) else str(actual)
     return (regex.fullmatch(text) is not None) != negate
 
 
 def parse_order(order: str | None, known_fields: set[str]) -> list[tuple[str, bool]]:
-    """`name, dateCreated DESC` → [("name", False), ("dateCreated", True)] (True = descending)."""
+    """Loose mode: `name, dateCreated ASC` → [("name", True), ("dateCreated", False)]
+    (True = descending). A bare field name sorts descending, as the contract documents."""
     if order is None or not order.strip():
         return []
     terms = []
@@ -297,9 +500,9 @@ def parse_order(order: str | None, known_fields: set[str]) -> list[tuple[str, bo
         if not words or len(words) > 2:
             raise WhereError(f"cannot read the order '{order}'")
         name = words[0]
-        descending = False
+        descending = True
         if name.startswith("-"):
-            name, descending = name[1:], True
+            name = name[1:]
         if len(words) == 2:
             if words[1].upper() not in ("ASC", "DESC"):
                 raise WhereError(f"cannot read the order '{order}'")
@@ -311,8 +514,10 @@ def parse_order(order: str | None, known_fields: set[str]) -> list[tuple[str, bo
 
 
 def order_records(records: list[dict], terms: list[tuple[str, bool]]) -> list[dict]:
-    """Sorted by the order terms, then by id; nulls first ascending, last descending."""
-    result = sorted(records, key=lambda r: r.get("id") or 0)
+    """Loose mode: sorted by the order terms, then by id in the first term's direction; nulls
+    first ascending, last descending (SQL Server)."""
+    first_descending = bool(terms) and terms[0][1]
+    result = sorted(records, key=lambda r: r.get("id") or 0, reverse=first_descending)
     for name, descending in reversed(terms):
         present = [r for r in result if _field(r, name) is not None]
         absent = [r for r in result if _field(r, name) is None]

@@ -334,6 +334,12 @@ def resource(name: str) -> Resource | None:
     return RESOURCES.get(name)
 
 
+def has_ext_id(name: str) -> bool:
+    """Whether records of this resource carry an `extId` (product families and lines do not)."""
+    found = RESOURCES.get(name)
+    return found is not None and found.field("extId") is not None
+
+
 # --- strictness switches -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Strictness:

@@ -10,6 +10,7 @@ import pytest
 from local.simulator import SsmUserSession
 from local.simulator.cli import register, run
 from shared.errors import SsmRecordError
+from shared.ssm import contract
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def test_a_rep_edits_a_prospect_and_adds_a_contact(sim, rep):
     assert account["salesRepId1"]["id"] == rep.user_id
     assert (account["city"], account["phone"]) == ("Rennes", "02 99 00 00 00")
     assert account["dateUpdated"] is not None
-    assert sim.record("contacts", contact)["accountId"]["id"] == prospect
+    person = sim.record("contacts", contact)
+    assert person["accountId"]["id"] == prospect and person["salesRepId"]["id"] == rep.user_id
 
     rep.delete_contact(contact)
     assert sim.record("contacts", contact)["deleted"] is True
@@ -52,7 +54,7 @@ def test_quote_flow_create_save_and_request_sync(sim, rep):
 
     record = sim.record("salesorders", quote)
     assert record["statusId"]["value"] == "Brouillon – En attente"
-    assert record["currencyId"]["value"] == "EUR"
+    assert record["currencyId"] == {"id": sim.currency_id, "value": "euro"}
     assert [(l["productId"]["id"], l["quantity"], l["order"]) for l in rep.quote_lines(quote)] == [(product, 100, 1)]
 
     sim.store.update("salesorders", quote, {"statusId": sim.status_ids["Brouillon – Validé"]})
@@ -78,19 +80,29 @@ def test_a_session_knows_its_user_from_the_keys_alone(sim):
     with SsmUserSession(sim.base_url, *sim.user_credentials("Paul.Vente@demo.example")) as paul:
         account = paul.create_account("Chez Paul")
     owner = sim.record("accounts", account)["salesRepId1"]
-    assert owner["description"] == "Paul Vente" and owner["id"] != sim.admin_id
+    assert owner["value"] == "Paul Vente" and owner["id"] != sim.admin_id
 
 
-def test_user_actions_are_recorded_as_calls(sim, rep):
+def test_user_actions_are_recorded_as_calls_that_satisfy_the_contract(sim, rep):
     sim.reset_calls()
-    rep.create_account("Compté")
+    account = rep.create_account("Compté")
+    rep.create_contact(account, first_name="Jo", last_name="Lin")
+    product = sim.add_record("products", {"model": "P"})
+    quote = rep.create_quote(account, lines=[{"product_id": product, "quantity": 2, "price": 1.5}])
+    rep.quote_lines(quote)
     assert sim.call_count("POST", "accounts") == 1
+    assert [contract.request_violations(c.request) for c in sim.calls] == [[]] * len(sim.calls)
+
+
+def test_a_session_finds_its_user_by_e_mail_only(sim):
+    with pytest.raises(ValueError):
+        SsmUserSession(sim.base_url, sim.public_key, sim.private_key)
 
 
 def test_cli_serves_until_stopped_and_prints_keys(capsys):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["simulator", "--port", "0", "--latency-ms", "1", "--seed", "4"])
+    args = parser.parse_args(["simulator", "--port", "0", "--latency-ms", "1", "--seed", "4", "--plan", "none"])
     ready, stop = threading.Event(), threading.Event()
     worker = threading.Thread(target=lambda: run(args, ready=ready, stop=stop))
     worker.start()
@@ -104,3 +116,20 @@ def test_cli_serves_until_stopped_and_prints_keys(capsys):
     worker.join(5)
     assert answer.status_code == 200 and answer.json()["token"]
     assert args.handler is run
+    assert "rate limit : none" in printed
+
+
+def test_cli_defaults_to_the_documented_rate_plan_and_rate_limit_overrides_it():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["simulator"]).plan == contract.DEFAULT_RATE_PLAN
+    assert parser.parse_args(["simulator", "--plan", "starter"]).plan == "starter"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulator", "--plan", "7"])
+    args = parser.parse_args(["simulator", "--port", "0", "--rate-limit", "2.5", "--plan", "13"])
+    ready, stop = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: run(args, ready=ready, stop=stop))
+    worker.start()
+    assert ready.wait(5)
+    stop.set()
+    worker.join(5)
