@@ -107,5 +107,10 @@ class SsmSkippableError(SsmError, SkippableError):
     pass
 
 
+class SsmMissingError(SsmRecordError):
+    """The SSM record addressed by id does not exist, or is deleted (SSM answers 400 for both an
+    unknown id and a refused write: the client tells them apart by looking the id up)."""
+
+
 class SsmAuthError(SsmError):
     """The SSM keys are refused: nothing can sync until they are fixed."""

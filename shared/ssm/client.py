@@ -2,8 +2,12 @@
 
 It logs in with the integration's public/private key pair and sends the session token as
 `X-Session-Key`, logging in again once when SSM answers 401. It reads lists page by page
-(`?page=N`, 0-based, page size in the `X-FM-Entity-Count` request header), writes one entity per
+(`?page=N`, 0-based, page size in both documented headers, `count` and `X-FM-Entity-Count`),
+filters only with the documented `where` forms (`shared.ssm.contract`), writes one entity per
 call (POST, partial PUT, soft DELETE), and looks up per-tenant reference ids by description.
+SSM answers 400 both for an unknown id and for a refused write; after a 400 on one record the
+client looks the id up (`where=id=N`) and raises `SsmMissingError` when the record is not there
+(or deleted), so callers can recreate or skip it.
 
 Every answer that is not a success is resolved through `shared.ssm.resolution`: transient
 failures (429, 500/502/503/504, timeouts, lost connections) are retried with exponential backoff
@@ -32,17 +36,21 @@ from typing import Any, Callable, Iterator
 import httpx
 from pydantic import SecretStr
 
-from shared.errors import (SsmAuthError, SsmError, SsmRecordError, SsmRetryableError,
-                           SsmSkippableError)
+from shared.errors import (SsmAuthError, SsmError, SsmMissingError, SsmRecordError,
+                           SsmRetryableError, SsmSkippableError)
+from shared.ssm import contract
 from shared.ssm.lookups import LookupCache
 from shared.ssm.ratelimit import TokenBucket
 from shared.ssm.resolution import (CONNECTION, LOGIN, TIMEOUT, Action, Resolution, entity_label,
                                    resolve)
 
-log = logging.getLogger("shared.ssm")
+log = logging.getLogger("ssm_connector.ssm")   # under the connector's logger: -vv shows each call
 
 MAX_PAGE_SIZE = 500
-"""Page sizes above this are lowered: SSM's maximum is undocumented, the simulator caps here."""
+"""Page sizes above this are lowered: SSM's maximum is undocumented."""
+
+EXT_IDS_PER_READ = 40
+"""`extId` values ORed in one filter when many records are looked up at once."""
 
 SERVER_CAP_MULTIPLE = 50
 """A short page whose length is a multiple of this may be a server-side cap, not the end."""
@@ -77,12 +85,18 @@ class ClientStats:
     per_resource: Counter = field(default_factory=Counter)
     per_method: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _thread: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    def thread_requests(self) -> int:
+        """Requests sent so far by the calling thread (a caller's own share of a shared client)."""
+        return getattr(self._thread, "requests", 0)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
     def sent(self, method: str, resource: str) -> None:
+        self._thread.requests = self.thread_requests() + 1
         with self._lock:
             self.requests += 1
             self.per_resource[resource] += 1
@@ -129,8 +143,8 @@ class SsmClient:
     """
 
     def __init__(self, base_url: str, public_key: str, private_key: str | SecretStr, *,
-                 timeout_s: float = 30.0, max_concurrency: int = 4, rate_limit_per_s: float = 10.0,
-                 max_retries: int = 6, page_size: int = 100, backoff_base_s: float = 0.5,
+                 timeout_s: float = 30.0, max_concurrency: int = 4, rate_limit_per_s: float = 4.0,
+                 max_retries: int = 6, page_size: int = contract.DEFAULT_PAGE_SIZE, backoff_base_s: float = 0.5,
                  backoff_max_s: float = 30.0, sleep: Callable[[float], None] = time.sleep,
                  transport: httpx.BaseTransport | None = None):
         self.base_url = base_url.rstrip("/")
@@ -200,7 +214,8 @@ class SsmClient:
             if order:
                 params["order"] = order
             response = self._call("GET", resource, f"{resource}", params=params,
-                                  headers={"X-FM-Entity-Count": str(size)}, what=f"page {page}")
+                                  headers={name: str(size) for name in contract.PAGE_SIZE_HEADERS},
+                                  what=f"page {page}")
             rows = self._json(response, resource)
             if not isinstance(rows, list):
                 raise SsmRecordError(f"SSM answered the list of {resource} with something other "
@@ -218,7 +233,11 @@ class SsmClient:
             page += 1
 
     def get(self, resource: str, id: int) -> dict:
-        response = self._call("GET", resource, f"{resource}/{int(id)}", record_id=id)
+        """One record, deleted ones included. Raises `SsmMissingError` when SSM has no such id."""
+        try:
+            response = self._call("GET", resource, f"{resource}/{int(id)}", record_id=id)
+        except SsmRecordError as exc:
+            raise self._missing_or(exc, resource, id, deleted_is_missing=False) from None
         body = self._json(response, resource)
         if not isinstance(body, dict):
             raise SsmRecordError(f"SSM answered {resource}/{id} with something other than a record.",
@@ -226,19 +245,25 @@ class SsmClient:
         return body
 
     def find_by_ext_id(self, resource: str, ext_id: str) -> dict | None:
-        """The record whose `extId` is exactly `ext_id`, soft-deleted ones included.
+        """The record whose `extId` is exactly `ext_id`, soft-deleted ones included."""
+        return self.find_by_ext_ids(resource, [ext_id]).get(ext_id)
 
-        SSM compares text without regard to case, so the matches are filtered on the exact
-        value. Several live matches (a duplicate) → the oldest; only deleted ones → the newest.
+    def find_by_ext_ids(self, resource: str, ext_ids) -> dict[str, dict]:
+        """`extId` → record for those of `ext_ids` SSM holds, a few dozen per read (ORed equalities,
+        the documented form). SSM compares text without regard to case, so matches are kept on the
+        exact value. Several live matches (a duplicate) → the oldest; only deleted ones → the newest.
         """
-        matches = [row for row in self.list(resource, where=f"extId={quote(ext_id)}")
-                   if row.get("extId") == ext_id]
-        if not matches:
-            return None
-        live = [row for row in matches if not row.get("deleted")]
-        if live:
-            return min(live, key=lambda row: row["id"])
-        return max(matches, key=lambda row: row["id"])
+        wanted = sorted({e for e in ext_ids if e})
+        found: dict[str, dict] = {}
+        field = "extID" if resource == "rates" else "extId"
+        for start in range(0, len(wanted), EXT_IDS_PER_READ):
+            chunk = wanted[start:start + EXT_IDS_PER_READ]
+            where = " OR ".join(f"{field}={quote(e)}" for e in chunk)
+            for row in self.list(resource, where=where):
+                ext = row.get(field)
+                if ext in chunk and (ext not in found or _preferred(row, found[ext])):
+                    found[ext] = row
+        return found
 
     def changed_since(self, resource: str, since: datetime) -> Iterator[dict]:
         """Records created, updated or deleted after `since` (naive datetimes are UTC).
@@ -250,13 +275,31 @@ class SsmClient:
         where = f"dateCreated>{stamp} OR dateUpdated>{stamp} OR dateDeleted>{stamp}"
         return self.list(resource, where=where, order="id")
 
+    def exists(self, resource: str, id: int) -> dict | None:
+        """The record with this id as a list returns it (deleted ones included), or None."""
+        for row in self.list(resource, where=f"id={int(id)}"):
+            if _as_int(row.get("id")) == int(id):
+                return row
+        return None
+
     def schema(self, resource: str) -> dict:
-        """`GET /<resource>/schema`: the fields SSM accepts on this tenant, custom `Z_*` ones included."""
-        response = self._call("GET", resource, f"{resource}/schema", what="schema")
+        """`GET /<resource>/schema`: the standard fields of a resource (`{"properties": {...}}`)."""
+        return self._description(f"{resource}/schema", resource)
+
+    def custom_fields(self, resource: str) -> frozenset[str]:
+        """The tenant's `Z_*` fields of a resource, from `GET /extrafields/<resource>/schema`."""
+        if resource not in contract.EXTRA_FIELD_RESOURCES:
+            return frozenset()
+        body = self._description(f"extrafields/{resource}/schema", resource)
+        properties = body.get("properties") if isinstance(body.get("properties"), dict) else body
+        return frozenset(name for name in properties if isinstance(name, str) and name.startswith("Z_"))
+
+    def _description(self, path: str, resource: str) -> dict:
+        response = self._call("GET", resource, path, what="schema")
         body = self._json(response, resource)
         if not isinstance(body, dict):
-            raise SsmRecordError(f"SSM answered the schema of {resource} with something other than "
-                                 f"a description.", status=response.status_code)
+            raise SsmRecordError(f"SSM answered {path} with something other than a description.",
+                                 status=response.status_code)
         return body
 
     def lookup_id(self, resource: str, description: str) -> int:
@@ -283,17 +326,42 @@ class SsmClient:
                                  f"which id it got.", status=result.status_code) from None
 
     def update(self, resource: str, id: int, fields: dict) -> None:
-        """Partial PUT: only `fields` change in SSM. No fields, no call."""
+        """Partial PUT: only `fields` change in SSM. No fields, no call.
+
+        Raises:
+            SsmMissingError: SSM has no such record, or it is deleted.
+        """
         if not fields:
             return
-        self._call("PUT", resource, f"{resource}/{int(id)}", json=fields, record_id=id)
+        try:
+            self._call("PUT", resource, _item_path(resource, id), json=fields, record_id=id)
+        except SsmRecordError as exc:
+            raise self._missing_or(exc, resource, id, deleted_is_missing=True) from None
 
     def delete(self, resource: str, id: int) -> None:
-        """Soft delete in SSM. A record already gone is not an error."""
+        """Soft delete in SSM. A record already gone (unknown or deleted) is not an error."""
         try:
-            self._call("DELETE", resource, f"{resource}/{int(id)}", record_id=id)
+            self._call("DELETE", resource, _item_path(resource, id), record_id=id)
         except SsmSkippableError as exc:
             log.info("%s", exc.user_message)
+        except SsmRecordError as exc:
+            error = self._missing_or(exc, resource, id, deleted_is_missing=True)
+            if not isinstance(error, SsmMissingError):
+                raise error from None
+            log.info("%s", error.user_message)
+
+    def _missing_or(self, error: SsmRecordError, resource: str, id: int, *,
+                    deleted_is_missing: bool) -> SsmRecordError:
+        """After a refusal of one record: `SsmMissingError` when SSM has no live record of that id
+        (the 400 meant "unknown id"), else the refusal itself."""
+        if isinstance(error, SsmMissingError) or error.status not in (400, 404, 410):
+            return error
+        row = self.exists(resource, id)
+        if row is not None and not (deleted_is_missing and _deleted(row)):
+            return error
+        state = "is deleted" if row is not None else "does not exist"
+        return SsmMissingError(f"The {entity_label(resource)} {id} {state} in SSM.",
+                               status=error.status, code=error.code, detail=error.detail)
 
     # --- the call loop ------------------------------------------------------------------------
     def _call(self, method: str, resource: str, path: str, *, params: dict | None = None,
@@ -350,10 +418,13 @@ class SsmClient:
         self._limiter.acquire()
         with self._in_flight:
             self.stats.sent(method, resource)
+            started = time.monotonic()
             try:
                 response = self._http.request(method, path, params=params, json=json,
                                               headers=request_headers)
             except httpx.TimeoutException as exc:
+                log.debug("SSM %s /%s -> timeout after %.0f ms", method, path,
+                          (time.monotonic() - started) * 1000)
                 self.stats.add("timeouts")
                 unsent = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 return None, _Failure(TIMEOUT, None, type(exc).__name__, None, not unsent)
@@ -361,8 +432,9 @@ class SsmClient:
                 unsent = isinstance(exc, httpx.ConnectError)
                 text = self._redact(str(exc)) or type(exc).__name__
                 return None, _Failure(CONNECTION, None, text, None, not unsent)
+        log.debug("SSM %s /%s -> %s in %.0f ms", method, path, response.status_code,
+                  (time.monotonic() - started) * 1000)
         if response.is_success:
-            log.debug("SSM %s /%s -> %s", method, path, response.status_code)
             return response, None
         status = response.status_code
         if status == 429:
@@ -480,8 +552,29 @@ class SsmClient:
 
 
 def quote(text: str) -> str:
-    """A where-clause string literal: single quotes, inner quotes doubled."""
-    return "'" + str(text).replace("'", "''") + "'"
+    """A where-clause text literal in the documented form: double quotes (none inside)."""
+    return contract.where_literal(str(text))
+
+
+def _item_path(resource: str, id: int) -> str:
+    """Where one record is changed or deleted: `<resource>/<id>`, or the contract's own path
+    (account types are changed at `list/accountTypes/<id>`)."""
+    described = contract.resource(resource)
+    base = described.item_path.strip("/") if described is not None and described.item_path else resource
+    return f"{base}/{int(id)}"
+
+
+def _deleted(row: dict) -> bool:
+    return bool(row.get("deleted"))           # `/sales` says 0/1, the others true/false
+
+
+def _preferred(candidate: dict, current: dict) -> bool:
+    """Among records sharing an `extId`: a live one before a deleted one, then the oldest live."""
+    if _deleted(candidate) != _deleted(current):
+        return not _deleted(candidate)
+    if _deleted(candidate):
+        return candidate["id"] > current["id"]
+    return candidate["id"] < current["id"]
 
 
 def iso_millis(moment: datetime) -> str:

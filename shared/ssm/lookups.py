@@ -1,8 +1,9 @@
 """Per-tenant reference lists (account types, branches, sales order statuses, currencies).
 
 Their ids differ from one SSM tenant to the next, so the connector never hard-codes them: it
-reads the list once per client and finds an entry by its description in any language
-(`description`, `descriptionFR`, `descriptionEN`, `value`, `name`). Matching ignores case,
+reads the list once per client and finds an entry by its description in any of the documented
+languages (`descriptionFR`, `descriptionEN`, … `descriptionRU`; the API returns no plain
+`description`), or by a code field (`isoCode` of currencies, `iso2` of countries). Matching ignores case,
 repeated spaces and the difference between a hyphen and an en or em dash, because
 "Brouillon – En attente" is typed both ways. Deleted entries never match.
 """
@@ -17,8 +18,9 @@ from shared.errors import SsmRecordError
 
 ACCOUNT_TYPES = "accountTypes"
 BRANCHES = "branches"
-SALES_ORDER_STATUSES = "salesordersStatuses"   # resource name assumed: not in the public docs
+SALES_ORDER_STATUSES = "salesorderStatuses"    # singular "salesorder" [SW path, W1]
 CURRENCIES = "currencies"
+COUNTRIES = "countries"
 
 ACCOUNT_TYPE_CLIENT = "Client"
 ACCOUNT_TYPE_PROSPECT = "Prospect"
@@ -29,7 +31,9 @@ STATUS_ORDER = "Commande"
 STATUS_INVOICE = "Facture"
 STATUS_CANCELLED = "Annulé"
 
-DESCRIPTION_FIELDS = ("description", "descriptionFR", "descriptionEN", "value", "name")
+DESCRIPTION_FIELDS = ("descriptionFR", "descriptionEN", "descriptionES", "descriptionUS", "descriptionIT",
+                      "descriptionDE", "descriptionPT", "descriptionBR", "descriptionDK", "descriptionRU",
+                      "isoCode", "iso2", "strName")
 
 _DASHES = re.compile(r"[\u2010-\u2015\u2212]")
 _SPACES = re.compile(r"\s+")

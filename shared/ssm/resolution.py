@@ -126,7 +126,7 @@ ENTITY_LABELS: dict[str, str] = {
     "productFamilies": "product family",
     "salesorders": "sales order",
     "salesordersLines": "sales order line",
-    "salesordersStatuses": "sales order status",
+    "salesorderStatuses": "sales order status",
     "users": "user",
     "sales": "sales total",
     "branches": "branch",

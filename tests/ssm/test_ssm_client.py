@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from local.simulator import DROP, TIMEOUT
 from shared.config import SsmSettings
-from shared.errors import SsmAuthError, SsmRecordError, SsmRetryableError
+from shared.errors import SsmAuthError, SsmMissingError, SsmRecordError, SsmRetryableError
 from shared.ssm import SsmClient
 from shared.ssm.client import iso_millis, quote, retry_after_seconds
 
@@ -35,10 +35,10 @@ def test_list_reads_every_record_across_many_pages(sim, make_client):
 
 def test_list_on_exact_multiple_stops_at_the_empty_page(sim, make_client):
     _seed_accounts(sim, 200)
-    client = make_client(page_size=100)
+    client = make_client(page_size=50)
 
     assert len(list(client.list("accounts"))) == 200
-    assert sim.call_count("GET", "accounts") == 3
+    assert sim.call_count("GET", "accounts") == 5          # 4 pages of 50, then the empty page
 
 
 def test_list_is_not_fooled_by_a_server_that_caps_the_page_size(sim, make_client):
@@ -51,8 +51,8 @@ def test_list_is_not_fooled_by_a_server_that_caps_the_page_size(sim, make_client
 
 def test_list_passes_where_and_order(sim, client):
     _seed_accounts(sim, 30)
-    rows = list(client.list("accounts", where="name LIKE 'Compte 001%'", order="name DESC"))
-    assert [r["name"] for r in rows] == [f"Compte {n:04d}" for n in range(19, 9, -1)]
+    rows = list(client.list("accounts", where='name LIKE "Compte 001%"', order="name"))
+    assert [r["name"] for r in rows] == [f"Compte {n:04d}" for n in range(19, 9, -1)]   # order: descending
 
 
 def test_changed_since_returns_exactly_the_changed_records(sim, clock, client, account_body):
@@ -75,7 +75,7 @@ def test_changed_since_rounds_down_so_nothing_is_missed(sim, clock, client, acco
     record = client.create("accounts", account_body("Same millisecond"))
     created_at = sim.record("accounts", record)["dateCreated"]
     since = clock() + timedelta(microseconds=600)       # same millisecond as the creation
-    assert iso_millis(since) == created_at
+    assert iso_millis(since) == "2024-01-15T09:00:00.000Z" and created_at == "2024-01-15T09:00:00Z"
     clock.advance(0.001)
     client.update("accounts", record, {"city": "Lyon"})
     assert [r["id"] for r in client.changed_since("accounts", since)] == [record]
@@ -83,6 +83,7 @@ def test_changed_since_rounds_down_so_nothing_is_missed(sim, clock, client, acco
 
 # --- reading and writing one record ---------------------------------------------------------
 def test_create_get_partial_update_and_soft_delete(sim, client, account_body):
+    sim.add_custom_field("accounts", "Z_Segment", "string")
     new_id = client.create("accounts", account_body("Durand SA", city="Paris", Z_Segment="PME"))
     client.update("accounts", new_id, {"city": "Lyon"})
 
@@ -101,20 +102,39 @@ def test_update_with_no_fields_sends_nothing(sim, client, account_body):
     assert sim.call_count() == 0
 
 
-def test_get_unknown_id_is_a_record_error_404(client):
-    with pytest.raises(SsmRecordError) as caught:
+def test_an_unknown_id_answered_400_is_told_apart_from_a_refusal(sim, client, account_body):
+    with pytest.raises(SsmMissingError) as caught:
         client.get("accounts", 999999)
-    assert caught.value.status == 404
-    assert caught.value.user_message == "SSM has no account 999999."
+    assert caught.value.status == 400                  # SSM's answer to an unknown id
+    assert caught.value.user_message == "The account 999999 does not exist in SSM."
+    with pytest.raises(SsmMissingError):
+        client.update("accounts", 999999, {"city": "Lyon"})
+
+    gone = client.create("accounts", account_body("Partie"))
+    client.delete("accounts", gone)
+    with pytest.raises(SsmMissingError) as caught:
+        client.update("accounts", gone, {"city": "Lyon"})
+    assert caught.value.user_message == f"The account {gone} is deleted in SSM."
+
+    live = client.create("accounts", account_body("Vivante"))
+    with pytest.raises(SsmRecordError) as caught:
+        client.update("accounts", live, {"city": 12})     # a refusal of a record that exists
+    assert not isinstance(caught.value, SsmMissingError)
 
 
-def test_delete_unknown_id_is_not_an_error(client):
+def test_delete_unknown_or_deleted_id_is_not_an_error(client, account_body):
     client.delete("contacts", 999999)
+    gone = client.create("accounts", account_body("Partie"))
+    client.delete("accounts", gone)
+    client.delete("accounts", gone)
 
 
 def test_find_by_ext_id_is_exact_and_sees_deleted_records(sim, client, account_body):
     quoted = client.create("accounts", account_body("L'Atelier", extId="D1:L'AT"))
     other_case = client.create("accounts", account_body("Lower", extId="d1:l'at"))
+    sim.reset_calls()
+    assert set(client.find_by_ext_ids("accounts", ["D1:L'AT", "d1:l'at", "D1:NONE"])) == {"D1:L'AT", "d1:l'at"}
+    assert sim.call_count("GET", "accounts") == 1      # one read, the documented OR form
     assert client.find_by_ext_id("accounts", "D1:L'AT")["id"] == quoted
     assert client.find_by_ext_id("accounts", "d1:l'at")["id"] == other_case
     client.delete("accounts", quoted)
@@ -126,10 +146,10 @@ def test_find_by_ext_id_is_exact_and_sees_deleted_records(sim, client, account_b
 def test_lookups_by_description_are_cached_per_client(sim, client):
     assert client.lookup_id("accountTypes", "Prospect") == sim.account_type_ids["Prospect"]
     assert client.lookup_id("accountTypes", "  client ") == sim.account_type_ids["Client"]
-    assert client.lookup_id("salesordersStatuses", "Brouillon - En attente") == \
+    assert client.lookup_id("salesorderStatuses", "Brouillon - En attente") == \
         sim.status_ids["Brouillon – En attente"]
     assert client.lookup_id("branches", "Siège") == sim.branch_id
-    assert client.lookup_id("currencies", "EUR") == sim.currency_id
+    assert client.lookup_id("currencies", "EUR") == sim.currency_id    # by its isoCode
     assert sim.call_count("GET", "accountTypes") == 1
 
     with pytest.raises(SsmRecordError) as caught:
@@ -356,24 +376,25 @@ def test_a_value_ssm_refuses_fails_only_that_record(sim, client, account_body):
     assert client.create("accounts", account_body("Bon", phone="01 02 03 04 05"))
 
 
-def test_a_reference_to_a_missing_record_carries_code_910(client):
+def test_a_reference_to_a_missing_record_carries_code_910(sim, client):
     with pytest.raises(SsmRecordError) as caught:
-        client.create("contacts", {"accountId": 999999, "lastName": "Orphelin"})
+        client.create("contacts", {"accountId": 999999, "firstName": "Jean", "lastName": "Orphelin",
+                                   "salesRepId": sim.admin_id})
     assert caught.value.code == 910
     assert "it refers to something SSM does not have" in caught.value.user_message
 
 
 def test_a_filter_ssm_cannot_run_is_code_901(client):
     with pytest.raises(SsmRecordError) as caught:
-        list(client.list("accounts", where="nope='x'"))
+        list(client.list("accounts", where='nope="x"'))
     assert caught.value.code == 901
     assert caught.value.user_message.startswith("SSM could not run the query on accounts")
 
 
-def test_writing_a_read_only_list_is_refused(client):
+def test_writing_a_list_the_api_only_reads_is_refused(client):
     with pytest.raises(SsmRecordError) as caught:
-        client.create("accountTypes", {"descriptionFR": "Fournisseur"})
-    assert caught.value.status == 405
+        client.create("branches", {"descriptionFR": "Agence de Lyon"})
+    assert caught.value.status == 400
 
 
 # --- concurrency ----------------------------------------------------------------------------
@@ -430,12 +451,14 @@ def test_from_settings(sim):
         assert sim.private_key not in repr(client)
 
 
-def test_schema_lists_the_tenant_fields(sim, client):
-    sim.add_custom_field("accounts", "Z_Potentiel", "number", None)
-    schema = client.schema("accounts")
-    assert schema["properties"]["Z_Potentiel"]["type"] == "number"
-    assert schema["properties"]["name"]["maxLength"] == 100
+def test_custom_fields_come_from_the_extrafields_schema(sim, client):
+    sim.add_custom_field("accounts", "Z_Potentiel", "number")
+    assert "Z_Potentiel" in client.custom_fields("accounts")
+    assert "Z_Potentiel" not in client.schema("accounts")["properties"]
+    assert client.custom_fields("salesordersLines") == frozenset()      # not a resource with custom fields
 
 
-def test_quote_doubles_single_quotes():
-    assert quote("L'Atelier d'Anne") == "'L''Atelier d''Anne'"
+def test_quote_writes_the_documented_double_quoted_literal_and_refuses_what_it_cannot_write():
+    assert quote("L'Atelier d'Anne") == '"L\'Atelier d\'Anne"'
+    with pytest.raises(ValueError):
+        quote('Le "Diamant"')

@@ -28,8 +28,9 @@ from shared.ssm.resolution import (CONNECTION, LOGIN, RESOLUTIONS, TIMEOUT, Acti
     (400, None, "POST", Action.RECORD),
     (400, 910, "POST", Action.RECORD),
     (400, 901, "GET", Action.RECORD),
-    (404, None, "GET", Action.RECORD),
-    (404, None, "DELETE", Action.SKIP),
+    (400, None, "GET", Action.RECORD),       # an unknown id: the client then looks the id up
+    (400, None, "DELETE", Action.RECORD),
+    (404, None, "DELETE", Action.SKIP),      # undocumented, tolerated
     (403, None, "PUT", Action.RECORD),
     (418, None, "GET", Action.RECORD),
     (501, None, "GET", Action.RECORD),
