@@ -107,9 +107,6 @@ class DossierSettings(_Section):
     # The SSM branch whose records belong to this dossier (records created in SSM are routed by it);
     # None: the tenant's branch of `[ssm] branch`, else its first.
     ssm_branch: Optional[str] = None
-    # The dossier's tag at the head of every `extId` it writes (shared.sync.binder); None: derived
-    # from the id. At most 8 characters, distinct within the group.
-    ext_id_prefix: Optional[str] = Field(default=None, min_length=1, max_length=8, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
 class Settings(_Section):

@@ -45,7 +45,7 @@ class EntityRule:
     key_fields: tuple[str, ...]
     depends_on: tuple[Entity, ...] = ()
     three_way_merge: bool = False
-    create_only_on_first_load: bool = False
+    created_on_admin_choice: bool = False   # a paid SSM licence: created only when an administrator chooses
     on_demand: bool = False
 
     def may_create(self, side: Side) -> bool:
@@ -65,7 +65,7 @@ _both = frozenset({S, M})
 RULES: tuple[EntityRule, ...] = (
     EntityRule(Entity.USER, ("F_COLLABORATEUR",), "", "users", Direction.SAGE_TO_SSM,
                _sage_only, _sage_only, frozenset(), DeletePolicy.NEVER, False, False,
-               ("CO_No",), create_only_on_first_load=True),
+               ("CO_No",), created_on_admin_choice=True),
     EntityRule(Entity.ACCOUNT, ("F_COMPTET",), "CT_Type=0", "accounts", Direction.BOTH,
                _both, _both, _sage_only, DeletePolicy.SOFT_DELETE_IN_SSM, False, False,
                ("CT_Num",), depends_on=(Entity.USER,), three_way_merge=True),

@@ -1,24 +1,65 @@
 """The binder: Sage key ⇄ SSM id, one link per record, per dossier and entity.
 
-Every SSM record created from Sage carries `extId = "<dossier>:<sage key>"`, so the same Sage key
-in two dossiers is two SSM records and a lost link can be found again. The link is saved right
-after the create (as OCA connectors bind), before anything else is sent for that record: a retry
-then updates instead of creating a duplicate. Two writers binding the same key at once lose the
-race on the link's insert; the loser gets `BindingRaceError` (retryable) and the SSM record it
-created for nothing is reported in `orphan_id` so the caller can remove it.
+Every SSM record created from Sage carries an `extId` naming its dossier and Sage key, so the
+same Sage key in two dossiers is two SSM records and a lost link can be found again. The scheme
+fits the 30 characters SSM allows on products (applied to every resource):
+`<dossier tag>:<Sage key>`, where the tag is the dossier id when it has at most 8 characters,
+else its first 3 characters and 5 of its hash; a key that would not fit, or that holds a double
+quote, a backslash or a control character (none can be written in an SSM filter), is replaced by
+`#` and 20 characters of its SHA-256 (base 32). The scheme is stable and, per dossier, injective
+(a kept key never starts with `#`). `legacy_external_id` is the scheme of earlier releases
+(`<dossier>:<key>`), still looked up so records they created are found, never duplicated.
+
+The link is saved right after the create (as OCA connectors bind), before anything else is sent
+for that record: a retry then updates instead of creating a duplicate. Two writers binding the
+same key at once lose the race on the link's insert; the loser gets `BindingRaceError`
+(retryable) and the SSM record it created for nothing is reported in `orphan_id` so the caller
+can remove it.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from typing import Any, Callable, Optional
 
 from shared.errors import AlreadyExistsError, ConcurrencyError, RetryableError
+from shared.ssm.contract import EXT_ID_MAX_ASSUMED
 from shared.state.records import Link, utcnow
+
+DOSSIER_TAG_MAX = 8
+HASHED_KEY_MARK = "#"
+_UNSAFE = set('"\\') | {chr(c) for c in range(0x20)} | {chr(0x7F)}
+
+
+def _digest(text: str, length: int) -> str:
+    raw = hashlib.sha256(text.encode("utf-8")).digest()
+    return base64.b32encode(raw).decode("ascii")[:length]
+
+
+def dossier_tag(dossier: str) -> str:
+    """The dossier's part of its `extId`s: the id itself when short, else 3 characters + 5 of hash."""
+    if len(dossier) <= DOSSIER_TAG_MAX:
+        return dossier
+    return dossier[:3] + _digest(dossier, DOSSIER_TAG_MAX - 3)
 
 
 def external_id(dossier: str, sage_key: str) -> str:
-    """The `extId` every SSM record created from this dossier carries."""
-    return f"{dossier}:{sage_key}"
+    """The `extId` every SSM record created from this dossier carries (at most 30 characters)."""
+    head = dossier_tag(dossier) + ":"
+    room = EXT_ID_MAX_ASSUMED - len(head)
+    if len(sage_key) <= room and not sage_key.startswith(HASHED_KEY_MARK) \
+            and not any(ch in _UNSAFE for ch in sage_key):
+        return head + sage_key
+    return head + HASHED_KEY_MARK + _digest(sage_key, min(20, room - 1))
+
+
+def legacy_external_id(dossier: str, sage_key: str) -> Optional[str]:
+    """The `extId` earlier releases wrote, when it differs from today's and can be searched for."""
+    legacy = f"{dossier}:{sage_key}"
+    if legacy == external_id(dossier, sage_key) or any(ch in _UNSAFE for ch in legacy):
+        return None
+    return legacy
 
 
 class BindingRaceError(RetryableError):
@@ -40,6 +81,9 @@ class Binder:
 
     def ext_id(self, sage_key: str) -> str:
         return external_id(self.dossier, sage_key)
+
+    def legacy_ext_id(self, sage_key: str) -> Optional[str]:
+        return legacy_external_id(self.dossier, sage_key)
 
     def to_external(self, sage_key: str) -> Optional[Link]:
         """The link of a Sage key (None when the record was never bound)."""

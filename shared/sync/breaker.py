@@ -16,7 +16,7 @@ from typing import Optional
 
 from shared.errors import ConnectorError, SsmRetryableError
 
-log = logging.getLogger("shared.sync")
+log = logging.getLogger("ssm_connector.sync")
 
 OUTAGE_STREAK = 3
 """Records failing in a row on SSM's side (with nothing synced between) that trip the breaker even

@@ -20,29 +20,21 @@ from shared.envelope import Envelope
 from shared.errors import ConfigurationError, DependencyMissingError, SsmRecordError
 from shared.models import Entity
 from shared.rules import DeletePolicy, rule_for, sync_order
-from shared.ssm.client import quote
 from shared.ssm.lookups import ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
 from shared.sync import mapping
-from shared.sync.binder import external_id
+from shared.sync.binder import external_id, legacy_external_id
 from shared.sync.mapping import USERS_RESOURCE
 
-log = logging.getLogger("shared.sync")
-
-CUSTOM_FIELD_PREFIX = "Z_"
-
-PREFETCH_CHUNK = 40
-"""Keys per `extId IN (...)` query when a realignment reads SSM's records ahead."""
-
-ADMIN_FLAGS = ("isAdmin", "admin", "isAdministrator")
+log = logging.getLogger("ssm_connector.sync")
 
 ENTITY_LABELS = {Entity.ACCOUNT.value: "account", Entity.PRODUCT.value: "product",
                  Entity.PRODUCT_FAMILY.value: "product family", Entity.USER.value: "user"}
 
 REFERENCED_RESOURCES = {Entity.ACCOUNT.value: mapping.ACCOUNT.resource,
                         Entity.PRODUCT.value: mapping.PRODUCT.resource,
-                        Entity.PRODUCT_FAMILY.value: mapping.PRODUCT_FAMILY.resource,
                         Entity.USER.value: mapping.USER.resource}
-"""The SSM resource of each entity other records refer to."""
+"""The SSM resource of each entity other records refer to and that can be found by `extId`
+(product families carry none: a family without a link waits for its own sync)."""
 
 
 @dataclass
@@ -70,62 +62,65 @@ def plan(envelopes: Iterable[Envelope]) -> tuple[list[Wave], list[Envelope]]:
     return ordered, superseded
 
 
-def is_admin(user: dict) -> bool:
-    return any(user.get(flag) is True for flag in ADMIN_FLAGS)
-
-
 def email_key(email: Optional[str]) -> Optional[str]:
     return email.strip().casefold() if email and email.strip() else None
+
+
+NO_REP_KEY = "-"
+"""The Sage key standing for "no sales rep" in the `extId` of a `/sales` total's rep."""
 
 
 class TenantDefaults:
     """The admin user and the branch of the SSM tenant, looked up once per process."""
 
-    def __init__(self, ssm, *, admin_user_email: Optional[str], branch: Optional[str]):
+    def __init__(self, ssm, *, admin_user_email: Optional[str], branch: Optional[str],
+                 dossier_branches: Optional[dict[str, str]] = None):
         self.ssm = ssm
         self.admin_user_email = admin_user_email
         self.branch = branch
+        self.dossier_branches = {k: v for k, v in (dossier_branches or {}).items() if v}
         self._lock = threading.Lock()
         self._admin: Optional[dict] = None
-        self._branch_id: Optional[int] = None
+        self._branch_ids: dict[Optional[str], int] = {}
         self._custom_fields: dict[str, frozenset[str]] = {}
         self._lookup_lock = threading.Lock()
 
     def admin_user(self) -> dict:
-        """The user owning what has no owner: the configured e-mail, else SSM's admin, else the first."""
+        """The user owning what has no owner in SSM: the one `[ssm] admin_user_email` names.
+
+        SSM's users carry no admin flag (`level` and `userTypeId` are per tenant), so the
+        connector does not guess: without the setting nothing is assigned.
+        """
         with self._lock:
             if self._admin is None:
-                users = [u for u in self.ssm.list(USERS_RESOURCE) if not u.get("deleted")]
-                self._admin = self._choose_admin(users)
+                if not self.admin_user_email:
+                    raise ConfigurationError(
+                        "The settings name no SSM admin user ([ssm] admin_user_email): records whose "
+                        "Sage sales rep is not an SSM user cannot be given an owner.")
+                wanted = email_key(self.admin_user_email)
+                users = [u for u in self.ssm.list(USERS_RESOURCE) if not u.get("deleted")
+                         and email_key(u.get("email")) == wanted]
+                if not users:
+                    raise ConfigurationError(
+                        f"The admin user '{self.admin_user_email}' named in the settings is not a user of "
+                        f"Sage Sales Management.")
+                self._admin = min(users, key=lambda u: u["id"])
             return self._admin
 
-    def _choose_admin(self, users: list[dict]) -> dict:
-        if self.admin_user_email:
-            wanted = email_key(self.admin_user_email)
-            for user in users:
-                if email_key(user.get("email")) == wanted:
-                    return user
-            raise ConfigurationError(
-                f"The admin user '{self.admin_user_email}' named in the settings is not a user of "
-                f"Sage Sales Management.")
-        admins = [u for u in users if is_admin(u)]
-        chosen = min(admins or users, key=lambda u: u["id"], default=None)
-        if chosen is None:
-            raise ConfigurationError("Sage Sales Management has no user to own the accounts.")
-        return chosen
-
-    def branch_id(self) -> int:
+    def branch_id(self, dossier: Optional[str] = None) -> int:
+        """The branch of a dossier's records: its `ssm_branch`, else `[ssm] branch`, else the
+        tenant's first live branch."""
+        name = self.dossier_branches.get(dossier or "") or self.branch
         with self._lock:
-            if self._branch_id is None:
-                if self.branch:
-                    self._branch_id = self.ssm.lookup_id(BRANCHES, self.branch)
+            if name not in self._branch_ids:
+                if name:
+                    self._branch_ids[name] = self.ssm.lookup_id(BRANCHES, name)
                 else:
                     branches = [b for b in self.ssm.list(BRANCHES) if not b.get("deleted")]
                     if not branches:
                         raise ConfigurationError("Sage Sales Management has no branch to put records in.")
-                    self._branch_id = int(min(branches, key=lambda b: b["id"])["id"])
-            return self._branch_id
-
+                    self._branch_ids[name] = int(min(branches, key=lambda b: b["id"])["id"])
+            return self._branch_ids[name]
 
     def lookup_id(self, resource: str, description: str) -> int:
         """The client's cached lookup, one thread at a time so the list is read once, not per thread."""
@@ -133,16 +128,16 @@ class TenantDefaults:
             return self.ssm.lookup_id(resource, description)
 
     def custom_fields(self, resource: str) -> frozenset[str]:
-        """The tenant's `Z_*` fields of a resource, from its schema; none when SSM gives no schema."""
+        """The tenant's `Z_*` fields of a resource (`/extrafields/<resource>/schema`); none when
+        SSM gives no list."""
         with self._lookup_lock:
             known = self._custom_fields.get(resource)
             if known is None:
                 try:
-                    properties = self.ssm.schema(resource).get("properties") or {}
+                    known = self.ssm.custom_fields(resource)
                 except SsmRecordError as exc:
-                    log.warning("no schema for %s, its custom fields are not synced: %s", resource, exc)
-                    properties = {}
-                known = frozenset(name for name in properties if name.startswith(CUSTOM_FIELD_PREFIX))
+                    log.warning("no custom fields read for %s, none are synced: %s", resource, exc)
+                    known = frozenset()
                 self._custom_fields[resource] = known
             return known
 
@@ -204,12 +199,13 @@ class BatchDependencies:
         resource = REFERENCED_RESOURCES.get(entity)
         if resource is None:
             return None
-        record = self.ssm.find_by_ext_id(resource, self.ext_id(sage_key))
-        if record is None or record.get("deleted"):
-            return None
-        with self._lock:
-            self._ids[(entity, sage_key)] = int(record["id"])
-        return int(record["id"])
+        for ext_id in (self.ext_id(sage_key), legacy_external_id(self.dossier, sage_key)):
+            record = self.ssm.find_by_ext_id(resource, ext_id) if ext_id else None
+            if record is not None and not record.get("deleted"):
+                with self._lock:
+                    self._ids[(entity, sage_key)] = int(record["id"])
+                return int(record["id"])
+        return None
 
     def forget(self, entity: str, sage_key: str) -> None:
         with self._lock:
@@ -223,16 +219,23 @@ class BatchDependencies:
                 return found
         return int(self.defaults.admin_user()["id"])
 
-    def owner_ext_id(self, rep_key: Optional[str]) -> Optional[str]:
-        """The `extId` SSM knows the rep's user by (for `/sales`), else the admin's; None when SSM
-        has none for that user (a user invited in SSM, linked by e-mail)."""
+    def account_owner_id(self, account_key: str) -> int:
+        """The SSM owner the account of this key had when last synced, else the rep's rule."""
+        link = self.store.get_link(self.dossier, Entity.ACCOUNT.value, account_key)
+        owner = link.base.get("salesRepId1") if link is not None else None
+        return int(owner) if isinstance(owner, int) else int(self.defaults.admin_user()["id"])
+
+    def owner_ext_id(self, rep_key: Optional[str]) -> str:
+        """The `extId` naming the rep's user in `/sales` (required there): the user's own when SSM
+        has one, else the one this dossier gives the collaborateur (what `ssm-connector users`
+        writes; an invited user can be given it in SSM); without a rep, the admin's, else the
+        dossier's "no rep" id."""
         if rep_key:
             link = self.store.get_link(self.dossier, Entity.USER.value, rep_key)
-            if link is not None and link.ssm_id is not None:
-                return link.base.get("_ext_id")
-            if link is None and self.find_unlinked and self.try_linked_id(Entity.USER.value, rep_key) is not None:
-                return self.ext_id(rep_key)
-        return self.defaults.admin_user().get("extId")
+            if link is not None and link.ssm_id is not None and link.base.get("_ext_id"):
+                return link.base["_ext_id"]
+            return self.ext_id(rep_key)
+        return self.defaults.admin_user().get("extId") or self.ext_id(NO_REP_KEY)
 
     def account_type_id(self, description: str) -> int:
         return self.defaults.lookup_id(ACCOUNT_TYPES, description)
@@ -241,7 +244,7 @@ class BatchDependencies:
         return self.defaults.lookup_id(SALES_ORDER_STATUSES, description)
 
     def branch_id(self) -> int:
-        return self.defaults.branch_id()
+        return self.defaults.branch_id(self.dossier)
 
     def custom_fields(self, resource: str) -> frozenset[str]:
         return self.defaults.custom_fields(resource)
@@ -270,20 +273,9 @@ class BatchDependencies:
 
     # --- realignment read-ahead -----------------------------------------------------------------
     def prefetch(self, resource: str, sage_keys: Iterable[str]) -> None:
-        """Read ahead the SSM records carrying these keys' `extId`, a few dozen per call."""
+        """Read ahead the SSM records carrying these keys' `extId` (a few dozen per call)."""
         ext_ids = sorted({self.ext_id(key) for key in sage_keys})
-        found: dict[str, dict] = {}
-        for start in range(0, len(ext_ids), PREFETCH_CHUNK):
-            chunk = ext_ids[start:start + PREFETCH_CHUNK]
-            where = f"extId IN ({', '.join(quote(e) for e in chunk)})"
-            wanted = set(chunk)
-            for record in self.ssm.list(resource, where=where):
-                ext = record.get("extId")
-                if ext not in wanted:
-                    continue
-                previous = found.get(ext)
-                if previous is None or _preferred(record, previous):
-                    found[ext] = record
+        found = self.ssm.find_by_ext_ids(resource, ext_ids)
         with self._lock:
             self._prefetched.setdefault(resource, {}).update(found)
             self._asked.setdefault(resource, set()).update(ext_ids)
@@ -293,12 +285,3 @@ class BatchDependencies:
         with self._lock:
             asked = ext_id in self._asked.get(resource, ())
             return asked, self._prefetched.get(resource, {}).get(ext_id)
-
-
-def _preferred(candidate: dict, current: dict) -> bool:
-    """Among records sharing an `extId`: a live one before a deleted one, then the oldest live."""
-    if bool(candidate.get("deleted")) != bool(current.get("deleted")):
-        return not candidate.get("deleted")
-    if candidate.get("deleted"):
-        return candidate["id"] > current["id"]
-    return candidate["id"] < current["id"]

@@ -18,11 +18,15 @@ from shared.errors import ConnectorError, RetryableError
 from shared.models import describe_validation_error
 from shared.state.records import Incident, IncidentState, utcnow
 
-log = logging.getLogger("shared.sync")
+log = logging.getLogger("ssm_connector.sync")
 
 GROUP_DOSSIER = "_group"
 
 CREATE, UPDATE, DELETE, READ, INVITE = "create", "update", "delete", "read", "invite"
+NAME_FILLED = "name-filled"     # a warning: the record synced with a name SSM requires filled in
+WARNINGS = frozenset({NAME_FILLED})
+"""Operations of incidents that say how a record was synced, not that it failed: a successful
+sync of the record does not resolve them; the record's own next state does."""
 
 RETRY_BACKOFF_BASE_S = 30.0
 RETRY_BACKOFF_MAX_S = 3600.0
@@ -88,6 +92,12 @@ class IncidentBook:
         if operation is not None:
             return int(self.store.resolve_incident(dossier, entity, key, operation))
         return self.store.resolve_incidents_for(dossier, entity, key)
+
+    def resolve_failures(self, dossier: str, entity: str, key: str) -> int:
+        """Resolve the record's open incidents except its warnings (the record synced)."""
+        return sum(int(self.store.resolve_incident(dossier, entity, key, incident.operation))
+                   for incident in self.store.open_incidents_of(dossier, entity, key)
+                   if incident.operation not in WARNINGS)
 
 
 def failure_counted(incidents: Iterable[Incident]) -> bool:

@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
 from typing import Any, Callable, Optional, Protocol
 
 from shared.models import AccountKind, Entity
+from shared.ssm.contract import has_ext_id
 from shared.ssm.lookups import (ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPE_PROSPECT, STATUS_INVOICE,
                                 STATUS_ORDER)
 
-# Products: SSM documents no stock or tariff field; the tenant's custom fields carry them. Each
-# is sent only when the tenant's schema (`GET /products/schema`) declares it: SSM refuses a write
-# naming a field it does not have.
+# Products: the total stock goes in SSM's standard `stock` (a whole number, rounded down); the
+# exact and available stock, and one price per tariff category, go in the tenant's custom fields
+# when `GET /extrafields/products/schema` declares them (SSM refuses a field it does not have).
 PRODUCT_CUSTOM_FIELDS = (("stock_total", "Z_stock_total"), ("stock_available", "Z_stock_disponible"))
 Z_TARIFF_PREFIX = "Z_tarif_"          # + the tariff category number: Z_tarif_1, Z_tarif_2…
+
+# A contact needs a first and a last name in SSM; Sage may hold only one. The missing one is
+# written as this mark (and a warning incident says so): visible, never mistaken for a name.
+MISSING_NAME = "-"
 
 ROOT_FAMILY = -1
 ACCOUNT_TYPE_BY_KIND = {AccountKind.CLIENT: ACCOUNT_TYPE_CLIENT, AccountKind.PROSPECT: ACCOUNT_TYPE_PROSPECT}
@@ -49,6 +54,8 @@ class MappingContext(Protocol):
     def linked_id(self, entity: Entity | str, sage_key: str, *, needed_by: str) -> int: ...
 
     def owner_id(self, rep_key: Optional[str]) -> int: ...
+
+    def account_owner_id(self, account_key: str) -> int: ...
 
     def account_type_id(self, description: str) -> int: ...
 
@@ -99,9 +106,14 @@ class Mapper:
         body = {name: value for name, value in values.items() if value is not None}
         for ssm, function in self.on_create:
             body[ssm] = to_ssm(function(record, ctx))
-        if ext_id is not None:
+        if ext_id is not None and self.has_ext_id:
             body["extId"] = ext_id
         return body
+
+    @property
+    def has_ext_id(self) -> bool:
+        """Whether SSM records of this resource carry an `extId` (families and lines do not)."""
+        return has_ext_id(self.resource)
 
     def fields(self, values: dict[str, Any], base: dict[str, Any]) -> list[str]:
         """The SSM fields an update considers: today's mapped ones, plus dynamic ones that went away."""
@@ -178,8 +190,8 @@ def product_stock_and_tariffs(record, ctx: MappingContext) -> dict:
 
 
 def document_reference(record, ctx: MappingContext) -> str:
-    """SSM requires a reference; Sage's is optional, the piece number stands in for it."""
-    return record.reference or record.number
+    """The Sage piece number (SSM's `number` is numeric, a piece is text), then Sage's reference."""
+    return f"{record.number} · {record.reference}" if record.reference else record.number
 
 
 def document_status(record, ctx: MappingContext) -> int:
@@ -187,7 +199,26 @@ def document_status(record, ctx: MappingContext) -> int:
 
 
 def document_date(record, ctx: MappingContext) -> Optional[str]:
-    return record.date.isoformat() if record.date else None
+    """Sales orders have no date field: a Sage document's date is when its sale closed."""
+    return f"{record.date.isoformat()}T00:00:00Z" if record.date else None
+
+
+def contact_first_name(record, ctx: MappingContext) -> str:
+    return record.first_name or MISSING_NAME
+
+
+def contact_last_name(record, ctx: MappingContext) -> str:
+    return record.last_name or MISSING_NAME
+
+
+def contact_owner(record, ctx: MappingContext) -> int:
+    """A new contact belongs to its account's owner in SSM (SSM requires an owner)."""
+    return ctx.account_owner_id(record.account_key)
+
+
+def product_stock(record, ctx: MappingContext) -> Optional[int]:
+    total = record.stock_total
+    return None if total is None else int(Decimal(total).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def line_product(line, ctx: MappingContext) -> int:
@@ -196,6 +227,40 @@ def line_product(line, ctx: MappingContext) -> int:
 
 def parent_order(line, ctx: MappingContext) -> int:
     return ctx.order_id  # type: ignore[attr-defined]
+
+
+def whole_quantity(line) -> bool:
+    quantity = Decimal(line.quantity)
+    return quantity == quantity.to_integral_value() and abs(quantity) < 2 ** 31
+
+
+def line_quantity(line, ctx: MappingContext) -> int:
+    """SSM's quantity is a whole number: a decimal Sage quantity (grams, metres) is sent as 1."""
+    return int(Decimal(line.quantity)) if whole_quantity(line) else 1
+
+
+def line_price(line, ctx: MappingContext) -> Any:
+    """The unit price; for a decimal quantity sent as 1, the gross amount of the line, so the
+    line's amount stays exact."""
+    if line.unit_price is None:
+        return 0
+    if whole_quantity(line):
+        return line.unit_price
+    return (Decimal(line.quantity) * Decimal(line.unit_price)).quantize(Decimal("0.0001"))
+
+
+def line_description(line, ctx: MappingContext) -> Optional[str]:
+    """Sage's designation; for a decimal quantity, followed by the real one: « 24,6 × 12,50 € »."""
+    if whole_quantity(line):
+        return line.description
+    real = f"{french_number(line.quantity)} × {french_number(line.unit_price or 0, 2)} €"
+    return f"{line.description} — {real}" if line.description else real
+
+
+def french_number(value: Any, decimals: Optional[int] = None) -> str:
+    number = Decimal(value)
+    text = f"{number:.{decimals}f}" if decimals is not None else format(number.normalize(), "f")
+    return text.replace(".", ",")
 
 
 # --- the mappers -------------------------------------------------------------------------------
@@ -218,14 +283,15 @@ ACCOUNT = Mapper(
 
 CONTACT = Mapper(
     resource="contacts",
-    direct=(("first_name", "firstName"), ("last_name", "lastName"), ("email", "email"),
-            ("phone", "phone1"), ("mobile", "phone2")),
-    computed=(("accountId", linked_account),),
+    direct=(("email", "email"), ("phone", "phone1"), ("mobile", "phone2")),
+    computed=(("firstName", contact_first_name), ("lastName", contact_last_name),
+              ("accountId", linked_account)),
+    on_create=(("salesRepId", contact_owner),),
 )
 
 PRODUCT_FAMILY = Mapper(
     resource="productFamilies",
-    direct=(("name", "descriptionFR"),),
+    direct=(("name", "descriptionFR"), ("name", "descriptionEN")),
     computed=(("notAvailable", available),),
     on_create=(("idParent", root_family),),
 )
@@ -234,25 +300,25 @@ PRODUCT = Mapper(
     resource="products",
     direct=(("key", "model"), ("name", "description"), ("price", "price"), ("cost", "cost"),
             ("dormant", "notAvailable")),
-    computed=(("familyId", linked_family), ("readOnly", always(True))),
+    computed=(("familyId", linked_family), ("stock", product_stock), ("readOnly", always(True))),
     extra=product_stock_and_tariffs,
     extra_prefix=Z_TARIFF_PREFIX,
 )
 
 SALES_ORDER = Mapper(
     resource="salesorders",
-    direct=(("number", "number"), ("total_ht", "total")),
+    direct=(("total_ht", "total"),),
     computed=(("reference", document_reference), ("accountId", linked_account),
               ("salesRepId", document_rep), ("statusId", document_status), ("readOnly", always(True)),
-              ("date", document_date)),
+              ("closedDate", document_date)),
     on_create=(("branchId", branch),),
 )
 
 SALES_ORDER_LINE = Mapper(
     resource="salesordersLines",
-    direct=(("quantity", "quantity"), ("unit_price", "price"), ("discount_rate", "discount1"),
-            ("total_ht", "total"), ("description", "description"), ("position", "order")),
-    computed=(("productId", line_product),),
+    direct=(("discount_rate", "discount1"), ("total_ht", "total"), ("position", "order")),
+    computed=(("productId", line_product), ("quantity", line_quantity), ("price", line_price),
+              ("description", line_description)),
     on_create=(("salesOrderId", parent_order),),
 )
 

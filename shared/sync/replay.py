@@ -28,7 +28,7 @@ from shared.counts import AddableCounts
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.state.records import Incident, IncidentState
 
-log = logging.getLogger("shared.sync")
+log = logging.getLogger("ssm_connector.sync")
 
 REPLAY_DELAYS = tuple(dt.timedelta(minutes=m) for m in (15, 30, 60, 120, 240, 480, 720, 720, 720, 720))
 """The wait before each replay of a parked change: the first 15 minutes after it was set aside."""

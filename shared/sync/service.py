@@ -42,13 +42,13 @@ from shared.sync import replay
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
-from shared.sync.incidents import DELETE, GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
+from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
 from shared.sync.mapping import USERS_RESOURCE
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
                                        UNCHANGED, UPDATED, Attempt, Outcome, SyncContext)
 
-log = logging.getLogger("shared.sync")
+log = logging.getLogger("ssm_connector.sync")
 
 FAILED, RETRY = "failed", "retry"
 RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DELETED: "deleted",
@@ -57,10 +57,10 @@ CONNECTION_INCIDENT = ("connection", "ssm")
 """(entity, key) of the dossier's incident when SSM refuses the keys, the settings are wrong or SSM
 is not answering; the next batch that gets through resolves it."""
 MAX_DOSSIER_SAVES = 10
+SSM_CALLS_PREFIX = "ssm_calls."
+"""Run counts named so are the SSM calls the run made for one entity (`ssm_calls.account`)."""
 STATE_LOST_CURSOR = "state-lost"
 """The dossier's cursor holding when the cloud found its state lost; empty again after a realignment."""
-FIRST_LOAD_CURSOR = "first-load-run"
-"""The dossier's cursor naming the run whose end completed its first load."""
 _RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
 
 
@@ -87,6 +87,7 @@ class _Result:
     conflicts: int = 0
     message: str = ""
     counted_failure: bool = True
+    ssm_calls: int = 0
 
 
 class _Tally:
@@ -108,6 +109,8 @@ class _Tally:
         if counter:
             counts[counter] += 1
         counts["conflicts"] += result.conflicts
+        if result.ssm_calls:
+            counts[f"{SSM_CALLS_PREFIX}{result.envelope.entity}"] += result.ssm_calls
 
     def pop(self, run_id: str) -> Counter:
         return self.counts.pop(run_id, Counter())
@@ -147,12 +150,14 @@ class SyncService:
     """Applies Sage change batches to SSM (see the module docstring)."""
 
     def __init__(self, store, ssm, *, admin_user_email: Optional[str] = None, branch: Optional[str] = None,
+                 dossier_branches: Optional[dict[str, str]] = None,
                  clock: Callable[[], dt.datetime] = utcnow, max_workers: int = 4):
         self.store = store
         self.ssm = ssm
         self.clock = clock
         self.max_workers = max(1, max_workers)
-        self.defaults = TenantDefaults(ssm, admin_user_email=admin_user_email, branch=branch)
+        self.defaults = TenantDefaults(ssm, admin_user_email=admin_user_email, branch=branch,
+                                       dossier_branches=dossier_branches)
         self.runs = RunBook(store, clock=clock)
         self.incidents = IncidentBook(store, clock=clock)
         self._pool: Optional[ThreadPoolExecutor] = None
@@ -169,6 +174,7 @@ class SyncService:
         store.ensure_tables()
         ssm = SsmClient.from_settings(settings.ssm)
         service = cls(store, ssm, admin_user_email=settings.ssm.admin_user_email, branch=settings.ssm.branch,
+                      dossier_branches={d.id: d.ssm_branch for d in settings.dossiers},
                       max_workers=settings.ssm.max_concurrency)
         service._owned = [ssm, store]
         return service
@@ -271,6 +277,13 @@ class SyncService:
 
     def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: dict, delivery_count: int,
                    breaker: BatchBreaker) -> _Result:
+        calls_before = self.ssm.stats.thread_requests()
+        result = self._apply_envelope(ctx, envelope, open_records, delivery_count, breaker)
+        result.ssm_calls = self.ssm.stats.thread_requests() - calls_before
+        return result
+
+    def _apply_envelope(self, ctx: SyncContext, envelope: Envelope, open_records: dict, delivery_count: int,
+                        breaker: BatchBreaker) -> _Result:
         entity, key = envelope.entity or "", envelope.key or ""
         if breaker.tripped:
             return _Result(envelope, RETRY, message=breaker.reason)
@@ -311,7 +324,7 @@ class SyncService:
             return _Result(envelope, RETRY, message=incident.message)
         breaker.succeeded()
         if outcome.action != PENDING and (entity, key) in open_records:
-            self.incidents.resolve(ctx.dossier_id, entity, key)
+            self.incidents.resolve_failures(ctx.dossier_id, entity, key)
         return _Result(envelope, outcome.action, conflicts=outcome.conflicts)
 
     def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
@@ -333,7 +346,8 @@ class SyncService:
     def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope], breaker: BatchBreaker) -> None:
         """On a realignment, read SSM's records of this wave ahead, a few dozen per call."""
         synchronizer = SYNCHRONIZERS.get(entity)
-        if synchronizer is None or entity == Entity.USER.value or breaker.tripped:
+        if synchronizer is None or entity == Entity.USER.value or breaker.tripped \
+                or not synchronizer.mapper.has_ext_id:
             return
         keys = [e.key for e in envelopes if e.op is Op.UPSERT and e.key and ctx.realignment(e.run_id)]
         if len(keys) < 2:
@@ -503,7 +517,7 @@ class SyncService:
                                detail=dossier_id)
 
     def _after_run(self, dossier_id: str, run_id: str, *, realignment: bool) -> Dossier:
-        """A run-end marks the first load done once no collaborateur of it is left to create; a
+        """A run-end marks the first load done; a
         realignment's end clears the request, and ends the look-ups before create of a dossier
         whose state was lost."""
         state_lost = self._state_lost(dossier_id)
@@ -512,10 +526,7 @@ class SyncService:
             self._journal(dossier_id, "state-rebuilt", "The realignment rebuilt the dossier's synchronisation "
                           "state: records are created again without a look-up first.")
             state_lost = False
-        first_load_ends = False
-        if not self.store.get_dossier(dossier_id).first_load_done and not self._users_left_to_create(dossier_id):
-            self._save_cursor(dossier_id, FIRST_LOAD_CURSOR, run_id)
-            first_load_ends = True
+        first_load_ends = not self.store.get_dossier(dossier_id).first_load_done
 
         def changes_of(dossier: Dossier) -> dict:
             changes = {}
@@ -525,25 +536,6 @@ class SyncService:
                 changes.update(needs_realignment=False, last_realigned_at=self.clock())
             return changes
         return self._update_dossier(dossier_id, changes_of)[0]
-
-    def _users_left_to_create(self, dossier_id: str) -> bool:
-        """Whether collaborateurs failed or were set aside (open incidents other than invitations):
-        while the first load is not done they are still created in SSM when they come again."""
-        return any(i.operation not in (INVITE, DELETE) for i in
-                   self.store.list_incidents(dossier_id, entity=Entity.USER.value, state=IncidentState.OPEN))
-
-    def _reopen_first_load(self, dossier_id: str, run_ids: set[str]) -> None:
-        """Collaborateurs of the run that completed the first load were set aside after its end."""
-        cursor = self.store.get_cursor(dossier_id, FIRST_LOAD_CURSOR)
-        if cursor is None or cursor.value not in run_ids:
-            return
-        _, reopened = self._update_dossier(
-            dossier_id, lambda dossier: {"first_load_done": False} if dossier.first_load_done else {})
-        if reopened:
-            self._journal(dossier_id, "first-load-reopened",
-                          "Collaborateurs of the dossier's first load were set aside: its first load is not "
-                          "complete, so they are still created in Sales Management when they come again (the "
-                          "next realignment sends them).", run_id=cursor.value)
 
     def _merge_counts(self, dossier_id: str, tally: _Tally) -> None:
         for run_id in list(tally.counts):
@@ -603,7 +595,6 @@ class SyncService:
                 open_by_record.setdefault((incident.entity, incident.key), incident)
         newest = {(e.entity, e.key): position for position, e in enumerate(batch.envelopes)
                   if e.kind is EnvelopeKind.CHANGE}
-        users_set_aside: set[str] = set()
         for position, envelope in enumerate(batch.envelopes):
             if envelope.kind is EnvelopeKind.RUN_MARKER:
                 dossier = self._apply_marker(dossier, envelope, outcome, tally, match_invites=False, in_order=False)
@@ -616,12 +607,8 @@ class SyncService:
             if dossier is None:
                 self._unknown_dossier(envelope, dead_lettered=True)
                 continue
-            if self._dead_letter_change(dossier.id, envelope, why, open_by_record, tally) and \
-                    envelope.entity == Entity.USER.value and envelope.op is not Op.DELETE:
-                users_set_aside.add(envelope.run_id)
+            self._dead_letter_change(dossier.id, envelope, why, open_by_record, tally)
         self._merge_counts(batch.dossier, tally)
-        if dossier is not None and users_set_aside:
-            self._reopen_first_load(dossier.id, users_set_aside)
 
     def _dead_letter_change(self, dossier_id: str, envelope: Envelope, why: str, open_by_record: dict,
                             tally: _Tally) -> bool:

@@ -20,15 +20,15 @@ from decimal import Decimal
 from typing import Any, Callable, Optional
 
 from shared.envelope import Envelope, Op, content_hash
-from shared.errors import SsmRecordError
+from shared.errors import SsmMissingError
 from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
 from shared.rules import DeletePolicy, rule_for
-from shared.ssm.client import quote
+from shared.ssm import contract
 from shared.state.records import JournalEntry, Link
 from shared.sync import mapping
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.dependencies import BatchDependencies
-from shared.sync.incidents import CREATE, DELETE, INVITE, READ, UPDATE, IncidentBook
+from shared.sync.incidents import CREATE, DELETE, INVITE, NAME_FILLED, READ, UPDATE, IncidentBook
 from shared.sync.mapping import Mapper, to_ssm
 from shared.sync.merge import MergeResult, diff, merge, realign, same, ssm_values
 
@@ -205,7 +205,7 @@ class Synchronizer:
         ext_id = self.binder.ext_id(record.key)
         realignment = self.ctx.realignment(envelope.run_id)
         if self._may_exist_in_ssm(record.key, realignment):
-            existing = self._find_live(ext_id)
+            existing = self._find_existing(record, ext_id)
             if existing is not None:
                 if attempt is not None:
                     attempt.operation = UPDATE
@@ -215,7 +215,7 @@ class Synchronizer:
         body = self.mapper.create_body(record, self.deps, values, ext_id)
         ssm_id = self.ctx.ssm.create(self.resource, body)
         self.posted_new = True
-        base = {**_bookkeeping_of(link), **values}
+        base = {**_bookkeeping_of(link), **values, **self._ext_id_note(record.key)}
         link = self._bind_created(record.key, ssm_id, base=base, hash=self._bind_hash(envelope), link=link)
         return Outcome(CREATED), link
 
@@ -244,18 +244,26 @@ class Synchronizer:
     def _update(self, record, values: dict, link: Link, envelope: Envelope, *, current: Optional[dict],
                 realignment: bool, base_known: bool = True) -> tuple[Outcome, Link]:
         result = self._reconcile(values, link.base, current, realignment=realignment, base_known=base_known)
+        if self._ext_id_note(record.key) and link.base.get(EXT_ID_NOTE) != self.binder.ext_id(record.key):
+            result.to_ssm["extId"] = self.binder.ext_id(record.key)     # migrate an earlier scheme's
+            result.base.update(self._ext_id_note(record.key))
         if result.to_ssm:
             try:
                 self.ctx.ssm.update(self.resource, link.ssm_id, result.to_ssm)
-            except SsmRecordError as exc:
-                if exc.status != 404:
-                    raise
+            except SsmMissingError:
                 return self._deleted_in_ssm(record, values, link, envelope, realignment)
         self._journal_merge(record.key, envelope, result)
         link = self.binder.bind(record.key, link.ssm_id, base=result.base, hash=self._bind_hash(envelope),
                                 link=link)
         action = UPDATED if result.to_ssm else UNCHANGED
         return Outcome(action, conflicts=len(result.conflicts)), link
+
+    def _ext_id_note(self, key: str) -> dict:
+        """The bookkeeping that says a record carries today's `extId` (only where an earlier
+        release wrote another one, which the next update replaces)."""
+        if not self.mapper.has_ext_id or not self.binder.legacy_ext_id(key):
+            return {}
+        return {EXT_ID_NOTE: self.binder.ext_id(key)}
 
     def _reconcile(self, values: dict, base: dict, current: Optional[dict], *, realignment: bool,
                    base_known: bool = True) -> MergeResult:
@@ -302,11 +310,25 @@ class Synchronizer:
 
     # --- reading SSM --------------------------------------------------------------------------
     def _find_live(self, ext_id: str, resource: Optional[str] = None) -> Optional[dict]:
+        """The live SSM record carrying `ext_id` or, for a Sage record, the `extId` an earlier
+        release gave it."""
         resource = resource or self.resource
         asked, record = self.deps.prefetched(resource, ext_id)
         if not asked:
             record = self.ctx.ssm.find_by_ext_id(resource, ext_id)
+        if (record is None or record.get("deleted")) and resource == self.resource:
+            legacy = self._legacy_of(ext_id)
+            record = self.ctx.ssm.find_by_ext_id(resource, legacy) if legacy else None
         return None if record is None or record.get("deleted") else record
+
+    def _find_existing(self, record, ext_id: str) -> Optional[dict]:
+        """The live SSM record an earlier attempt may have created for `record`."""
+        return self._find_live(ext_id)
+
+    def _legacy_of(self, ext_id: str) -> Optional[str]:
+        prefix = self.binder.ext_id("")
+        key = ext_id[len(prefix):] if ext_id.startswith(prefix) else None
+        return self.binder.legacy_ext_id(key) if key and self.binder.ext_id(key) == ext_id else None
 
     def _fetch(self, ssm_id: int, ext_id: str) -> Optional[dict]:
         asked, record = self.deps.prefetched(self.resource, ext_id)
@@ -314,10 +336,8 @@ class Synchronizer:
             return record
         try:
             return self.ctx.ssm.get(self.resource, ssm_id)
-        except SsmRecordError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except SsmMissingError:
+            return None
 
     # --- deletion -------------------------------------------------------------------------------
     def _delete(self, envelope: Envelope, link: Optional[Link]) -> Outcome:
@@ -354,6 +374,9 @@ class Synchronizer:
         return link
 
 
+EXT_ID_NOTE = "_ext"
+
+
 def _bookkeeping_of(link: Optional[Link]) -> dict:
     if link is None:
         return {}
@@ -362,7 +385,13 @@ def _bookkeeping_of(link: Optional[Link]) -> dict:
 
 # --- one synchronizer per entity ----------------------------------------------------------------
 class UserSynchronizer(Synchronizer):
-    """Users: created on the dossier's first load, afterwards matched by e-mail once invited."""
+    """Users: linked to the SSM user with the same e-mail; never created by the sync.
+
+    Each active SSM user is a paid licence, so a collaborateur without an SSM user waits "to
+    invite": the administrator creates the chosen ones (`ssm-connector users`, which reads what
+    it needs from the link's `_collaborator` note) or invites them in SSM, and the next change of
+    the collaborateur links them by e-mail.
+    """
 
     mapper = mapping.USER
 
@@ -381,17 +410,9 @@ class UserSynchronizer(Synchronizer):
                                     hash=envelope.hash, link=link)
             self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, record.key, INVITE)
             return Outcome(LINKED), link
-        if self.ctx.first_load:
-            attempt.operation = CREATE
-            ext_id = self.binder.ext_id(record.key)
-            body = self.mapper.create_body(record, self.deps, values, ext_id)
-            ssm_id = self.ctx.ssm.create(self.resource, body)
-            self.deps.remember_user({**body, "id": ssm_id})
-            link = self._bind_created(record.key, ssm_id, base={**values, "_ext_id": ext_id},
-                                      hash=envelope.hash, link=link)
-            return Outcome(CREATED), link
         attempt.operation = INVITE
-        link = self.binder.bind(record.key, None, base=values, hash=envelope.hash, link=link)
+        link = self.binder.bind(record.key, None, base={**values, COLLABORATOR_NOTE: collaborator(record)},
+                                hash=envelope.hash, link=link)
         name = " ".join(p for p in (record.first_name, record.last_name) if p)
         message = invite_message(name, record.email)
         self.ctx.incidents.record(self.ctx.dossier_id, self.entity, record.key, INVITE, message)
@@ -417,9 +438,18 @@ class UserSynchronizer(Synchronizer):
         return None
 
 
+COLLABORATOR_NOTE = "_collaborator"
+"""What a pending user's link keeps of the collaborateur, to create the SSM user on demand."""
+
+
+def collaborator(record) -> dict:
+    return {"first_name": record.first_name, "last_name": record.last_name, "email": record.email,
+            "phone": record.phone, "mobile": record.mobile, "job_title": record.job_title}
+
+
 def invite_message(name: str, email: Optional[str]) -> str:
-    return (f"{name} ({email or 'no e-mail in Sage'}) must be invited in Sage Sales Management "
-            f"before their accounts can be assigned to them")
+    return (f"{name} ({email or 'no e-mail in Sage'}) must be invited in Sage Sales Management, "
+            f"or created with `ssm-connector users`, before their accounts can be assigned to them")
 
 
 class AccountSynchronizer(Synchronizer):
@@ -432,11 +462,46 @@ class AccountSynchronizer(Synchronizer):
 
 
 class ContactSynchronizer(Synchronizer):
+    """Contacts; SSM requires both names, so a missing one is filled and a warning says so."""
+
     mapper = mapping.CONTACT
+
+    def _after_import(self, record, link, envelope, outcome, realignment):
+        missing = [label for label, value in (("first name", record.first_name),
+                                              ("last name", record.last_name)) if not value]
+        if missing:
+            self.ctx.incidents.record(
+                self.ctx.dossier_id, self.entity, record.key, NAME_FILLED,
+                f"The contact '{record.key}' has no {missing[0]} in Sage; SSM requires one, so it "
+                f"shows '{mapping.MISSING_NAME}' until the {missing[0]} is entered in Sage.")
+        else:
+            self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, record.key, NAME_FILLED)
+        return outcome
 
 
 class ProductFamilySynchronizer(Synchronizer):
+    """Product families carry no `extId` in SSM: one an earlier attempt may have created is found
+    by its exact description, when a single live family has it and no other family of this
+    dossier is linked to it."""
+
     mapper = mapping.PRODUCT_FAMILY
+
+    def _find_existing(self, record, ext_id):
+        values = self.mapper.values(record, self.deps)
+        name = values["descriptionFR"]
+        try:
+            where = f"descriptionFR={contract.where_literal(name)}"
+        except ValueError:
+            return None
+        found = [row for row in self.ctx.ssm.list(self.resource, where=where)
+                 if row.get("descriptionFR") == name and not row.get("deleted")]
+        if len(found) != 1:
+            return None
+        owner = self.binder.to_internal(int(found[0]["id"]))
+        return found[0] if owner is None or owner.sage_key == record.key else None
+
+    def _find_live(self, ext_id, resource=None):
+        return None
 
 
 class ProductSynchronizer(Synchronizer):
@@ -535,7 +600,7 @@ class DocumentSynchronizer(Synchronizer):
             return False
         values = self.line_mapper.values(line, context)
         if not live:
-            existing = self._line_in_ssm(record.key, binder.ext_id(key), context.order_id)
+            existing = self._line_in_ssm(record.key, line, values, context.order_id)
             if existing is not None:
                 names = self.line_mapper.fields(values, {})
                 result = realign(values, ssm_values(existing, names), None, names=names)
@@ -543,7 +608,7 @@ class DocumentSynchronizer(Synchronizer):
                 binder.bind(key, int(existing["id"]), base={**result.base, "_order": context.order_id},
                             hash=line_hash, link=line_link)
                 return True
-            body = self.line_mapper.create_body(line, context, values, binder.ext_id(key))
+            body = self.line_mapper.create_body(line, context, values, None)
             ssm_id = self.ctx.ssm.create(self.line_mapper.resource, body)
             self._bind_created(key, ssm_id, base={**values, "_order": context.order_id}, hash=line_hash,
                                link=line_link, binder=binder, resource=self.line_mapper.resource)
@@ -559,18 +624,26 @@ class DocumentSynchronizer(Synchronizer):
         an order this very attempt created, else as for the document itself."""
         return not self.posted_new and self._may_exist_in_ssm(document_key, self._realignment)
 
-    def _line_in_ssm(self, document_key: str, ext_id: str, order_id: int) -> Optional[dict]:
-        """The live line of this order carrying `ext_id`, when an earlier attempt may have sent it
-        without saving its link; the order's lines are read once per document."""
+    def _line_in_ssm(self, document_key: str, line, values: dict, order_id: int) -> Optional[dict]:
+        """The live line of this order in the line's position, when an earlier attempt may have
+        sent it without saving its link. Lines have no `extId` in SSM: the order's lines are read
+        back once per document and told apart by their position (`order`), which Sage's line
+        number makes unique in a document; a line in that position for another product is not it."""
         if not self._parts_may_exist_in_ssm(document_key):
             return None
         if self._ssm_lines is None:
             self._ssm_lines = {}
-            for row in self.ctx.ssm.list(self.line_mapper.resource, where=f"salesOrderId.id={int(order_id)}"):
-                known = self._ssm_lines.get(row.get("extId"))
-                if row.get("extId") and not row.get("deleted") and (known is None or row["id"] < known["id"]):
-                    self._ssm_lines[row["extId"]] = row
-        return self._ssm_lines.get(ext_id)
+            where = f"{ORDER_OF_LINE}={int(order_id)}"
+            for row in self.ctx.ssm.list(self.line_mapper.resource, where=where):
+                position = row.get("order")
+                known = self._ssm_lines.get(position)
+                if position is not None and not row.get("deleted") and (known is None or row["id"] < known["id"]):
+                    self._ssm_lines[position] = row
+        found = self._ssm_lines.get(values.get("order"))
+        if found is None or _reference_id(found.get("productId")) != values.get("productId"):
+            return None
+        self._ssm_lines.pop(values.get("order"), None)
+        return found
 
     def _remove_line(self, document_key: str, line_id: str, binder: Binder) -> bool:
         line_link = binder.to_external(line_key(document_key, line_id))
@@ -600,8 +673,9 @@ class DocumentSynchronizer(Synchronizer):
     def _sales_values(self, record: Document) -> dict:
         day = record.date or self.ctx.clock().date()
         values = {"accountExtId": self.deps.ext_id(record.account_key),
+                  "accountId": mapping.linked_account(record, self.deps),
                   "salesRepExtId": self.deps.owner_ext_id(record.rep_key),
-                  "date": day.isoformat(),
+                  "date": f"{day.isoformat()} 00:00:00",
                   "total": to_ssm(getattr(record, mapping.SALES_TOTAL_FIELD) or 0)}
         return {k: v for k, v in values.items() if v is not None}
 
@@ -636,9 +710,8 @@ class DocumentSynchronizer(Synchronizer):
         while True:
             versions = range(last + 1, last + 1 + SALES_VERSIONS_PER_READ)
             wanted = {self._sales_ext_id(key, v, reversal=r) for v in versions for r in (False, True)}
-            where = f"extId IN ({', '.join(quote(e) for e in sorted(wanted))})"
-            found.update({row["extId"]: row for row in self.ctx.ssm.list(mapping.SALES_RESOURCE, where=where)
-                          if row.get("extId") in wanted and not row.get("deleted")})
+            found.update({ext: row for ext, row in self.ctx.ssm.find_by_ext_ids(mapping.SALES_RESOURCE, wanted).items()
+                          if not row.get("deleted")})
             last = versions[-1]
             if self._sales_ext_id(key, last) not in found:
                 break
@@ -647,8 +720,8 @@ class DocumentSynchronizer(Synchronizer):
             return None
         version = max(posted)
         row = found[self._sales_ext_id(key, version)]
-        held = {name: row[name] for name in ("accountExtId", "salesRepExtId", "date", "total")
-                if row.get(name) is not None}
+        held = {name: _reference_id(row[name]) for name in ("accountExtId", "accountId", "salesRepExtId",
+                                                             "date", "total") if row.get(name) is not None}
         alike = held.keys() == values.keys() and all(
             str(held[n])[:10] == str(values[n])[:10] if n == "date" else same(held[n], values[n]) for n in values)
         return {"version": version, "values": values if alike else held,
@@ -681,6 +754,14 @@ class DocumentSynchronizer(Synchronizer):
         base = {k: v for k, v in link.base.items() if k != "_sales_pending"}
         base["_sales"] = posted
         return self.binder.bind(key, link.ssm_id, base=base, hash=link.hash, link=link, deleted=link.deleted)
+
+
+ORDER_OF_LINE = "salesorderId"
+"""A line's sales order, as SSM names it when reading (it is written `salesOrderId`)."""
+
+
+def _reference_id(value: Any) -> Any:
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def line_key(document_key: str, line_id: str) -> str:

@@ -42,6 +42,18 @@ def comparable(record: dict) -> dict:
     return out
 
 
+def assert_never_duplicated(pipeline) -> None:
+    """No SSM record was ever created twice (deleted ones count): one per extId, and for lines,
+    which have none, one per order and position."""
+    for resource in SSM_RESOURCES:
+        records = pipeline.simulator.records(resource)
+        if resource == "salesordersLines":
+            every = [(r["salesorderId"]["id"], r["order"]) for r in records if not r.get("deleted")]
+        else:
+            every = [r.get("extId") for r in records]
+        assert len(every) == len(set(every)), f"{resource}: a duplicate was created"
+
+
 def keep_documents(database: Path, one_in: int) -> None:
     """Keep one sales document in `one_in` (with its lines), before anything is synchronised."""
     connection = sqlite3.connect(database)
@@ -81,11 +93,27 @@ class Pipeline:
             connection.close()
 
     def live(self, resource: str) -> dict[str, dict]:
-        """SSM records not deleted, by extId (asserting there is one per extId)."""
+        """SSM records not deleted, by extId (asserting there is one per extId). Lines have no
+        extId: they are keyed `<their order's extId>/<order>` (Sage's DL_Ligne)."""
         records = [r for r in self.simulator.records(resource) if not r.get("deleted")]
-        duplicates = [ext for ext, n in Counter(r.get("extId") for r in records).items() if n > 1]
+        if resource == "salesordersLines":
+            orders = {r["id"]: r.get("extId") for r in self.simulator.records("salesorders")}
+            keys = [f"{orders.get(r['salesorderId']['id'])}/{r['order']}" for r in records]
+        else:
+            keys = [r.get("extId") for r in records]
+        duplicates = [key for key, n in Counter(keys).items() if key and n > 1]
         assert not duplicates, f"{resource}: several live records for {duplicates[:5]}"
-        return {r["extId"]: r for r in records if r.get("extId")}
+        return {key: r for key, r in zip(keys, records) if key}
+
+    def seed_reps(self) -> None:
+        """The sales reps of every dossier made SSM users, as `ssm-connector users` creates them."""
+        from shared.sync.binder import external_id
+
+        for dossier in self.databases:
+            for rep in self.sage(dossier, "SELECT CO_No, CO_Prenom, CO_Nom, CO_EMail FROM F_COLLABORATEUR"
+                                          " WHERE CO_EMail IS NOT NULL AND TRIM(CO_EMail) <> ''"):
+                self.simulator.seed_user(rep["CO_Prenom"] or rep["CO_Nom"], rep["CO_Nom"], rep["CO_EMail"].strip(),
+                                         ext_id=external_id(dossier, str(rep["CO_No"])))
 
     def ssm(self, resource: str, ext_id: str) -> dict:
         return self.live(resource)[ext_id]
@@ -109,7 +137,7 @@ def make_pipeline(tmp_path):
 
     def make(*, companies: tuple[str, ...] = ("BIJOU",), size: str = "tiny", bad_rows: bool = False,
              faults: Optional[FaultPlan] = None, environ: Optional[dict] = None, client_options: Optional[dict] = None,
-             documents_one_in: int = 1, folder: Optional[Path] = None) -> Pipeline:
+             documents_one_in: int = 1, folder: Optional[Path] = None, reps_in_ssm: bool = True) -> Pipeline:
         folder = folder or tmp_path / f"pipeline{len(made)}"
         folder.mkdir(parents=True)
         databases = {company: build_demo_dossier(folder / f"{company}.db", size=size, seed=seed, company=company,
@@ -138,6 +166,8 @@ def make_pipeline(tmp_path):
             service = SyncService(store, client, admin_user_email=settings.ssm.admin_user_email,
                                   max_workers=settings.ssm.max_concurrency)
         pipeline = Pipeline(folder, simulator, settings, LocalRuntime(settings, sync_service=service), databases, owned)
+        if reps_in_ssm:
+            pipeline.seed_reps()
         made.append(pipeline)
         return pipeline
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from local.simulator.faults import FaultPlan
-from tests.e2e.conftest import SSM_RESOURCES, comparable
+from tests.e2e.conftest import SSM_RESOURCES, assert_never_duplicated, comparable
 
 D = "BIJOU"
 UNRELIABLE_CLIENT = dict(timeout_s=0.5, max_retries=12, backoff_base_s=0.02, backoff_max_s=0.25,
@@ -45,9 +45,7 @@ def test_a_large_dossier_converges_exactly_through_429s_5xx_and_timeouts(make_pi
     assert any(c.fault == "timeout" and c.method == "POST" for c in faulted), "lost answers to creates"
     assert summary.ok, summary.render()
     assert summary.open_incidents == 0, summary.render()
-    for resource in SSM_RESOURCES:     # `live` also asserts one live record per extId
-        every = [r.get("extId") for r in unreliable.simulator.records(resource)]
-        assert len(every) == len(set(every)), f"{resource}: a duplicate was created (even if deleted later)"
+    assert_never_duplicated(unreliable)
     assert ssm_state(unreliable) == expected
 
 
@@ -100,8 +98,6 @@ def test_an_outage_longer_than_every_delivery_ends_with_each_record_in_ssm_once(
     p.simulator.faults.clear()
     p.runtime.drain()   # nothing on the bus: the replay of the parked changes does it all
 
-    for resource in SSM_RESOURCES:
-        every = [r.get("extId") for r in p.simulator.records(resource)]
-        assert len(every) == len(set(every)), f"{resource}: a duplicate was created"
+    assert_never_duplicated(p)
     assert ssm_state(p) == expected
     assert p.runtime.store.list_incidents(D, state=IncidentState.OPEN) == []

@@ -18,8 +18,8 @@ def test_a_posted_invoice_stays_the_same_ssm_record_and_its_sales_total_is_not_r
     [invoice] = p.sage(D, "SELECT DO_Piece, DO_TotalHT FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 6"
                           " ORDER BY cbMarq LIMIT 1")
     piece = invoice["DO_Piece"]
-    [before] = [r for r in p.simulator.records("salesorders") if r["number"] == piece]
-    lines_before = [r for r in p.simulator.records("salesordersLines") if r["salesOrderId"]["id"] == before["id"]]
+    [before] = [r for r in p.simulator.records("salesorders") if r["reference"].split(" · ")[0] == piece]
+    lines_before = [r for r in p.simulator.records("salesordersLines") if r["salesorderId"]["id"] == before["id"]]
     sales_before = p.simulator.records("sales")
     orders_before = len(p.simulator.records("salesorders"))
     assert lines_before and not before["deleted"]
@@ -36,8 +36,8 @@ def test_a_posted_invoice_stays_the_same_ssm_record_and_its_sales_total_is_not_r
     calls = [(c.method, c.resource, c.id) for c in writes(p.simulator)]
     assert calls in ([], [("PUT", "salesorders", before["id"])]), calls
     after = p.simulator.record("salesorders", before["id"])
-    assert not after["deleted"] and after["extId"] == before["extId"] and after["number"] == piece
+    assert not after["deleted"] and after["extId"] == before["extId"] and after["reference"] == before["reference"]
     assert len(p.simulator.records("salesorders")) == orders_before
-    assert [r for r in p.simulator.records("salesordersLines") if r["salesOrderId"]["id"] == before["id"]] == lines_before
+    assert [r for r in p.simulator.records("salesordersLines") if r["salesorderId"]["id"] == before["id"]] == lines_before
     assert p.simulator.records("sales") == sales_before
     assert not any("reversal" in r["extId"] for r in p.simulator.records("sales"))

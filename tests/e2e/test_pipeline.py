@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from agent.demo_builder import delete_row, update_row
 from local.simulator.user import SsmUserSession
+from decimal import Decimal
+
 from tests.e2e.conftest import decimal
 
 D = "BIJOU"
@@ -13,6 +15,12 @@ def text(value):
         return None
     value = str(value).strip()
     return value or None
+
+
+def only_with(records: list[dict], **match) -> dict:
+    found = [r for r in records if not r.get("deleted") and all(r.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"{len(found)} records match {match}"
+    return found[0]
 
 
 def document_ext_id(doc) -> str:
@@ -63,9 +71,9 @@ def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(mak
         assert (contact["phone1"], contact["phone2"]) == (text(row["CT_Telephone"]), text(row["CT_TelPortable"]))
         assert contact["accountId"]["value"] == text(row["CT_Intitule"])
 
-    families = p.live("productFamilies")
     for row in p.sage(D, "SELECT * FROM F_FAMILLE WHERE FA_Type = 0"):
-        assert families[f"{D}:{row['FA_CodeFamille']}"]["descriptionFR"] == text(row["FA_Intitule"])
+        family = only_with(p.simulator.records("productFamilies"), descriptionFR=text(row["FA_Intitule"]))
+        assert family["descriptionEN"] == text(row["FA_Intitule"])
 
     products = p.live("products")
     articles = p.sage(D, "SELECT a.*, f.FA_Intitule FROM F_ARTICLE a LEFT JOIN F_FAMILLE f"
@@ -86,17 +94,23 @@ def test_first_sync_brings_every_entity_with_its_fields_accents_and_decimals(mak
     for doc in documents:
         ext = document_ext_id(doc)
         order = orders[ext]
-        assert order["number"] == doc["DO_Piece"] and order["readOnly"] is True
+        assert order["reference"].split(" · ")[0] == doc["DO_Piece"] and order["readOnly"] is True
+        assert order["closedDate"][:10] == str(doc["DO_Date"])[:10]
         assert decimal(order["total"]) == decimal(doc["DO_TotalHT"])
         assert order["statusId"]["value"] == ("Commande" if doc["DO_Type"] == 1 else "Facture")
         for line in p.sage(D, "SELECT * FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = ? AND DO_Piece = ?",
                            (doc["DO_Type"], doc["DO_Piece"])):
-            synced = lines[f"{ext}/{line['DL_No']}"]
-            assert synced["salesOrderId"]["id"] == order["id"]
-            assert decimal(synced["quantity"]) == decimal(line["DL_Qte"])
-            assert decimal(synced["price"]) == decimal(line["DL_PrixUnitaire"])
+            synced = lines[f"{ext}/{line['DL_Ligne']}"]
+            assert synced["salesorderId"]["id"] == order["id"]
+            quantity, unit_price = decimal(line["DL_Qte"]), decimal(line["DL_PrixUnitaire"])
+            if quantity == quantity.to_integral_value():
+                assert (decimal(synced["quantity"]), decimal(synced["price"])) == (quantity, unit_price)
+                assert synced["description"] == text(line["DL_Design"])
+            else:                      # SSM's quantity is whole: 1 at the gross amount, the real one in words
+                assert synced["quantity"] == 1
+                assert decimal(synced["price"]) == (quantity * unit_price).quantize(Decimal("0.0001"))
+                assert synced["description"].startswith(text(line["DL_Design"]) or "")
             assert decimal(synced["total"]) == decimal(line["DL_MontantHT"])
-            assert synced["description"] == text(line["DL_Design"])
             assert decimal(synced["discount1"] or 0) == decimal(line["DL_Remise01REM_Valeur"] or 0)
     assert any(decimal(line["discount1"] or 0) % 1 for line in lines.values()), "fractional discounts travel"
     invoices = p.sage(D, "SELECT * FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")

@@ -10,6 +10,7 @@ from shared.config import BusSettings, Settings, SsmSettings, StateSettings
 @pytest.fixture
 def simulator():
     with SsmSimulator(seed=3) as sim:
+        sim.seed_user("Élodie", "Lefèvre", "elodie.lefevre@bijou.fr")     # the dossier's rep, invited in SSM
         yield sim
 
 

@@ -15,7 +15,7 @@ from shared.state.repository import StateStore
 from shared.state.sqlite_store import SqliteTableStore
 from shared.sync import SyncService
 
-PRODUCT_CUSTOM_FIELDS = ("Z_stock_total", "Z_stock_disponible", "Z_tarif_1", "Z_tarif_2")
+PRODUCT_CUSTOM_FIELDS = ("Z_stock_disponible", "Z_tarif_1", "Z_tarif_2")
 
 
 @pytest.fixture
@@ -55,11 +55,11 @@ def ssm(sim):
 
 
 @pytest.fixture
-def make_service(ssm):
+def make_service(sim, ssm):
     services = []
 
     def build(store: StateStore, **options) -> SyncService:
-        service = SyncService(store, ssm, **{"max_workers": 4, **options})
+        service = SyncService(store, ssm, **{"max_workers": 4, "admin_user_email": sim.admin_email, **options})
         services.append(service)
         return service
 

@@ -80,3 +80,10 @@ def only(records: list[dict], **match) -> dict:
 def writes(sim, resource=None) -> list:
     return [c for c in sim.calls if c.method in ("POST", "PUT", "DELETE") and c.resource != "login"
             and (resource is None or c.resource == resource)]
+
+
+def invite(sim, *users: User) -> list[int]:
+    """The collaborateurs made SSM users, as `ssm-connector users` (or an invitation) does."""
+    from shared.sync.binder import external_id
+    return [sim.seed_user(u.first_name or u.last_name, u.last_name, u.email, ext_id=external_id("BIJOU", u.key))
+            for u in users]

@@ -44,7 +44,7 @@ def test_sage_deletions_are_soft_deletions_in_ssm(sim, service, agent, store):
     deleted = {r["extId"]: r["deleted"] for res in ("accounts", "contacts", "products")
                for r in sim.records(res)}
     assert deleted == {"BIJOU:C001": True, "BIJOU:7": True, "BIJOU:BAG-OR-18": True}
-    fam = only(sim.records("productFamilies"), extId="BIJOU:BAGUES")
+    fam = only(sim.records("productFamilies"), descriptionFR="Bagues et alliances")
     assert fam["notAvailable"] is True                      # families are kept, flagged unavailable
     assert store.get_link("BIJOU", "account", "C001").deleted is True
     sim.reset_calls()
@@ -53,6 +53,7 @@ def test_sage_deletions_are_soft_deletions_in_ssm(sim, service, agent, store):
 
 
 def test_an_ssm_only_field_set_by_a_user_survives_a_sage_update(sim, service, agent):
+    sim.add_custom_field("accounts", "Z_Segment", "string")
     service.apply_batch(agent.run(prospect()))
     lead = only(sim.records("accounts"), extId="BIJOU:P001")
     seller = sim.seed_user("Bruno", "Vendeur", "bruno@bijou.example")
@@ -141,7 +142,7 @@ def test_a_changed_order_touches_only_its_changed_lines_and_deletes_removed_ones
     lines = [line("1", 1), line("2", 2, quantity="1"), line("3", 3, quantity="3")]
     service.apply_batch(agent.run(client(), family(), product(), document(Entity.ORDER, "BC7", lines)))
     order = only(sim.records("salesorders"), extId="BIJOU:1:BC7")
-    before = {l["order"]: l["id"] for l in sim.records("salesordersLines") if l["salesOrderId"]["id"] == order["id"]}
+    before = {l["order"]: l["id"] for l in sim.records("salesordersLines") if l["salesorderId"]["id"] == order["id"]}
     sim.reset_calls()
 
     changed = [line("1", 1), line("2", 2, quantity="5")]

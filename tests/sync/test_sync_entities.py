@@ -4,11 +4,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from shared.models import Entity
-from tests.sync.records import (client, contact, document, family, line, only, product, prospect, user,
-                                writes)
+from shared.state.records import IncidentState
+from tests.sync.records import (client, contact, document, family, invite, line, only, product, prospect,
+                                user, writes)
 
 
 def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
+    invited = sim.seed_user("Amélie", "Durand", "Amelie.Durand@bijou.example", ext_id="BIJOU:3")
     rep = user("3", "Amélie", "Durand", "amelie.durand@bijou.example")
     order = document(Entity.ORDER, "BC00042", [line("101", 1), line("102", 2, quantity="1", unit_price="80.5",
                                                                     discount="0", description="Écrin velours")],
@@ -20,14 +22,13 @@ def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
 
     assert outcome.failed == 0 and not outcome.retry
     assert outcome.applied == 8
-
-    ssm_user = only(sim.records("users"), email="amelie.durand@bijou.example")
-    assert (ssm_user["name"], ssm_user["lastName"], ssm_user["extId"]) == ("Amélie", "Durand", "BIJOU:3")
+    assert writes(sim, "users") == []                         # linked by e-mail, never created by a sync
+    assert store.get_link("BIJOU", "user", "3").ssm_id == invited
 
     account = only(sim.records("accounts"), extId="BIJOU:C001")
     assert account["name"] == "Bijouterie Émeraude"
     assert account["typeId"]["id"] == sim.account_type_ids["Client"] and account["readOnly"] is True
-    assert account["salesRepId1"]["id"] == ssm_user["id"]
+    assert account["salesRepId1"]["id"] == invited
     assert account["branchId"]["id"] == sim.branch_id
     assert (account["postcode"], account["vatNumber"]) == ("75002", "FR12345678901")
 
@@ -38,23 +39,25 @@ def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
     person = only(sim.records("contacts"), extId="BIJOU:7")
     assert (person["firstName"], person["lastName"], person["phone2"]) == ("Hélène", "Lefèvre", "06 12 34 56 78")
     assert person["accountId"]["id"] == account["id"]
+    assert person["salesRepId"]["id"] == invited               # required by SSM: the account's owner
 
-    fam = only(sim.records("productFamilies"), extId="BIJOU:BAGUES")
+    fam = only(sim.records("productFamilies"), descriptionEN="Bagues et alliances")
     assert (fam["descriptionFR"], fam["idParent"], fam["notAvailable"]) == ("Bagues et alliances", -1, False)
 
     item = only(sim.records("products"), extId="BIJOU:BAG-OR-18")
     assert (item["model"], item["description"]) == ("BAG-OR-18", "Bague or 18 carats")
     assert Decimal(str(item["price"])) == Decimal("1249.90") and Decimal(str(item["cost"])) == Decimal("612.35")
     assert item["familyId"]["id"] == fam["id"] and item["readOnly"] is True and item["notAvailable"] is False
-    assert (item["Z_stock_total"], item["Z_stock_disponible"]) == (14, 11.5)
+    assert (item["stock"], item["Z_stock_disponible"]) == (14, 11.5)
     assert (Decimal(str(item["Z_tarif_1"])), Decimal(str(item["Z_tarif_2"]))) == (Decimal("1199"), Decimal("999.99"))
 
     sales_order = only(sim.records("salesorders"), extId="BIJOU:1:BC00042")
     assert sales_order["statusId"]["id"] == sim.status_ids["Commande"] and sales_order["readOnly"] is True
-    assert (sales_order["number"], sales_order["reference"]) == ("BC00042", "CDE-ÉTÉ")
-    assert sales_order["accountId"]["id"] == account["id"] and sales_order["salesRepId"]["id"] == ssm_user["id"]
+    assert (sales_order["number"], sales_order["reference"]) == (None, "BC00042 · CDE-ÉTÉ")
+    assert sales_order["closedDate"].startswith("2024-03-14")   # no date field: the sale closed that day
+    assert sales_order["accountId"]["id"] == account["id"] and sales_order["salesRepId"]["id"] == invited
     assert Decimal(str(sales_order["total"])) == order.total_ht
-    order_lines = sorted((l for l in sim.records("salesordersLines") if l["salesOrderId"]["id"] == sales_order["id"]),
+    order_lines = sorted((l for l in sim.records("salesordersLines") if l["salesorderId"]["id"] == sales_order["id"]),
                          key=lambda l: l["order"])
     assert [(l["order"], l["productId"]["id"], l["description"]) for l in order_lines] == [
         (1, item["id"], "Bague or 18 carats"), (2, item["id"], "Écrin velours")]
@@ -67,10 +70,51 @@ def test_every_entity_arrives_with_its_fields(sim, service, agent, store):
     assert invoice_order["reference"] == "FA00077"            # no Sage reference: the piece number
     total = only(sim.records("sales"), extId="BIJOU:F:FA00077")
     assert (total["accountExtId"], total["salesRepExtId"]) == ("BIJOU:C001", "BIJOU:3")
+    assert total["accountId"]["id"] == account["id"]
     assert Decimal(str(total["total"])) == invoice.total_ht and total["date"].startswith("2024-03-14")
 
     run = store.get_run("BIJOU", agent.run_id)
-    assert run.state.value == "succeeded" and run.counts["created"] == 8 and run.counts["read"] == 8
+    assert run.state.value == "succeeded" and run.counts["created"] == 7 and run.counts["read"] == 8
+    assert run.counts["ssm_calls.account"] >= 2 and run.counts["ssm_calls.order"] >= 3
+
+
+def test_a_decimal_quantity_keeps_the_line_amount_exact_and_its_real_quantity_readable(sim, service, agent):
+    gold = line("1", 1, quantity="24.6", unit_price="12.50", discount="10", description="Or fin au gramme")
+    service.apply_batch(agent.run(client(), family(), product(), document(Entity.ORDER, "BC7", [gold])))
+
+    [sent] = sim.records("salesordersLines")
+    assert sent["quantity"] == 1                              # SSM quantities are whole numbers
+    assert Decimal(str(sent["price"])) == Decimal("307.5")    # 24.6 × 12.50: the line's gross amount
+    assert Decimal(str(sent["total"])) == gold.total_ht == Decimal("276.75")
+    assert sent["description"] == "Or fin au gramme — 24,6 × 12,50 €"
+
+
+def test_a_contact_with_one_name_syncs_with_the_other_marked_and_a_warning(sim, service, agent, store):
+    service.apply_batch(agent.run(client(), contact("8", first=None, last="Dupont")))
+
+    person = only(sim.records("contacts"), extId="BIJOU:8")
+    assert (person["firstName"], person["lastName"]) == ("-", "Dupont")
+    warning = store.get_incident("BIJOU", "contact", "8", "name-filled")
+    assert warning.state is IncidentState.OPEN and "first name" in warning.message
+
+    service.apply_batch(agent.run(contact("8", first="Paul", last="Dupont")))
+    assert only(sim.records("contacts"), extId="BIJOU:8")["firstName"] == "Paul"
+    assert store.get_incident("BIJOU", "contact", "8", "name-filled").state is IncidentState.RESOLVED
+
+
+def test_long_dossier_ids_and_keys_get_ext_ids_ssm_accepts_and_stay_distinct(sim, make_service, store):
+    from tests.sync.conftest import AgentScript
+    long_key = "BAGUE-OR-18-CARATS-X"                         # 20 characters: the product room is 30
+    service = make_service(store)
+    for dossier in ("ATELIER_PARIS_2024", "ATELIER_PARIS_2025"):
+        script = AgentScript(dossier)
+        outcome = service.apply_batch(script.run(family(), product(long_key), product("BAG-OR-18")))
+        assert outcome.failed == 0 and not outcome.retry
+
+    ext_ids = [p["extId"] for p in sim.records("products")]
+    assert len(ext_ids) == 4 == len(set(ext_ids)) and all(len(e) <= 30 for e in ext_ids)
+    again = make_service(store).apply_batch(AgentScript("ATELIER_PARIS_2024").run(product(long_key, price=1)))
+    assert again.applied == 1 and len(sim.records("products")) == 4
 
 
 def test_a_first_load_costs_one_call_per_record_created(sim, service, agent):
@@ -97,6 +141,7 @@ def test_a_first_load_of_documents_reads_no_line_nor_total_of_a_document_it_just
 
 
 def test_a_second_delivery_of_the_same_batch_makes_no_call(sim, service, agent):
+    invite(sim, user())
     batch = agent.run(user(), client(), contact(), family(), product(),
                       document(Entity.ORDER, "BC1", [line("1", 1)]),
                       document(Entity.INVOICE, "FA1", [line("2", 1)]))

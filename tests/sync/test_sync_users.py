@@ -1,23 +1,32 @@
-"""Collaborateurs: created in SSM on the dossier's first load, afterwards matched by e-mail once an
-SSM administrator has invited them; meanwhile their accounts belong to the admin user."""
+"""Collaborateurs: never created in SSM by a sync (each SSM user is a paid licence): linked by
+e-mail to the SSM user an administrator invited or created with `ssm-connector users`; meanwhile
+they wait "to invite" and their accounts belong to the admin user."""
 from __future__ import annotations
 
 from shared.state.records import IncidentState
-from tests.sync.records import client, only, user, writes
+from tests.sync.records import client, invite, only, user, writes
 
 
-def test_the_first_load_creates_users_and_links_those_ssm_already_has(sim, service, agent, store):
+def test_the_first_load_links_the_users_ssm_has_and_creates_none(sim, service, agent, store):
     known = sim.seed_user("Claire", "Martin", "Claire.Martin@bijou.example")
 
-    service.apply_batch(agent.run(user("1", "Amélie", "Durand", "amelie.durand@bijou.example"),
-                                  user("2", "Claire", "Martin", "claire.martin@bijou.example")))
+    outcome = service.apply_batch(agent.run(user("1", "Amélie", "Durand", "amelie.durand@bijou.example",
+                                                 phone="01 02 03 04 05"),
+                                            user("2", "Claire", "Martin", "claire.martin@bijou.example")))
 
-    assert [c.body["email"] for c in writes(sim, "users")] == ["amelie.durand@bijou.example"]
+    assert writes(sim, "users") == [] and outcome.pending == 1
     assert store.get_link("BIJOU", "user", "2").ssm_id == known
-    assert only(sim.records("users"), extId="BIJOU:1")["name"] == "Amélie"
+    waiting = store.get_link("BIJOU", "user", "1")
+    assert waiting.ssm_id is None
+    assert waiting.base["_collaborator"] == {"first_name": "Amélie", "last_name": "Durand",
+                                             "email": "amelie.durand@bijou.example", "phone": "01 02 03 04 05",
+                                             "mobile": None, "job_title": None}
+    assert store.get_incident("BIJOU", "user", "1", "invite").state is IncidentState.OPEN
 
 
-def test_a_collaborateur_added_later_is_not_created_but_waits_for_an_invitation(sim, service, agent, store):
+def test_a_collaborateur_without_an_ssm_user_is_not_created_but_waits_for_an_invitation(sim, service, agent,
+                                                                                          store):
+    invite(sim, user("1"))
     service.apply_batch(agent.run(user("1")))
     sim.reset_calls()
 
@@ -29,7 +38,8 @@ def test_a_collaborateur_added_later_is_not_created_but_waits_for_an_invitation(
     incident = store.get_incident("BIJOU", "user", "5", "invite")
     assert incident.state is IncidentState.OPEN
     assert incident.message == ("Jérôme Petit (jerome.petit@bijou.example) must be invited in Sage Sales "
-                                "Management before their accounts can be assigned to them")
+                                "Management, or created with `ssm-connector users`, before their accounts "
+                                "can be assigned to them")
     assert [e.key for e in store.list_journal("BIJOU", event="invite-needed")] == ["5"]
     assert only(sim.records("accounts"), extId="BIJOU:C001")["salesRepId1"]["id"] == sim.admin_id
 

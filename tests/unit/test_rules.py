@@ -42,8 +42,8 @@ def test_rule_matches_the_design(entity):
 
 
 def test_users_are_created_only_on_the_first_load():
-    assert rule_for(Entity.USER).create_only_on_first_load
-    assert not any(r.create_only_on_first_load for r in RULES if r.entity is not Entity.USER)
+    assert rule_for(Entity.USER).created_on_admin_choice
+    assert not any(r.created_on_admin_choice for r in RULES if r.entity is not Entity.USER)
 
 
 def test_quotes_are_on_demand_and_documents_keyed_by_piece():
