@@ -2,8 +2,9 @@
 
 This module owns the top-level parser only. Each area adds its own subcommands through a
 `register(subparsers)` function (`set_defaults(handler=fn)`, `fn(args) -> exit code`): the agent,
-the SSM simulator, the local runtime, the demo, the Function App packaging. A module that is not
-part of this installation is left out; a module that is present but fails to import is an error.
+the SSM simulator, the local runtime, the demo, the Function App packaging, the administrator's
+tenant and user commands. A module that is not part of this installation is left out; a module that
+is present but fails to import is an error. `-vv` also shows every SSM call (method, path, status, duration).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ COMMAND_MODULES = (
     "local.runtime",
     "local.demo",
     "local.packaging",
+    "local.admin_cli",
 )
 
 

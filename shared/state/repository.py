@@ -12,6 +12,7 @@ another's. Rows are laid out for the reads the sync and the status page make:
   `id|<run id>` with the same content, both written in one transaction, so `get_run` is one read.
 - `journal`: RowKey `<inverted time>|<sequence>`: newest first.
 - `incidents`: RowKey `<entity>|<key>|<operation>`.
+- `checks`: PartitionKey "group", RowKey `tenant`: the last tenant check (`ssm-connector check-tenant`).
 
 Key components go through `shared.keys`, so any Sage key is a legal RowKey. Dict and list fields
 are canonical JSON, split across `<name>_0`, `<name>_1`… when longer than one property may hold;
@@ -45,13 +46,15 @@ from shared.state.records import (
 )
 
 DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS = "dossiers", "links", "cursors", "runs", "journal", "incidents"
-TABLES = (DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS)
+CHECKS = "checks"
+TABLES = (DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS, CHECKS)
 GROUP_PARTITION = "group"
 JSON_CHUNK_UNITS = 30_000
 MAX_WRITE_ATTEMPTS = 10
 MAX_INCIDENT_TEXT = 16_000
 _LINK, _BY_SSM_ID = "link", "ssm"
 _RUN_BY_TIME, _RUN_BY_ID = "at", "id"
+_TENANT_CHECK = "tenant"
 _TIME_ORIGIN = dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)
 _INVERTED_TIME_CEILING = 10**18 - 1
 _journal_sequence = itertools.count()
@@ -477,3 +480,17 @@ class StateStore:
 
     def _incidents(self, dossier: str, prefix: Optional[str]) -> Iterator[Incident]:
         return (from_entity(Incident, e) for e in self.tables.query(INCIDENTS, _partition(dossier), prefix=prefix))
+
+    # --- tenant check ------------------------------------------------------------------------
+    def save_tenant_check(self, report: dict[str, Any]) -> None:
+        """Keep `report` (a tenant report's JSON form) as the group's last tenant check."""
+        properties = {"checked_at": self.clock(), **_json_properties("report", report)}
+        self.tables.upsert(CHECKS, TableEntity(GROUP_PARTITION, _TENANT_CHECK, properties))
+
+    def last_tenant_check(self) -> Optional[dict[str, Any]]:
+        """The last tenant report saved, None when there is none (or the table predates it)."""
+        try:
+            stored = self.tables.try_get(CHECKS, GROUP_PARTITION, _TENANT_CHECK)
+        except NotFoundError:
+            return None
+        return None if stored is None else _read_json("report", stored.data)

@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.messages import text
 from shared.models import Entity
 from shared.state.records import RUN_COUNTERS, IncidentState, RunState
 from shared.status.report import (
@@ -24,6 +25,7 @@ from shared.status.report import (
     JournalStatus,
     PendingStatus,
     StatusReport,
+    TenantCheckStatus,
 )
 
 try:
@@ -149,6 +151,8 @@ section.invites { background:var(--warn-bg); border-radius:8px; padding:8px 14px
 section.invites h4 { margin:4px 0; color:var(--warn); }
 section.invites ul { margin:4px 0 6px; padding-left:20px; }
 tr.resolved td { color:var(--muted); }
+section.tenant { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:6px 20px 14px;
+  margin:22px 0 0; }
 footer { color:var(--muted); font-size:13px; padding:0 28px 24px; }
 """
 
@@ -349,6 +353,45 @@ def _invites(d: DossierStatus) -> str:
             f"ils seront reliés par leur adresse e-mail.</p><ul>{items}</ul></section>")
 
 
+def _collaborators_table(d: DossierStatus) -> str:
+    title = _e(text("status.collaborators.title"))
+    if not d.collaborators:
+        return f'<h4 class="subtitle">{title}</h4><p class="empty">{_e(text("status.collaborators.none"))}</p>'
+    head = "".join(f'<th scope="col">{_e(text(f"users.column.{c}"))}</th>'
+                   for c in ("key", "name", "email", "state", "ssm_id"))
+    rows = "".join(
+        f"<tr><td>{_e(c.key)}</td><td>{_e(c.name)}</td><td>{_e(c.email)}</td><td>{_e(c.state_label)}</td>"
+        f'<td class="num">{_e(c.ssm_id)}</td></tr>' for c in d.collaborators)
+    note = ""
+    if any(c.state == "to-create" for c in d.collaborators):
+        note = f'<p class="note">{_e(text("status.collaborators.note"))}</p>'
+    return (f'<div class="table-wrap"><table class="collaborators"><caption>{title} '
+            f'({_number(len(d.collaborators))})</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+            f"</table></div>{note}")
+
+
+_SEVERITY_BADGES = {"bloquant": "error", "avertissement": "attention", "info": "off"}
+
+
+def _tenant_section(check: Optional[TenantCheckStatus], report: StatusReport) -> str:
+    title = _e(text("status.tenant.title"))
+    if check is None:
+        body = f'<p class="empty">{_e(text("status.tenant.none"))}</p>'
+    else:
+        names = {c.id: c.name or c.id for c in report.dossier_choices}
+        head = "".join(f'<th scope="col">{_e(text(f"status.tenant.column.{c}"))}</th>'
+                       for c in ("severity", "scope", "text"))
+        rows = "".join(
+            f'<tr><td><span class="badge {_SEVERITY_BADGES.get(f.severity, "off")}">{_e(f.severity)}</span></td>'
+            f"<td>{_e(names.get(f.dossier, f.dossier) if f.dossier else text('status.tenant.group'))}</td>"
+            f"<td>{_e(f.text)}</td></tr>" for f in check.findings)
+        checked = text("status.tenant.checked_at", at=format_datetime(check.checked_at))
+        body = (f'<p class="note">{_e(checked)}</p><div class="table-wrap"><table class="tenant">'
+                f"<caption>{title}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+    return (f'<section class="tenant" aria-labelledby="tenant-title"><h2 id="tenant-title">{title}</h2>'
+            f"{body}</section>")
+
+
 def _journal_table(entries: list[JournalStatus], title: str) -> str:
     if not entries:
         return f'<h4 class="subtitle">{title}</h4><p class="empty">Aucune entrée au journal.</p>'
@@ -375,6 +418,7 @@ def _dossier_card(d: DossierStatus, index: int, report: StatusReport) -> str:
   </header>
   {_facts(d)}
   {_invites(d)}
+  {_collaborators_table(d)}
   {_runs_table(d, "Dernières synchronisations")}
   {_incidents_table(d.incidents, d.incidents_total, report,
                     f"Incidents — {STATE_FILTER_LABELS[report.query.state].lower()}")}
@@ -461,6 +505,7 @@ def render_status_page(report: StatusReport, *, key: Optional[str] = None) -> st
 </header>
 <main>
 {_filters(report, key, _entities(report))}
+{_tenant_section(report.tenant_check, report)}
 <section aria-labelledby="dossiers-title">
 <h2 id="dossiers-title">Dossiers</h2>
 {cards}

@@ -3,9 +3,10 @@
 `StatusReader` only reads. For every dossier, active and inactive alike, it gathers the last runs,
 the lag (time since the last completed run, and the age of the oldest message still waiting on the
 bus when the bus can tell), the pending work of the dossier's bus sessions, its incidents (filtered
-by entity and state), the users waiting for an SSM invitation and the last journal entries. The
-incidents of the group partition (payloads naming no known dossier) come apart. Time comes from an
-injectable clock, so lag is reproducible.
+by entity and state), the users waiting for an SSM invitation, its Sage collaborators (linked to an
+SSM user, to invite or create, without e-mail) and the last journal entries. The incidents of the
+group partition (payloads naming no known dossier) come apart, as does the last tenant check
+(`ssm-connector check-tenant`). Time comes from an injectable clock, so lag is reproducible.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from shared.state.records import (
     RunState,
     utcnow,
 )
+from shared.sync.user_admin import collaborator_rows
 from shared.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -159,6 +161,28 @@ class PendingStatus(_Out):
     error: Optional[str] = None
 
 
+class CollaboratorStatus(_Out):
+    key: str
+    name: str
+    email: Optional[str]
+    state: str = Field(description="linked, to-create or no-email")
+    state_label: str
+    ssm_id: Optional[int]
+
+
+class TenantFindingStatus(_Out):
+    code: str
+    severity: str = Field(description="bloquant, avertissement or info")
+    dossier: Optional[str] = Field(description="None: the group")
+    text: str
+
+
+class TenantCheckStatus(_Out):
+    checked_at: dt.datetime
+    blocking: bool
+    findings: list[TenantFindingStatus]
+
+
 class DossierStatus(_Out):
     id: str
     name: Optional[str]
@@ -179,6 +203,8 @@ class DossierStatus(_Out):
     incidents_total: int = Field(description="incidents matching the query, before the limit")
     invites: list[IncidentStatus] = Field(description="open 'invite' incidents: users to invite in SSM")
     journal: list[JournalStatus]
+    collaborators: list[CollaboratorStatus] = Field(
+        default_factory=list, description="the dossier's Sage collaborators and their SSM user, by Sage key")
 
 
 class DossierChoice(_Out):
@@ -195,6 +221,7 @@ class StatusReport(_Out):
     dossiers: list[DossierStatus]
     group_incidents: list[IncidentStatus]
     group_incidents_total: int
+    tenant_check: Optional[TenantCheckStatus] = Field(default=None, description="the last tenant check, if any")
 
 
 # --- optional bus capability -----------------------------------------------------------------
@@ -244,6 +271,26 @@ def _incident_status(incident: Incident) -> IncidentStatus:
 def _journal_status(entry: JournalEntry) -> JournalStatus:
     return JournalStatus(at=_aware(entry.at), run_id=entry.run_id, entity=entry.entity, key=entry.key,
                          event=entry.event, message=entry.message)
+
+
+def _collaborators(store: "StateStore", dossier_id: str) -> list[CollaboratorStatus]:
+    return [CollaboratorStatus(key=r.key, name=r.name, email=r.email, state=r.state, state_label=r.state_label,
+                               ssm_id=r.ssm_id) for r in collaborator_rows(store, dossier_id)]
+
+
+def _tenant_check(store: "StateStore") -> Optional[TenantCheckStatus]:
+    """The last tenant check saved; one that cannot be read (an older shape) is left out."""
+    saved = store.last_tenant_check()
+    if not saved:
+        return None
+    try:
+        return TenantCheckStatus(
+            checked_at=saved["checked_at"], blocking=bool(saved.get("blocking")),
+            findings=[TenantFindingStatus(code=f["code"], severity=f["severity"], dossier=f.get("dossier"),
+                                          text=f["text"]) for f in saved.get("findings", [])])
+    except (KeyError, TypeError, ValidationError) as exc:
+        log.warning("status: the last tenant check could not be read: %r", exc)
+        return None
 
 
 def _newest_first(incidents: list[Incident]) -> list[Incident]:
@@ -315,7 +362,8 @@ class StatusReader:
             dossier_choices=[DossierChoice(id=d.id, name=d.name, active=d.active) for d in known],
             dossiers=[self._dossier_status(d, query, now) for d in dossiers],
             group_incidents=[_incident_status(i) for i in group_incidents[:query.incidents]],
-            group_incidents_total=len(group_incidents))
+            group_incidents_total=len(group_incidents),
+            tenant_check=_tenant_check(self.store))
 
     def dossier(self, dossier_id: str, query: StatusQuery = StatusQuery()) -> DossierStatus:
         """One dossier's status. Raises `NotFoundError` for a dossier the group does not know."""
@@ -352,7 +400,8 @@ class StatusReader:
             incidents=[_incident_status(i) for i in listed[:query.incidents]],
             incidents_total=len(listed),
             invites=[_incident_status(i) for i in invites],
-            journal=[_journal_status(e) for e in journal])
+            journal=[_journal_status(e) for e in journal],
+            collaborators=_collaborators(self.store, dossier.id))
 
     def _lag(self, runs: list[Run], pending: Optional[PendingStatus], dossier_id: str,
              now: dt.datetime) -> LagStatus:
