@@ -22,11 +22,13 @@ from typing import Optional, TextIO
 from agent.demo_builder import TARIFF_CATEGORIES
 from shared.config import load_settings
 from shared.rules import Side, rule_for, sync_order
+from shared.ssm.contract import RATE_PLANS
 from shared.state.records import IncidentState
 
 COMPANIES = (("BIJOU", "Bijouterie du Doubs (démo)", 0), ("ATELIER", "L'Atelier d'Orfèvrerie (démo)", 1))
 SIZES = ("tiny", "small")
 SSM_REP_EMAIL = "commercial.demo@demo.example"
+DEMO_RATE_PLAN = "13"                 # the documented plan the demo tenant has: 13 requests/s
 SSM_ONLY_FIELD = "Z_Segment"          # a custom field of the simulated tenant, not mapped
 SSM_ONLY_VALUE = "Grands comptes – suivi mensuel"
 DEMO_TARIFF_CATEGORIES = tuple(number for number, name, *_ in TARIFF_CATEGORIES if name)
@@ -74,7 +76,7 @@ def write_config(folder: Path, *, base_url: str, public_key: str, private_key: s
         f"public_key = {_toml_text(public_key)}",
         f"private_key = {_toml_text(private_key)}",
         f"admin_user_email = {_toml_text(admin_email)}",
-        "rate_limit_per_s = 50",
+        f"rate_limit_per_s = {RATE_PLANS[DEMO_RATE_PLAN]:g}",
         "",
         "[state]",
         'path = "state.db"',
@@ -132,7 +134,7 @@ class Demo:
             dossiers.append((company, name, stats.path))
             self.say(f"Sage company {company}: {stats.path} ({stats.counts.get('F_COMPTET', 0)} tiers, "
                      f"{stats.counts.get('F_ARTICLE', 0)} articles, {stats.counts.get('F_DOCENTETE', 0)} documents)")
-        self.simulator = SsmSimulator(seed=7, tenant="demo").start("127.0.0.1", 0)
+        self.simulator = SsmSimulator(seed=7, tenant="demo", rate_plan=DEMO_RATE_PLAN).start("127.0.0.1", 0)
         declare_connector_fields(self.simulator)
         self.say(f"SSM simulator: {self.simulator.base_url}")
         self.config_path = write_config(
@@ -241,6 +243,19 @@ class Demo:
         self.prospect = (prospect, prospect_id)
         return done
 
+    def create_sales_reps(self) -> None:
+        """The administrator's choice (`ssm-connector users --create-all`): every sales rep waiting
+        "to invite" becomes an SSM user (a licence each); their accounts follow at the next sync."""
+        from shared.ssm.client import SsmClient
+        from shared.sync.user_admin import create_users, pending_keys
+
+        self.say("\nThe administrator creates the sales reps in SSM (ssm-connector users --create-all):")
+        with SsmClient.from_settings(self.settings.ssm) as client:
+            for dossier, _, _ in COMPANIES:
+                for result in create_users(self.runtime.store, client, self.settings, dossier,
+                                           pending_keys(self.runtime.store, dossier)):
+                    self.say(f"  - {dossier}: {result.message.text}")
+
     def _linked_key(self, dossier: str, entity: str, database: Path, sql: str) -> str:
         connection = sqlite3.connect(database)
         try:
@@ -264,6 +279,7 @@ class Demo:
             after_first = self.snapshot()
             self.print_table("After the first synchronisation", {}, after_first,
                              self.simulator.call_count(writes_only=True))
+            self.create_sales_reps()
 
             self.say("\nA day of work:")
             for line in self.day_of_work():

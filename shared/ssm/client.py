@@ -58,8 +58,8 @@ SERVER_CAP_MULTIPLE = 50
 RETRY_AFTER_CEILING_S = 300.0
 """A `Retry-After` longer than this is not waited for in-process: the error carries it instead."""
 
-UNCONFIRMED_CREATE = ("SSM did not confirm the creation of the {entity} ({reason}) and it has no "
-                      "external id to check with, so it was not sent again to avoid a duplicate.")
+UNCONFIRMED_CREATE = ("SSM did not confirm the creation of the {entity} ({reason}) and there is no "
+                      "way to check it, so it was not sent again to avoid a duplicate.")
 
 _RETRYABLE_AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
 _ERROR_CLASSES: dict[Action, type[SsmError]] = {
@@ -310,10 +310,14 @@ class SsmClient:
         self._lookups.forget(resource)
 
     # --- writing ------------------------------------------------------------------------------
-    def create(self, resource: str, body: dict) -> int:
-        """POST one entity; returns its new id (or the id SSM already gave it, see module doc)."""
+    def create(self, resource: str, body: dict, *, find_existing: Callable[[], int | None] | None = None) -> int:
+        """POST one entity; returns its new id (or the id SSM already gave it, see module doc).
+
+        `find_existing` finds the record a POST whose answer was lost may have created, for a
+        resource without `extId` (sales order lines); without either, such a POST is not repeated.
+        """
         ext_id = body.get("extId")
-        recover = (lambda: self._live_id(resource, ext_id)) if ext_id else None
+        recover = (lambda: self._live_id(resource, ext_id)) if ext_id else find_existing
         result = self._call("POST", resource, resource, json=body, recover=recover)
         if isinstance(result, _Recovered):
             return result.id

@@ -609,7 +609,8 @@ class DocumentSynchronizer(Synchronizer):
                             hash=line_hash, link=line_link)
                 return True
             body = self.line_mapper.create_body(line, context, values, None)
-            ssm_id = self.ctx.ssm.create(self.line_mapper.resource, body)
+            ssm_id = self.ctx.ssm.create(self.line_mapper.resource, body,
+                                         find_existing=lambda: self._line_created_anyway(context.order_id, values))
             self._bind_created(key, ssm_id, base={**values, "_order": context.order_id}, hash=line_hash,
                                link=line_link, binder=binder, resource=self.line_mapper.resource)
             return True
@@ -644,6 +645,19 @@ class DocumentSynchronizer(Synchronizer):
             return None
         self._ssm_lines.pop(values.get("order"), None)
         return found
+
+    def _line_created_anyway(self, order_id: int, values: dict) -> Optional[int]:
+        """After a POST of a line whose answer was lost: the live line SSM holds in that position
+        of the order for that product that no other line of the dossier is linked to."""
+        where = f"{ORDER_OF_LINE}={int(order_id)}"
+        found = [row for row in self.ctx.ssm.list(self.line_mapper.resource, where=where)
+                 if not row.get("deleted") and row.get("order") == values.get("order")
+                 and _reference_id(row.get("productId")) == values.get("productId")
+                 and self._line_binder_free(int(row["id"]))]
+        return min((int(row["id"]) for row in found), default=None)
+
+    def _line_binder_free(self, ssm_id: int) -> bool:
+        return Binder(self.ctx.store, self.ctx.dossier_id, LINE_ENTITY).to_internal(ssm_id) is None
 
     def _remove_line(self, document_key: str, line_id: str, binder: Binder) -> bool:
         line_link = binder.to_external(line_key(document_key, line_id))

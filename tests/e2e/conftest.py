@@ -21,7 +21,8 @@ from shared.config import Settings, load_settings
 
 SSM_RESOURCES = ("users", "accounts", "contacts", "productFamilies", "products", "salesorders",
                  "salesordersLines", "sales")
-VOLATILE_FIELDS = frozenset({"id", "dateCreated", "dateUpdated", "dateDeleted"})
+VOLATILE_FIELDS = frozenset({"id", "dateCreated", "dateUpdated", "dateDeleted", "salesRepIdCreated",
+                             "salesRepIdUpdated", "salesRepIdDeleted"})
 FAST_CLIENT = {"SSMCONN__SSM__RATE_LIMIT_PER_S": "1000", "SSMCONN__SSM__MAX_CONCURRENCY": "4"}
 FAST_REDELIVERY = {"SSMCONN__BUS__REDELIVERY_BACKOFF_S": "0.01"}
 
@@ -49,6 +50,8 @@ def assert_never_duplicated(pipeline) -> None:
         records = pipeline.simulator.records(resource)
         if resource == "salesordersLines":
             every = [(r["salesorderId"]["id"], r["order"]) for r in records if not r.get("deleted")]
+        elif resource == "productFamilies":           # no extId: one per name
+            every = [r["descriptionFR"] for r in records]
         else:
             every = [r.get("extId") for r in records]
         assert len(every) == len(set(every)), f"{resource}: a duplicate was created"
@@ -99,6 +102,8 @@ class Pipeline:
         if resource == "salesordersLines":
             orders = {r["id"]: r.get("extId") for r in self.simulator.records("salesorders")}
             keys = [f"{orders.get(r['salesorderId']['id'])}/{r['order']}" for r in records]
+        elif resource == "productFamilies":           # no extId either: by name
+            keys = [r.get("descriptionFR") for r in records]
         else:
             keys = [r.get("extId") for r in records]
         duplicates = [key for key, n in Counter(keys).items() if key and n > 1]

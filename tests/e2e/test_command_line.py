@@ -57,7 +57,9 @@ def test_demo_runs_end_to_end_and_exits_cleanly(tmp_path):
         assert sage_rows == ssm_records, (dossier, entity)
         assert incidents == "0"
     changed = {(d, e): (int(c), int(u), int(x)) for d, e, _, _, c, u, x, _ in rows if (c, u, x) != ("0", "0", "0")}
-    assert changed == {("BIJOU", "account"): (0, 2, 0), ("BIJOU", "contact"): (0, 0, 1)}
+    assert changed == {("BIJOU", "account"): (0, 2, 0), ("BIJOU", "contact"): (0, 0, 1),
+                       ("BIJOU", "user"): (5, 0, 0), ("ATELIER", "user"): (5, 0, 0)}   # the reps the admin created
+    assert "The administrator creates the sales reps in SSM" in out
     assert "Z_Segment = 'Grands comptes – suivi mensuel'" in out
     assert "status page" in out and (folder / "config.toml").exists()
     assert second.split(" SSM call")[0].strip(" —") == "3"     # two updates and one deletion
