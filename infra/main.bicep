@@ -25,6 +25,14 @@ param groupName string = 'default'
 @description('E-mail of the SSM administrator who owns accounts without a sales rep.')
 param ssmAdminUserEmail string = ''
 
+@description('The tenant\'s documented API plan, in requests per second: 4 or 13 (0.83 on Starter, 50 per minute).')
+@allowed([
+  '4'
+  '13'
+  '0.83'
+])
+param ssmRateLimitPerSecond string = '4'
+
 @description('Maximum deliveries of a message before Service Bus dead-letters it.')
 @minValue(1)
 param maxDeliveryCount int = 10
@@ -243,6 +251,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SSMCONN__BUS__COMMANDS_QUEUE', value: commandsQueueName }
         { name: 'SSMCONN__SSM__BASE_URL', value: ssmBaseUrl }
         { name: 'SSMCONN__SSM__ADMIN_USER_EMAIL', value: ssmAdminUserEmail }
+        { name: 'SSMCONN__SSM__RATE_LIMIT_PER_S', value: ssmRateLimitPerSecond }
         { name: 'SSMCONN__SSM__PUBLIC_KEY', value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=${ssmPublicKeySecret})' }
         { name: 'SSMCONN__SSM__PRIVATE_KEY', value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=${ssmPrivateKeySecret})' }
       ]

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.functional_validators import BeforeValidator
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -133,13 +133,6 @@ class Contact(CanonicalRecord):
     mobile: Text(21)
     fax: Text(21)
     email: Email
-
-
-    @model_validator(mode="after")
-    def _named(self):
-        if not self.first_name and not self.last_name:
-            raise ValueError("a contact needs a last name (CT_Nom) or a first name (CT_Prenom)")
-        return self
 
 
 class ProductFamily(CanonicalRecord):

@@ -470,10 +470,11 @@ class ContactSynchronizer(Synchronizer):
         missing = [label for label, value in (("first name", record.first_name),
                                               ("last name", record.last_name)) if not value]
         if missing:
+            what = " nor ".join(missing)
             self.ctx.incidents.record(
                 self.ctx.dossier_id, self.entity, record.key, NAME_FILLED,
-                f"The contact '{record.key}' has no {missing[0]} in Sage; SSM requires one, so it "
-                f"shows '{mapping.MISSING_NAME}' until the {missing[0]} is entered in Sage.")
+                f"The contact '{record.key}' has no {what} in Sage; SSM requires both names, so it "
+                f"shows '{mapping.MISSING_NAME}' until Sage has it.")
         else:
             self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, record.key, NAME_FILLED)
         return outcome

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from shared.models import Entity
 from shared.state.records import IncidentState
+from shared.sync.binder import external_id
 from tests.sync.records import (client, contact, document, family, invite, line, only, product, prospect,
                                 user, writes)
 
@@ -153,3 +154,23 @@ def test_a_second_delivery_of_the_same_batch_makes_no_call(sim, service, agent):
 
     assert sim.call_count() == 0
     assert (again.applied, again.skipped_unchanged, again.failed, again.retry) == (0, 7, 0, [])
+
+
+def test_records_an_earlier_release_created_are_found_by_their_old_ext_id_and_migrated(sim, make_service, store):
+    from tests.sync.conftest import AgentScript
+    dossier = "ATELIER_PARIS_2024"                            # its old extIds do not fit 30 characters
+    old = sim.add_record("accounts", {"name": "Bijouterie Émeraude", "branchId": sim.branch_id,
+                                      "salesRepId1": sim.admin_id, "extId": f"{dossier}:C001"})
+    service = make_service(store)
+
+    outcome = service.apply_batch(AgentScript(dossier).run(client(city="Nice"), realignment=True))
+
+    assert outcome.failed == 0 and not outcome.retry
+    [account] = sim.records("accounts")                       # found, not created twice
+    assert account["id"] == old and account["city"] == "Nice"
+    assert account["extId"] == external_id(dossier, "C001") != f"{dossier}:C001"
+    assert store.get_link(dossier, "account", "C001").ssm_id == old
+    sim.reset_calls()
+    service.apply_batch(AgentScript(dossier).run(client(city="Nice", phone="04 00 00 00 00")))
+    [put] = writes(sim, "accounts")
+    assert put.body == {"phone": "04 00 00 00 00"}            # migrated once, not at every update
