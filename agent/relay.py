@@ -134,6 +134,7 @@ class DossierRunResult:
     recovered_run_id: Optional[str] = None
     discarded_run_id: Optional[str] = None
     error: Optional[str] = None
+    commands: Optional[object] = None       # agent.commands.CommandStats of the commands applied first
 
     @property
     def ok(self) -> bool:
@@ -404,6 +405,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
              guard: DeletionGuard) -> DossierRunResult:
     from agent.catalog import connection_string_for
 
+    commands = _apply_commands(settings, bus, target)
     try:
         opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
                               read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
@@ -411,8 +413,29 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
-    return sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
-                        open_source=opener, overlap=overlap, deletion_guard=guard)
+    result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
+                          open_source=opener, overlap=overlap, deletion_guard=guard)
+    result.commands = commands
+    return result
+
+
+def _apply_commands(settings, bus: Bus, target: str):
+    """The cloud's commands for the dossier, applied to Sage before its run reads it (their
+    results reach the cloud first); a failure here is logged and the run goes on."""
+    from agent.catalog import connection_string_for
+    from agent.commands import apply_commands
+    from agent.odbc import connect
+
+    dossier = next((d for d in settings.dossiers if d.id == target), None)
+    try:
+        return apply_commands(target, bus=bus, commands_queue=settings.bus.commands_queue,
+                              changes_queue=settings.bus.changes_queue,
+                              connect=lambda: connect(connection_string_for(settings, target)),
+                              max_deliveries=settings.bus.max_delivery_count,
+                              prospect_prefix=dossier.prospect_prefix if dossier else "SSM")
+    except Exception as exc:                 # noqa: BLE001 - the dossier's Sage → SSM run still goes
+        log.error("commands of %s not applied: %s", target, describe_error(exc))
+        return None
 
 
 __all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "activity_text", "announce_activity",

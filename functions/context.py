@@ -15,6 +15,7 @@ from shared.config import Settings, load_settings
 from shared.telemetry import configure_azure_monitor_if_enabled
 
 if TYPE_CHECKING:
+    from shared.inbound.service import InboundService
     from shared.sync.service import SyncService
 
 CONFIG_PATH_ENV = "SSMCONN_CONFIG"
@@ -22,6 +23,7 @@ CONFIG_PATH_ENV = "SSMCONN_CONFIG"
 _lock = threading.RLock()
 _settings: Optional[Settings] = None
 _sync_service: Optional["SyncService"] = None
+_inbound_service: Optional["InboundService"] = None
 _telemetry_configured = False
 
 
@@ -48,16 +50,34 @@ def sync_service() -> "SyncService":
         return _sync_service
 
 
+def inbound_service() -> "InboundService":
+    """The process-wide SSM → Sage pass, sharing the sync service's store and SSM client and
+    sending its commands on the configured bus."""
+    global _inbound_service
+    service = sync_service()
+    with _lock:
+        if _inbound_service is None or _inbound_service.ssm is not service.ssm:
+            from shared.bus.factory import open_bus
+            from shared.inbound.service import InboundService
+
+            _inbound_service = InboundService.from_settings(settings(), service.store, service.ssm,
+                                                            open_bus(settings().bus))
+        return _inbound_service
+
+
 def configure(new_settings: Optional[Settings] = None, *, service: Optional["SyncService"] = None) -> None:
     """Replace the settings (and optionally the service) used by the handlers from now on.
 
     The previous service is closed. With no arguments, the next call reloads from the environment.
     """
-    global _settings, _sync_service
+    global _settings, _sync_service, _inbound_service
     with _lock:
         previous = _sync_service
         _settings = new_settings
         _sync_service = service
+        inbound, _inbound_service = _inbound_service, None
+    if inbound is not None:
+        _close(inbound.bus)
     if previous is not None and previous is not service:
         _close(previous)
 

@@ -150,10 +150,20 @@ class LocalRuntime:
     def run_once(self) -> CycleSummary:
         """One cycle: the agent for every selected dossier, then the bus drained until quiet."""
         started = utcnow()
+        self.pass_ssm_changes()
         results = self.run_agent()
         dispatch = self.drain()
         names = {d.id: d.name for d in self.settings.dossiers if d.name}
         return CycleSummary(started, utcnow(), results, dispatch, self.status(), names)
+
+    def pass_ssm_changes(self):
+        """SSM's changes read and turned into commands for the agents (as the `ssm_changes`
+        timer function does in Azure); None when SSM cannot be read now (the next cycle reads)."""
+        try:
+            return context.inbound_service().run_pass()
+        except Exception as exc:               # noqa: BLE001 - the Sage → SSM half of the cycle goes on
+            log.warning("SSM changes not read this cycle: %s", exc)
+            return None
 
     def start_status_server(self, *, port: Optional[int] = None, out: Optional[TextIO] = None):
         """Serve the status endpoints and page on 127.0.0.1 (None when that module is absent)."""

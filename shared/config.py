@@ -107,6 +107,8 @@ class DossierSettings(_Section):
     # The SSM branch whose records belong to this dossier (records created in SSM are routed by it);
     # None: the tenant's branch of `[ssm] branch`, else its first.
     ssm_branch: Optional[str] = None
+    # The code of a prospect created in Sage from SSM: this prefix and the next free number.
+    prospect_prefix: str = Field(default="SSM", min_length=1, max_length=10, pattern=r"^[A-Z0-9_\-]+$")
 
 
 class Settings(_Section):

@@ -156,6 +156,26 @@ CT_Telecopie varchar(21)
 CT_EMail varchar(69)
 CT_Site varchar(69)
 """, unique=[("CT_Num",)], indexes=[("CT_Type", "CT_Intitule")]),
+    _table("F_COMPTETG", """
+CT_Num varchar(17) NOT NULL
+CG_Num varchar(13) NOT NULL
+""", unique=[("CT_Num", "CG_Num")]),
+    _table("F_LIVRAISON", """
+LI_No int NOT NULL
+CT_Num varchar(17) NOT NULL
+LI_Intitule varchar(35)
+LI_Adresse varchar(35)
+LI_Complement varchar(35)
+LI_CodePostal varchar(9)
+LI_Ville varchar(35)
+LI_CodeRegion varchar(25)
+LI_Pays varchar(35)
+LI_Contact varchar(35)
+LI_Principal smallint DEFAULT 0
+LI_Telephone varchar(21)
+LI_Telecopie varchar(21)
+LI_EMail varchar(69)
+""", unique=[("LI_No",)], indexes=[("CT_Num",)]),
     _table("F_CONTACTT", """
 CT_Num varchar(17) NOT NULL
 CT_No int NOT NULL

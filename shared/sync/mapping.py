@@ -274,7 +274,7 @@ ACCOUNT = Mapper(
     resource="accounts",
     direct=(("name", "name"), ("address1", "address1"), ("address2", "address2"),
             ("postcode", "postcode"), ("city", "city"), ("region", "region"), ("phone", "phone"),
-            ("fax", "fax"), ("email", "email"), ("vat_number", "vatNumber")),
+            ("fax", "fax"), ("email", "email"), ("website", "website"), ("vat_number", "vatNumber")),
     computed=(("typeId", account_type), ("readOnly", is_client), ("salesRepId1", account_owner)),
     on_create=(("branchId", branch),),
     ssm_keeps=frozenset({"salesRepId1"}),

@@ -35,7 +35,8 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           EntityTooLargeError, RecordError, SkippableError, SsmAuthError, SsmError)
+                           EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
+                           SsmError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
@@ -220,6 +221,8 @@ class SyncService:
                     dossier = self._apply_marker(dossier, envelope, outcome, tally)
                 elif envelope.kind is EnvelopeKind.DOSSIER_STATE:
                     dossier = self._apply_state(dossier, envelope, outcome)
+                elif envelope.kind is EnvelopeKind.COMMAND_RESULT and dossier is not None:
+                    self._apply_result(dossier, envelope, outcome)
                 else:
                     self._not_handled(dossier, envelope, outcome)
             self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker, replayed_since)
@@ -552,6 +555,26 @@ class SyncService:
             f"data received for dossier {envelope.dossier}, which is not connected to this group",
             detail=f"dossier {envelope.dossier}: {envelope.kind.value} {envelope.op.value} {entity} '{key}'",
             dead_lettered=dead_lettered)
+
+    def _apply_result(self, dossier: Dossier, envelope: Envelope, outcome: BatchOutcome) -> None:
+        """Sage's answer to a command (`shared.inbound.results`); SSM not answering → redelivery."""
+        from shared.inbound.results import ResultBinder
+
+        try:
+            binder = ResultBinder(self.store, self.ssm, self.incidents, clock=self.clock,
+                                  owner_without_rep=lambda: int(self.defaults.admin_user()["id"]))
+            done = binder.apply(dossier.id, envelope)
+        except RetryableError as exc:
+            outcome.retry.append((envelope.entity or "", envelope.key or "", exc.user_message))
+            return
+        except RecordError as exc:
+            self.incidents.record_failure(dossier.id, envelope.entity or "", envelope.key or "", "bind", exc)
+            outcome.failed += 1
+            return
+        if done == "applied":
+            outcome.applied += 1
+        else:
+            outcome.failed += 1
 
     def _not_handled(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome) -> None:
         self._journal(dossier.id if dossier else GROUP_DOSSIER, "envelope-not-handled",

@@ -1,0 +1,307 @@
+"""The Sage 100 writer: applies the cloud's commands (prospects and contacts made or changed in
+SSM) to the company database, one transaction per command.
+
+A command names canonical fields (`name`, `phone`…); the writer turns them into Sage's columns
+through the entity specs of `agent.sage100.spec`, so no column name travels on the bus. Each
+command is applied at most once: the transaction that writes the Sage rows also records the
+command in `SSM_CONNECTOR_COMMANDS` (`agent.sage100.dialect`), and a command found there
+answers what it answered the first time. Values are checked against the database's own column
+widths and code page before anything is written: a value Sage cannot hold refuses the whole
+command with a message naming the field, never a silent truncation.
+
+A new prospect is an `F_COMPTET` row (`CT_Type` 0, `CT_Prospect` 1, `CT_Num` = the configured
+prefix and the next free number of that prefix), with the companion rows Sage's own application
+creates for a tiers: its collective account in `F_COMPTETG` (the `CG_NumPrinc` most used by the
+dossier's clients and prospects: a dossier with none refuses, nothing is guessed) and its main
+delivery address in `F_LIVRAISON`. Sage's triggers stay on; `cbMarq`, `cbModification` and the
+other technical columns are left to Sage. A change merges field by field against the base the
+cloud last synced: a field Sage changed meanwhile keeps Sage's value and is reported as a
+conflict. A prospect Sage converted to a client is no longer written from SSM.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from agent.odbc import column_widths
+from agent.sage100.dialect import COMMANDS_COLUMNS, COMMANDS_TABLE, Dialect, dialect_of
+from agent.sage100.spec import ACCOUNT, CONTACT
+from shared.envelope import Op
+
+DEFAULT_PROSPECT_PREFIX = "SSM"
+COUNTER_DIGITS = 6
+SAGE_CODE_PAGE = "cp1252"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+ACCOUNT_COLUMNS = {canonical: column for column, canonical in ACCOUNT.direct}
+CONTACT_COLUMNS = {canonical: column for column, canonical in CONTACT.direct}
+DELIVERY_COLUMNS = (("CT_Intitule", "LI_Intitule"), ("CT_Adresse", "LI_Adresse"), ("CT_Complement", "LI_Complement"),
+                    ("CT_CodePostal", "LI_CodePostal"), ("CT_Ville", "LI_Ville"), ("CT_CodeRegion", "LI_CodeRegion"),
+                    ("CT_Pays", "LI_Pays"), ("CT_Telephone", "LI_Telephone"), ("CT_Telecopie", "LI_Telecopie"),
+                    ("CT_EMail", "LI_EMail"))
+WRITABLE = {Op.CREATE_PROSPECT: ("name", "address1", "address2", "postcode", "city", "region", "country", "phone",
+                                 "fax", "email", "website", "siret", "vat_number"),
+            Op.CREATE_CONTACT: ("first_name", "last_name", "job_title", "civility", "phone", "mobile", "fax",
+                                "email")}
+WRITABLE[Op.UPDATE_PROSPECT] = WRITABLE[Op.CREATE_PROSPECT]
+WRITABLE[Op.UPDATE_CONTACT] = WRITABLE[Op.CREATE_CONTACT]
+
+
+class CommandRefused(Exception):
+    """The command cannot be applied as it is (permanent): `field` names the culprit, if one."""
+
+    def __init__(self, message: str, *, field: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class Outcome:
+    """What a command did: the Sage key it wrote, the fields written, conflicts, warnings."""
+
+    key: str
+    written: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    replayed: bool = False
+
+    def to_record(self) -> dict:
+        return {"key": self.key, "written": self.written, "conflicts": self.conflicts, "warnings": self.warnings}
+
+
+class Sage100Writer:
+    """Applies commands to one company database (see the module docstring)."""
+
+    def __init__(self, connection, *, prospect_prefix: str = DEFAULT_PROSPECT_PREFIX,
+                 clock=lambda: dt.datetime.now(), dialect: Optional[Dialect] = None):
+        self.connection = connection
+        self.dialect = dialect or dialect_of(connection)
+        self.prefix = prospect_prefix
+        self.clock = clock
+        self._widths: dict[str, dict[str, int]] = {}
+
+    # --- the one entry point --------------------------------------------------------------------
+    def apply(self, command_id: str, op: Op, record: dict) -> Outcome:
+        """Apply one command in one transaction; the outcome it had if it was applied before.
+
+        Raises:
+            CommandRefused: the command cannot be applied (nothing was written).
+            pyodbc.Error: the database refused or timed out (nothing was written; try again).
+        """
+        handler = {Op.CREATE_PROSPECT: self._create_prospect, Op.UPDATE_PROSPECT: self._update_prospect,
+                   Op.CREATE_CONTACT: self._create_contact, Op.UPDATE_CONTACT: self._update_contact}.get(op)
+        if handler is None:
+            raise CommandRefused(f"the agent does not know the command {op.value}")
+        with self._transaction() as cursor:
+            done = self._applied(cursor, command_id)
+            if done is not None:
+                return done
+            outcome = handler(cursor, record)
+            cursor.execute(self.dialect.insert(COMMANDS_TABLE, COMMANDS_COLUMNS),
+                           (command_id, op.value, "account" if "PROSPECT" in op.name else "contact", outcome.key,
+                            json.dumps(outcome.to_record(), ensure_ascii=False), self.clock()))
+            self._drain(cursor)
+            return outcome
+
+    # --- prospects ------------------------------------------------------------------------------
+    def _create_prospect(self, cursor, record: dict) -> Outcome:
+        values = self._columns(cursor, "F_COMPTET", ACCOUNT_COLUMNS, record.get("fields") or {},
+                               WRITABLE[Op.CREATE_PROSPECT])
+        if not values.get("CT_Intitule"):
+            raise CommandRefused("a prospect needs a name", field="name")
+        account = self._collective_account(cursor)
+        number = self._next_prospect_number(cursor)
+        rep = self._rep(cursor, record.get("rep_key"))
+        row = {"CT_Num": number, "CT_Type": 0, "CT_Prospect": 1, "CG_NumPrinc": account, "CO_No": rep or 0,
+               "CT_DateCreate": self.clock(), **values}
+        self._insert(cursor, "F_COMPTET", row)
+        self._insert(cursor, "F_COMPTETG", {"CT_Num": number, "CG_Num": account})
+        delivery = {target: values[source] for source, target in DELIVERY_COLUMNS if values.get(source) is not None}
+        self._insert(cursor, "F_LIVRAISON", {"LI_No": self._next_number(cursor, "F_LIVRAISON", "LI_No"),
+                                             "CT_Num": number, "LI_Principal": 1, **delivery})
+        outcome = Outcome(number, written=dict(record.get("fields") or {}))
+        if record.get("rep_key") and rep is None:
+            outcome.warnings.append("rep-unknown")
+        return outcome
+
+    def _update_prospect(self, cursor, record: dict) -> Outcome:
+        key = record["key"]
+        current = self._row(cursor, "F_COMPTET", {"CT_Num": key, "CT_Type": 0},
+                            ["CT_Prospect", *ACCOUNT_COLUMNS.values()])
+        if current is None:
+            raise CommandRefused(f"the tiers {key} no longer exists in Sage")
+        if current["CT_Prospect"] != 1:
+            raise CommandRefused(f"the tiers {key} is a client now: only Sage changes it", field="kind")
+        return self._merge(cursor, "F_COMPTET", {"CT_Num": key}, ACCOUNT_COLUMNS, current, record,
+                           WRITABLE[Op.UPDATE_PROSPECT])
+
+    # --- contacts -------------------------------------------------------------------------------
+    def _create_contact(self, cursor, record: dict) -> Outcome:
+        owner = record.get("account_key")
+        if not owner or self._row(cursor, "F_COMPTET", {"CT_Num": owner, "CT_Type": 0}, ["CT_Num"]) is None:
+            raise CommandRefused(f"the contact's tiers {owner} does not exist in Sage", field="account")
+        fields = dict(record.get("fields") or {})
+        warnings = []
+        if not fields.get("last_name"):
+            fields["last_name"] = fields.get("first_name") or "?"     # Sage wants CT_Nom
+            warnings.append("last-name-filled")
+        values = self._columns(cursor, "F_CONTACTT", CONTACT_COLUMNS, fields, WRITABLE[Op.CREATE_CONTACT])
+        number = self._next_number(cursor, "F_CONTACTT", "CT_No")
+        self._insert(cursor, "F_CONTACTT", {"CT_Num": owner, "CT_No": number, **values})
+        return Outcome(str(number), written=fields, warnings=warnings)
+
+    def _update_contact(self, cursor, record: dict) -> Outcome:
+        key = record["key"]
+        current = self._row(cursor, "F_CONTACTT", {"CT_No": int(key)}, list(CONTACT_COLUMNS.values()))
+        if current is None:
+            raise CommandRefused(f"the contact {key} no longer exists in Sage")
+        return self._merge(cursor, "F_CONTACTT", {"CT_No": int(key)}, CONTACT_COLUMNS, current, record,
+                           WRITABLE[Op.UPDATE_CONTACT])
+
+    # --- merging a change -------------------------------------------------------------------------
+    def _merge(self, cursor, table: str, where: dict, columns: dict[str, str], current: dict, record: dict,
+               writable: tuple[str, ...]) -> Outcome:
+        fields, base = record.get("fields") or {}, record.get("base") or {}
+        outcome = Outcome(str(record["key"]))
+        chosen = {}
+        for name, value in fields.items():
+            sage_now = _plain(current.get(columns.get(name, "")))
+            if name in base and not _same(sage_now, base.get(name)) and not _same(sage_now, value):
+                outcome.conflicts.append({"field": name, "sage": sage_now, "ssm": value, "base": base.get(name)})
+                continue
+            if not _same(sage_now, value):
+                chosen[name] = value
+        values = self._columns(cursor, table, columns, chosen, writable)
+        if values:
+            cursor.execute(self.dialect.update(table, list(values), list(where)),
+                           (*values.values(), *where.values()))
+        outcome.written = chosen
+        return outcome
+
+    # --- checks and numbers -------------------------------------------------------------------------
+    def _columns(self, cursor, table: str, columns: dict[str, str], fields: dict, writable: tuple[str, ...]) -> dict:
+        """Sage's columns for `fields`, each checked against the column's width and code page."""
+        widths = self._widths.setdefault(table, column_widths(self.connection, table))
+        values = {}
+        for name, value in fields.items():
+            column = columns.get(name)
+            if column is None or name not in writable:
+                raise CommandRefused(f"the field {name} cannot be written to Sage", field=name)
+            if isinstance(value, str):
+                value = value.strip() or None
+            if isinstance(value, str):
+                width = widths.get(column)
+                if width and len(value) > width:
+                    raise CommandRefused(f"{name}: {len(value)} characters, Sage's {column} holds {width}", field=name)
+                try:
+                    value.encode(SAGE_CODE_PAGE)
+                except UnicodeEncodeError as exc:
+                    raise CommandRefused(f"{name}: the character {value[exc.start]!r} cannot be stored by Sage",
+                                         field=name) from None
+                if name == "email" and not _EMAIL.match(value):
+                    raise CommandRefused(f"email: '{value}' is not an e-mail address Sage accepts", field=name)
+            values[column] = value
+        return values
+
+    def _collective_account(self, cursor) -> str:
+        cursor.execute("SELECT CG_NumPrinc FROM F_COMPTET WHERE CT_Type = 0 AND CG_NumPrinc IS NOT NULL")
+        used = Counter(str(row[0]).strip() for row in cursor.fetchall() if row[0] and str(row[0]).strip())
+        if not used:
+            raise CommandRefused("the dossier has no client to take the prospects' collective account from "
+                                 "(CG_NumPrinc)")
+        return used.most_common(1)[0][0]
+
+    def _next_prospect_number(self, cursor) -> str:
+        cursor.execute(self.dialect.keys_like("F_COMPTET", "CT_Num"), (f"{self.prefix}%",))
+        taken = [str(row[0]).strip()[len(self.prefix):] for row in cursor.fetchall()]
+        highest = max((int(suffix) for suffix in taken if suffix.isdigit()), default=0)
+        number = f"{self.prefix}{highest + 1:0{COUNTER_DIGITS}d}"
+        width = self._widths.setdefault("F_COMPTET", column_widths(self.connection, "F_COMPTET")).get("CT_Num", 17)
+        if len(number) > width:
+            raise CommandRefused(f"the next code {number} is longer than CT_Num ({width})")
+        return number
+
+    def _next_number(self, cursor, table: str, column: str) -> int:
+        cursor.execute(self.dialect.max_of(table, column))
+        row = cursor.fetchone()
+        return int(row[0] or 0) + 1
+
+    def _rep(self, cursor, rep_key: Optional[str]) -> Optional[int]:
+        if not rep_key or not str(rep_key).isdigit():
+            return None
+        found = self._row(cursor, "F_COLLABORATEUR", {"CO_No": int(rep_key)}, ["CO_No"])
+        return int(rep_key) if found is not None else None
+
+    def _row(self, cursor, table: str, where: dict, columns: list[str]) -> Optional[dict]:
+        cursor.execute(self.dialect.select(table, columns, list(where), for_update=True), tuple(where.values()))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip(columns, row))
+
+    def _insert(self, cursor, table: str, row: dict) -> None:
+        cursor.execute(self.dialect.insert(table, list(row)), tuple(row.values()))
+        self._drain(cursor)
+
+    @staticmethod
+    def _drain(cursor) -> None:
+        with contextlib.suppress(Exception):
+            while cursor.nextset():
+                pass
+
+    def _applied(self, cursor, command_id: str) -> Optional[Outcome]:
+        self._ensure_commands_table(cursor)
+        cursor.execute(self.dialect.select(COMMANDS_TABLE, ["CMD_Result"], ["CMD_Id"]), (command_id,))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        done = json.loads(row[0])
+        return Outcome(done["key"], written=done.get("written", {}), conflicts=done.get("conflicts", []),
+                       warnings=done.get("warnings", []), replayed=True)
+
+    def _ensure_commands_table(self, cursor) -> None:
+        from agent.odbc import table_exists
+        if not table_exists(self.connection, COMMANDS_TABLE):
+            cursor.execute(self.dialect.commands_table())
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        cursor = self.connection.cursor()
+        explicit = self.dialect.begin is not None
+        if explicit:
+            self.connection.autocommit = True
+            cursor.execute(self.dialect.begin)
+        try:
+            yield cursor
+        except BaseException:
+            if explicit:
+                cursor.execute("ROLLBACK")
+            else:
+                self.connection.rollback()
+            raise
+        else:
+            if explicit:
+                cursor.execute("COMMIT")
+            else:
+                self.connection.commit()
+        finally:
+            if explicit:
+                self.connection.autocommit = False
+            cursor.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
+    if a is None or b is None:
+        return a is None and b is None
+    return str(a) == str(b)

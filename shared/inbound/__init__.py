@@ -1,0 +1,1 @@
+"""SSM → Sage: reading SSM's changes, deciding, the commands to the agent and their results."""

@@ -1,0 +1,105 @@
+"""The agent's answers to commands, bound in the cloud (`command-result` envelopes).
+
+A prospect or contact Sage created is linked at once to its SSM record (the base being the SSM
+values the command carried, so the Sage record read back later is an echo) and SSM is given its
+`extId`; an account SSM created as a client is set back to Prospect there, with a journal line.
+A change Sage applied moves the link's base to the values written, so the same SSM change is not
+sent again. A command Sage refused is an incident naming the record and the field; nothing was
+written to Sage. Warnings (an SSM owner with no Sage collaborator, a last name Sage needed) are
+warning incidents on the record.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from shared.envelope import Envelope, Op
+from shared.models import Entity
+from shared.ssm.lookups import ACCOUNT_TYPE_PROSPECT, ACCOUNT_TYPES
+from shared.state.records import JournalEntry
+from shared.sync.binder import Binder
+from shared.inbound.mapping import INBOUND
+from shared.inbound.service import new_record_key
+
+CREATES = (Op.CREATE_PROSPECT, Op.CREATE_CONTACT)
+SAGE_WRITE = "sage-write"
+SAGE_WARNING = "sage-warning"
+
+WARNINGS = {
+    "rep-unknown": "The SSM owner of the {entity} '{key}' is not a Sage collaborator: it was written to Sage "
+                   "without a sales rep (CO_No).",
+    "last-name-filled": "The contact '{key}' had no last name in SSM; Sage requires one, so its first name "
+                        "stands in for it.",
+}
+
+
+class ResultBinder:
+    """Applies one dossier's command results (see the module docstring)."""
+
+    def __init__(self, store, ssm, incidents, *, clock: Callable, owner_without_rep: Callable[[], int]):
+        self.store = store
+        self.ssm = ssm
+        self.incidents = incidents
+        self.clock = clock
+        self.owner_without_rep = owner_without_rep
+
+    def apply(self, dossier: str, envelope: Envelope) -> str:
+        result = envelope.record or {}
+        command = result.get("command") or {}
+        entity = envelope.entity or ""
+        ssm_id = int(command.get("ssm_id"))
+        key = envelope.key or new_record_key(ssm_id)
+        if not result.get("ok"):
+            where = f" (field {result['field']})" if result.get("field") else ""
+            self.incidents.record(dossier, entity, key, SAGE_WRITE,
+                                  f"Sage refused the {entity} '{key}' from SSM{where}: {result.get('error')}. "
+                                  f"Nothing was written to Sage; correct it in SSM and it is sent again.")
+            return "failed"
+        outcome = result.get("outcome") or {}
+        sage_key = outcome.get("key") or key
+        self.incidents.resolve(dossier, entity, key, SAGE_WRITE)
+        if envelope.op in CREATES:
+            self._created(dossier, entity, ssm_id, sage_key, command, envelope)
+        else:
+            self._changed(dossier, entity, sage_key, command, outcome)
+        for warning in outcome.get("warnings") or ():
+            text = WARNINGS.get(warning, warning).format(entity=entity, key=sage_key)
+            self.incidents.record(dossier, entity, sage_key, SAGE_WARNING, text)
+        return "applied"
+
+    def _created(self, dossier: str, entity: str, ssm_id: int, sage_key: str, command: dict, envelope: Envelope) -> None:
+        inbound = INBOUND[entity]
+        binder = Binder(self.store, dossier, entity, clock=self.clock)
+        base = dict(command.get("ssm") or {})
+        fix = {"extId": binder.ext_id(sage_key)}
+        if entity == Entity.ACCOUNT.value:
+            prospect = self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_PROSPECT)
+            if command.get("was_client"):
+                fix["typeId"] = prospect
+                self._journal(dossier, "created-as-prospect", f"The account '{sage_key}' was created in SSM as a "
+                              f"client; clients are created in Sage only, so Sage has it as a prospect and SSM "
+                              f"shows it as one.", entity, sage_key)
+            base.update(typeId=prospect, readOnly=False)
+            if not command.get("rep_key"):      # what Sage's tiers without CO_No maps to: the SSM owner stays
+                base["salesRepId1"] = self.owner_without_rep()
+        link = binder.to_external(sage_key)
+        if link is None or link.ssm_id != ssm_id:
+            binder.bind(sage_key, ssm_id, base=base, hash="", link=link)
+        self.ssm.update(inbound.resource, ssm_id, fix)
+        self.incidents.resolve(dossier, entity, new_record_key(ssm_id), SAGE_WRITE)
+        self._journal(dossier, "created-in-sage", f"The {entity} created in SSM (SSM id {ssm_id}) is now "
+                      f"'{sage_key}' in Sage.", entity, sage_key)
+
+    def _changed(self, dossier: str, entity: str, sage_key: str, command: dict, outcome: dict) -> None:
+        binder = Binder(self.store, dossier, entity, clock=self.clock)
+        link = binder.to_external(sage_key)
+        if link is None:
+            return
+        written = set(outcome.get("written") or ())
+        to_sage = INBOUND[entity].to_sage
+        moved = {ssm: value for ssm, value in (command.get("ssm") or {}).items() if to_sage.get(ssm) in written}
+        if moved:
+            binder.bind(sage_key, link.ssm_id, base={**link.base, **moved}, hash=link.hash, link=link)
+
+    def _journal(self, dossier: str, event: str, message: str, entity: str, key: str) -> None:
+        self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=entity, key=key,
+                                               event=event, message=message, detail={}))
