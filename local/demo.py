@@ -65,7 +65,8 @@ def _toml_text(value: str) -> str:
 
 
 def write_config(folder: Path, *, base_url: str, public_key: str, private_key: str, admin_email: str,
-                 dossiers: list[tuple[str, str, Path]], status_port: int) -> Path:
+                 dossiers: list[tuple[str, str, Path]], status_port: int,
+                 dossier_settings: Optional[dict[str, dict[str, str]]] = None) -> Path:
     """The demo's settings file (paths relative to it)."""
     lines = [
         "# Written by `ssm-connector demo`: the two demo companies, the SSM simulator, local state.",
@@ -95,6 +96,7 @@ def write_config(folder: Path, *, base_url: str, public_key: str, private_key: s
     for dossier_id, name, path in dossiers:
         lines += ["", "[[dossiers]]", f"id = {_toml_text(dossier_id)}", f"name = {_toml_text(name)}",
                   f"odbc = {_toml_text(f'Driver=SQLite3;Database={path}')}"]
+        lines += [f"{option} = {_toml_text(value)}" for option, value in (dossier_settings or {}).get(dossier_id, {}).items()]
     config = folder / "config.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config

@@ -243,7 +243,8 @@ class Synchronizer:
 
     def _update(self, record, values: dict, link: Link, envelope: Envelope, *, current: Optional[dict],
                 realignment: bool, base_known: bool = True) -> tuple[Outcome, Link]:
-        result = self._reconcile(values, link.base, current, realignment=realignment, base_known=base_known)
+        result = self._reconcile(values, link.base, current, realignment=realignment, base_known=base_known,
+                                 both_ways=self._is_bidirectional(record))
         if self._ext_id_note(record.key) and link.base.get(EXT_ID_NOTE) != self.binder.ext_id(record.key):
             result.to_ssm["extId"] = self.binder.ext_id(record.key)     # migrate an earlier scheme's
             result.base.update(self._ext_id_note(record.key))
@@ -266,12 +267,14 @@ class Synchronizer:
         return {EXT_ID_NOTE: self.binder.ext_id(key)}
 
     def _reconcile(self, values: dict, base: dict, current: Optional[dict], *, realignment: bool,
-                   base_known: bool = True) -> MergeResult:
+                   base_known: bool = True, both_ways: bool = False) -> MergeResult:
+        """A realignment overwrites SSM with Sage's values, except on a record edited on both sides
+        whose base is known: there SSM's own changes stand (and go to Sage), Sage wins conflicts."""
         names = self.mapper.fields(values, base)
         if current is None:
             return diff(values, base, names)
         now = ssm_values(current, names)
-        if realignment:
+        if realignment and not (both_ways and base_known and base):
             return realign(values, now, base if base_known else None, names=names,
                            ssm_keeps=self.mapper.ssm_keeps)
         return merge(values, now, base, names=names, ssm_keeps=self.mapper.ssm_keeps,

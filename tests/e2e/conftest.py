@@ -142,7 +142,8 @@ def make_pipeline(tmp_path):
 
     def make(*, companies: tuple[str, ...] = ("BIJOU",), size: str = "tiny", bad_rows: bool = False,
              faults: Optional[FaultPlan] = None, environ: Optional[dict] = None, client_options: Optional[dict] = None,
-             documents_one_in: int = 1, folder: Optional[Path] = None, reps_in_ssm: bool = True) -> Pipeline:
+             documents_one_in: int = 1, folder: Optional[Path] = None, reps_in_ssm: bool = True,
+             dossier_settings: Optional[dict] = None, before_start=None) -> Pipeline:
         folder = folder or tmp_path / f"pipeline{len(made)}"
         folder.mkdir(parents=True)
         databases = {company: build_demo_dossier(folder / f"{company}.db", size=size, seed=seed, company=company,
@@ -152,9 +153,12 @@ def make_pipeline(tmp_path):
             for database in databases.values():
                 keep_documents(database, documents_one_in)
         simulator = SsmSimulator(seed=11, faults=faults).start("127.0.0.1", 0)
+        if before_start is not None:
+            before_start(simulator)
         config = write_config(folder, base_url=simulator.base_url, public_key=simulator.public_key,
                               private_key=simulator.private_key, admin_email=simulator.admin_email,
-                              dossiers=[(c, f"Société {c}", p) for c, p in databases.items()], status_port=free_port())
+                              dossiers=[(c, f"Société {c}", p) for c, p in databases.items()], status_port=free_port(),
+                              dossier_settings=dossier_settings)
         settings = load_settings(config, environ={**FAST_CLIENT, **FAST_REDELIVERY, **(environ or {})})
         owned = []
         service = None
