@@ -137,6 +137,14 @@ def list_databases(settings: Settings) -> tuple[list[CompanyDatabase], Optional[
     return sorted(listed.values(), key=lambda d: d.id.lower()), error
 
 
+def writer_connection_string_for(settings: Settings, dossier: str) -> str:
+    """The ODBC connection string the Sage writer uses: the dossier's `odbc_writer`, else its reading one."""
+    for configured in settings.dossiers:
+        if configured.id == dossier and configured.odbc_writer is not None:
+            return configured.odbc_writer.get_secret_value()
+    return connection_string_for(settings, dossier)
+
+
 def connection_string_for(settings: Settings, dossier: str) -> str:
     """The ODBC connection string of one dossier.
 

@@ -422,7 +422,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
 def _apply_commands(settings, bus: Bus, target: str):
     """The cloud's commands for the dossier, applied to Sage before its run reads it (their
     results reach the cloud first); a failure here is logged and the run goes on."""
-    from agent.catalog import connection_string_for
+    from agent.catalog import writer_connection_string_for
     from agent.commands import apply_commands
     from agent.odbc import connect
 
@@ -430,7 +430,7 @@ def _apply_commands(settings, bus: Bus, target: str):
     try:
         return apply_commands(target, bus=bus, commands_queue=settings.bus.commands_queue,
                               changes_queue=settings.bus.changes_queue,
-                              connect=lambda: connect(connection_string_for(settings, target)),
+                              connect=lambda: connect(writer_connection_string_for(settings, target)),
                               max_deliveries=settings.bus.max_delivery_count,
                               prospect_prefix=dossier.prospect_prefix if dossier else "SSM")
     except Exception as exc:                 # noqa: BLE001 - the dossier's Sage → SSM run still goes

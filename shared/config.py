@@ -103,6 +103,9 @@ class DossierSettings(_Section):
     name: Optional[str] = None
     product: Literal["sage100", "sage50"] = "sage100"
     odbc: SecretStr
+    # The connection the Sage writer uses (SSM → Sage): a second login allowed to write only the
+    # tables it writes (infra/agent/sql-login.sql); None: the reading connection.
+    odbc_writer: Optional[SecretStr] = None
     active: bool = True
     # The SSM branch whose records belong to this dossier (records created in SSM are routed by it);
     # None: the tenant's branch of `[ssm] branch`, else its first.

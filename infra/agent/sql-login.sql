@@ -1,7 +1,9 @@
 -- Least-privilege SQL Server login for the connector's agent, one block per connected dossier.
 -- Run as a sysadmin on the Sage server. Replace <STRONG PASSWORD> and the database names.
--- The agent reads the tables below; it writes only where SSM commands create data in Sage
--- (quotes, prospects, contacts), through Sage's own triggers (never disabled).
+-- The agent reads with `ssm_connector` (SELECT only). The Sage writer, which applies what SSM
+-- users create or change (prospects, contacts), connects as `ssm_connector_writer`, allowed to
+-- write only the tables it writes (`[[dossiers]] odbc_writer` in the agent's config.toml), always
+-- through Sage's own triggers (never disabled), never DELETE, never ALTER.
 
 USE [master];
 IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = N'ssm_connector')
@@ -30,15 +32,32 @@ GRANT SELECT ON dbo.F_DOCENTETE      TO [ssm_connector];
 GRANT SELECT ON dbo.F_DOCLIGNE       TO [ssm_connector];
 GRANT SELECT ON dbo.F_DOCCURRENTPIECE TO [ssm_connector];
 
--- Write: only where SSM commands create data in Sage (quotes, prospects, contacts).
-GRANT INSERT, UPDATE ON dbo.F_COMPTET         TO [ssm_connector];
-GRANT INSERT         ON dbo.F_COMPTETG        TO [ssm_connector];
-GRANT INSERT         ON dbo.F_LIVRAISON       TO [ssm_connector];
-GRANT INSERT, UPDATE ON dbo.F_CONTACTT        TO [ssm_connector];
-GRANT INSERT         ON dbo.F_DOCENTETE       TO [ssm_connector];
-GRANT INSERT         ON dbo.F_DOCLIGNE        TO [ssm_connector];
-GRANT INSERT         ON dbo.F_DOCENTETEINFOS  TO [ssm_connector];
-GRANT INSERT         ON dbo.F_DOCREGL         TO [ssm_connector];
-GRANT UPDATE         ON dbo.F_DOCCURRENTPIECE TO [ssm_connector];
--- Nothing else: no DELETE anywhere, no ALTER, no access to the cb* anti-fraud chain beyond what triggers do.
+-- Nothing else: this login never writes.
+GO
+
+-- The Sage writer's login (SSM -> Sage), one block per dossier as well.
+USE [master];
+IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = N'ssm_connector_writer')
+    CREATE LOGIN [ssm_connector_writer] WITH PASSWORD = N'<ANOTHER STRONG PASSWORD>', CHECK_POLICY = ON, DEFAULT_DATABASE = [master];
+GO
+
+USE [BIJOU];
+IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'ssm_connector_writer')
+    CREATE USER [ssm_connector_writer] FOR LOGIN [ssm_connector_writer];
+
+-- The connector's own table: the commands already applied, written in the same transaction as
+-- the rows they create, so a command applied twice has one effect.
+IF OBJECT_ID(N'dbo.SSM_CONNECTOR_COMMANDS', N'U') IS NULL
+    CREATE TABLE dbo.SSM_CONNECTOR_COMMANDS (CMD_Id varchar(64) NOT NULL PRIMARY KEY, CMD_Op varchar(32) NOT NULL,
+        CMD_Entity varchar(32) NOT NULL, CMD_Key varchar(64), CMD_Result nvarchar(4000), CMD_AppliedAt datetime);
+GRANT SELECT, INSERT ON dbo.SSM_CONNECTOR_COMMANDS TO [ssm_connector_writer];
+
+-- Prospects (new tiers with their collective account and main delivery address) and contacts.
+GRANT SELECT, INSERT, UPDATE ON dbo.F_COMPTET    TO [ssm_connector_writer];
+GRANT SELECT, INSERT         ON dbo.F_COMPTETG   TO [ssm_connector_writer];
+GRANT SELECT, INSERT         ON dbo.F_LIVRAISON  TO [ssm_connector_writer];
+GRANT SELECT, INSERT, UPDATE ON dbo.F_CONTACTT   TO [ssm_connector_writer];
+GRANT SELECT ON dbo.F_COLLABORATEUR              TO [ssm_connector_writer];
+-- Nothing else: no DELETE anywhere, no ALTER, no Sage technical column (cbMarq, cbModification, cbHash...)
+-- is ever written; Sage's triggers maintain them.
 GO
