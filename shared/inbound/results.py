@@ -61,7 +61,10 @@ class ResultBinder:
             self._created(dossier, entity, ssm_id, sage_key, command, envelope)
         else:
             self._changed(dossier, entity, sage_key, command, outcome)
-        for warning in outcome.get("warnings") or ():
+        warnings = list(outcome.get("warnings") or ())
+        if command.get("owner_unmatched") and "rep-unknown" not in warnings:
+            warnings.append("rep-unknown")
+        for warning in warnings:
             text = WARNINGS.get(warning, warning).format(entity=entity, key=sage_key)
             self.incidents.record(dossier, entity, sage_key, SAGE_WARNING, text)
         return "applied"

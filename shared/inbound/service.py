@@ -168,7 +168,9 @@ class InboundService:
                       "ssm": _ssm_values(inbound, record)}
         if inbound.entity == ACCOUNT:
             op = Op.CREATE_PROSPECT
-            body["rep_key"] = self._rep_key(dossier, _plain(record.get("salesRepId1")))
+            owner = _plain(record.get("salesRepId1"))
+            body["rep_key"] = self._rep_key(dossier, owner)
+            body["owner_unmatched"] = owner is not None and body["rep_key"] is None
             body["was_client"] = _plain(record.get("typeId")) == self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_CLIENT)
         else:
             op = Op.CREATE_CONTACT

@@ -74,3 +74,11 @@ def test_host_json_configures_service_bus_sessions_and_batches():
     assert service_bus["autoCompleteMessages"] is True
     assert service_bus["maxMessageBatchSize"] >= 1
     assert "functionTimeout" in host and "logLevel" in host["logging"]
+
+
+def test_ssms_changes_are_read_every_five_minutes_and_on_a_webhook_call(bindings):
+    timer = trigger_of(bindings, "ssm_changes")
+    assert timer["type"] == "timerTrigger" and timer["schedule"] == "0 */5 * * * *"
+    hook = trigger_of(bindings, "ssm_hooks")
+    assert hook["type"] == "httpTrigger" and hook["route"] == "ssm/hooks"
+    assert [m.lower() for m in hook["methods"]] == ["post"] and hook["authLevel"].lower() == "function"

@@ -147,3 +147,30 @@ def test_the_replay_timer_sends_the_dead_lettered_changes_once_they_are_due(simu
     [account] = [a for a in simulator.records("accounts") if a.get("extId") == f"{DOSSIER}:ETOILE"]
     assert account["salesRepId1"]["id"] == store.get_link(DOSSIER, "user", "1").ssm_id
     assert store.list_incidents(DOSSIER, state=IncidentState.OPEN) == []
+
+
+def test_a_webhook_call_sends_the_agent_a_command_for_a_prospect_created_in_ssm(simulator, settings, store):
+    import azure.functions as func
+
+    from shared.bus.factory import open_bus
+    from shared.envelope import EnvelopeKind, Op
+
+    function("sage_changes")(messages=[message(batch().to_bytes())])     # the dossier is connected
+    call = lambda: function("ssm_hooks")(req=func.HttpRequest("POST", "/api/ssm/hooks", body=b"[]"))  # noqa: E731
+    assert call().status_code == 200                                     # the first pass starts the cursor
+    simulator.add_record("accounts", {"name": "Prospect du web", "branchId": simulator.branch_id,
+                                      "salesRepId1": simulator.admin_id,
+                                      "typeId": simulator.account_type_ids["Prospect"]})
+    answer = call()
+
+    assert answer.status_code == 200 and b'"commands": 1' in answer.get_body()
+    bus = open_bus(settings.bus)
+    try:
+        receiver = bus.accept_session(settings.bus.commands_queue, DOSSIER)
+        [received] = receiver.receive(5)
+        [command] = EnvelopeBatch.from_bytes(received.body).envelopes
+        receiver.close()
+    finally:
+        bus.close()
+    assert (command.kind, command.op, command.record["fields"]["name"]) == (EnvelopeKind.COMMAND, Op.CREATE_PROSPECT,
+                                                                           "Prospect du web")
