@@ -40,11 +40,10 @@ from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationEr
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
-from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.breaker import BatchBreaker
-from shared.sync.dependencies import BatchDependencies, TenantDefaults, email_key, plan
-from shared.sync.incidents import GROUP_DOSSIER, INVITE, READ, IncidentBook, failure_counted
-from shared.sync.mapping import USERS_RESOURCE
+from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
+from shared.sync.invitations import match_invitations
+from shared.sync.incidents import GROUP_DOSSIER, READ, IncidentBook, failure_counted
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
                                        UNCHANGED, UPDATED, Attempt, Outcome, SyncContext)
@@ -595,9 +594,8 @@ class SyncService:
         Every change of the batch not applied yet, and not replaced by a newer one of the same record
         in the batch, becomes (or updates) an incident of its record, keeping the reason of the last
         failure when one is known; run markers still open and close their run, and a dossier state
-        applies unless a later one was applied meanwhile. Collaborateurs set aside from the run that
-        completed the first load reopen it, so they are still created when they come again. A body
-        that is not a batch becomes one incident on the group.
+        applies unless a later one was applied meanwhile. A body that is not a batch becomes one
+        incident on the group.
         """
         why = reason + (f": {description}" if description else "")
         try:
@@ -671,33 +669,5 @@ class SyncService:
 
     # --- users waiting for an invitation --------------------------------------------------------
     def retry_pending_invites(self, dossier: str) -> int:
-        """Link the collaborateurs waiting for an SSM invitation whose e-mail SSM now knows.
-
-        Returns how many were matched (and their incidents resolved). No SSM call when none wait.
-        """
-        pending = [link for link in self.store.list_links(dossier, Entity.USER.value)
-                   if link.ssm_id is None and not link.deleted]
-        if not pending:
-            return 0
-        users: dict[str, dict] = {}
-        for user in sorted(self.ssm.list(USERS_RESOURCE), key=lambda u: u["id"]):
-            key = email_key(user.get("email"))
-            if key and not user.get("deleted"):
-                users.setdefault(key, user)
-        binder = Binder(self.store, dossier, Entity.USER.value, clock=self.clock)
-        matched = 0
-        for link in pending:
-            user = users.get(email_key(link.base.get("email")) or "")
-            if user is None:
-                continue
-            try:
-                binder.bind(link.sage_key, int(user["id"]), base={**link.base, "_ext_id": user.get("extId")},
-                            hash=link.hash, link=link)
-            except BindingRaceError:
-                continue
-            self.incidents.resolve(dossier, Entity.USER.value, link.sage_key, INVITE)
-            self._journal(dossier, "invite-matched", f"{link.base.get('email')} was invited in SSM; the "
-                          f"collaborateur '{link.sage_key}' is now linked to that user.",
-                          entity=Entity.USER.value, key=link.sage_key, detail={"ssm_id": user["id"]})
-            matched += 1
-        return matched
+        """Link the collaborateurs waiting for an SSM user (`shared.sync.invitations`)."""
+        return match_invitations(self.store, self.ssm, self.incidents, dossier, clock=self.clock)

@@ -154,3 +154,31 @@ def test_no_statement_writes_a_sage_technical_column(database):
     written = [s for s in connection.sent if s.startswith(("INSERT", "UPDATE"))]
     assert len(written) >= 5 and all("?" in s for s in written)           # parameterized
     assert not any(column in s for s in written for column in ("cbMarq", "cbModification", "cbCreation", "cbHash"))
+
+
+def test_a_write_that_fails_halfway_leaves_no_half_written_tiers(database):
+    import pyodbc
+
+    connection = Recording(connect(sqlite_connection_string(database)))
+    real_cursor = connection.cursor
+
+    def failing_cursor():
+        cursor = real_cursor()
+        execute = cursor.execute
+
+        def execute_or_fail(sql, *params):
+            if sql.startswith("INSERT INTO F_LIVRAISON"):
+                raise pyodbc.OperationalError("HYT00", "lock request time out period exceeded")
+            return execute(sql, *params)
+        cursor.execute = execute_or_fail
+        return cursor
+    object.__setattr__(connection, "cursor", failing_cursor)
+    writer = Sage100Writer(connection)
+
+    with pytest.raises(pyodbc.OperationalError):
+        writer.apply("cmd-1", Op.CREATE_PROSPECT, {"fields": {"name": "Bijoux Léa"}})
+
+    assert rows(database, "SELECT COUNT(*) FROM F_COMPTET WHERE CT_Intitule = 'Bijoux Léa'")[0][0] == 0
+    assert rows(database, "SELECT COUNT(*) FROM F_COMPTETG WHERE CT_Num LIKE 'SSM%'")[0][0] == 0
+    assert Sage100Writer(connect(sqlite_connection_string(database))).apply(
+        "cmd-1", Op.CREATE_PROSPECT, {"fields": {"name": "Bijoux Léa"}}).key == "SSM000001"   # tried again: once
