@@ -18,9 +18,10 @@ from typing import Optional
 
 import pyodbc
 
+from agent.sage100.quote_pricing import price_command
 from agent.sage100.writer import CommandRefused, Outcome, Sage100Writer
 from shared.bus.protocol import Bus, OutgoingMessage
-from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, content_hash
+from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash
 from shared.errors import ConnectorError
 
 log = logging.getLogger("ssm_connector.agent.commands")
@@ -36,12 +37,13 @@ class CommandStats:
 
 
 def result_envelope(command: Envelope, *, outcome: Optional[Outcome] = None, error: Optional[str] = None,
-                    field_name: Optional[str] = None) -> Envelope:
+                    field_name: Optional[str] = None, code: Optional[str] = None,
+                    values: Optional[dict] = None) -> Envelope:
     record = {"ok": outcome is not None, "command": command.record or {}}
     if outcome is not None:
         record["outcome"] = outcome.to_record()
     else:
-        record.update(error=error, field=field_name)
+        record.update(error=error, field=field_name, code=code, values=values or {})
     command_id = command.correlation_id or command.run_id
     return Envelope(kind=EnvelopeKind.COMMAND_RESULT, dossier=command.dossier, run_id=command_id,
                     entity=command.entity, op=command.op, key=outcome.key if outcome is not None else command.key,
@@ -87,11 +89,15 @@ def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_q
         if command.kind is not EnvelopeKind.COMMAND:
             continue
         try:
-            outcome = writer.apply(command.correlation_id or command.run_id, command.op,
-                                   {**(command.record or {}), "key": command.key})
+            record = {**(command.record or {}), "key": command.key}
+            if command.op is Op.PRICE_QUOTE:             # read-only: priced again if asked again
+                outcome = price_command(writer.connection, record)
+            else:
+                outcome = writer.apply(command.correlation_id or command.run_id, command.op, record)
         except CommandRefused as refusal:
             stats.refused += 1
-            results.append(result_envelope(command, error=refusal.message, field_name=refusal.field))
+            results.append(result_envelope(command, error=refusal.message, field_name=refusal.field,
+                                           code=refusal.code, values=refusal.values))
             continue
         except (pyodbc.Error, ConnectorError) as exc:
             if message.delivery_count < max_deliveries:
@@ -100,7 +106,8 @@ def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_q
                 receiver.abandon(message)
                 return False
             stats.refused += 1
-            results.append(result_envelope(command, error=f"the Sage database kept refusing the write ({exc})"))
+            results.append(result_envelope(command, error=f"the Sage database kept refusing the write ({exc})",
+                                           code="database"))
             continue
         stats.applied += 1
         results.append(result_envelope(command, outcome=outcome))

@@ -24,6 +24,15 @@ CATALOGUE: dict[str, str] = {
     "ssm.plan.4": "4 requêtes par seconde",
     "ssm.plan.13": "13 requêtes par seconde",
 
+    # --- quotes made in SSM (shared.inbound.quotes): why Sage cannot take one ------------------
+    "quote.refused.article": "l'article « {article} » est inconnu ou en sommeil dans Sage",
+    "quote.refused.no_price": "l'article « {article} » n'a aucun prix dans Sage",
+    "quote.refused.quantity": "la quantité de l'article « {article} » doit être positive",
+    "quote.refused.tiers": "le compte « {tiers} » n'est pas un client ou prospect de Sage",
+    "quote.refused.reference": "la référence du devis dépasse ce que Sage accepte ({width} caractères)",
+    "quote.refused.database": "la base Sage n'a pas pu être écrite (verrou ou délai dépassé)",
+    "quote.refused.other": "Sage a refusé le devis ({reason})",
+
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",
     "tenant.scope.group": "Groupe « {group} »",

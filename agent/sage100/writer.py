@@ -26,6 +26,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator, Optional
 
 from agent.odbc import column_widths
@@ -52,13 +53,21 @@ WRITABLE[Op.UPDATE_PROSPECT] = WRITABLE[Op.CREATE_PROSPECT]
 WRITABLE[Op.UPDATE_CONTACT] = WRITABLE[Op.CREATE_CONTACT]
 
 
+ENTITY_OF = {Op.CREATE_PROSPECT: "account", Op.UPDATE_PROSPECT: "account", Op.CREATE_CONTACT: "contact",
+             Op.UPDATE_CONTACT: "contact", Op.CREATE_QUOTE: "quote"}
+CENT = Decimal("0.01")
+LINE_STEP = 1000                 # Sage numbers DL_Ligne in steps of 1000
+
+
 class CommandRefused(Exception):
     """The command cannot be applied as it is (permanent): `field` names the culprit, if one."""
 
-    def __init__(self, message: str, *, field: Optional[str] = None):
+    def __init__(self, message: str, *, field: Optional[str] = None, code: Optional[str] = None, **values):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.code = code               # the reason's code, for the cloud's French sentence
+        self.values = values
 
 
 @dataclass
@@ -95,7 +104,8 @@ class Sage100Writer:
             pyodbc.Error: the database refused or timed out (nothing was written; try again).
         """
         handler = {Op.CREATE_PROSPECT: self._create_prospect, Op.UPDATE_PROSPECT: self._update_prospect,
-                   Op.CREATE_CONTACT: self._create_contact, Op.UPDATE_CONTACT: self._update_contact}.get(op)
+                   Op.CREATE_CONTACT: self._create_contact, Op.UPDATE_CONTACT: self._update_contact,
+                   Op.CREATE_QUOTE: self._create_quote}.get(op)
         if handler is None:
             raise CommandRefused(f"the agent does not know the command {op.value}")
         with self._transaction() as cursor:
@@ -104,7 +114,7 @@ class Sage100Writer:
                 return done
             outcome = handler(cursor, record)
             cursor.execute(self.dialect.insert(COMMANDS_TABLE, COMMANDS_COLUMNS),
-                           (command_id, op.value, "account" if "PROSPECT" in op.name else "contact", outcome.key,
+                           (command_id, op.value, ENTITY_OF.get(op, "contact"), outcome.key,
                             json.dumps(outcome.to_record(), ensure_ascii=False), self.clock()))
             self._drain(cursor)
             return outcome
@@ -163,6 +173,90 @@ class Sage100Writer:
             raise CommandRefused(f"the contact {key} no longer exists in Sage")
         return self._merge(cursor, "F_CONTACTT", {"CT_No": int(key)}, CONTACT_COLUMNS, current, record,
                            WRITABLE[Op.UPDATE_CONTACT])
+
+    # --- quotes -----------------------------------------------------------------------------------
+    def _create_quote(self, cursor, record: dict) -> Outcome:
+        """A devis (`DO_Domaine` 0, `DO_Type` 0) with its lines at the prices Sage validated: the
+        piece from `F_DOCCURRENTPIECE` (read and moved on under lock, in this transaction), the
+        totals computed from the lines. `F_DOCENTETEINFOS` and the settlement rows (`F_DOCREGL`)
+        are Sage's application's to maintain; a quote created here has none until Sage opens it."""
+        tiers = self._row(cursor, "F_COMPTET", {"CT_Num": record.get("account_key"), "CT_Type": 0},
+                          ["CT_Num", "N_CatTarif", "CO_No"])
+        if tiers is None:
+            raise CommandRefused(f"the quote's tiers {record.get('account_key')} does not exist in Sage", field="account",
+                                 code="tiers", tiers=record.get("account_key"))
+        try:
+            header = self._columns(cursor, "F_DOCENTETE", {"reference": "DO_Ref"},
+                                   {"reference": record.get("reference")}, ("reference",))
+        except CommandRefused as refusal:
+            width = self._widths["F_DOCENTETE"].get("DO_Ref")
+            raise CommandRefused(refusal.message, field="reference", code="reference", width=width) from None
+        lines = []
+        for item in record.get("lines") or ():
+            article = self._row(cursor, "F_ARTICLE", {"AR_Ref": item.get("article")}, ["AR_Design", "AR_Sommeil"])
+            if article is None or article["AR_Sommeil"] == 1:
+                raise CommandRefused(f"the article {item.get('article')} is unknown or asleep in Sage", field="lines",
+                                     code="article", article=item.get("article"))
+            if item.get("unit_price") is None:
+                raise CommandRefused(f"the line of {item.get('article')} has no validated price", field="lines",
+                                     code="no_price", article=item.get("article"))
+            lines.append((item, article))
+        if not lines:
+            raise CommandRefused("a quote needs at least one line", field="lines")
+        piece = self._next_piece(cursor, domain=0, doc_type=0)
+        rate = self._vat_rate(cursor)
+        day = record.get("date") or self.clock().date().isoformat()
+        rep = self._rep(cursor, record.get("rep_key")) or tiers["CO_No"] or 0
+        depot = self._default_depot(cursor)
+        number = self._next_number(cursor, "F_DOCLIGNE", "DL_No")
+        total_ht = total_ttc = Decimal(0)
+        kept = {}
+        for position, (item, article) in enumerate(lines, start=1):
+            amount = Decimal(str(item["amount"]))
+            with_tax = (amount * (1 + rate / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
+            total_ht, total_ttc = total_ht + amount, total_ttc + with_tax
+            self._insert(cursor, "F_DOCLIGNE", {
+                "DO_Domaine": 0, "DO_Type": 0, "CT_Num": tiers["CT_Num"], "DO_Piece": piece, "DL_PieceDE": piece,
+                "DO_Date": day, "DL_Ligne": position * LINE_STEP, "DO_Ref": header.get("DO_Ref"),
+                "AR_Ref": item["article"], "DL_Design": (item.get("description") or article["AR_Design"] or "")[:69] or None,
+                "DL_Qte": Decimal(str(item["quantity"])), "DL_PrixUnitaire": Decimal(str(item["unit_price"])),
+                "DL_Remise01REM_Valeur": Decimal(str(item.get("discount") or 0)), "DL_Taxe1": rate,
+                "DL_MontantHT": amount, "DL_MontantTTC": with_tax, "DE_No": depot, "CO_No": rep,
+                "DL_No": number + position - 1})
+            kept[str(item["line_id"])] = number + position - 1
+        self._insert(cursor, "F_DOCENTETE", {
+            "DO_Domaine": 0, "DO_Type": 0, "DO_Piece": piece, "DO_Date": day, "DO_Ref": header.get("DO_Ref"),
+            "DO_Tiers": tiers["CT_Num"], "CO_No": rep, "DE_No": depot, "DO_Statut": 0,
+            "N_CatTarif": tiers["N_CatTarif"], "DO_TotalHT": total_ht, "DO_TotalTTC": total_ttc,
+            "DO_NetAPayer": total_ttc})
+        return Outcome(f"0:{piece}", written={"piece": piece, "lines": kept, "total_ht": str(total_ht)})
+
+    def _next_piece(self, cursor, *, domain: int, doc_type: int) -> str:
+        where = {"DC_Domaine": domain, "DC_IdCol": doc_type, "DC_Souche": 0}
+        row = self._row(cursor, "F_DOCCURRENTPIECE", where, ["DC_Piece"])
+        if row is None or not row["DC_Piece"]:
+            raise CommandRefused("Sage has no numbering for quotes (F_DOCCURRENTPIECE)")
+        piece = str(row["DC_Piece"]).strip()
+        digits = len(piece) - len(piece.rstrip("0123456789"))
+        if not digits:
+            raise CommandRefused(f"the quotes' numbering {piece} has no number to move on")
+        following = f"{piece[:len(piece) - digits]}{int(piece[len(piece) - digits:]) + 1:0{digits}d}"
+        cursor.execute(self.dialect.update("F_DOCCURRENTPIECE", ["DC_Piece"], list(where)),
+                       (following, *where.values()))
+        return piece
+
+    def _vat_rate(self, cursor) -> Decimal:
+        """The VAT rate of the dossier's sales lines (the most used); none known: refused."""
+        cursor.execute("SELECT DL_Taxe1 FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DL_Taxe1 IS NOT NULL")
+        used = Counter(Decimal(str(row[0])).normalize() for row in cursor.fetchall() if row[0])
+        if not used:
+            raise CommandRefused("the dossier has no sales line to take the VAT rate from")
+        return used.most_common(1)[0][0]
+
+    def _default_depot(self, cursor) -> int:
+        cursor.execute("SELECT MIN(DE_No) FROM F_DEPOT")
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     # --- merging a change -------------------------------------------------------------------------
     def _merge(self, cursor, table: str, where: dict, columns: dict[str, str], current: dict, record: dict,

@@ -18,6 +18,7 @@ from shared.ssm.lookups import ACCOUNT_TYPE_PROSPECT, ACCOUNT_TYPES
 from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
 from shared.inbound.mapping import INBOUND
+from shared.inbound.quote_results import QuoteResults
 from shared.inbound.service import new_record_key
 
 CREATES = (Op.CREATE_PROSPECT, Op.CREATE_CONTACT)
@@ -48,12 +49,14 @@ class ResultBinder:
         entity = envelope.entity or ""
         ssm_id = int(command.get("ssm_id"))
         key = envelope.key or new_record_key(ssm_id)
-        if not result.get("ok"):
+        if not result.get("ok") and entity != Entity.QUOTE.value:
             where = f" (field {result['field']})" if result.get("field") else ""
             self.incidents.record(dossier, entity, key, SAGE_WRITE,
                                   f"Sage refused the {entity} '{key}' from SSM{where}: {result.get('error')}. "
                                   f"Nothing was written to Sage; correct it in SSM and it is sent again.")
             return "failed"
+        if entity == Entity.QUOTE.value:
+            return QuoteResults(self.store, self.ssm, self.incidents, clock=self.clock).apply(dossier, envelope)
         outcome = result.get("outcome") or {}
         sage_key = outcome.get("key") or key
         self.incidents.resolve(dossier, entity, key, SAGE_WRITE)

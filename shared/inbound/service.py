@@ -27,9 +27,12 @@ from shared.bus.protocol import OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash, message_id
 from shared.models import Entity
 from shared.rules import Side, rule_for
-from shared.ssm.lookups import ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPES, BRANCHES
+from shared.errors import SsmRecordError
+from shared.ssm.lookups import ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
 from shared.state.records import JournalEntry, Link, utcnow
 from shared.inbound.mapping import INBOUND, InboundMapping, changed_fields
+from shared.inbound.quote_statuses import QUOTE_STATUSES
+from shared.inbound.quotes import LINES, QuoteDecider
 from shared.inbound.reader import ChangeReader
 from shared.sync.incidents import GROUP_DOSSIER, IncidentBook
 
@@ -102,7 +105,56 @@ class InboundService:
             commands = {}
             outcome.waiting += len(waiting)
             reader.finish(waiting)
+        self._pass_quotes(dossiers, outcome)
         return outcome
+
+    def _pass_quotes(self, dossiers: dict, outcome: PassOutcome) -> None:
+        """SSM's quotes in the making (`shared.inbound.quotes`): their headers, and the orders of
+        the lines that changed (a line's edit need not touch its order)."""
+        decider = QuoteDecider(self.store, self.ssm, self.incidents, clock=self.clock, command=_command)
+        orders = ChangeReader(self.store, self.ssm, "salesorders", overlap=self.overlap, clock=self.clock)
+        lines = ChangeReader(self.store, self.ssm, LINES, overlap=self.overlap, clock=self.clock)
+        records = {int(r["id"]): r for r in orders.records()}
+        for line in lines.records():
+            order = _plain(line.get("salesorderId"))
+            if order is not None and int(order) not in records:
+                found = self.ssm.exists("salesorders", int(order))
+                if found is not None:
+                    records[int(order)] = found
+        commands: dict[str, list[Envelope]] = {}
+        waiting = []
+        for ssm_id in sorted(records):
+            record = records[ssm_id]
+            outcome.read += 1
+            if record.get("extId"):
+                continue                        # a Sage document (order, invoice, devis)
+            dossier, _ = self._linked(ACCOUNT, _plain(record.get("accountId")) or -1, dossiers)
+            if dossier is None or not dossiers[dossier].active:
+                if self._in_a_quote_status(record):
+                    waiting.append(ssm_id)      # its account is not in Sage yet, or its dossier is off
+                continue
+            command = decider.decide(record, dossier, dossiers[dossier].product)
+            if command is not None:
+                commands.setdefault(dossier, []).append(command)
+        self._send(commands)
+        for dossier, sent in commands.items():
+            outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(sent)
+        outcome.waiting += len(waiting)
+        orders.finish(waiting)
+        lines.finish([])
+
+    def _in_a_quote_status(self, record: dict) -> bool:
+        status = _plain(record.get("statusId"))
+        return any(status == self.ssm.lookup_id(SALES_ORDER_STATUSES, label)
+                   for statuses in QUOTE_STATUSES.values() for label in statuses.labels
+                   if self._has_status(label))
+
+    def _has_status(self, label: str) -> bool:
+        try:
+            self.ssm.lookup_id(SALES_ORDER_STATUSES, label)
+        except SsmRecordError:
+            return False
+        return True
 
     def _decide(self, inbound: InboundMapping, record: dict, dossiers: dict, outcome: PassOutcome):
         ssm_id = int(record["id"])

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 from shared.config import DossierSettings, Settings
 from shared.errors import SsmAuthError, SsmError
 from shared.messages import Message, text
+from shared.inbound.quote_statuses import QUOTE_STATUSES
 from shared.ssm import contract
 from shared.ssm.lookups import normalise
 from shared.state.records import utcnow
@@ -28,11 +29,8 @@ LISTS_READ = (USERS, BRANCHES, ACCOUNT_TYPES, STATUSES, CURRENCIES, COUNTRIES)
 
 ACCOUNT_TYPE_LABELS = ("Client", "Prospect")
 DOCUMENT_STATUS_LABELS = ("Commande", "Facture")
-QUOTE_STATUS_LABELS: dict[str, tuple[str, ...]] = {
-    # reference/ssm-sage-connectors.md §3: the statuses Sage's own connectors move a quote through.
-    "sage100": ("Brouillon – En attente", "Brouillon – Validé", "En attente de synchronisation"),
-    "sage50": ("Brouillon (⇆)", "Brouillon validé ✔️", "En attente de synchronisation finale (⇆)"),
-}
+QUOTE_STATUS_LABELS: dict[str, tuple[str, ...]] = {product: statuses.labels
+                                                   for product, statuses in QUOTE_STATUSES.items()}
 CUSTOM_FIELD_RESOURCES = ("products", "accounts", "salesorders")
 EURO_ISO_CODE = "EUR"
 FRANCE_ISO2 = "FR"

@@ -1,0 +1,99 @@
+"""Sage's answers about quotes made in SSM: prices to show, a devis created, or a refusal.
+
+Priced: each SSM line gets Sage's unit price, discount and amount, the quote its total, the status
+« Validé », the second system comment and the available stock of its articles; the link notes the
+content Sage priced and the prices, which a later creation sends back unchanged. Created: the
+quote's link is keyed by the devis (`0:<piece>`), SSM shows the piece at the head of its reference
+and keeps the quote read-only; from then on Sage owns it. Refused: back to « En attente » with
+Sage's reason in the comment, and an incident.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Callable
+
+from shared.envelope import Envelope, Op
+from shared.messages import CATALOGUE, text
+from shared.ssm.lookups import SALES_ORDER_STATUSES
+from shared.state.records import JournalEntry
+from shared.sync.binder import Binder
+from shared.sync.mapping import to_ssm
+from shared.inbound.quote_statuses import STOCK_LINE, statuses_of
+from shared.inbound.quotes import QUOTE, QuoteDecider, quote_key
+
+
+class QuoteResults:
+    def __init__(self, store, ssm, incidents, *, clock: Callable):
+        self.store = store
+        self.ssm = ssm
+        self.incidents = incidents
+        self.clock = clock
+
+    def apply(self, dossier: str, envelope: Envelope) -> str:
+        result = envelope.record or {}
+        command = result.get("command") or {}
+        ssm_id = int(command["ssm_id"])
+        statuses = statuses_of(self.store.get_dossier(dossier).product)
+        if not result.get("ok"):
+            QuoteDecider(self.store, self.ssm, self.incidents, clock=self.clock,
+                         command=None).refuse(dossier, ssm_id, statuses, refusal_text(result), command.get("content"))
+            return "failed"
+        self.incidents.resolve(dossier, QUOTE, quote_key(ssm_id))
+        written = (result.get("outcome") or {}).get("written") or {}
+        if envelope.op is Op.PRICE_QUOTE:
+            self._priced(dossier, ssm_id, command, written, statuses)
+        else:
+            self._created(dossier, ssm_id, command, written)
+        return "applied"
+
+    def _priced(self, dossier: str, ssm_id: int, command: dict, written: dict, statuses) -> None:
+        prices = {}
+        stock = []
+        for line in written.get("lines") or ():
+            price = {"price": to_ssm(Decimal(line["unit_price"])), "discount1": to_ssm(Decimal(line["discount"])),
+                     "total": to_ssm(Decimal(line["amount"]))}
+            self.ssm.update("salesordersLines", int(line["line_id"]), price)
+            prices[str(line["line_id"])] = {"unit_price": line["unit_price"], "discount": line["discount"],
+                                            "amount": line["amount"]}
+            if line.get("stock") is not None:
+                stock.append(STOCK_LINE.format(article=line["article"], stock=_number(line["stock"])))
+        comment = "\n".join([statuses.priced_comment, *stock])
+        self.ssm.update("salesorders", ssm_id, {"total": to_ssm(Decimal(written["total_ht"])), "internalComment": comment,
+                                                "statusId": self.ssm.lookup_id(SALES_ORDER_STATUSES, statuses.validated)})
+        binder = Binder(self.store, dossier, QUOTE, clock=self.clock)
+        link = binder.to_external(quote_key(ssm_id))
+        base = {**(link.base if link else {}), "_priced": command.get("content"), "_prices": prices}
+        binder.bind(quote_key(ssm_id), ssm_id, base=base, hash="", link=link)
+
+    def _created(self, dossier: str, ssm_id: int, command: dict, written: dict) -> None:
+        binder = Binder(self.store, dossier, QUOTE, clock=self.clock)
+        piece = written["piece"]
+        pending = binder.to_external(quote_key(ssm_id))
+        link = binder.to_external(f"0:{piece}")
+        binder.bind(f"0:{piece}", ssm_id, base={"_created": True, "_ssm_lines": written.get("lines") or {}},
+                    hash="", link=link)
+        if pending is not None:
+            binder.unbind(pending)
+        reference = command.get("reference")
+        self.ssm.update("salesorders", ssm_id, {"reference": f"{piece} · {reference}" if reference else piece,
+                                                "readOnly": True})
+        self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
+                                               event="quote-created-in-sage", detail={"ssm_id": ssm_id},
+                                               message=f"The quote {ssm_id} made in SSM is the devis {piece} in Sage."))
+
+
+def _number(value) -> str:
+    number = Decimal(str(value)).normalize()
+    return format(number, "f").replace(".", ",")
+
+
+def refusal_text(result: dict) -> str:
+    """Sage's refusal in French: the agent names its reason by a code of the catalogue."""
+    code = result.get("code")
+    values = result.get("values") or {}
+    if code and f"quote.refused.{code}" in CATALOGUE:
+        try:
+            return text(f"quote.refused.{code}", **values)
+        except KeyError:
+            pass
+    return text("quote.refused.other", reason=result.get("error") or "?")
