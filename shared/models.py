@@ -175,6 +175,7 @@ class DocumentLine(BaseModel):
     discount_rate: Amount
     total_ht: Amount
     total_ttc: Amount
+    origin_quote: Text(13)      # the devis this line came from (Sage's DL_PieceDE), on orders and invoices
 
 
 class Document(CanonicalRecord):

@@ -217,6 +217,7 @@ LINE_DIRECT: tuple[tuple[str, str], ...] = (
     ("DL_Remise01REM_Valeur", "discount_rate"),
     ("DL_MontantHT", "total_ht"),
     ("DL_MontantTTC", "total_ttc"),
+    ("DL_PieceDE", "origin_quote"),
 )
 
 _copy_line = _copier(LINE_DIRECT)
@@ -340,7 +341,8 @@ def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = documen
             Child("lines", "F_DOCLIGNE", "l",
                   (("DO_Domaine", "DO_Domaine"), ("DO_Type", "DO_Type"), ("DO_Piece", "DO_Piece")),
                   ("DO_Domaine", "DO_Type", "DO_Piece", "DL_No", "DL_Ligne", "AR_Ref", "DL_Design",
-                   "DL_Qte", "DL_PrixUnitaire", "DL_Remise01REM_Valeur", "DL_MontantHT", "DL_MontantTTC"),
+                   "DL_Qte", "DL_PrixUnitaire", "DL_Remise01REM_Valeur", "DL_MontantHT", "DL_MontantTTC",
+                   "DL_PieceDE"),
                   order_by=("DL_Ligne", "DL_No")),
         ),
     )

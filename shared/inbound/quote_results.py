@@ -70,8 +70,9 @@ class QuoteResults:
         piece = written["piece"]
         pending = binder.to_external(quote_key(ssm_id))
         link = binder.to_external(f"0:{piece}")
-        binder.bind(f"0:{piece}", ssm_id, base={"_created": True, "_ssm_lines": written.get("lines") or {}},
-                    hash="", link=link)
+        lines = written.get("lines") or {}
+        binder.bind(f"0:{piece}", ssm_id, base={"_created": True, "_ssm_lines": lines,
+                                                "_sent": _sent(command, lines, written)}, hash="", link=link)
         if pending is not None:
             binder.unbind(pending)
         reference = command.get("reference")
@@ -80,6 +81,20 @@ class QuoteResults:
         self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
                                                event="quote-created-in-sage", detail={"ssm_id": ssm_id},
                                                message=f"The quote {ssm_id} made in SSM is the devis {piece} in Sage."))
+
+
+def _sent(command: dict, lines: dict, written: dict) -> dict:
+    """What SSM shows of the devis just created, as the Sage → SSM side compares it (so the devis
+    read back from Sage is no change)."""
+    shown = {}
+    for item in command.get("lines") or ():
+        number = lines.get(str(item["line_id"]))
+        if number is not None:
+            shown[str(number)] = {"quantity": int(Decimal(str(item["quantity"]))),
+                                  "price": to_ssm(Decimal(str(item["unit_price"]))),
+                                  "discount1": to_ssm(Decimal(str(item.get("discount") or 0))),
+                                  "total": to_ssm(Decimal(str(item["amount"])))}
+    return {"total": to_ssm(Decimal(str(written.get("total_ht") or 0))), "lines": shown}
 
 
 def _number(value) -> str:

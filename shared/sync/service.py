@@ -121,6 +121,19 @@ class _Tally:
         return cls(delivery_count=2)
 
 
+def transformed_quotes(envelopes: Iterable[Envelope]) -> dict[str, tuple[str, str]]:
+    """The devis pieces the orders and invoices of a batch came from (their lines' `origin_quote`)."""
+    found: dict[str, tuple[str, str]] = {}
+    for envelope in envelopes:
+        if envelope.entity in (Entity.ORDER.value, Entity.INVOICE.value) and envelope.record:
+            number = envelope.record.get("number")
+            for line in envelope.record.get("lines") or ():
+                origin = (line or {}).get("origin_quote")
+                if origin and origin != number:
+                    found.setdefault(origin, (envelope.entity, number))
+    return found
+
+
 def _parse_time(value) -> Optional[dt.datetime]:
     """An ISO time from an envelope (UTC when it names no zone), None when absent or unreadable."""
     if not isinstance(value, str):
@@ -249,6 +262,7 @@ class SyncService:
                           run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
                           clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
                           links_lost=state_lost, replayed_since=replayed_since)
+        ctx.transformed_quotes = transformed_quotes(envelopes)
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)

@@ -77,6 +77,8 @@ class SyncContext:
         self.links_lost = links_lost
         """The cloud lost the dossier's state and no realignment rebuilt it yet."""
         self.replayed_since = replayed_since or {}
+        self.transformed_quotes: dict[str, tuple[str, str]] = {}
+        """Devis pieces the batch's orders and invoices came from (`DL_PieceDE`): piece → (entity, piece)."""
         """For a replay of dead-lettered changes: (entity, key) → when that change was last tried."""
 
     @property
@@ -513,24 +515,69 @@ class ProductSynchronizer(Synchronizer):
 
 
 class QuoteSynchronizer(Synchronizer):
-    """Quotes are born in SSM; one coming from Sage is linked when SSM has it, else noted."""
+    """Quotes are born in SSM. A devis created from an SSM quote is Sage's from then on: its
+    edits in Sage update that quote (total, lines); transformed into an order or invoice (its lines
+    now carry it in `DL_PieceDE`), the quote says what it became instead of being deleted; deleted
+    in Sage, it is deleted in SSM. A devis made in Sage is linked when SSM has it, else left alone."""
 
     mapper = mapping.SALES_ORDER
 
     def _import(self, record, link, envelope, attempt, realignment):
         if link is not None and link.ssm_id is not None and not link.deleted:
-            link = self.binder.bind(record.key, link.ssm_id, base=link.base, hash=envelope.hash, link=link)
-            return Outcome(UNCHANGED), link
+            changed = self._follow_devis(record, link) if link.base.get("_created") else False
+            link = self.binder.bind(record.key, link.ssm_id, base=self._followed(record, link), hash=envelope.hash,
+                                    link=link)
+            return Outcome(UPDATED if changed else UNCHANGED), link
         existing = self._find_live(self.binder.ext_id(record.key))
         if existing is None:
-            self.ctx.journal("quote-from-sage-ignored", f"The quote {record.number} was created in Sage; "
-                             f"quotes are created in SSM, so it is not sent.", entity=self.entity,
-                             key=record.key, run_id=envelope.run_id)
             link = self.binder.bind(record.key, None, base={"_ignored": True}, hash=envelope.hash, link=link)
             return Outcome(IGNORED), link
         link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
                                 hash=envelope.hash, link=link)
         return Outcome(LINKED), link
+
+    def _follow_devis(self, record: Document, link: Link) -> bool:
+        """Sage's changes to the devis, onto the SSM quote it came from: total and lines."""
+        sent = link.base.get("_sent") or {}
+        header = {"total": to_ssm(record.total_ht)}
+        changes = {k: v for k, v in header.items() if sent.get(k) != v}
+        if changes:
+            self.ctx.ssm.update("salesorders", link.ssm_id, changes)
+        by_number = {str(dl_no): int(ssm_line) for ssm_line, dl_no in (link.base.get("_ssm_lines") or {}).items()}
+        touched = bool(changes)
+        for line in record.lines:
+            ssm_line = by_number.get(line.line_id)
+            if ssm_line is None:
+                continue
+            values = {"quantity": mapping.line_quantity(line, None), "price": to_ssm(mapping.line_price(line, None)),
+                      "discount1": to_ssm(line.discount_rate), "total": to_ssm(line.total_ht)}
+            before = (sent.get("lines") or {}).get(line.line_id)
+            if before != values:
+                self.ctx.ssm.update("salesordersLines", ssm_line, values)
+                touched = True
+        return touched
+
+    def _followed(self, record: Document, link: Link) -> dict:
+        if not link.base.get("_created"):
+            return link.base
+        lines = {line.line_id: {"quantity": mapping.line_quantity(line, None),
+                                "price": to_ssm(mapping.line_price(line, None)),
+                                "discount1": to_ssm(line.discount_rate), "total": to_ssm(line.total_ht)}
+                 for line in record.lines}
+        return {**link.base, "_sent": {"total": to_ssm(record.total_ht), "lines": lines}}
+
+    def _delete_in_ssm(self, key, ssm_id, base, envelope):
+        became = self.ctx.transformed_quotes.get(key.split(":", 1)[-1])
+        if became is None:
+            return super()._delete_in_ssm(key, ssm_id, base, envelope)
+        kind, piece = became
+        label = "la commande" if kind == Entity.ORDER.value else "la facture"
+        self.ctx.ssm.update("salesorders", ssm_id, {"internalComment": f"Devenu dans Sage {label} {piece}."})
+        base["_became"] = f"{kind}:{piece}"
+        self.ctx.journal("quote-transformed", f"The devis '{key}' became the {kind} {piece} in Sage; the SSM "
+                         f"quote {ssm_id} says so and stays.", entity=self.entity, key=key,
+                         run_id=envelope.run_id, detail={"ssm_id": ssm_id, "became": base["_became"]})
+        return UPDATED
 
 
 class LineContext:

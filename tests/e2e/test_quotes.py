@@ -89,9 +89,47 @@ def test_a_quote_goes_through_every_status_with_sages_prices_and_becomes_one_dev
     assert p.simulator.record("salesorders", quote)["reference"] == f"{devis['DO_Piece']} · Salon 2026"
     assert p.runtime.store.get_link(D, "quote", f"0:{devis['DO_Piece']}").ssm_id == quote
 
+    p.simulator.reset_calls()
+    assert p.run().ok                                   # the devis read back from Sage: no change to send
+    assert not [c for c in p.simulator.calls if c.method == "PUT" and c.resource in ("salesorders", "salesordersLines")]
+
+    [first] = [l for l in sage_lines if l["AR_Ref"] == a1]
+    update_row(p.databases[D], "F_DOCLIGNE", {"DL_No": first["DL_No"]},     # edited in Sage: Sage's from now on
+               {"DL_Qte": 2, "DL_MontantHT": 176.4, "DL_MontantTTC": 211.68})
+    update_row(p.databases[D], "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": 0, "DO_Piece": devis["DO_Piece"]},
+               {"DO_TotalHT": 314.58})                  # 176.4 + 79.38 + 58.8, as Sage totals it
+    assert p.run().ok
+    assert Decimal(str(p.simulator.record("salesordersLines", lines[0]["id"])["total"])) == Decimal("176.4")
+    assert Decimal(str(p.simulator.record("salesorders", quote)["total"])) == Decimal("314.58")
+
     delete_row(p.databases[D], "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": 0, "DO_Piece": devis["DO_Piece"]})
     assert p.run().ok
     assert p.simulator.record("salesorders", quote)["deleted"] is True          # deleted in Sage: in SSM too
+
+
+def test_a_devis_transformed_into_an_order_in_sage_says_so_in_ssm_and_stays(make_pipeline):
+    from agent.demo_builder import transform_document
+    p = make_pipeline()
+    assert p.run().ok
+    tiers, (a1, _, _) = price_book(p)
+    assert p.run().ok
+    _, email = rep_of(p)
+    with session(p, email) as rep:
+        quote = rep.create_quote(p.ssm_id(D, "account", tiers), reference="Vitrine",
+                                 lines=[{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
+    assert p.run().ok
+    with session(p, email) as rep:
+        rep.request_sync(quote)
+    assert p.run().ok
+    [devis] = p.sage(D, "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Type = 0 AND DO_Ref = 'Vitrine'")
+
+    order = transform_document(p.databases[D], doc_type=0, piece=devis[0], to_type=1)
+    assert p.run().ok
+
+    kept = p.simulator.record("salesorders", quote)
+    assert kept["deleted"] is False and kept["internalComment"] == f"Devenu dans Sage la commande {order}."
+    assert f"{D}:1:{order}" in p.live("salesorders")                         # the order itself, as every order
+    assert [e.key for e in p.runtime.store.list_journal(D, event="quote-transformed")] == [f"0:{devis[0]}"]
 
 
 def test_a_quote_sage_cannot_price_goes_back_pending_with_the_reason_and_nothing_in_sage(make_pipeline):
