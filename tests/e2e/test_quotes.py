@@ -155,3 +155,34 @@ def test_a_quote_sage_cannot_price_goes_back_pending_with_the_reason_and_nothing
     assert [i.key for i in p.runtime.store.list_incidents(D, state=IncidentState.OPEN) if i.entity == "quote"] == \
         [f"ssm:{quote}"]
     assert p.sage(D, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Type = 0")[0][0] == devis_before
+
+
+def test_each_quote_sage_cannot_take_is_refused_with_its_reason_and_the_others_go_on(make_pipeline):
+    p = make_pipeline(companies=("BIJOU", "ATELIER"))
+    assert p.run().ok
+    tiers, (a1, a2, _) = price_book(p)
+    update_row(p.databases[D], "F_ARTICLE", {"AR_Ref": a2}, {"AR_PrixVen": 0})   # no price at all for A2
+    delete_row(p.databases[D], "F_ARTCLIENT", {"AR_Ref": a2})
+    assert p.run().ok
+    _, email = rep_of(p)
+    account = p.ssm_id(D, "account", tiers)
+    elsewhere = p.ssm_id("ATELIER", "product", p.sage("ATELIER", "SELECT AR_Ref FROM F_ARTICLE ORDER BY AR_Ref")[0][0])
+    with session(p, email) as rep:
+        no_price = rep.create_quote(account, [{"product_id": p.ssm_id(D, "product", a2), "quantity": 1, "price": 1}])
+        nothing = rep.create_quote(account, [{"product_id": p.ssm_id(D, "product", a1), "quantity": 0, "price": 1}])
+        foreign = rep.create_quote(account, [{"product_id": elsewhere, "quantity": 1, "price": 1}])
+        fine = rep.create_quote(account, [{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
+    devis_before = p.sage(D, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Type = 0")[0][0]
+
+    assert p.run().ok
+
+    comments = {quote: p.simulator.record("salesorders", quote)["internalComment"]
+                for quote in (no_price, nothing, foreign)}
+    assert f"L'article « {a2} » n'a aucun prix dans Sage" in comments[no_price]
+    assert f"La quantité de l'article « {a1} » doit être positive" in comments[nothing]
+    assert "n'est pas un article de ce dossier Sage" in comments[foreign]
+    assert all(p.simulator.record("salesorders", q)["statusId"]["value"] == PENDING for q in comments)
+    assert status_of(p, fine) == VALIDATED                                     # the others go on
+    refused = {i.key for i in p.runtime.store.list_incidents(D, state=IncidentState.OPEN) if i.entity == "quote"}
+    assert refused == {f"ssm:{q}" for q in (no_price, nothing, foreign)}
+    assert p.sage(D, "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Type = 0")[0][0] == devis_before

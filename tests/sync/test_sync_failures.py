@@ -156,7 +156,8 @@ def test_a_dead_lettered_body_that_is_not_a_batch_is_one_group_incident(service,
     assert incident.dead_lettered and "undecodable: bad bytes" in incident.message
 
 
-def test_a_quote_from_sage_is_linked_when_ssm_has_it_else_noted(sim, service, agent, store):
+def test_a_quote_from_sage_is_linked_when_ssm_has_it_else_left_alone_without_a_journal_line(sim, service, agent,
+                                                                                               store):
     service.apply_batch(agent.run(client()))
     account = only(sim.records("accounts"), extId="BIJOU:C001")
     quote_id = sim.add_record("salesorders", {"reference": "Devis 1", "branchId": sim.branch_id,
@@ -169,7 +170,8 @@ def test_a_quote_from_sage_is_linked_when_ssm_has_it_else_noted(sim, service, ag
     assert writes(sim) == []
     assert store.get_link("BIJOU", "quote", "0:DE1").ssm_id == quote_id
     assert store.get_link("BIJOU", "quote", "0:DE2").ssm_id is None
-    assert [e.key for e in store.list_journal("BIJOU", event="quote-from-sage-ignored")] == ["0:DE2"]
+    assert store.get_link("BIJOU", "quote", "0:DE2").base == {"_ignored": True}
+    assert store.list_journal("BIJOU", entity="quote") == []          # no line per Sage quote: nothing to act on
     assert (outcome.applied, outcome.ignored) == (1, 1)
     sim.reset_calls()
     again = service.apply_batch(agent.changes(document(Entity.QUOTE, "DE1"), document(Entity.QUOTE, "DE2")))
