@@ -15,18 +15,22 @@ import json
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
-from agent.relay import ActivityNotice, DossierRunResult, activity_text, note_activity, run_selected
+from agent.relay import (ActivityNotice, DossierRunResult, activity_text, apply_dossier_commands, note_activity,
+                         run_selected)
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
 
 COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_unchanged", "invalid", "deletions_held")
 SHOWN_WHEN_NOT_ZERO = {"deletions_held"}
+COMMAND_WAIT_S = 5.0
+"""Between cycles, how often the agent applies the cloud's commands (SSM → Sage), in seconds."""
 NOTHING_SELECTED = "No dossier is selected; `agent databases` lists them, `agent select ID` selects one."
 
 
@@ -263,12 +267,41 @@ def cmd_run(args) -> int:
                 print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
             if args.cycles is not None and cycles >= args.cycles:
                 break
-            stop.wait(interval)
+            _between_cycles(settings, interval, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("agent stopped", flush=True)
     return 0
+
+
+def _between_cycles(settings: Settings, interval: float, stop: threading.Event) -> None:
+    """Wait for the next cycle, applying at once the commands the cloud sends meanwhile (what SSM
+    users created or changed), every `COMMAND_WAIT_S`; Sage's new rows go at the next cycle."""
+    deadline = time.monotonic() + interval
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        apply_waiting_commands(settings)
+        stop.wait(min(COMMAND_WAIT_S, max(0.0, deadline - time.monotonic())))
+
+
+def apply_waiting_commands(settings: Settings) -> dict[str, int]:
+    """Apply the commands waiting for each selected dossier; returns how many each applied."""
+    with _checkpoint(settings) as checkpoint:
+        dossiers = selected_dossiers(settings, checkpoint)
+    bus = _open_bus(settings)
+    try:
+        applied = {}
+        for dossier in dossiers:
+            stats = apply_dossier_commands(settings, bus, dossier)
+            if stats is not None and (stats.applied or stats.refused):
+                applied[dossier] = stats.applied + stats.refused
+                print(f"{dossier}: {applied[dossier]} command(s) from SSM applied", flush=True)
+        return applied
+    finally:
+        bus.close()
 
 
 # --- held deletions -----------------------------------------------------------------------------

@@ -405,7 +405,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
              guard: DeletionGuard) -> DossierRunResult:
     from agent.catalog import connection_string_for
 
-    commands = _apply_commands(settings, bus, target)
+    commands = apply_dossier_commands(settings, bus, target)
     try:
         opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
                               read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
@@ -419,7 +419,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     return result
 
 
-def _apply_commands(settings, bus: Bus, target: str):
+def apply_dossier_commands(settings, bus: Bus, target: str):
     """The cloud's commands for the dossier, applied to Sage before its run reads it (their
     results reach the cloud first); a failure here is logged and the run goes on."""
     from agent.catalog import writer_connection_string_for
@@ -439,5 +439,6 @@ def _apply_commands(settings, bus: Bus, target: str):
 
 
 __all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "activity_text", "announce_activity",
+           "apply_dossier_commands",
            "note_activity",
            "open_sage100", "outbox_message_id", "pack", "run_selected", "sync_dossier"]

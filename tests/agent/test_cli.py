@@ -261,3 +261,33 @@ def test_a_configured_dossier_runs_without_select_and_realigns_when_reactivated(
     assert agent(config, "run-once") == 0
     [(start, end)] = delivered(tmp_path, "BIJOU").runs()
     assert start.record == {"realignment": True} and end.counts["resent"] > 0
+
+
+def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(site):
+    from agent.cli import apply_waiting_commands
+    from shared.bus.protocol import OutgoingMessage
+    from shared.config import load_settings
+    from shared.envelope import Envelope, EnvelopeBatch
+
+    folder, config = site
+    agent(config, "select", "BIJOU")
+    settings = load_settings(config)
+    assert apply_waiting_commands(settings) == {}
+
+    bus = LocalBus(folder / "bus.db")
+    for dossier in ("ORFEVRE", "BIJOU"):                  # ORFEVRE is not selected on this server
+        command = Envelope(kind=EnvelopeKind.COMMAND, dossier=dossier, run_id="cmd-1", entity="account",
+                           op=Op.CREATE_PROSPECT, key="ssm:1", record={"ssm_id": 1, "fields": {"name": "Léa"}})
+        batch = EnvelopeBatch(dossier=dossier, envelopes=(command,))
+        bus.send(settings.bus.commands_queue, [OutgoingMessage(body=batch.to_bytes(), message_id=batch.message_id,
+                                                               session_id=dossier)])
+    bus.close()
+
+    assert apply_waiting_commands(settings) == {"BIJOU": 1}
+    for dossier, created in (("BIJOU", [("Léa",)]), ("ORFEVRE", [])):
+        assert sqlite3.connect(folder / "sage" / f"{dossier}.db").execute(
+            "SELECT CT_Intitule FROM F_COMPTET WHERE CT_Num LIKE 'SSM%'").fetchall() == created
+    bus = LocalBus(folder / "bus.db")
+    assert bus.pending_count(settings.bus.commands_queue, "ORFEVRE") == 1       # waits for its dossier
+    assert bus.pending_count(settings.bus.changes_queue, "BIJOU") >= 1           # the result went to the cloud
+    bus.close()
