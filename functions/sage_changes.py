@@ -1,27 +1,30 @@
 """Service Bus trigger on `sage-changes`: Sage change batches, one dossier per session.
 
-Messages arrive in session (dossier) order. Each body is an `EnvelopeBatch` handed to
-`SyncService.apply_batch`. A body that cannot be decoded (or claims another dossier than its
-session) is recorded as an incident and completed: one bad body never blocks the dossier. When a
-batch needs redelivery (SSM unreachable, a dependency not yet linked) the handler stops there and
-raises: the host abandons the messages and Service Bus redelivers them in order, dead-lettering at
-the queue's `maxDeliveryCount`. Every message of the invocation counts one more delivery, so
-host.json hands one message per invocation (`maxMessageBatchSize` 1): a message that keeps
-failing is set aside alone, never with the messages queued behind it.
+One message per invocation (`Cardinality.ONE`): the host's session processor hands the messages
+of a session (dossier) one after the other, in order, holds up to `maxConcurrentSessions`
+sessions per instance at once (host.json), and renews both the message lock and the session lock
+while an invocation runs (`maxAutoLockRenewalDuration`). A batch trigger (`Cardinality.MANY`) gets
+neither: its locks are not renewed and it works one session at a time per instance.
+
+Each body is an `EnvelopeBatch` handed to `SyncService.apply_batch`. A body that cannot be decoded
+(or claims another dossier than its session) is recorded as an incident and completed: one bad
+body never blocks the dossier. When the batch needs redelivery (SSM unreachable, a dependency not
+yet linked) the handler raises: the host abandons the message and Service Bus redelivers it, in
+order, dead-lettering it at the queue's `maxDeliveryCount`. Only that message counts a delivery:
+a message that keeps failing is set aside alone, never with the messages queued behind it.
 
 Service Bus redelivers an abandoned message at once, so a redelivered message first waits its
 backoff (`shared.sync.redelivery`: from `bus.redelivery_backoff_s`, doubling at each delivery, at
 most 4 minutes; the 10 deliveries span about 17 minutes) — a few minutes of SSM outage no longer
 dead-letter whole batches. The wait happens here, inside the invocation, because a session message
 cannot be put back with a delay without losing its place in the dossier's order; the host renews
-the session lock meanwhile (`maxAutoLockRenewalDuration` 30 min in host.json, above the longest
-wait plus the batch, and within the 30-minute function timeout). The price: while a message waits,
-its dossier's later messages wait too (other dossiers' sessions do not), the wait holds one of the
+the locks meanwhile (`maxAutoLockRenewalDuration` 30 min in host.json, above the longest wait plus
+the batch, and within the 30-minute function timeout). The price: while a message waits, its
+dossier's later messages wait too (other dossiers' sessions do not), the wait holds one of the
 host's concurrent sessions and counts as execution time, and a message that can never get through
 (a dependency that never comes) takes that quarter of an hour to be set aside instead of seconds.
 """
 import time
-from typing import List
 
 import azure.functions as func
 
@@ -40,7 +43,7 @@ bp = func.Blueprint()
 
 
 class RedeliveryRequested(RetryableError):
-    """Raised so that the host abandons the invocation's messages (they come back in order)."""
+    """Raised so that the host abandons the message (it comes back in its session's order)."""
 
 
 def decode(message: func.ServiceBusMessage) -> EnvelopeBatch:
@@ -61,26 +64,22 @@ def wait_before_redelivery(delivery_count: int) -> None:
 
 
 @bp.function_name("sage_changes")
-@bp.service_bus_queue_trigger(arg_name="messages", queue_name=CHANGES_QUEUE, connection=CONNECTION,
-                              is_sessions_enabled=True, cardinality=func.Cardinality.MANY,
+@bp.service_bus_queue_trigger(arg_name="message", queue_name=CHANGES_QUEUE, connection=CONNECTION,
+                              is_sessions_enabled=True, cardinality=func.Cardinality.ONE,
                               auto_complete_messages=True)
-def sage_changes(messages: List[func.ServiceBusMessage]) -> None:
+def sage_changes(message: func.ServiceBusMessage) -> None:
     service = context.sync_service()
-    waited = False
-    for message in messages:
-        try:
-            batch = decode(message)
-        except ValueError as exc:
-            log.warning("undecodable message %s in session %s: %s", message.message_id, message.session_id, exc)
-            service.record_dead_letter(message.get_body(), reason="undecodable", description=str(exc))
-            continue
-        delivery_count = message.delivery_count or 1
-        if not waited:
-            wait_before_redelivery(delivery_count)
-            waited = True
-        with log_context(dossier=batch.dossier, message_id=message.message_id):
-            outcome = service.apply_batch(batch, delivery_count=delivery_count)
-        if outcome.needs_redelivery:
-            raise RedeliveryRequested(
-                "Some Sage changes could not be sent to Sales Management yet; they will be retried.",
-                detail=f"message {message.message_id} of dossier {batch.dossier}, delivery {message.delivery_count}")
+    try:
+        batch = decode(message)
+    except ValueError as exc:
+        log.warning("undecodable message %s in session %s: %s", message.message_id, message.session_id, exc)
+        service.record_dead_letter(message.get_body(), reason="undecodable", description=str(exc))
+        return
+    delivery_count = message.delivery_count or 1
+    wait_before_redelivery(delivery_count)
+    with log_context(dossier=batch.dossier, message_id=message.message_id):
+        outcome = service.apply_batch(batch, delivery_count=delivery_count)
+    if outcome.needs_redelivery:
+        raise RedeliveryRequested(
+            "Some Sage changes could not be sent to Sales Management yet; they will be retried.",
+            detail=f"message {message.message_id} of dossier {batch.dossier}, delivery {delivery_count}")

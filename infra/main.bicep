@@ -8,7 +8,7 @@
 
 targetScope = 'resourceGroup'
 
-@description('Short environment name, used in resource names (e.g. prod, test).')
+@description('Short environment name, part of every resource name (e.g. prod, test): 2 to 10 lowercase letters or digits, as storage account names require.')
 @minLength(2)
 @maxLength(10)
 param environmentName string
@@ -40,16 +40,36 @@ param maxDeliveryCount int = 10
 @description('Maximum instances of the Function App.')
 param maximumInstanceCount int = 40
 
-var suffix = uniqueString(resourceGroup().id, environmentName)
+@description('Service Bus over AMQP on WebSockets (port 443) instead of AMQP on TCP port 5671, for the Function App; the agent has its own `[bus] websockets`.')
+param serviceBusOverWebSockets bool = false
+
+@description('Name of the Key Vault; empty: derived from the environment and the resource group. Give a new name to redeploy into a re-created resource group while the old vault is still soft-deleted (purge protection keeps its name 90 days), or use keyVaultCreateMode=recover.')
+@maxLength(24)
+param keyVaultName string = ''
+
+@description('recover: bring back the soft-deleted vault of that name (and the SSM keys it holds), for one deployment after the resource group was deleted; default otherwise.')
+@allowed([
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = 'default'
+
+// Bicep has no pattern decorator: the characters of environmentName are checked here, before any
+// resource is named, and a bad one stops the deployment with this message.
+var storageNameCharacters = 'abcdefghijklmnopqrstuvwxyz0123456789'
+var environmentNameBadCharacters = filter(range(0, length(environmentName)), i => !contains(storageNameCharacters, substring(environmentName, i, 1)))
+var env = empty(environmentNameBadCharacters) ? environmentName : fail('environmentName \'${environmentName}\' may hold only lowercase letters and digits: it is part of the storage account name.')
+
+var suffix = uniqueString(resourceGroup().id, env)
 var names = {
-  identity: 'id-ssmconn-${environmentName}'
-  serviceBus: 'sb-ssmconn-${environmentName}-${suffix}'
-  storage: take('stssm${environmentName}${suffix}', 24)
-  keyVault: take('kv-ssm-${environmentName}-${suffix}', 24)
-  logs: 'log-ssmconn-${environmentName}'
-  insights: 'appi-ssmconn-${environmentName}'
-  plan: 'plan-ssmconn-${environmentName}'
-  functionApp: 'func-ssmconn-${environmentName}-${suffix}'
+  identity: 'id-ssmconn-${env}'
+  serviceBus: 'sb-ssmconn-${env}-${suffix}'
+  storage: take('stssm${env}${suffix}', 24)
+  keyVault: empty(keyVaultName) ? take('kv-ssm-${env}-${suffix}', 24) : keyVaultName
+  logs: 'log-ssmconn-${env}'
+  insights: 'appi-ssmconn-${env}'
+  plan: 'plan-ssmconn-${env}'
+  functionApp: 'func-ssmconn-${env}-${suffix}'
 }
 var changesQueueName = 'sage-changes'
 var commandsQueueName = 'sage-commands'
@@ -169,10 +189,14 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 }
 
 // ---------------------------------------------------------------- Key Vault
+// Soft delete and purge protection keep a deleted vault's name for 90 days: a deployment into a
+// re-created resource group either recovers it (keyVaultCreateMode=recover) or names another
+// (keyVaultName). docs/deploy.md, "Deploying again after deleting the resource group".
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: names.keyVault
   location: location
   properties: {
+    createMode: keyVaultCreateMode
     tenantId: subscription().tenantId
     sku: { family: 'A', name: 'standard' }
     enableRbacAuthorization: true
@@ -237,9 +261,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: '${serviceBus.name}.servicebus.windows.net' }
         { name: 'ServiceBusConnection__credential', value: 'managedidentity' }
         { name: 'ServiceBusConnection__clientId', value: identity.properties.clientId }
-        // telemetry (Entra ID authentication: local auth is off on the component)
+        // AMQP over WebSockets (port 443) for the trigger (host.json override) and the connector's own client
+        { name: 'AzureFunctionsJobHost__extensions__serviceBus__transportType', value: serviceBusOverWebSockets ? 'amqpWebSockets' : 'amqpTcp' }
+        { name: 'SSMCONN__BUS__WEBSOCKETS', value: serviceBusOverWebSockets ? 'true' : 'false' }
+        // telemetry (Entra ID authentication: local auth is off on the component). host.json has
+        // telemetryMode OpenTelemetry; the worker's logs are exported once, by the connector's own
+        // configure_azure_monitor (shared/telemetry.py), the host told not to forward them again.
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identity.properties.clientId};Authorization=AAD' }
+        { name: 'PYTHON_ENABLE_OPENTELEMETRY', value: 'true' }
         // the connector's own settings (shared/config.py, SSMCONN__SECTION__FIELD)
         { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
         { name: 'SSMCONN__GROUP', value: groupName }

@@ -3,7 +3,8 @@
 It plays the Functions host's part for the embedded runtime. For every function of
 `function_app.app` with a `serviceBusTrigger` binding it reads the binding (queue name with its
 `%APP_SETTING%` expressions, sessions, cardinality), then, like the host: accepts a session,
-receives up to `maxMessageBatchSize` messages (from `host.json`), builds real
+receives one message (cardinality `one`, the session processor's way) or up to
+`maxMessageBatchSize` (cardinality `many`, from `host.json`), builds real
 `azure.functions.ServiceBusMessage` objects, calls the user function, completes every message
 when it returns and abandons every message when it raises (the bus dead-letters at its maximum
 delivery count). Session locks are renewed for as long as a session is held. It loops until no

@@ -8,7 +8,8 @@ SSM endpoint of `[ssm]` through `functions.context`, configured with the same se
 (`run_once`) is one agent run of every selected dossier, then the bus drained until quiet.
 
 `ssm-connector local --config FILE --once` runs one cycle and prints its summary; without
-`--once` it serves the status page and repeats every `[agent] interval_s` until Ctrl-C.
+`--once` it serves the status page and repeats every `[agent] interval_s` until Ctrl-C. With
+`[agent] log_path` set, the log also goes to that file, JSON lines rotated as `agent run` writes them.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from local.dispatcher import DispatchStats, LocalDispatcher
 from shared.config import Settings, load_settings
 from shared.state.records import utcnow
 from shared.status.report import DossierStatus, StatusQuery, StatusReader
-from shared.telemetry import get_logger
+from shared.telemetry import configure_logging, get_logger
 
 log = get_logger(__name__)
 
@@ -218,8 +219,19 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=cmd_local)
 
 
+def configure_log_file(settings: Settings, *, verbose: int = 0) -> bool:
+    """Honour `[agent] log_path`: JSON lines with the dossier and run ids, rotated (10 MB x 10),
+    plus the console, as the agent's own commands do. False when no file is configured."""
+    if not settings.agent.log_path:
+        return False
+    configure_logging(filename=settings.agent.log_path, stream=sys.stderr,
+                      level="DEBUG" if verbose > 1 else "INFO")
+    return True
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    configure_log_file(settings, verbose=getattr(args, "verbose", 0))
     with LocalRuntime(settings) as runtime:
         if args.once:
             summary = runtime.run_once()

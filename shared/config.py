@@ -75,6 +75,9 @@ class BusSettings(_Section):
     redelivery_backoff_s: float = Field(default=5.0, ge=0)   # base of shared.sync.redelivery's wait
     lock_duration_s: float = Field(default=60.0, gt=0)
     duplicate_window_s: float = Field(default=600.0, gt=0)
+    # Service Bus over AMQP on WebSockets (port 443 only) instead of AMQP on TCP port 5671, for
+    # networks whose firewall or proxy lets only HTTPS out.
+    websockets: bool = False
 
 
 class AgentSettings(_Section):

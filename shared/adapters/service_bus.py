@@ -9,6 +9,9 @@ deterministic message ids and duplicate detection. SDK errors become the connect
 locks `LockLostError`, outages `BusUnavailableError` (both retryable), access or entity
 problems `ConfigurationError`.
 
+`websockets=True` carries AMQP over WebSockets on port 443, for networks that let only HTTPS out
+(`[bus] websockets`).
+
 Two details of the SDK are absorbed here: it reports the AMQP delivery count (0 on the first
 delivery) where the protocol counts deliveries (1 on the first), and it cannot receive without
 waiting, so a `max_wait_s` of 0 waits `min_wait_s`.
@@ -22,7 +25,7 @@ from typing import Any, Iterator, Optional
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, \
     ServiceRequestError
 from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusMessage, \
-    ServiceBusReceivedMessage, ServiceBusReceiveMode, ServiceBusSubQueue
+    ServiceBusReceivedMessage, ServiceBusReceiveMode, ServiceBusSubQueue, TransportType
 from azure.servicebus.exceptions import MessageLockLostError, MessageSizeExceededError, \
     MessagingEntityDisabledError, MessagingEntityNotFoundError, OperationTimeoutError, \
     ServiceBusAuthenticationError, ServiceBusAuthorizationError, ServiceBusCommunicationError, \
@@ -69,6 +72,12 @@ ERROR_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str], ...] =
 
 MANAGE_RIGHT_NEEDED = ("Counting pending messages needs the Manage right on the Service Bus namespace "
                        "(a Manage connection string, or the Azure Service Bus Data Owner role).")
+
+
+def transport_type(websockets: bool) -> TransportType:
+    """AMQP over WebSockets (HTTPS port 443, through a proxy if need be) or AMQP on TCP (port 5671).
+    The administration client speaks HTTPS either way."""
+    return TransportType.AmqpOverWebsocket if websockets else TransportType.Amqp
 
 
 def translate_error(exc: BaseException, action: str) -> BaseException:
@@ -196,17 +205,19 @@ class ServiceBusAdapter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> "ServiceBusAdapter":
+    def from_connection_string(cls, conn_str: str, *, websockets: bool = False, **kwargs: Any) -> "ServiceBusAdapter":
+        """`websockets`: AMQP over WebSockets on port 443 instead of AMQP on TCP port 5671."""
         from azure.servicebus.management import ServiceBusAdministrationClient
-        return cls(ServiceBusClient.from_connection_string(conn_str),
+        return cls(ServiceBusClient.from_connection_string(conn_str, transport_type=transport_type(websockets)),
                    admin_client=ServiceBusAdministrationClient.from_connection_string(conn_str), **kwargs)
 
     @classmethod
-    def from_namespace(cls, fully_qualified_namespace: str, credential: Any, **kwargs: Any) -> "ServiceBusAdapter":
+    def from_namespace(cls, fully_qualified_namespace: str, credential: Any, *, websockets: bool = False,
+                       **kwargs: Any) -> "ServiceBusAdapter":
         """With a token credential (managed identity): Data Sender/Receiver roles for the bus,
-        Data Owner as well for `pending_count`."""
+        Data Owner as well for `pending_count`. `websockets` as in `from_connection_string`."""
         from azure.servicebus.management import ServiceBusAdministrationClient
-        return cls(ServiceBusClient(fully_qualified_namespace, credential),
+        return cls(ServiceBusClient(fully_qualified_namespace, credential, transport_type=transport_type(websockets)),
                    admin_client=ServiceBusAdministrationClient(fully_qualified_namespace, credential), **kwargs)
 
     # --- Bus protocol ----------------------------------------------------------------------

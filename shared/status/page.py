@@ -257,8 +257,13 @@ def _pending_text(pending: Optional[PendingStatus]) -> str:
         return "non consulté"
     if not pending.available:
         return f"indisponible ({_e(pending.error)})"
-    return (f"{_plural(pending.changes or 0, 'message Sage', 'messages Sage')}, "
-            f"{_plural(pending.commands or 0, 'commande SSM', 'commandes SSM')}")
+    if pending.changes is None and pending.commands is None:
+        return f"inconnu ({_e(pending.error)})" if pending.error else "inconnu"
+    changes = ("messages Sage : inconnu" if pending.changes is None
+               else _plural(pending.changes, 'message Sage', 'messages Sage'))
+    commands = ("commandes SSM : inconnu" if pending.commands is None
+                else _plural(pending.commands, 'commande SSM', 'commandes SSM'))
+    return f"{changes}, {commands}"
 
 
 def _facts(d: DossierStatus) -> str:
@@ -436,7 +441,8 @@ def _overview(report: StatusReport) -> str:
             lag = MISSING
         pending = MISSING
         if d.pending is not None and d.pending.available:
-            pending = _number((d.pending.changes or 0) + (d.pending.commands or 0))
+            known = d.pending.changes is not None and d.pending.commands is not None   # else never shown as 0
+            pending = _number(d.pending.changes + d.pending.commands) if known else "inconnu"
         rows.append(
             f'<tr><th scope="row"><a href="#dossier-{index}">{_e(d.name or d.id)}</a></th><td>{state}</td>'
             f"<td>{_e(health)}</td><td>{_e(lag)}</td><td class=\"num\">{pending}</td>"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.bus.protocol import Bus
 from shared.config import Settings
-from shared.errors import ConnectorError, NotFoundError
+from shared.errors import ConfigurationError, ConnectorError, NotFoundError
 from shared.state.records import (
     RUN_COUNTERS,
     Dossier,
@@ -154,11 +154,11 @@ class LagStatus(_Out):
 
 
 class PendingStatus(_Out):
-    available: bool
-    changes: Optional[int] = None
-    commands: Optional[int] = None
-    dead_lettered: Optional[int] = None
-    error: Optional[str] = None
+    available: bool = Field(description="False when the bus did not answer")
+    changes: Optional[int] = Field(default=None, description="None: unknown (the bus cannot count them)")
+    commands: Optional[int] = Field(default=None, description="None: unknown (the bus cannot count them)")
+    dead_lettered: Optional[int] = Field(default=None, description="None: unknown")
+    error: Optional[str] = Field(default=None, description="why the bus did not answer, or why a figure is unknown")
 
 
 class CollaboratorStatus(_Out):
@@ -419,17 +419,33 @@ class StatusReader:
             oldest_pending_at=oldest, oldest_pending_seconds=_seconds(now, oldest))
 
     def _pending(self, dossier_id: str) -> Optional[PendingStatus]:
+        """The dossier's messages waiting and dead-lettered. A figure the bus cannot give with the
+        rights it was given (Service Bus counts no session's messages, and counting a queue needs the
+        Manage right the Function App does not hold) is None, shown as unknown, never as zero;
+        `error` says why. A bus that does not answer at all makes the whole figure unavailable."""
         if self.bus is None:
             return None
         queues = (self.changes_queue, self.commands_queue)
+        unknown: list[str] = []
+
+        def figure(count: Callable[[], int]) -> Optional[int]:
+            try:
+                return count()
+            except ConfigurationError as exc:      # cannot count here; says so, and the rest goes on
+                if exc.user_message not in unknown:
+                    unknown.append(exc.user_message)
+                return None
+
         try:
-            changes, commands = (self.bus.pending_count(q, dossier_id) for q in queues)
-            dead = sum(len(self.bus.dead_letters(q, dossier_id)) for q in queues)
+            changes = figure(lambda: self.bus.pending_count(self.changes_queue, dossier_id))
+            commands = figure(lambda: self.bus.pending_count(self.commands_queue, dossier_id))
+            dead = figure(lambda: sum(len(self.bus.dead_letters(q, dossier_id)) for q in queues))
         except Exception as exc:  # the page must still show the state store's view when the bus cannot answer
             log.warning("status: the bus could not count the messages of dossier %s: %r", dossier_id, exc)
             reason = exc.user_message if isinstance(exc, ConnectorError) else "the message bus did not answer"
             return PendingStatus(available=False, error=reason)
-        return PendingStatus(available=True, changes=changes, commands=commands, dead_lettered=dead)
+        return PendingStatus(available=True, changes=changes, commands=commands, dead_lettered=dead,
+                             error=" ".join(unknown) or None)
 
     def _oldest_pending_at(self, dossier_id: str) -> Optional[dt.datetime]:
         if not isinstance(self.bus, PendingAgeProbe):

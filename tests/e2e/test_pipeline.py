@@ -128,8 +128,9 @@ def test_a_second_run_without_any_change_only_reads_ssms_changes(make_pipeline):
 
     assert summary.ok
     calls = [(c.method, c.resource, c.query.get("where", "")) for c in p.simulator.calls if c.resource != "login"]
-    assert calls and all(method == "GET" and resource in ("accounts", "contacts") and where.startswith("dateCreated>")
-                         for method, resource, where in calls), calls      # the SSM → Sage pass, nothing else
+    assert calls and all(method == "GET" and resource in ("accounts", "contacts", "salesorders", "salesordersLines")
+                         and where.startswith("dateCreated>") for method, resource, where in calls), calls
+    # the SSM → Sage pass reading what changed, nothing else
 
 
 def test_a_sage_edit_sends_one_partial_put_with_only_the_changed_fields(make_pipeline):

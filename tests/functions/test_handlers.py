@@ -68,7 +68,7 @@ def store(settings):
 
 
 def test_a_batch_of_changes_reaches_ssm(simulator, store):
-    function("sage_changes")(messages=[message(batch().to_bytes())])
+    function("sage_changes")(message=message(batch().to_bytes()))
 
     accounts = [a for a in simulator.records("accounts") if a["extId"] == f"{DOSSIER}:ETOILE"]
     assert len(accounts) == 1
@@ -78,12 +78,13 @@ def test_a_batch_of_changes_reaches_ssm(simulator, store):
     assert run is not None and run.counts["created"] == 1 and run.counts["updated"] == 1   # the rep is linked
 
     simulator.reset_calls()
-    function("sage_changes")(messages=[message(batch().to_bytes(), delivery_count=2)])
+    function("sage_changes")(message=message(batch().to_bytes(), delivery_count=2))
     assert simulator.call_count(writes_only=True) == 0
 
 
 def test_an_undecodable_body_is_an_incident_and_the_other_messages_are_applied(simulator, store):
-    function("sage_changes")(messages=[message(b"\x00 not a batch"), message(batch().to_bytes())])
+    function("sage_changes")(message=message(b"\x00 not a batch"))
+    function("sage_changes")(message=message(batch().to_bytes()))
 
     incidents = store.list_incidents(GROUP_DOSSIER, state=IncidentState.OPEN)
     assert len(incidents) == 1 and incidents[0].dead_lettered
@@ -91,7 +92,7 @@ def test_an_undecodable_body_is_an_incident_and_the_other_messages_are_applied(s
 
 
 def test_a_batch_in_another_dossiers_session_is_set_aside_not_applied(simulator, store):
-    function("sage_changes")(messages=[message(batch().to_bytes(), session_id="ATELIER")])
+    function("sage_changes")(message=message(batch().to_bytes(), session_id="ATELIER"))
 
     assert not [a for a in simulator.records("accounts") if a.get("extId")]
     open_incidents = store.list_incidents(DOSSIER, state=IncidentState.OPEN)
@@ -107,12 +108,12 @@ def test_a_batch_ssm_cannot_take_now_is_raised_for_redelivery(simulator, setting
     simulator.faults.resources = frozenset({"accounts"})
     try:
         with pytest.raises(RedeliveryRequested):
-            function("sage_changes")(messages=[message(batch().to_bytes())])
+            function("sage_changes")(message=message(batch().to_bytes()))
         assert store.get_link(DOSSIER, "account", "ETOILE") is None or \
             store.get_link(DOSSIER, "account", "ETOILE").ssm_id is None
 
         simulator.faults.error_rate = 0.0
-        function("sage_changes")(messages=[message(batch().to_bytes(), delivery_count=2)])
+        function("sage_changes")(message=message(batch().to_bytes(), delivery_count=2))
         assert store.get_link(DOSSIER, "account", "ETOILE").ssm_id is not None
         assert len([a for a in simulator.records("accounts") if a["extId"] == f"{DOSSIER}:ETOILE"]) == 1
     finally:
@@ -155,7 +156,7 @@ def test_a_webhook_call_sends_the_agent_a_command_for_a_prospect_created_in_ssm(
     from shared.bus.factory import open_bus
     from shared.envelope import EnvelopeKind, Op
 
-    function("sage_changes")(messages=[message(batch().to_bytes())])     # the dossier is connected
+    function("sage_changes")(message=message(batch().to_bytes()))     # the dossier is connected
     call = lambda: function("ssm_hooks")(req=func.HttpRequest("POST", "/api/ssm/hooks", body=b"[]"))  # noqa: E731
     assert call().status_code == 200                                     # the first pass starts the cursor
     simulator.add_record("accounts", {"name": "Prospect du web", "branchId": simulator.branch_id,

@@ -181,3 +181,32 @@ def test_timer_functions_are_called_once_per_run_and_their_failures_reported(bus
     recorder.fail_on = b"timer"
     stats = dispatcher.run_timers()
     assert stats.failed_invocations == 1 and "the timer failed" in stats.errors[0]
+
+
+def test_a_cardinality_one_session_function_gets_one_real_message_per_invocation_in_session_order(bus):
+    """As the host's session processor does for `Cardinality.ONE`: one `ServiceBusMessage` per call,
+    a session's messages in order, a failing one abandoned alone and dead-lettered without the others."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    calls: list[func.ServiceBusMessage] = []
+
+    @app.function_name("one_by_one")
+    @app.service_bus_queue_trigger(arg_name="message", queue_name="%ORDERS_QUEUE%", connection="Bus",
+                                   is_sessions_enabled=True, cardinality=func.Cardinality.ONE)
+    def one_by_one(message: func.ServiceBusMessage) -> None:
+        calls.append(message)
+        if message.get_body() == b"bad":
+            raise RuntimeError("cannot process this message")
+
+    [binding] = service_bus_functions(app, {"ORDERS_QUEUE": QUEUE})
+    assert binding.sessions and not binding.many
+    send(bus, "D1", b"1", b"bad", b"2")
+    send(bus, "D2", b"a")
+
+    stats = LocalDispatcher(bus, app, app_settings={"ORDERS_QUEUE": QUEUE}, max_batch_size=50).drain()
+
+    assert all(isinstance(m, func.ServiceBusMessage) for m in calls)
+    assert [(m.get_body(), m.delivery_count) for m in calls if m.session_id == "D1"] == [
+        (b"1", 1), (b"bad", 1), (b"bad", 2), (b"bad", 3), (b"2", 1)]
+    assert [m.get_body() for m in calls if m.session_id == "D2"] == [b"a"]
+    assert stats.invocations == len(calls) and stats.completed == 3 and stats.abandoned == 3
+    assert [m.body for m in bus.dead_letters(QUEUE)] == [b"bad"]

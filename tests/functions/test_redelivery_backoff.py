@@ -91,7 +91,7 @@ def test_a_redelivered_message_waits_its_backoff_before_it_is_applied(simulator,
         application_properties={}, user_properties={}, lock_token=uuid.uuid4().hex)
 
     started = time.monotonic()
-    handler.get_user_function()(messages=[redelivered])
+    handler.get_user_function()(message=redelivered)
 
     assert time.monotonic() - started >= RedeliveryBackoff(BASE_S).delay_s(4) == 4 * BASE_S
     assert ssm_accounts(simulator) == ["BIJOU:C1"]

@@ -130,16 +130,20 @@ def test_every_setting_the_code_reads_is_set_by_the_template():
     settings = _app_settings()
     missing = [name for name in CLOUD_APP_SETTINGS if name not in settings]
     assert not missing, f"app settings missing from infra/main.bicep: {missing}"
-    environ = {name: _param_default(value) for name, value in settings.items() if name.startswith("SSMCONN__")}
+    environ = {name: _value_with_defaults(value) for name, value in settings.items() if name.startswith("SSMCONN__")}
     load_settings(environ=environ).validate_for_cloud()
 
 
-def _param_default(value: object) -> str:
-    """A setting's value, a parameter's name standing for that parameter's default."""
-    import re
-    text = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
-    found = re.search(rf"^param\s+{re.escape(str(value))}\s+\w+\s*=\s*'([^']*)'", text, re.M)
-    return found.group(1) if found else str(value)
+def _value_with_defaults(value: object) -> str:
+    """A setting's value with every parameter at its default; what Azure resolves at deployment time
+    (resource properties, Key Vault references) stays as written."""
+    from tests.infra.bicep import evaluate
+
+    try:
+        resolved = evaluate(TEMPLATE, value, {"environmentName": "prod"})
+    except (KeyError, AssertionError, TypeError):
+        return str(value)
+    return str(resolved).lower() if isinstance(resolved, bool) else str(resolved)
 
 
 def test_every_binding_connection_and_placeholder_is_set_by_the_template():

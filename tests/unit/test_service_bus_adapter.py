@@ -517,3 +517,93 @@ def test_open_bus_builds_the_adapter_from_a_connection_string_without_connecting
 def test_open_bus_without_a_service_bus_connection_is_a_configuration_error():
     with pytest.raises(ConfigurationError):
         open_bus(BusSettings(kind="service-bus"))
+
+
+# --- AMQP over WebSockets ---------------------------------------------------------------------
+CONNECTION_STRING = ("Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=agent-send;"
+                     "SharedAccessKey=c2VjcmV0;EntityPath=sage-changes")
+
+
+@pytest.mark.parametrize("websockets, transport, port", [
+    (False, "Amqp", 5671),
+    (True, "AmqpOverWebsocket", 443),
+], ids=["amqp-tcp", "amqp-over-websockets"])
+def test_bus_websockets_setting_chooses_the_sdk_transport(websockets, transport, port):
+    """`[bus] websockets = true` (or SSMCONN__BUS__WEBSOCKETS=true): AMQP over WebSockets, port 443 only."""
+    from azure.servicebus import TransportType
+
+    from shared.config import load_settings
+
+    settings = load_settings(environ={"SSMCONN__BUS__KIND": "service-bus",
+                                      "SSMCONN__BUS__CONNECTION_STRING": CONNECTION_STRING,
+                                      **({"SSMCONN__BUS__WEBSOCKETS": "true"} if websockets else {})})
+    assert settings.bus.websockets is websockets
+    bus = open_bus(settings.bus)
+    try:
+        config = bus._client._config
+        assert config.transport_type is getattr(TransportType, transport)
+        assert config.connection_port == port
+    finally:
+        bus.close()
+
+
+def test_websockets_also_apply_with_a_managed_identity():
+    from azure.core.credentials import AccessToken
+    from azure.servicebus import TransportType
+
+    class Credential:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken("token", 4102444800)
+
+    bus = ServiceBusAdapter.from_namespace("example.servicebus.windows.net", Credential(), websockets=True)
+    try:
+        assert bus._client._config.transport_type is TransportType.AmqpOverWebsocket
+    finally:
+        bus.close()
+    assert BusSettings().websockets is False
+
+
+# --- the status report on Service Bus -------------------------------------------------------------
+class ReceiverWithoutListen(StandInReceiver):
+    def __enter__(self) -> "StandInReceiver":
+        from azure.servicebus.exceptions import ServiceBusAuthorizationError
+
+        raise ServiceBusAuthorizationError(message="Unauthorized access. 'Listen' claim(s) are required")
+
+
+class ReceiveOnChangesOnly(StandInServiceBusClient):
+    """The Function App's rights: Receive on sage-changes, Send only on sage-commands."""
+
+    def get_queue_receiver(self, queue_name: str, **kwargs: Any) -> "StandInReceiver":
+        if queue_name != "sage-commands":
+            return super().get_queue_receiver(queue_name, **kwargs)
+        self.calls.append(("get_queue_receiver", queue_name, kwargs))
+        return ReceiverWithoutListen(self, queue_name, **kwargs)
+
+
+def test_messages_waiting_that_service_bus_cannot_count_are_unknown_never_zero(tmp_path):
+    """Service Bus keeps no count per session, and counting a queue needs the Manage right the Function
+    App does not hold: the report says unknown (None) with the reason, and the page « inconnu »."""
+    from shared.state.records import Dossier
+    from shared.status.page import render_status_page
+    from shared.status.report import StatusReader
+    from tests.status.sample import NOW, open_store
+
+    store = open_store(tmp_path / "state.db")
+    store.create_dossier(Dossier(id="BIJOU", name="Bijou SA", created_at=NOW))
+    client = ReceiveOnChangesOnly()
+    bus = ServiceBusAdapter(client, admin_client=StandInAdministrationClient(error=_forbidden()), min_wait_s=0.5)
+    bus.send("sage-changes", [msg("BIJOU", 0)])
+
+    pending = StatusReader(store, bus=bus, clock=lambda: NOW).report().dossiers[0].pending
+
+    assert pending.available is True
+    assert (pending.changes, pending.commands) == (None, None)
+    assert pending.dead_lettered is None            # sage-commands' dead letters cannot be read either
+    assert "per dossier" in pending.error and "Listen" in pending.error
+    page = render_status_page(StatusReader(store, bus=bus, clock=lambda: NOW).report())
+    assert "inconnu" in page
+    assert "0 message Sage" not in page and "0 messages Sage" not in page
+    overview = page[page.index("<table"):page.index("</table>")]
+    assert ">inconnu<" in overview
+    store.close()
