@@ -267,7 +267,7 @@ def cmd_run(args) -> int:
                 print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
             if args.cycles is not None and cycles >= args.cycles:
                 break
-            _between_cycles(settings, interval, stop)
+            between_cycles(settings, interval, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -275,7 +275,7 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _between_cycles(settings: Settings, interval: float, stop: threading.Event) -> None:
+def between_cycles(settings: Settings, interval: float, stop: threading.Event) -> None:
     """Wait for the next cycle, applying at once the commands the cloud sends meanwhile (what SSM
     users created or changed), every `COMMAND_WAIT_S`; Sage's new rows go at the next cycle."""
     deadline = time.monotonic() + interval

@@ -323,8 +323,10 @@ def configure_service_logging(settings, config_path: Path) -> None:
 
 def run_agent(config_path: Path | str, stop: threading.Event, *, store: Optional[SecretStore] = None,
               cycle: Callable[[Any, threading.Event], list] = run_cycle,
-              configure_logs: Callable[[Any, Path], None] = configure_service_logging) -> None:
-    """Run the agent's cycle every `[agent] interval_s` until `stop` is set.
+              configure_logs: Callable[[Any, Path], None] = configure_service_logging,
+              between: Optional[Callable[[Any, float, threading.Event], None]] = None) -> None:
+    """Run the agent's cycle every `[agent] interval_s` until `stop` is set; in between, the cloud's
+    commands (SSM → Sage) are applied as they come (`agent.cli.between_cycles`).
 
     Raises:
         ConnectorError: the configuration or a secret cannot be read (the service then fails, and the
@@ -349,7 +351,9 @@ def run_agent(config_path: Path | str, stop: threading.Event, *, store: Optional
         else:
             failed = sum(1 for r in results if not getattr(r, "ok", True))
             log.info("cycle %d: %d dossier(s) synchronised, %d failed", cycles, len(results) - failed, failed)
-        stop.wait(settings.agent.interval_s)
+        if between is None:
+            from agent.cli import between_cycles as between
+        between(settings, settings.agent.interval_s, stop)
     log.info("service %s stopped", SERVICE_NAME)
 
 

@@ -311,9 +311,16 @@ def test_the_service_runs_a_cycle_per_interval_until_stopped_and_survives_a_fail
             stop.set()
         return [SimpleNamespace(ok=True)]
 
+    waits = []
+
+    def between(settings, interval, stop_event):           # agent.cli.between_cycles by default
+        waits.append(interval)
+        stop_event.wait(interval)
+
     svc.run_agent(config, stop, store=svc.SecretStore.beside(config, **fake_dpapi()), cycle=cycle,
-                  configure_logs=lambda settings, path: None)
+                  configure_logs=lambda settings, path: None, between=between)
     assert len(cycles) == 3 and all(s is stop for s in cycles)
+    assert waits == [0.01, 0.01, 0.01]
 
 
 def test_the_service_fails_to_start_on_a_missing_secret(tmp_path):
