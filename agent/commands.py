@@ -57,15 +57,15 @@ def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue
     receiver = bus.accept_session(commands_queue, dossier, max_wait_s=max_wait_s)
     if receiver is None:
         return stats
-    connection = None
+    connection = writer = None
     try:
         while True:
             messages = receiver.receive(MESSAGES_PER_RECEIVE)
             if not messages:
                 break
-            if connection is None:
+            if writer is None:
                 connection = connect()
-            writer = Sage100Writer(connection, prospect_prefix=prospect_prefix)
+                writer = Sage100Writer(connection, prospect_prefix=prospect_prefix)
             for message in messages:
                 if not _apply_message(receiver, message, writer, bus, changes_queue, max_deliveries, stats):
                     return stats            # given back: the dossier's later commands wait behind it

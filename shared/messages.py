@@ -24,14 +24,75 @@ CATALOGUE: dict[str, str] = {
     "ssm.plan.4": "4 requêtes par seconde",
     "ssm.plan.13": "13 requêtes par seconde",
 
-    # --- quotes made in SSM (shared.inbound.quotes): why Sage cannot take one ------------------
-    "quote.refused.article": "l'article « {article} » est inconnu ou en sommeil dans Sage",
-    "quote.refused.no_price": "l'article « {article} » n'a aucun prix dans Sage",
-    "quote.refused.quantity": "la quantité de l'article « {article} » doit être positive",
-    "quote.refused.tiers": "le compte « {tiers} » n'est pas un client ou prospect de Sage",
-    "quote.refused.reference": "la référence du devis dépasse ce que Sage accepte ({width} caractères)",
-    "quote.refused.database": "la base Sage n'a pas pu être écrite (verrou ou délai dépassé)",
-    "quote.refused.other": "Sage a refusé le devis ({reason})",
+    # --- SSM → Sage (shared.inbound): why Sage refuses a record, by the agent's code ------------
+    "sage.refused.article": "l'article « {article} » est inconnu ou en sommeil dans Sage",
+    "sage.refused.no_price": "l'article « {article} » n'a aucun prix dans Sage",
+    "sage.refused.quantity": "la quantité de l'article « {article} » doit être positive",
+    "sage.refused.tiers": "le compte « {tiers} » n'est pas un client ou prospect de Sage",
+    "sage.refused.reference": "la référence du devis dépasse ce que Sage accepte ({width} caractères)",
+    "sage.refused.database": "la base Sage n'a pas pu être écrite (verrou ou délai dépassé)",
+    "sage.refused.no_lines": "le devis n'a aucune ligne",
+    "sage.refused.numbering": "la numérotation des devis de Sage (F_DOCCURRENTPIECE) est absente ou illisible",
+    "sage.refused.vat": "le dossier n'a aucune ligne de vente dont reprendre le taux de TVA",
+    "sage.refused.width": "{field} : {length} caractères, la colonne {column} de Sage en accepte {width}",
+    "sage.refused.codepage": "{field} : le caractère « {char} » ne peut pas être enregistré par Sage",
+    "sage.refused.email": "e-mail : « {value} » n'est pas une adresse que Sage accepte",
+    "sage.refused.not_writable": "le champ {field} ne s'écrit pas dans Sage",
+    "sage.refused.name": "un prospect doit avoir un nom",
+    "sage.refused.tiers_gone": "le tiers {key} n'existe plus dans Sage",
+    "sage.refused.converted": "le tiers {key} est désormais un client : seul Sage le modifie",
+    "sage.refused.contact_tiers": "le tiers {tiers} du contact n'existe pas dans Sage",
+    "sage.refused.contact_gone": "le contact {key} n'existe plus dans Sage",
+    "sage.refused.collective_account": "le dossier n'a aucun client dont reprendre le compte collectif "
+                                       "(CG_NumPrinc)",
+    "sage.refused.code_too_long": "le prochain code {code_value} dépasse la largeur de CT_Num ({width})",
+    "sage.refused.unknown_command": "l'agent ne connaît pas la commande {op}",
+    "sage.refused.other": "Sage a refusé ({reason})",
+    "inbound.refused": "Sage a refusé {what} « {key} » venu de SSM : {reason}. Rien n'a été écrit dans Sage ; "
+                       "corrigez-le dans SSM et il sera renvoyé.",
+    "inbound.what.account": "le prospect",
+    "inbound.what.contact": "le contact",
+    "inbound.warning.rep_unknown": "Le propriétaire SSM de « {key} » n'est pas un collaborateur de Sage : il a été "
+                                   "écrit dans Sage sans commercial (CO_No).",
+    "inbound.warning.last_name_filled": "Le contact « {key} » n'avait pas de nom dans SSM ; Sage en exige un, son "
+                                        "prénom en tient lieu.",
+    "inbound.unrouted": "« {name} » a été créé dans SSM dans l'agence « {branch} », qu'aucun dossier n'utilise : "
+                        "donnez à un dossier `ssm_branch = \"{branch}\"` dans les réglages, ou placez la fiche dans "
+                        "l'agence de son dossier. Rien n'a été écrit dans Sage.",
+    "inbound.undone": "« {key} » a été modifié dans SSM ({fields}) ; {why}, la valeur de Sage a donc été remise.",
+    "inbound.undone.client": "un client ne se modifie que dans Sage",
+    "inbound.undone.conversion": "un prospect ne devient client que dans Sage",
+    "inbound.ssm_deleted": "« {key} » a été supprimé dans SSM ; Sage le garde (les suppressions se font dans Sage) "
+                           "et le prochain réalignement le recrée dans SSM.",
+    "inbound.created_as_prospect": "Le compte « {key} » a été créé dans SSM comme client ; les clients ne se créent "
+                                   "que dans Sage, Sage l'a donc en prospect et SSM l'affiche comme tel.",
+    "inbound.created_in_sage": "La fiche créée dans SSM (n° SSM {ssm_id}) est « {key} » dans Sage.",
+    "contact.name_filled": "Le contact « {key} » n'a pas de {missing} dans Sage ; SSM exige les deux, il affiche "
+                           "« {mark} » jusqu'à ce que Sage l'ait.",
+    "contact.missing.first_name": "prénom",
+    "contact.missing.last_name": "nom",
+    "contact.missing.both": "nom ni de prénom",
+    "user.invite_needed": "{name} ({email}) doit être invité dans Sage Sales Management, ou créé avec "
+                          "`ssm-connector users`, avant que ses comptes puissent lui être attribués",
+    "user.no_email": "pas d'e-mail dans Sage",
+
+    # --- quotes made in SSM (shared.inbound.quotes) ---------------------------------------------
+    "quote.comment.pricing": "VALIDATION EN COURS : Les prix sont en cours de calcul avec {product}. Veuillez "
+                             "patienter pendant la mise à jour.",
+    "quote.comment.priced": "PRIX VALIDÉS : Les prix ont été calculés via {product}. Toute modification relancera "
+                            "le calcul.",
+    "quote.comment.not_priced": "PRIX NON CALCULÉS : {reason}. Corrigez le devis : il sera à nouveau calculé.",
+    "quote.comment.stock": "Stock disponible — {article} : {stock}",
+    "quote.comment.became": "Devenu dans Sage {what} {piece}.",
+    "quote.became.order": "la commande",
+    "quote.became.invoice": "la facture",
+    "quote.refused.account": "le compte du devis n'est pas dans Sage",
+    "quote.refused.foreign_product": "le produit « {product} » n'est pas un article de ce dossier Sage",
+    "quote.refused": "Le devis {ssm_id} fait dans SSM ne peut pas être pris par Sage : {reason}. Il est revenu à "
+                     "son statut d'attente avec la raison dans son commentaire ; rien n'a été écrit dans Sage.",
+    "quote.created_in_sage": "Le devis {ssm_id} fait dans SSM est le devis {piece} dans Sage.",
+    "quote.transformed": "Le devis « {key} » est devenu dans Sage {what} {piece} ; le devis SSM {ssm_id} l'indique "
+                         "et reste.",
 
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",

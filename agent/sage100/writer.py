@@ -94,6 +94,7 @@ class Sage100Writer:
         self.prefix = prospect_prefix
         self.clock = clock
         self._widths: dict[str, dict[str, int]] = {}
+        self._commands_table = False
 
     # --- the one entry point --------------------------------------------------------------------
     def apply(self, command_id: str, op: Op, record: dict) -> Outcome:
@@ -107,7 +108,8 @@ class Sage100Writer:
                    Op.CREATE_CONTACT: self._create_contact, Op.UPDATE_CONTACT: self._update_contact,
                    Op.CREATE_QUOTE: self._create_quote}.get(op)
         if handler is None:
-            raise CommandRefused(f"the agent does not know the command {op.value}")
+            raise CommandRefused(f"the agent does not know the command {op.value}", code="unknown_command",
+                                 op=op.value)
         with self._transaction() as cursor:
             done = self._applied(cursor, command_id)
             if done is not None:
@@ -124,7 +126,7 @@ class Sage100Writer:
         values = self._columns(cursor, "F_COMPTET", ACCOUNT_COLUMNS, record.get("fields") or {},
                                WRITABLE[Op.CREATE_PROSPECT])
         if not values.get("CT_Intitule"):
-            raise CommandRefused("a prospect needs a name", field="name")
+            raise CommandRefused("a prospect needs a name", field="name", code="name")
         account = self._collective_account(cursor)
         number = self._next_prospect_number(cursor)
         rep = self._rep(cursor, record.get("rep_key"))
@@ -145,9 +147,10 @@ class Sage100Writer:
         current = self._row(cursor, "F_COMPTET", {"CT_Num": key, "CT_Type": 0},
                             ["CT_Prospect", *ACCOUNT_COLUMNS.values()])
         if current is None:
-            raise CommandRefused(f"the tiers {key} no longer exists in Sage")
+            raise CommandRefused(f"the tiers {key} no longer exists in Sage", code="tiers_gone", key=key)
         if current["CT_Prospect"] != 1:
-            raise CommandRefused(f"the tiers {key} is a client now: only Sage changes it", field="kind")
+            raise CommandRefused(f"the tiers {key} is a client now: only Sage changes it", field="kind",
+                                 code="converted", key=key)
         return self._merge(cursor, "F_COMPTET", {"CT_Num": key}, ACCOUNT_COLUMNS, current, record,
                            WRITABLE[Op.UPDATE_PROSPECT])
 
@@ -155,7 +158,8 @@ class Sage100Writer:
     def _create_contact(self, cursor, record: dict) -> Outcome:
         owner = record.get("account_key")
         if not owner or self._row(cursor, "F_COMPTET", {"CT_Num": owner, "CT_Type": 0}, ["CT_Num"]) is None:
-            raise CommandRefused(f"the contact's tiers {owner} does not exist in Sage", field="account")
+            raise CommandRefused(f"the contact's tiers {owner} does not exist in Sage", field="account",
+                                 code="contact_tiers", tiers=owner)
         fields = dict(record.get("fields") or {})
         warnings = []
         if not fields.get("last_name"):
@@ -170,7 +174,7 @@ class Sage100Writer:
         key = record["key"]
         current = self._row(cursor, "F_CONTACTT", {"CT_No": int(key)}, list(CONTACT_COLUMNS.values()))
         if current is None:
-            raise CommandRefused(f"the contact {key} no longer exists in Sage")
+            raise CommandRefused(f"the contact {key} no longer exists in Sage", code="contact_gone", key=key)
         return self._merge(cursor, "F_CONTACTT", {"CT_No": int(key)}, CONTACT_COLUMNS, current, record,
                            WRITABLE[Op.UPDATE_CONTACT])
 
@@ -202,7 +206,7 @@ class Sage100Writer:
                                      code="no_price", article=item.get("article"))
             lines.append((item, article))
         if not lines:
-            raise CommandRefused("a quote needs at least one line", field="lines")
+            raise CommandRefused("a quote needs at least one line", field="lines", code="no_lines")
         piece = self._next_piece(cursor, domain=0, doc_type=0)
         rate = self._vat_rate(cursor)
         day = record.get("date") or self.clock().date().isoformat()
@@ -235,11 +239,11 @@ class Sage100Writer:
         where = {"DC_Domaine": domain, "DC_IdCol": doc_type, "DC_Souche": 0}
         row = self._row(cursor, "F_DOCCURRENTPIECE", where, ["DC_Piece"])
         if row is None or not row["DC_Piece"]:
-            raise CommandRefused("Sage has no numbering for quotes (F_DOCCURRENTPIECE)")
+            raise CommandRefused("Sage has no numbering for quotes (F_DOCCURRENTPIECE)", code="numbering")
         piece = str(row["DC_Piece"]).strip()
         digits = len(piece) - len(piece.rstrip("0123456789"))
         if not digits:
-            raise CommandRefused(f"the quotes' numbering {piece} has no number to move on")
+            raise CommandRefused(f"the quotes' numbering {piece} has no number to move on", code="numbering")
         following = f"{piece[:len(piece) - digits]}{int(piece[len(piece) - digits:]) + 1:0{digits}d}"
         cursor.execute(self.dialect.update("F_DOCCURRENTPIECE", ["DC_Piece"], list(where)),
                        (following, *where.values()))
@@ -250,7 +254,7 @@ class Sage100Writer:
         cursor.execute("SELECT DL_Taxe1 FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DL_Taxe1 IS NOT NULL")
         used = Counter(Decimal(str(row[0])).normalize() for row in cursor.fetchall() if row[0])
         if not used:
-            raise CommandRefused("the dossier has no sales line to take the VAT rate from")
+            raise CommandRefused("the dossier has no sales line to take the VAT rate from", code="vat")
         return used.most_common(1)[0][0]
 
     def _default_depot(self, cursor) -> int:
@@ -286,20 +290,22 @@ class Sage100Writer:
         for name, value in fields.items():
             column = columns.get(name)
             if column is None or name not in writable:
-                raise CommandRefused(f"the field {name} cannot be written to Sage", field=name)
+                raise CommandRefused(f"the field {name} cannot be written to Sage", field=name, code="not_writable")
             if isinstance(value, str):
                 value = value.strip() or None
             if isinstance(value, str):
                 width = widths.get(column)
                 if width and len(value) > width:
-                    raise CommandRefused(f"{name}: {len(value)} characters, Sage's {column} holds {width}", field=name)
+                    raise CommandRefused(f"{name}: {len(value)} characters, Sage's {column} holds {width}", field=name,
+                                         code="width", length=len(value), column=column, width=width)
                 try:
                     value.encode(SAGE_CODE_PAGE)
                 except UnicodeEncodeError as exc:
                     raise CommandRefused(f"{name}: the character {value[exc.start]!r} cannot be stored by Sage",
-                                         field=name) from None
+                                         field=name, code="codepage", char=value[exc.start]) from None
                 if name == "email" and not _EMAIL.match(value):
-                    raise CommandRefused(f"email: '{value}' is not an e-mail address Sage accepts", field=name)
+                    raise CommandRefused(f"email: '{value}' is not an e-mail address Sage accepts", field=name,
+                                         code="email", value=value)
             values[column] = value
         return values
 
@@ -307,7 +313,8 @@ class Sage100Writer:
         cursor.execute("SELECT CG_NumPrinc FROM F_COMPTET WHERE CT_Type = 0 AND CG_NumPrinc IS NOT NULL")
         used = Counter(str(row[0]).strip() for row in cursor.fetchall() if row[0] and str(row[0]).strip())
         if not used:
-            raise CommandRefused("the dossier has no client to take the prospects' collective account from "
+            raise CommandRefused(code="collective_account", message="the dossier has no client to take the "
+                                 "prospects' collective account from "
                                  "(CG_NumPrinc)")
         return used.most_common(1)[0][0]
 
@@ -318,7 +325,8 @@ class Sage100Writer:
         number = f"{self.prefix}{highest + 1:0{COUNTER_DIGITS}d}"
         width = self._widths.setdefault("F_COMPTET", column_widths(self.connection, "F_COMPTET")).get("CT_Num", 17)
         if len(number) > width:
-            raise CommandRefused(f"the next code {number} is longer than CT_Num ({width})")
+            raise CommandRefused(f"the next code {number} is longer than CT_Num ({width})", code="code_too_long",
+                                 code_value=number, width=width)
         return number
 
     def _next_number(self, cursor, table: str, column: str) -> int:
@@ -358,8 +366,14 @@ class Sage100Writer:
                        warnings=done.get("warnings", []), replayed=True)
 
     def _ensure_commands_table(self, cursor) -> None:
+        """Create the connector's table where the install did not (the SQLite stand-in); looked up
+        once per writer, not per command."""
         from agent.odbc import table_exists
-        if not table_exists(self.connection, COMMANDS_TABLE):
+        if self._commands_table:
+            return
+        if table_exists(self.connection, COMMANDS_TABLE):
+            self._commands_table = True          # created in a transaction that may roll back: looked up again
+        else:
             cursor.execute(self.dialect.commands_table())
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.models import Entity
 from shared.sync import mapping
-from shared.sync.merge import normalise
+from shared.sync.merge import normalise, reference_id
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,7 @@ class InboundMapping:
 
 
 def sage_value(value: Any) -> Any:
-    if isinstance(value, dict) and "id" in value:
-        value = value["id"]
+    value = reference_id(value)
     if isinstance(value, str):
         value = value.strip()
         return None if not value or value == mapping.MISSING_NAME else value

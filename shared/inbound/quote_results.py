@@ -13,12 +13,13 @@ from decimal import Decimal
 from typing import Callable
 
 from shared.envelope import Envelope, Op
-from shared.messages import CATALOGUE, text
+from shared.messages import text
 from shared.ssm.lookups import SALES_ORDER_STATUSES
 from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
-from shared.sync.mapping import to_ssm
-from shared.inbound.quote_statuses import STOCK_LINE, statuses_of
+from shared.sync.mapping import SALES_ORDER_LINE, to_ssm
+from shared.inbound.quote_statuses import statuses_of
+from shared.inbound.refusals import refusal_text
 from shared.inbound.quotes import QUOTE, QuoteDecider, quote_key
 
 
@@ -52,11 +53,11 @@ class QuoteResults:
         for line in written.get("lines") or ():
             price = {"price": to_ssm(Decimal(line["unit_price"])), "discount1": to_ssm(Decimal(line["discount"])),
                      "total": to_ssm(Decimal(line["amount"]))}
-            self.ssm.update("salesordersLines", int(line["line_id"]), price)
+            self.ssm.update(SALES_ORDER_LINE.resource, int(line["line_id"]), price)
             prices[str(line["line_id"])] = {"unit_price": line["unit_price"], "discount": line["discount"],
                                             "amount": line["amount"]}
             if line.get("stock") is not None:
-                stock.append(STOCK_LINE.format(article=line["article"], stock=_number(line["stock"])))
+                stock.append(text("quote.comment.stock", article=line["article"], stock=_number(line["stock"])))
         comment = "\n".join([statuses.priced_comment, *stock])
         self.ssm.update("salesorders", ssm_id, {"total": to_ssm(Decimal(written["total_ht"])), "internalComment": comment,
                                                 "statusId": self.ssm.lookup_id(SALES_ORDER_STATUSES, statuses.validated)})
@@ -80,7 +81,7 @@ class QuoteResults:
                                                 "readOnly": True})
         self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
                                                event="quote-created-in-sage", detail={"ssm_id": ssm_id},
-                                               message=f"The quote {ssm_id} made in SSM is the devis {piece} in Sage."))
+                                               message=text("quote.created_in_sage", ssm_id=ssm_id, piece=piece)))
 
 
 def _sent(command: dict, lines: dict, written: dict) -> dict:
@@ -100,15 +101,3 @@ def _sent(command: dict, lines: dict, written: dict) -> dict:
 def _number(value) -> str:
     number = Decimal(str(value)).normalize()
     return format(number, "f").replace(".", ",")
-
-
-def refusal_text(result: dict) -> str:
-    """Sage's refusal in French: the agent names its reason by a code of the catalogue."""
-    code = result.get("code")
-    values = result.get("values") or {}
-    if code and f"quote.refused.{code}" in CATALOGUE:
-        try:
-            return text(f"quote.refused.{code}", **values)
-        except KeyError:
-            pass
-    return text("quote.refused.other", reason=result.get("error") or "?")

@@ -25,11 +25,12 @@ from shared.models import Entity
 from shared.ssm.lookups import SALES_ORDER_STATUSES
 from shared.state.records import Link
 from shared.sync.binder import Binder
-from shared.inbound.quote_statuses import NOT_PRICED_COMMENT, QuoteStatuses, statuses_of
+from shared.sync.mapping import ORDER_OF_LINE, SALES_ORDER_LINE
+from shared.sync.merge import reference_id
+from shared.inbound.quote_statuses import QuoteStatuses, statuses_of
+from shared.messages import text
 
 QUOTE = Entity.QUOTE.value
-LINES = "salesordersLines"
-ORDER_OF_LINE = "salesorderId"
 QUOTE_REFUSED = "quote"
 RETRY_REFUSED = dt.timedelta(hours=1)
 
@@ -56,7 +57,8 @@ class QuoteDecider:
         link = binder.to_internal(ssm_id) or binder.to_external(quote_key(ssm_id))
         if status is None or record.get("deleted") or (link is not None and link.base.get("_created")):
             return None                         # not a quote in the making, or Sage's already
-        lines = [line for line in self.ssm.list(LINES, where=f"{ORDER_OF_LINE}={ssm_id}") if not line.get("deleted")]
+        lines = [line for line in self.ssm.list(SALES_ORDER_LINE.resource, where=f"{ORDER_OF_LINE}={ssm_id}")
+                 if not line.get("deleted")]
         content = self._content(record, lines)
         base = link.base if link is not None else {}
         if status == statuses.validated and content == base.get("_priced"):
@@ -90,25 +92,24 @@ class QuoteDecider:
     def _request(self, record: dict, lines: list[dict], dossier: str, statuses: QuoteStatuses,
                  prices: Optional[dict], content: str) -> Optional[dict]:
         ssm_id = int(record["id"])
-        account = self.store.get_link_by_ssm_id(dossier, Entity.ACCOUNT.value, _ref(record.get("accountId")) or -1)
+        account = self.store.get_link_by_ssm_id(dossier, Entity.ACCOUNT.value, reference_id(record.get("accountId")) or -1)
         if account is None:
-            return self.refuse(dossier, ssm_id, statuses, "le compte du devis n'est pas dans Sage", content)
+            return self.refuse(dossier, ssm_id, statuses, text("quote.refused.account"), content)
         sent = []
         for line in sorted(lines, key=lambda l: (l.get("order") or 0, l["id"])):
-            product = self.store.get_link_by_ssm_id(dossier, Entity.PRODUCT.value, _ref(line.get("productId")) or -1)
+            product = self.store.get_link_by_ssm_id(dossier, Entity.PRODUCT.value, reference_id(line.get("productId")) or -1)
             if product is None:
                 label = (line.get("productId") or {}).get("value") if isinstance(line.get("productId"), dict) else None
-                return self.refuse(dossier, ssm_id, statuses,
-                                   f"le produit « {label or _ref(line.get('productId'))} » n'est pas un article de "
-                                   f"ce dossier Sage", content)
+                return self.refuse(dossier, ssm_id, statuses, text(
+                    "quote.refused.foreign_product", product=label or reference_id(line.get("productId"))), content)
             item = {"line_id": int(line["id"]), "article": product.sage_key, "quantity": line.get("quantity"),
                     "description": line.get("description")}
             if prices is not None:
                 item.update(prices.get(str(line["id"])) or {})
             sent.append(item)
         if not sent:
-            return self.refuse(dossier, ssm_id, statuses, "le devis n'a aucune ligne", content)
-        owner = self.store.get_link_by_ssm_id(dossier, Entity.USER.value, _ref(record.get("salesRepId")) or -1)
+            return self.refuse(dossier, ssm_id, statuses, text("sage.refused.no_lines"), content)
+        owner = self.store.get_link_by_ssm_id(dossier, Entity.USER.value, reference_id(record.get("salesRepId")) or -1)
         return {"ssm_id": ssm_id, "account_key": account.sage_key, "rep_key": owner.sage_key if owner else None,
                 "reference": record.get("reference"), "date": (record.get("dateCreated") or "")[:10] or None,
                 "lines": sent}
@@ -118,10 +119,9 @@ class QuoteDecider:
         The same content is tried again after `RETRY_REFUSED`, an edited one at once."""
         self.ssm.update("salesorders", ssm_id, {
             "statusId": self.ssm.lookup_id(SALES_ORDER_STATUSES, statuses.pending),
-            "internalComment": NOT_PRICED_COMMENT.format(reason=reason[0].upper() + reason[1:])})
+            "internalComment": text("quote.comment.not_priced", reason=reason[0].upper() + reason[1:])})
         self.incidents.record(dossier, QUOTE, quote_key(ssm_id), QUOTE_REFUSED,
-                              f"The quote {ssm_id} made in SSM cannot be taken by Sage: {reason}. It was set back "
-                              f"to its pending status with the reason in its comment; nothing was written to Sage.")
+                              text("quote.refused", ssm_id=ssm_id, reason=reason))
         binder = Binder(self.store, dossier, QUOTE, clock=self.clock)
         self._note(binder, binder.to_external(quote_key(ssm_id)), ssm_id, _pricing=None, _refused=content,
                    _retry_at=(self.clock() + RETRY_REFUSED).isoformat())
@@ -129,22 +129,16 @@ class QuoteDecider:
 
     # --- state --------------------------------------------------------------------------------
     def _status_label(self, record: dict, statuses: QuoteStatuses) -> Optional[str]:
-        status = _ref(record.get("statusId"))
-        for label in statuses.labels:
-            if status == self.ssm.lookup_id(SALES_ORDER_STATUSES, label):
-                return label
-        return None
+        status = reference_id(record.get("statusId"))
+        return next((label for label in statuses.labels
+                     if status is not None and status == self.ssm.find_id(SALES_ORDER_STATUSES, label)), None)
 
     @staticmethod
     def _content(record: dict, lines: list[dict]) -> str:
-        return content_hash({"account": _ref(record.get("accountId")),
-                             "lines": sorted([_ref(l.get("productId")), l.get("quantity"), l["id"]] for l in lines)})
+        return content_hash({"account": reference_id(record.get("accountId")),
+                             "lines": sorted([reference_id(l.get("productId")), l.get("quantity"), l["id"]] for l in lines)})
 
     def _note(self, binder: Binder, link: Optional[Link], ssm_id: int, **notes) -> Link:
         key = link.sage_key if link is not None else quote_key(ssm_id)
         base = {**(link.base if link is not None else {}), **notes}
         return binder.bind(key, ssm_id, base={k: v for k, v in base.items() if v is not None}, hash="", link=link)
-
-
-def _ref(value):
-    return value.get("id") if isinstance(value, dict) else value

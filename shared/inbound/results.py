@@ -19,18 +19,14 @@ from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
 from shared.inbound.mapping import INBOUND
 from shared.inbound.quote_results import QuoteResults
+from shared.inbound.refusals import refusal_text
+from shared.messages import text
 from shared.inbound.service import new_record_key
 
 CREATES = (Op.CREATE_PROSPECT, Op.CREATE_CONTACT)
 SAGE_WRITE = "sage-write"
 SAGE_WARNING = "sage-warning"
 
-WARNINGS = {
-    "rep-unknown": "The SSM owner of the {entity} '{key}' is not a Sage collaborator: it was written to Sage "
-                   "without a sales rep (CO_No).",
-    "last-name-filled": "The contact '{key}' had no last name in SSM; Sage requires one, so its first name "
-                        "stands in for it.",
-}
 
 
 class ResultBinder:
@@ -44,19 +40,17 @@ class ResultBinder:
         self.owner_without_rep = owner_without_rep
 
     def apply(self, dossier: str, envelope: Envelope) -> str:
+        if envelope.entity == Entity.QUOTE.value:
+            return QuoteResults(self.store, self.ssm, self.incidents, clock=self.clock).apply(dossier, envelope)
         result = envelope.record or {}
         command = result.get("command") or {}
         entity = envelope.entity or ""
         ssm_id = int(command.get("ssm_id"))
         key = envelope.key or new_record_key(ssm_id)
-        if not result.get("ok") and entity != Entity.QUOTE.value:
-            where = f" (field {result['field']})" if result.get("field") else ""
-            self.incidents.record(dossier, entity, key, SAGE_WRITE,
-                                  f"Sage refused the {entity} '{key}' from SSM{where}: {result.get('error')}. "
-                                  f"Nothing was written to Sage; correct it in SSM and it is sent again.")
+        if not result.get("ok"):
+            self.incidents.record(dossier, entity, key, SAGE_WRITE, text(
+                "inbound.refused", what=text(f"inbound.what.{entity}"), key=key, reason=refusal_text(result)))
             return "failed"
-        if entity == Entity.QUOTE.value:
-            return QuoteResults(self.store, self.ssm, self.incidents, clock=self.clock).apply(dossier, envelope)
         outcome = result.get("outcome") or {}
         sage_key = outcome.get("key") or key
         self.incidents.resolve(dossier, entity, key, SAGE_WRITE)
@@ -68,8 +62,8 @@ class ResultBinder:
         if command.get("owner_unmatched") and "rep-unknown" not in warnings:
             warnings.append("rep-unknown")
         for warning in warnings:
-            text = WARNINGS.get(warning, warning).format(entity=entity, key=sage_key)
-            self.incidents.record(dossier, entity, sage_key, SAGE_WARNING, text)
+            self.incidents.record(dossier, entity, sage_key, SAGE_WARNING,
+                                  text(f"inbound.warning.{warning.replace('-', '_')}", key=sage_key))
         return "applied"
 
     def _created(self, dossier: str, entity: str, ssm_id: int, sage_key: str, command: dict, envelope: Envelope) -> None:
@@ -81,9 +75,8 @@ class ResultBinder:
             prospect = self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_PROSPECT)
             if command.get("was_client"):
                 fix["typeId"] = prospect
-                self._journal(dossier, "created-as-prospect", f"The account '{sage_key}' was created in SSM as a "
-                              f"client; clients are created in Sage only, so Sage has it as a prospect and SSM "
-                              f"shows it as one.", entity, sage_key)
+                self._journal(dossier, "created-as-prospect", text("inbound.created_as_prospect", key=sage_key),
+                              entity, sage_key)
             base.update(typeId=prospect, readOnly=False)
             if not command.get("rep_key"):      # what Sage's tiers without CO_No maps to: the SSM owner stays
                 base["salesRepId1"] = self.owner_without_rep()
@@ -92,8 +85,8 @@ class ResultBinder:
             binder.bind(sage_key, ssm_id, base=base, hash="", link=link)
         self.ssm.update(inbound.resource, ssm_id, fix)
         self.incidents.resolve(dossier, entity, new_record_key(ssm_id), SAGE_WRITE)
-        self._journal(dossier, "created-in-sage", f"The {entity} created in SSM (SSM id {ssm_id}) is now "
-                      f"'{sage_key}' in Sage.", entity, sage_key)
+        self._journal(dossier, "created-in-sage", text("inbound.created_in_sage", ssm_id=ssm_id, key=sage_key),
+                      entity, sage_key)
 
     def _changed(self, dossier: str, entity: str, sage_key: str, command: dict, outcome: dict) -> None:
         binder = Binder(self.store, dossier, entity, clock=self.clock)

@@ -27,12 +27,14 @@ from shared.bus.protocol import OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash, message_id
 from shared.models import Entity
 from shared.rules import Side, rule_for
-from shared.errors import SsmRecordError
 from shared.ssm.lookups import ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
 from shared.state.records import JournalEntry, Link, utcnow
+from shared.messages import text
 from shared.inbound.mapping import INBOUND, InboundMapping, changed_fields
 from shared.inbound.quote_statuses import QUOTE_STATUSES
-from shared.inbound.quotes import LINES, QuoteDecider
+from shared.inbound.quotes import QuoteDecider
+from shared.sync.mapping import ORDER_OF_LINE, SALES_ORDER_LINE
+from shared.sync.merge import reference_id, ssm_values
 from shared.inbound.reader import ChangeReader
 from shared.sync.incidents import GROUP_DOSSIER, IncidentBook
 
@@ -99,9 +101,7 @@ class InboundService:
                     waiting.append(int(record["id"]))
                 elif decision is not None:
                     commands.setdefault(decision.dossier, []).append(decision)
-            self._send(commands)
-            for dossier, sent in commands.items():
-                outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(sent)
+            self._send(commands, outcome)
             commands = {}
             outcome.waiting += len(waiting)
             reader.finish(waiting)
@@ -113,10 +113,10 @@ class InboundService:
         the lines that changed (a line's edit need not touch its order)."""
         decider = QuoteDecider(self.store, self.ssm, self.incidents, clock=self.clock, command=_command)
         orders = ChangeReader(self.store, self.ssm, "salesorders", overlap=self.overlap, clock=self.clock)
-        lines = ChangeReader(self.store, self.ssm, LINES, overlap=self.overlap, clock=self.clock)
+        lines = ChangeReader(self.store, self.ssm, SALES_ORDER_LINE.resource, overlap=self.overlap, clock=self.clock)
         records = {int(r["id"]): r for r in orders.records()}
         for line in lines.records():
-            order = _plain(line.get("salesorderId"))
+            order = reference_id(line.get(ORDER_OF_LINE))
             if order is not None and int(order) not in records:
                 found = self.ssm.exists("salesorders", int(order))
                 if found is not None:
@@ -128,7 +128,7 @@ class InboundService:
             outcome.read += 1
             if record.get("extId"):
                 continue                        # a Sage document (order, invoice, devis)
-            dossier, _ = self._linked(ACCOUNT, _plain(record.get("accountId")) or -1, dossiers)
+            dossier, _ = self._linked(ACCOUNT, reference_id(record.get("accountId")) or -1, dossiers)
             if dossier is None or not dossiers[dossier].active:
                 if self._in_a_quote_status(record):
                     waiting.append(ssm_id)      # its account is not in Sage yet, or its dossier is off
@@ -136,25 +136,15 @@ class InboundService:
             command = decider.decide(record, dossier, dossiers[dossier].product)
             if command is not None:
                 commands.setdefault(dossier, []).append(command)
-        self._send(commands)
-        for dossier, sent in commands.items():
-            outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(sent)
+        self._send(commands, outcome)
         outcome.waiting += len(waiting)
         orders.finish(waiting)
         lines.finish([])
 
     def _in_a_quote_status(self, record: dict) -> bool:
-        status = _plain(record.get("statusId"))
-        return any(status == self.ssm.lookup_id(SALES_ORDER_STATUSES, label)
-                   for statuses in QUOTE_STATUSES.values() for label in statuses.labels
-                   if self._has_status(label))
-
-    def _has_status(self, label: str) -> bool:
-        try:
-            self.ssm.lookup_id(SALES_ORDER_STATUSES, label)
-        except SsmRecordError:
-            return False
-        return True
+        status = reference_id(record.get("statusId"))
+        return status is not None and any(status == self.ssm.find_id(SALES_ORDER_STATUSES, label)
+                                          for statuses in QUOTE_STATUSES.values() for label in statuses.labels)
 
     def _decide(self, inbound: InboundMapping, record: dict, dossiers: dict, outcome: PassOutcome):
         ssm_id = int(record["id"])
@@ -183,12 +173,12 @@ class InboundService:
 
     def _route_new(self, inbound: InboundMapping, record: dict, dossiers: dict, outcome: PassOutcome):
         if inbound.entity == CONTACT:
-            account_id = _plain(record.get("accountId"))
+            account_id = reference_id(record.get("accountId"))
             dossier, account = self._linked(ACCOUNT, account_id, dossiers) if account_id else (None, None)
             if account is None:
                 return WAIT                     # its account is not in Sage (yet)
             return dossier if dossiers[dossier].active else WAIT
-        branch = _plain(record.get("branchId"))
+        branch = reference_id(record.get("branchId"))
         by_branch = {d: self.ssm.lookup_id(BRANCHES, name) for d, name in self.dossier_branches.items()
                      if d in dossiers}
         matching = [d for d, branch_id in by_branch.items() if branch_id == branch]
@@ -202,11 +192,9 @@ class InboundService:
         else:
             outcome.unrouted += 1
             label = (record.get("branchId") or {}).get("value") if isinstance(record.get("branchId"), dict) else None
-            self.incidents.record(
-                GROUP_DOSSIER, inbound.entity, new_record_key(int(record["id"])), ROUTE,
-                f"The {inbound.entity} '{record.get('name') or record.get('lastName')}' was created in SSM in the "
-                f"branch '{label or branch}', which no dossier uses: give a dossier `ssm_branch = \"{label or branch}\"` "
-                f"in the settings, or move the record to the branch of its dossier. Nothing was written to Sage.")
+            self.incidents.record(GROUP_DOSSIER, inbound.entity, new_record_key(int(record["id"])), ROUTE,
+                                  text("inbound.unrouted", name=record.get("name") or record.get("lastName"),
+                                       branch=label or branch))
             return None
         self.incidents.resolve(GROUP_DOSSIER, inbound.entity, new_record_key(int(record["id"])), ROUTE)
         return chosen if dossiers[chosen].active else WAIT
@@ -220,13 +208,13 @@ class InboundService:
                       "ssm": _ssm_values(inbound, record)}
         if inbound.entity == ACCOUNT:
             op = Op.CREATE_PROSPECT
-            owner = _plain(record.get("salesRepId1"))
+            owner = reference_id(record.get("salesRepId1"))
             body["rep_key"] = self._rep_key(dossier, owner)
             body["owner_unmatched"] = owner is not None and body["rep_key"] is None
-            body["was_client"] = _plain(record.get("typeId")) == self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_CLIENT)
+            body["was_client"] = reference_id(record.get("typeId")) == self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_CLIENT)
         else:
             op = Op.CREATE_CONTACT
-            _, account = self._linked(ACCOUNT, _plain(record.get("accountId")), {dossier: None})
+            account = self.store.get_link_by_ssm_id(dossier, ACCOUNT, reference_id(record.get("accountId")))
             body["account_key"] = account.sage_key
         return _command(dossier, inbound.entity, op, new_record_key(ssm_id), body,
                         command_id=message_id(dossier, "create", inbound.entity, str(ssm_id)))
@@ -236,31 +224,29 @@ class InboundService:
         changed = changed_fields(inbound, record, link.base)
         if not changed:
             return None                         # our own write read back, or nothing mapped changed
-        client = inbound.entity == ACCOUNT and _plain(link.base.get("typeId")) == \
+        client = inbound.entity == ACCOUNT and reference_id(link.base.get("typeId")) == \
             self.ssm.lookup_id(ACCOUNT_TYPES, ACCOUNT_TYPE_CLIENT)
         undo = [name for name in changed if name in inbound.sage_only or (client and name not in inbound.kept)]
         if undo:
             self.ssm.update(inbound.resource, int(record["id"]), {name: link.base.get(name) for name in undo})
             outcome.fixed_in_ssm += 1
-            why = ("a client is changed in Sage only" if client else "a prospect becomes a client in Sage only")
-            self._journal(dossier, "ssm-change-undone", f"The {inbound.entity} '{link.sage_key}' was changed in SSM "
-                          f"({', '.join(undo)}); {why}, so Sage's value was put back.", inbound.entity, link.sage_key,
-                          {"fields": undo})
+            why = text("inbound.undone.client" if client else "inbound.undone.conversion")
+            self._journal(dossier, "ssm-change-undone", text("inbound.undone", key=link.sage_key, fields=", ".join(undo),
+                                                             why=why), inbound.entity, link.sage_key, {"fields": undo})
         to_sage = [name for name in changed if name in inbound.to_sage and name not in undo]
         if not to_sage or not rule_for(inbound.entity).may_update(Side.SSM):
             return None
         body = {"ssm_id": int(record["id"]), "key": link.sage_key,
                 "fields": inbound.canonical(record, to_sage),
                 "base": inbound.canonical(link.base, to_sage),
-                "ssm": {name: _plain(record.get(name)) for name in to_sage}}
+                "ssm": ssm_values(record, to_sage)}
         op = Op.UPDATE_PROSPECT if inbound.entity == ACCOUNT else Op.UPDATE_CONTACT
         return _command(dossier, inbound.entity, op, link.sage_key, body)
 
     def _deleted_in_ssm(self, inbound: InboundMapping, record: dict, dossier: str, link: Link) -> None:
         if link.base.get("_ssm_deleted"):
             return
-        self._journal(dossier, "ssm-deletion-ignored", f"The {inbound.entity} '{link.sage_key}' was deleted in SSM; "
-                      f"Sage keeps it (deletions happen in Sage) and the next realignment creates it again in SSM.",
+        self._journal(dossier, "ssm-deletion-ignored", text("inbound.ssm_deleted", key=link.sage_key),
                       inbound.entity, link.sage_key, {"ssm_id": int(record["id"])})
         self.store.save_link(link.model_copy(update={"base": {**link.base, "_ssm_deleted": True}}))
 
@@ -274,12 +260,14 @@ class InboundService:
         self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=entity, key=key,
                                                event=event, message=message, detail=detail))
 
-    def _send(self, commands: dict[str, list[Envelope]]) -> None:
+    def _send(self, commands: dict[str, list[Envelope]], outcome: PassOutcome) -> None:
+        """One bus message per dossier on `sage-commands`, counted in the pass's outcome."""
         for dossier, envelopes in commands.items():
             batch = EnvelopeBatch(dossier=dossier, envelopes=tuple(envelopes))
             self.bus.send(self.commands_queue, [OutgoingMessage(body=batch.to_bytes(), message_id=batch.message_id,
                                                                 session_id=dossier,
                                                                 application_properties={"commands": len(envelopes)})])
+            outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(envelopes)
             log.info("%d command(s) sent to the agent of %s", len(envelopes), dossier)
 
 
@@ -295,12 +283,7 @@ def _command(dossier: str, entity: str, op: Op, key: str, body: dict, *, command
 def _ssm_values(inbound: InboundMapping, record: dict) -> dict:
     """The SSM values of the fields a link's base keeps for this entity (every mapped one)."""
     names = [ssm for _, ssm in inbound.mapper.direct] + [ssm for ssm, _ in inbound.mapper.computed]
-    return {name: _plain(record.get(name)) for name in dict.fromkeys(names)}
-
-
-def _plain(value):
-    """A value as a link's base keeps it: a reference as its id."""
-    return value.get("id") if isinstance(value, dict) else value
+    return ssm_values(record, dict.fromkeys(names))
 
 
 def _without_none(values: dict) -> dict:

@@ -306,6 +306,10 @@ class SsmClient:
         """The id of a per-tenant entry (account type, branch, sales order status) by description."""
         return self._lookups.id_of(resource, description)
 
+    def find_id(self, resource: str, description: str) -> int | None:
+        """`lookup_id`, or None when the tenant has no such entry."""
+        return self._lookups.find(resource, description)
+
     def forget_lookups(self, resource: str | None = None) -> None:
         self._lookups.forget(resource)
 

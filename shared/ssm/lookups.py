@@ -63,9 +63,12 @@ class LookupCache:
         self._tables: dict[str, dict[str, int]] = {}
         self._labels: dict[str, list[str]] = {}
 
+    def find(self, resource: str, description: str) -> int | None:
+        """The entry's id, or None when the tenant has no such entry."""
+        return self._table(resource).get(normalise(description))
+
     def id_of(self, resource: str, description: str) -> int:
-        table = self._table(resource)
-        found = table.get(normalise(description))
+        found = self.find(resource, description)
         if found is None:
             known = ", ".join(f"'{label}'" for label in self._labels[resource]) or "none"
             raise SsmRecordError(

@@ -322,5 +322,8 @@ SALES_ORDER_LINE = Mapper(
     on_create=(("salesOrderId", parent_order),),
 )
 
+ORDER_OF_LINE = "salesorderId"
+"""A line's sales order, as SSM names it when reading and filtering (it is written `salesOrderId`)."""
+
 SALES_RESOURCE = "sales"
 USERS_RESOURCE = "users"

@@ -39,15 +39,14 @@ def same(a: Any, b: Any) -> bool:
     return normalise(a) == normalise(b)
 
 
+def reference_id(value: Any) -> Any:
+    """A value as SSM reads it back, plain: a reference `{"id": N, ...}` as N, anything else as is."""
+    return value["id"] if isinstance(value, dict) and "id" in value else value
+
+
 def ssm_values(record: dict, names: Iterable[str]) -> dict[str, Any]:
     """The fields `names` of an SSM record as plain values (references reduced to their id)."""
-    values = {}
-    for name in names:
-        value = record.get(name)
-        if isinstance(value, dict) and "id" in value:
-            value = value["id"]
-        values[name] = value
-    return values
+    return {name: reference_id(record.get(name)) for name in names}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from shared.envelope import Envelope, Op, content_hash
 from shared.errors import SsmMissingError
 from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
+from shared.messages import text
 from shared.rules import DeletePolicy, rule_for
 from shared.ssm import contract
 from shared.state.records import JournalEntry, Link
@@ -29,8 +30,8 @@ from shared.sync import mapping
 from shared.sync.binder import Binder, BindingRaceError
 from shared.sync.dependencies import BatchDependencies
 from shared.sync.incidents import CREATE, DELETE, INVITE, NAME_FILLED, READ, UPDATE, IncidentBook
-from shared.sync.mapping import Mapper, to_ssm
-from shared.sync.merge import MergeResult, diff, merge, realign, same, ssm_values
+from shared.sync.mapping import ORDER_OF_LINE, Mapper, to_ssm
+from shared.sync.merge import MergeResult, diff, merge, realign, reference_id, same, ssm_values
 
 CREATED, UPDATED, DELETED, LINKED, UNCHANGED, PENDING, IGNORED = (
     "created", "updated", "deleted", "linked", "unchanged", "pending", "ignored")
@@ -453,8 +454,7 @@ def collaborator(record) -> dict:
 
 
 def invite_message(name: str, email: Optional[str]) -> str:
-    return (f"{name} ({email or 'no e-mail in Sage'}) must be invited in Sage Sales Management, "
-            f"or created with `ssm-connector users`, before their accounts can be assigned to them")
+    return text("user.invite_needed", name=name, email=email or text("user.no_email"))
 
 
 class AccountSynchronizer(Synchronizer):
@@ -472,14 +472,13 @@ class ContactSynchronizer(Synchronizer):
     mapper = mapping.CONTACT
 
     def _after_import(self, record, link, envelope, outcome, realignment):
-        missing = [label for label, value in (("first name", record.first_name),
-                                              ("last name", record.last_name)) if not value]
+        missing = [name for name, value in (("first_name", record.first_name), ("last_name", record.last_name))
+                   if not value]
         if missing:
-            what = " nor ".join(missing)
             self.ctx.incidents.record(
                 self.ctx.dossier_id, self.entity, record.key, NAME_FILLED,
-                f"The contact '{record.key}' has no {what} in Sage; SSM requires both names, so it "
-                f"shows '{mapping.MISSING_NAME}' until Sage has it.")
+                text("contact.name_filled", key=record.key, mark=mapping.MISSING_NAME,
+                     missing=text(f"contact.missing.{missing[0] if len(missing) == 1 else 'both'}")))
         else:
             self.ctx.incidents.resolve(self.ctx.dossier_id, self.entity, record.key, NAME_FILLED)
         return outcome
@@ -571,12 +570,13 @@ class QuoteSynchronizer(Synchronizer):
         if became is None:
             return super()._delete_in_ssm(key, ssm_id, base, envelope)
         kind, piece = became
-        label = "la commande" if kind == Entity.ORDER.value else "la facture"
-        self.ctx.ssm.update("salesorders", ssm_id, {"internalComment": f"Devenu dans Sage {label} {piece}."})
+        what = text(f"quote.became.{kind}")
+        self.ctx.ssm.update("salesorders", ssm_id, {"internalComment": text("quote.comment.became", what=what,
+                                                                             piece=piece)})
         base["_became"] = f"{kind}:{piece}"
-        self.ctx.journal("quote-transformed", f"The devis '{key}' became the {kind} {piece} in Sage; the SSM "
-                         f"quote {ssm_id} says so and stays.", entity=self.entity, key=key,
-                         run_id=envelope.run_id, detail={"ssm_id": ssm_id, "became": base["_became"]})
+        self.ctx.journal("quote-transformed", text("quote.transformed", key=key, what=what, piece=piece, ssm_id=ssm_id),
+                         entity=self.entity, key=key, run_id=envelope.run_id,
+                         detail={"ssm_id": ssm_id, "became": base["_became"]})
         return UPDATED
 
 
@@ -692,7 +692,7 @@ class DocumentSynchronizer(Synchronizer):
                 if position is not None and not row.get("deleted") and (known is None or row["id"] < known["id"]):
                     self._ssm_lines[position] = row
         found = self._ssm_lines.get(values.get("order"))
-        if found is None or _reference_id(found.get("productId")) != values.get("productId"):
+        if found is None or reference_id(found.get("productId")) != values.get("productId"):
             return None
         self._ssm_lines.pop(values.get("order"), None)
         return found
@@ -703,7 +703,7 @@ class DocumentSynchronizer(Synchronizer):
         where = f"{ORDER_OF_LINE}={int(order_id)}"
         found = [row for row in self.ctx.ssm.list(self.line_mapper.resource, where=where)
                  if not row.get("deleted") and row.get("order") == values.get("order")
-                 and _reference_id(row.get("productId")) == values.get("productId")
+                 and reference_id(row.get("productId")) == values.get("productId")
                  and self._line_binder_free(int(row["id"]))]
         return min((int(row["id"]) for row in found), default=None)
 
@@ -785,7 +785,7 @@ class DocumentSynchronizer(Synchronizer):
             return None
         version = max(posted)
         row = found[self._sales_ext_id(key, version)]
-        held = {name: _reference_id(row[name]) for name in ("accountExtId", "accountId", "salesRepExtId",
+        held = {name: reference_id(row[name]) for name in ("accountExtId", "accountId", "salesRepExtId",
                                                              "date", "total") if row.get(name) is not None}
         alike = held.keys() == values.keys() and all(
             str(held[n])[:10] == str(values[n])[:10] if n == "date" else same(held[n], values[n]) for n in values)
@@ -819,14 +819,6 @@ class DocumentSynchronizer(Synchronizer):
         base = {k: v for k, v in link.base.items() if k != "_sales_pending"}
         base["_sales"] = posted
         return self.binder.bind(key, link.ssm_id, base=base, hash=link.hash, link=link, deleted=link.deleted)
-
-
-ORDER_OF_LINE = "salesorderId"
-"""A line's sales order, as SSM names it when reading (it is written `salesOrderId`)."""
-
-
-def _reference_id(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 def line_key(document_key: str, line_id: str) -> str:

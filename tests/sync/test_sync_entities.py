@@ -96,7 +96,7 @@ def test_a_contact_with_one_name_syncs_with_the_other_marked_and_a_warning(sim, 
     person = only(sim.records("contacts"), extId="BIJOU:8")
     assert (person["firstName"], person["lastName"]) == ("-", "Dupont")
     warning = store.get_incident("BIJOU", "contact", "8", "name-filled")
-    assert warning.state is IncidentState.OPEN and "first name" in warning.message
+    assert warning.state is IncidentState.OPEN and "n'a pas de prénom" in warning.message
 
     service.apply_batch(agent.run(contact("8", first="Paul", last="Dupont")))
     assert only(sim.records("contacts"), extId="BIJOU:8")["firstName"] == "Paul"

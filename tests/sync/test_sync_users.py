@@ -37,9 +37,9 @@ def test_a_collaborateur_without_an_ssm_user_is_not_created_but_waits_for_an_inv
     assert outcome.pending == 1 and outcome.applied == 1 and not outcome.needs_redelivery
     incident = store.get_incident("BIJOU", "user", "5", "invite")
     assert incident.state is IncidentState.OPEN
-    assert incident.message == ("Jérôme Petit (jerome.petit@bijou.example) must be invited in Sage Sales "
-                                "Management, or created with `ssm-connector users`, before their accounts "
-                                "can be assigned to them")
+    assert incident.message == ("Jérôme Petit (jerome.petit@bijou.example) doit être invité dans Sage Sales "
+                                "Management, ou créé avec `ssm-connector users`, avant que ses comptes puissent "
+                                "lui être attribués")
     assert [e.key for e in store.list_journal("BIJOU", event="invite-needed")] == ["5"]
     assert only(sim.records("accounts"), extId="BIJOU:C001")["salesRepId1"]["id"] == sim.admin_id
 
