@@ -1,10 +1,10 @@
 """The company databases the agent can see, and which of them it synchronises.
 
-Two places list databases: the Sage server named by `[agent] server_odbc` (on SQL Server, every
-online database the login may open that has a `dbo.F_COMPTET` table; for the local runtime and
-the demo, `Driver=SQLite3;Database=<folder>` names a folder whose SQLite files with an
-`F_COMPTET` table are the company databases), and the `[[dossiers]]` of the configuration, each
-with its own connection string. A dossier is synchronised when it is *selected*: explicitly
+Two places list databases: the Sage 100 server named by `[agent] server_odbc` (on SQL Server, every
+online database the login may open that has Sage 100's tiers table, `COMPANY_TABLE`; for the local
+runtime and the demo, `Driver=SQLite3;Database=<folder>` names a folder whose SQLite files with
+that table are the company databases), and the `[[dossiers]]` of the configuration, each with its
+own connection string (or, Sage 50 FR, its exchange folder). A dossier is synchronised when it is *selected*: explicitly
 with `agent select`, or by being listed in the configuration with `active = true` and not
 deselected since. A configuration entry with `active = false` is never synchronised.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Optional
 
 from agent.checkpoint import Checkpoint
+from agent.sage100.schema import COMPANY_INFO_TABLE, COMPANY_TABLE
 from shared.config import Settings
 from shared.errors import ConfigurationError
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-COMPANY_TABLE = "F_COMPTET"
 _DOSSIER_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _DATABASE_PART = re.compile(r"(?:^|;)\s*(?:Database|Initial Catalog)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)", re.IGNORECASE)
 
@@ -51,7 +51,7 @@ def _sqlite_folder(server_connection_string: str) -> Optional[Path]:
 
 
 def sqlite_company_databases(folder: Path) -> list[CompanyDatabase]:
-    """The SQLite files of `folder` that hold a Sage company (an `F_COMPTET` table)."""
+    """The SQLite files of `folder` that hold a Sage 100 company (a `COMPANY_TABLE`)."""
     from agent.odbc import connect, sqlite_connection_string, table_exists
 
     found = []
@@ -63,7 +63,7 @@ def sqlite_company_databases(folder: Path) -> list[CompanyDatabase]:
         try:
             if not table_exists(connection, COMPANY_TABLE):
                 continue
-            found.append(CompanyDatabase(path.stem, _company_name(connection, "P_DOSSIER"), "server", odbc))
+            found.append(CompanyDatabase(path.stem, _company_name(connection, COMPANY_INFO_TABLE), "server", odbc))
         finally:
             connection.rollback()
             connection.close()
@@ -71,7 +71,7 @@ def sqlite_company_databases(folder: Path) -> list[CompanyDatabase]:
 
 
 def sqlserver_company_databases(server_connection_string: str) -> list[CompanyDatabase]:
-    """Online databases of the SQL Server this login may open that contain `dbo.F_COMPTET`."""
+    """Online databases of the SQL Server this login may open that contain `dbo.<COMPANY_TABLE>`."""
     from agent.odbc import connect
 
     connection = connect(server_connection_string)
@@ -86,7 +86,7 @@ def sqlserver_company_databases(server_connection_string: str) -> list[CompanyDa
             present = cursor.execute("SELECT OBJECT_ID(?, 'U')", f"{quoted}.dbo.{COMPANY_TABLE}").fetchone()[0]
             if present is None or not _DOSSIER_ID.match(name):
                 continue
-            found.append(CompanyDatabase(name, _company_name(connection, f"{quoted}.dbo.P_DOSSIER"), "server",
+            found.append(CompanyDatabase(name, _company_name(connection, f"{quoted}.dbo.{COMPANY_INFO_TABLE}"), "server",
                                          with_database(server_connection_string, name)))
         cursor.close()
         return found
@@ -126,7 +126,7 @@ def list_databases(settings: Settings) -> tuple[list[CompanyDatabase], Optional[
 
     A database both configured and on the server is listed once, with the configured connection.
     """
-    listed = {d.id: CompanyDatabase(d.id, d.name, "config", d.odbc.get_secret_value(), d.active)
+    listed = {d.id: CompanyDatabase(d.id, d.name, "config", d.odbc.get_secret_value() if d.odbc else "", d.active)
               for d in settings.dossiers}
     error = None
     try:
@@ -152,7 +152,7 @@ def connection_string_for(settings: Settings, dossier: str) -> str:
         ConfigurationError: the dossier is neither configured nor on the configured server.
     """
     for configured in settings.dossiers:
-        if configured.id == dossier:
+        if configured.id == dossier and configured.odbc is not None:
             return configured.odbc.get_secret_value()
     if settings.agent.server_odbc is not None and settings.agent.server_odbc.get_secret_value():
         server = settings.agent.server_odbc.get_secret_value()

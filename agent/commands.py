@@ -9,17 +9,20 @@ id, dropped by the bus). A command Sage refuses (a value it cannot hold) gets a 
 once; a database error (a lock, a timeout) gives the message back to be tried again, and past the
 queue's deliveries its commands get failed results: nothing is set aside silently. Results go out
 before the dossier's run reads Sage, so the cloud links a new record before it sees it come back.
+
+The writer is the dossier's source adapter's (`agent.sources`): `apply(command_id, op, record)`
+answers an `Outcome`, or None when the write waits for Sage's confirmation (Sage 50 FR's import
+files: the adapter answers later, `pending` counts them), and `price(record)` prices a quote.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import pyodbc
 
-from agent.sage100.quote_pricing import price_command
-from agent.sage100.writer import CommandRefused, Outcome, Sage100Writer
+from agent.outcomes import CommandRefused, Outcome
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash
 from shared.errors import ConnectorError
@@ -33,6 +36,7 @@ class CommandStats:
     applied: int = 0
     refused: int = 0
     retried: int = 0
+    pending: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -50,33 +54,33 @@ def result_envelope(command: Envelope, *, outcome: Optional[Outcome] = None, err
                     hash=content_hash(record), record=record, correlation_id=command_id)
 
 
-def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue: str, connect,
-                   max_deliveries: int, prospect_prefix: str = "SSM", max_wait_s: float = 0.0) -> CommandStats:
-    """Apply every command waiting for `dossier`; `connect()` opens the Sage connection."""
+def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue: str, open_writer: Callable,
+                   max_deliveries: int, max_wait_s: float = 0.0) -> CommandStats:
+    """Apply every command waiting for `dossier`; `open_writer()` opens the adapter's writer
+    (closed with `close()` at the end)."""
     stats = CommandStats()
     receiver = bus.accept_session(commands_queue, dossier, max_wait_s=max_wait_s)
     if receiver is None:
         return stats
-    connection = writer = None
+    writer = None
     try:
         while True:
             messages = receiver.receive(MESSAGES_PER_RECEIVE)
             if not messages:
                 break
             if writer is None:
-                connection = connect()
-                writer = Sage100Writer(connection, prospect_prefix=prospect_prefix)
+                writer = open_writer()
             for message in messages:
                 if not _apply_message(receiver, message, writer, bus, changes_queue, max_deliveries, stats):
                     return stats            # given back: the dossier's later commands wait behind it
     finally:
         receiver.close()
-        if connection is not None:
-            connection.close()
+        if writer is not None:
+            writer.close()
     return stats
 
 
-def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_queue: str, max_deliveries: int,
+def _apply_message(receiver, message, writer, bus: Bus, changes_queue: str, max_deliveries: int,
                    stats: CommandStats) -> bool:
     try:
         batch = EnvelopeBatch.from_bytes(message.body)
@@ -91,9 +95,12 @@ def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_q
         try:
             record = {**(command.record or {}), "key": command.key}
             if command.op is Op.PRICE_QUOTE:             # read-only: priced again if asked again
-                outcome = price_command(writer.connection, record)
+                outcome = writer.price(record)
             else:
-                outcome = writer.apply(command.correlation_id or command.run_id, command.op, record)
+                outcome = writer.apply(command.correlation_id or command.run_id, command.op, record, command=command)
+            if outcome is None:                          # answered once Sage confirms the write
+                stats.pending += 1
+                continue
         except CommandRefused as refusal:
             stats.refused += 1
             results.append(result_envelope(command, error=refusal.message, field_name=refusal.field,

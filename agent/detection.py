@@ -37,7 +37,6 @@ from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
                              message_id)
 from shared.models import Entity
-from shared.rules import rule_for
 
 LOOKUP_CHUNK = 500
 DELETE_CHUNK = 1000
@@ -60,6 +59,7 @@ class SageSource(Protocol):
     def keys(self, entity: Entity) -> Iterator[str]: ...
     def probes(self) -> list[Any]: ...
     def identity(self) -> Any: ...
+    def main_table(self, entity: Entity) -> str: ...
 
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class ChangeDetector:
             return []
         found = []
         for entity in self.source.entities():
-            main_table = rule_for(entity).sage_source[0]
+            main_table = self.source.main_table(entity)
             probe = now.get(main_table)
             keys = self.checkpoint.reverted_keys(
                 self.dossier, entity.value,

@@ -26,16 +26,15 @@ bus accepted it (the cloud would set aside the changes of a dossier it believes 
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import ActivityChange, Checkpoint, DeletionHold, RunState
 from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
+from agent.sage100.source import open_sage100  # noqa: F401 - the Sage 100 opener, importable from here
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
@@ -253,29 +252,6 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
     return result
 
 
-def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1) -> SourceOpener:
-    """A `SourceOpener` for a Sage 100 database reached through ODBC; with `read_workers` above 1,
-    full reads of large tables are shared among that many reader processes
-    (`agent.sage100.parallel`)."""
-    @contextlib.contextmanager
-    def opener() -> Iterator[tuple[object, object]]:
-        from agent.odbc import connect
-        from agent.sage100.parallel import ParallelReader
-        from agent.sage100.reader import Sage100Reader
-
-        connection = connect(odbc_connection_string)
-        try:
-            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows), odbc_connection_string,
-                                workers=read_workers, batch_rows=batch_rows) as reader:
-                yield connection, reader
-        finally:
-            try:
-                connection.rollback()
-            finally:
-                connection.close()
-    return opener
-
-
 def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optional[str] = None,
                  stop: Optional[threading.Event] = None,
                  on_result: Optional[Callable[[DossierRunResult], None]] = None,
@@ -403,36 +379,39 @@ def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChan
 
 def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: dt.timedelta,
              guard: DeletionGuard) -> DossierRunResult:
-    from agent.catalog import connection_string_for
+    from agent.sources import adapter_for
 
     commands = apply_dossier_commands(settings, bus, target)
     try:
-        opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
-                              read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
+        source = adapter_for(settings, target)
+        opener = source.open_source(settings, target)
     except Exception as exc:
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
-                          open_source=opener, overlap=overlap, deletion_guard=guard)
+                          open_source=opener, overlap=overlap, deletion_guard=guard,
+                          signpost_clock=source.signpost_clock)
     result.commands = commands
+    if result.ok:
+        try:
+            source.after_run(settings, bus, target, result)
+        except Exception as exc:             # noqa: BLE001 - told again after the next run
+            log.error("writes of %s not confirmed: %s", target, describe_error(exc))
     return result
 
 
 def apply_dossier_commands(settings, bus: Bus, target: str):
-    """The cloud's commands for the dossier, applied to Sage before its run reads it (their
-    results reach the cloud first); a failure here is logged and the run goes on."""
-    from agent.catalog import writer_connection_string_for
+    """The cloud's commands for the dossier, applied to Sage by its adapter's writer before its
+    run reads Sage (their results reach the cloud first); a failure here is logged and the run goes on."""
     from agent.commands import apply_commands
-    from agent.odbc import connect
+    from agent.sources import adapter_for
 
-    dossier = next((d for d in settings.dossiers if d.id == target), None)
     try:
         return apply_commands(target, bus=bus, commands_queue=settings.bus.commands_queue,
                               changes_queue=settings.bus.changes_queue,
-                              connect=lambda: connect(writer_connection_string_for(settings, target)),
-                              max_deliveries=settings.bus.max_delivery_count,
-                              prospect_prefix=dossier.prospect_prefix if dossier else "SSM")
+                              open_writer=adapter_for(settings, target).open_writer(settings, target),
+                              max_deliveries=settings.bus.max_delivery_count)
     except Exception as exc:                 # noqa: BLE001 - the dossier's Sage → SSM run still goes
         log.error("commands of %s not applied: %s", target, describe_error(exc))
         return None

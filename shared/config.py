@@ -105,7 +105,7 @@ class DossierSettings(_Section):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     name: Optional[str] = None
     product: Literal["sage100", "sage50"] = "sage100"
-    odbc: SecretStr
+    odbc: Optional[SecretStr] = None          # Sage 100: required
     # The connection the Sage writer uses (SSM → Sage): a second login allowed to write only the
     # tables it writes (infra/agent/sql-login.sql); None: the reading connection.
     odbc_writer: Optional[SecretStr] = None
@@ -115,6 +115,21 @@ class DossierSettings(_Section):
     ssm_branch: Optional[str] = None
     # The code of a prospect created in Sage from SSM: this prefix and the next free number.
     prospect_prefix: str = Field(default="SSM", min_length=1, max_length=10, pattern=r"^[A-Z0-9_\-]+$")
+    # Sage 50 FR (agent.sage50): the folder its parametrable exports are written to (import files
+    # go to its `import` subfolder), a layouts file replacing the shipped one, the age past which
+    # the status page says the export is late, and how long a write waits for the export to show it.
+    exchange: Optional[str] = None
+    layouts: Optional[str] = None
+    export_late_after_s: float = Field(default=7200.0, gt=0)
+    confirm_within_s: float = Field(default=86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _source_of_product(self):
+        if self.product == "sage100" and self.odbc is None:
+            raise ValueError(f"dossier {self.id}: a Sage 100 dossier needs `odbc`")
+        if self.product == "sage50" and not self.exchange:
+            raise ValueError(f"dossier {self.id}: a Sage 50 dossier needs `exchange` (its export folder)")
+        return self
 
 
 class Settings(_Section):
@@ -170,6 +185,9 @@ class Settings(_Section):
             "agent": self.agent.model_copy(update={
                 "state_path": rel(self.agent.state_path),
                 "log_path": rel(self.agent.log_path) if self.agent.log_path else None}),
+            "dossiers": [d.model_copy(update={"exchange": rel(d.exchange) if d.exchange else None,
+                                              "layouts": rel(d.layouts) if d.layouts else None})
+                         for d in self.dossiers],
         })
 
 

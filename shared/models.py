@@ -141,7 +141,7 @@ class ProductFamily(CanonicalRecord):
 
 
 class TariffPrice(BaseModel):
-    """The price of a product for one tariff category (`F_ARTCLIENT`, `AC_Categorie` > 0)."""
+    """The price of a product for one tariff category of the Sage dossier."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     category: int

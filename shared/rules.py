@@ -2,7 +2,9 @@
 
 One row per entity of DESIGN.md's rule table. The sync code asks this table ("may SSM create a
 contact?", "does a Sage deletion of a product reach SSM?") instead of hard-coding answers, and
-`validate_rules` checks the table's own consistency at import.
+`validate_rules` checks the table's own consistency at import. Where each entity lives in a Sage
+product (tables, filters, keys) is that product's source adapter's business (`agent.sources`),
+never this table's.
 """
 from __future__ import annotations
 
@@ -32,8 +34,6 @@ class DeletePolicy(str, Enum):
 @dataclass(frozen=True)
 class EntityRule:
     entity: Entity
-    sage_source: tuple[str, ...]
-    sage_filter: str
     ssm_resource: str
     direction: Direction
     creates_in: frozenset[Side]
@@ -42,7 +42,6 @@ class EntityRule:
     sage_delete: DeletePolicy
     ssm_delete_reaches_sage: bool
     ssm_read_only: bool
-    key_fields: tuple[str, ...]
     depends_on: tuple[Entity, ...] = ()
     three_way_merge: bool = False
     created_on_admin_choice: bool = False   # a paid SSM licence: created only when an administrator chooses
@@ -63,39 +62,37 @@ _sage_only = frozenset({S})
 _both = frozenset({S, M})
 
 RULES: tuple[EntityRule, ...] = (
-    EntityRule(Entity.USER, ("F_COLLABORATEUR",), "", "users", Direction.SAGE_TO_SSM,
+    EntityRule(Entity.USER, "users", Direction.SAGE_TO_SSM,
                _sage_only, _sage_only, frozenset(), DeletePolicy.NEVER, False, False,
-               ("CO_No",), created_on_admin_choice=True),
-    EntityRule(Entity.ACCOUNT, ("F_COMPTET",), "CT_Type=0", "accounts", Direction.BOTH,
+               created_on_admin_choice=True),
+    EntityRule(Entity.ACCOUNT, "accounts", Direction.BOTH,
                _both, _both, _sage_only, DeletePolicy.SOFT_DELETE_IN_SSM, False, False,
-               ("CT_Num",), depends_on=(Entity.USER,), three_way_merge=True),
-    EntityRule(Entity.CONTACT, ("F_CONTACTT",), "", "contacts", Direction.BOTH,
+               depends_on=(Entity.USER,), three_way_merge=True),
+    EntityRule(Entity.CONTACT, "contacts", Direction.BOTH,
                _both, _both, _sage_only, DeletePolicy.SOFT_DELETE_IN_SSM, False, False,
-               ("CT_No",), depends_on=(Entity.ACCOUNT,), three_way_merge=True),
-    EntityRule(Entity.PRODUCT_FAMILY, ("F_FAMILLE",), "FA_Type=0", "productFamilies", Direction.SAGE_TO_SSM,
-               _sage_only, _sage_only, _sage_only, DeletePolicy.NOT_AVAILABLE_IN_SSM, False, True,
-               ("FA_CodeFamille",)),
-    EntityRule(Entity.PRODUCT, ("F_ARTICLE", "F_FAMILLE", "F_ARTSTOCK", "F_ARTCLIENT", "P_CATTARIF"), "",
-               "products", Direction.SAGE_TO_SSM,
+               depends_on=(Entity.ACCOUNT,), three_way_merge=True),
+    EntityRule(Entity.PRODUCT_FAMILY, "productFamilies", Direction.SAGE_TO_SSM,
+               _sage_only, _sage_only, _sage_only, DeletePolicy.NOT_AVAILABLE_IN_SSM, False, True),
+    EntityRule(Entity.PRODUCT, "products", Direction.SAGE_TO_SSM,
                _sage_only, _sage_only, _sage_only, DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
-               ("AR_Ref",), depends_on=(Entity.PRODUCT_FAMILY,)),
-    EntityRule(Entity.QUOTE, ("F_DOCENTETE", "F_DOCLIGNE"), "DO_Domaine=0 AND DO_Type=0", "salesorders",
+               depends_on=(Entity.PRODUCT_FAMILY,)),
+    EntityRule(Entity.QUOTE, "salesorders",
                Direction.SSM_TO_SAGE, frozenset({M}), _both, _sage_only,
                DeletePolicy.SOFT_DELETE_IN_SSM, False, False,
-               ("DO_Type", "DO_Piece"), depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER), on_demand=True),
-    EntityRule(Entity.ORDER, ("F_DOCENTETE", "F_DOCLIGNE"), "DO_Domaine=0 AND DO_Type=1", "salesorders",
+               depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER), on_demand=True),
+    EntityRule(Entity.ORDER, "salesorders",
                Direction.SAGE_TO_SSM, _sage_only, _sage_only, _sage_only,
                DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
-               ("DO_Type", "DO_Piece"), depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
-    EntityRule(Entity.INVOICE, ("F_DOCENTETE", "F_DOCLIGNE"), "DO_Domaine=0 AND DO_Type IN (6,7)", "salesorders",
+               depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
+    EntityRule(Entity.INVOICE, "salesorders",
                Direction.SAGE_TO_SSM, _sage_only, _sage_only, _sage_only,
                DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
-               ("DO_Piece",), depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
+               depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
 )
 
 RULE_BY_ENTITY: dict[Entity, EntityRule] = {rule.entity: rule for rule in RULES}
 
-# Clients and prospects share one Sage table and one SSM resource; their rules differ by kind.
+# Clients and prospects are one Sage record kind and one SSM resource; their rules differ by kind.
 CLIENT_IS_READ_ONLY_IN_SSM = True
 PROSPECT_CONVERSION_ONLY_IN_SAGE = True
 
@@ -128,8 +125,6 @@ def validate_rules(rules: tuple[EntityRule, ...] = RULES) -> None:
         if rule.entity in seen:
             raise ValueError(f"{rule.entity.value}: two rules")
         seen.add(rule.entity)
-        if not rule.key_fields:
-            raise ValueError(f"{rule.entity.value}: no key fields")
         if rule.direction is Direction.SAGE_TO_SSM and (M in rule.creates_in or M in rule.deletes_in):
             raise ValueError(f"{rule.entity.value}: Sage-owned but SSM may create or delete")
         if rule.direction is Direction.SAGE_TO_SSM and rule.updates_in != _sage_only:

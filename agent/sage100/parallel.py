@@ -126,6 +126,9 @@ class ParallelReader:
     def identity(self):
         return self.reader.identity()
 
+    def main_table(self, entity: Entity | str) -> str:
+        return self.reader.main_table(entity)
+
     def changed(self, entity: Entity | str, since: dt.datetime | None) -> Iterator[SourceRow]:
         """As `Sage100Reader.changed`; a full read of a large table is shared with the helpers."""
         if since is not None or self.workers < 2:

@@ -124,6 +124,10 @@ class Sage100Reader:
             return iter(())
         return self._changed(self._entity_spec(entity), None, span=(low, top))
 
+    def main_table(self, entity: Entity | str) -> str:
+        """The table whose probe tells whether `entity`'s records went back in time."""
+        return self._entity_spec(entity).table
+
     def keys(self, entity: Entity | str) -> Iterator[str]:
         """Every key currently in Sage for `entity`, streamed in `cbMarq` order."""
         return self._keys(self._entity_spec(entity))

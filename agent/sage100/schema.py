@@ -21,6 +21,8 @@ DATETIME_TEXT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f','now','localtime')"
 SQLITE_CLOCK = f"(SELECT COALESCE(MAX(ES_Clock), {SQLITE_NOW}) FROM EMU_SERVER)"
 EMULATION_TABLE = "EMU_SERVER"
+COMPANY_TABLE = "F_COMPTET"           # a database holding it is a Sage 100 company
+COMPANY_INFO_TABLE = "P_DOSSIER"      # the company's own record (D_RaisonSoc)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator, Optional
 
 from agent.odbc import column_widths
+from agent.outcomes import CommandRefused, Outcome
 from agent.sage100.dialect import COMMANDS_COLUMNS, COMMANDS_TABLE, Dialect, dialect_of
 from agent.sage100.spec import ACCOUNT, CONTACT
 from shared.envelope import Op
@@ -57,31 +57,6 @@ ENTITY_OF = {Op.CREATE_PROSPECT: "account", Op.UPDATE_PROSPECT: "account", Op.CR
              Op.UPDATE_CONTACT: "contact", Op.CREATE_QUOTE: "quote"}
 CENT = Decimal("0.01")
 LINE_STEP = 1000                 # Sage numbers DL_Ligne in steps of 1000
-
-
-class CommandRefused(Exception):
-    """The command cannot be applied as it is (permanent): `field` names the culprit, if one."""
-
-    def __init__(self, message: str, *, field: Optional[str] = None, code: Optional[str] = None, **values):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.code = code               # the reason's code, for the cloud's French sentence
-        self.values = values
-
-
-@dataclass
-class Outcome:
-    """What a command did: the Sage key it wrote, the fields written, conflicts, warnings."""
-
-    key: str
-    written: dict[str, Any] = field(default_factory=dict)
-    conflicts: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    replayed: bool = False
-
-    def to_record(self) -> dict:
-        return {"key": self.key, "written": self.written, "conflicts": self.conflicts, "warnings": self.warnings}
 
 
 class Sage100Writer:

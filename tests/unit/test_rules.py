@@ -10,25 +10,24 @@ from shared.rules import (RULES, DeletePolicy, Direction, Side, rule_for, sync_o
 
 S, M = Side.SAGE, Side.SSM
 
-# entity: (Sage main table, SSM resource, direction, creates in, deletes in, Sage deletion, read-only in SSM)
+# entity: (SSM resource, direction, creates in, deletes in, Sage deletion, read-only in SSM)
 EXPECTED = {
-    Entity.USER: ("F_COLLABORATEUR", "users", Direction.SAGE_TO_SSM, {S}, set(), DeletePolicy.NEVER, False),
-    Entity.ACCOUNT: ("F_COMPTET", "accounts", Direction.BOTH, {S, M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
-    Entity.CONTACT: ("F_CONTACTT", "contacts", Direction.BOTH, {S, M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
-    Entity.PRODUCT_FAMILY: ("F_FAMILLE", "productFamilies", Direction.SAGE_TO_SSM, {S}, {S},
+    Entity.USER: ("users", Direction.SAGE_TO_SSM, {S}, set(), DeletePolicy.NEVER, False),
+    Entity.ACCOUNT: ("accounts", Direction.BOTH, {S, M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
+    Entity.CONTACT: ("contacts", Direction.BOTH, {S, M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
+    Entity.PRODUCT_FAMILY: ("productFamilies", Direction.SAGE_TO_SSM, {S}, {S},
                             DeletePolicy.NOT_AVAILABLE_IN_SSM, True),
-    Entity.PRODUCT: ("F_ARTICLE", "products", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
-    Entity.QUOTE: ("F_DOCENTETE", "salesorders", Direction.SSM_TO_SAGE, {M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
-    Entity.ORDER: ("F_DOCENTETE", "salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
-    Entity.INVOICE: ("F_DOCENTETE", "salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
+    Entity.PRODUCT: ("products", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
+    Entity.QUOTE: ("salesorders", Direction.SSM_TO_SAGE, {M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
+    Entity.ORDER: ("salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
+    Entity.INVOICE: ("salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
 }
 
 
 @pytest.mark.parametrize("entity", list(Entity), ids=lambda e: e.value)
 def test_rule_matches_the_design(entity):
-    table, resource, direction, creates, deletes, sage_delete, read_only = EXPECTED[entity]
+    resource, direction, creates, deletes, sage_delete, read_only = EXPECTED[entity]
     rule = rule_for(entity)
-    assert rule.sage_source[0] == table
     assert rule.ssm_resource == resource
     assert rule.direction is direction
     assert set(rule.creates_in) == creates
@@ -46,16 +45,13 @@ def test_users_are_created_only_on_the_first_load():
     assert not any(r.created_on_admin_choice for r in RULES if r.entity is not Entity.USER)
 
 
-def test_quotes_are_on_demand_and_documents_keyed_by_piece():
+def test_quotes_are_on_demand():
     assert rule_for(Entity.QUOTE).on_demand
-    assert {rule_for(e).key_fields for e in (Entity.QUOTE, Entity.ORDER)} == {("DO_Type", "DO_Piece")}
-    assert rule_for(Entity.INVOICE).key_fields == ("DO_Piece",), "posting (DO_Type 6 → 7) keeps the invoice"
 
 
 @pytest.mark.parametrize("change, message", [
     (lambda r: dataclasses.replace(r, creates_in=frozenset({S, M})) if r.entity is Entity.PRODUCT else r,
      "Sage-owned but SSM may create"),
-    (lambda r: dataclasses.replace(r, key_fields=()) if r.entity is Entity.CONTACT else r, "no key fields"),
     (lambda r: dataclasses.replace(r, three_way_merge=True) if r.entity is Entity.ORDER else r, "3-way merge"),
     (lambda r: dataclasses.replace(r, depends_on=(Entity.CONTACT,)) if r.entity is Entity.ACCOUNT else r,
      "dependency cycle"),
