@@ -298,7 +298,8 @@ class ChangeDetector:
         self._rendering_checked = False
         self._render_heads: dict[str, str] = {}
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
-                                  realignment=plan.realignment, sent_at=self.sent_at)
+                                  realignment=plan.realignment, sent_at=self.sent_at,
+                                  source=getattr(self.source, "report", None))
         entities = self.source.entities()
         watermarks = self.checkpoint.watermarks(self.dossier)
         for entity in entities:

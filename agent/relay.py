@@ -384,6 +384,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     commands = apply_dossier_commands(settings, bus, target)
     try:
         source = adapter_for(settings, target)
+        source.before_run(settings, bus, target)
         opener = source.open_source(settings, target)
     except Exception as exc:
         result = DossierRunResult(target, error=describe_error(exc))
@@ -393,11 +394,6 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
                           open_source=opener, overlap=overlap, deletion_guard=guard,
                           signpost_clock=source.signpost_clock)
     result.commands = commands
-    if result.ok:
-        try:
-            source.after_run(settings, bus, target, result)
-        except Exception as exc:             # noqa: BLE001 - told again after the next run
-            log.error("writes of %s not confirmed: %s", target, describe_error(exc))
     return result
 
 

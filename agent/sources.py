@@ -4,8 +4,8 @@ A dossier's `[[dossiers]] product` (`sage100` when not configured: the databases
 on the Sage server are Sage 100 ones) names its adapter. An adapter tells how to open the
 dossier for a run (a context manager yielding the connection and the reader detection reads,
 `agent.detection.SageSource`), where the run's signpost comes from, how to open the writer the
-cloud's commands go through (`agent.commands`), and what to do once a run is sent (Sage 50 FR
-confirms there the writes its previous import files asked for). Nothing outside an adapter's own
+cloud's commands go through (`agent.commands`), and what to do before a run reads the dossier
+(Sage 50 FR answers there the writes its earlier import files asked for and its exports show). Nothing outside an adapter's own
 package knows a Sage product's tables or files.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SourceAdapter:
     open_source: Callable[[Any, str], Callable]           # (settings, dossier) -> source opener
     signpost_clock: Callable[[Any], dt.datetime]          # the opened connection -> the run's signpost
     open_writer: Callable[[Any, str], Callable]           # (settings, dossier) -> () -> command writer
-    after_run: Callable[[Any, Any, str, Any], None]       # (settings, bus, dossier, run result)
+    before_run: Callable[[Any, Any, str], Any]            # (settings, bus, dossier), after its commands
 
 
 # product -> the module declaring its adapter (imported on first use)
@@ -52,7 +52,7 @@ def adapter(product: str) -> SourceAdapter:
                                  f" (known: {', '.join(ADAPTER_MODULES)})")
     module = importlib.import_module(name)
     found = _loaded[product] = SourceAdapter(product, module.open_dossier, module.signpost_clock,
-                                             module.open_writer, module.after_run)
+                                             module.open_writer, module.before_run)
     return found
 
 

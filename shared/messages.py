@@ -203,6 +203,47 @@ CATALOGUE: dict[str, str] = {
     "status.tenant.column.scope": "Portée",
     "status.tenant.column.text": "Constat",
     "status.tenant.group": "Groupe",
+    # --- Sage 50 FR exchange files (agent.sage50, shared.sync.exchange_report) -------------------
+    "sage50.file.encoding": "ligne {line} : l'octet {byte} n'est pas un caractère {encoding}",
+    "sage50.file.record_type": "ligne {line}, colonne « {column} » : « {value} » n'est pas un type de ligne "
+                               "attendu ({expected})",
+    "sage50.file.column_count": "ligne {line} : {found} colonnes au lieu de {expected} (une tabulation dans un "
+                                "texte décale les colonnes suivantes)",
+    "sage50.file.header": "ligne {line}, colonne {position} : « {found} » au lieu de « {column} » que le modèle "
+                          "attend",
+    "sage50.file.quote": "ligne {line}, colonne {column_number} : un guillemet fermant est suivi d'autre chose "
+                         "qu'une tabulation",
+    "sage50.file.unclosed_quote": "ligne {line} : un guillemet ouvert n'est jamais refermé",
+    "sage50.file.too_long": "ligne {line}, colonne « {column} » : {length} caractères, le modèle en prévoit {width}",
+    "sage50.file.bool": "ligne {line}, colonne « {column} » : « {value} » n'est pas une valeur oui/non ({expected})",
+    "sage50.file.int": "ligne {line}, colonne « {column} » : « {value} » n'est pas un nombre entier",
+    "sage50.file.decimal": "ligne {line}, colonne « {column} » : « {value} » n'est pas un nombre au format attendu "
+                           "(séparateur décimal « {separator} », {decimals} décimales au plus)",
+    "sage50.file.date": "ligne {line}, colonne « {column} » : « {value} » n'est pas une date au format {format}",
+    "sage50.file.required": "ligne {line}, colonne « {column} » : la valeur obligatoire est absente",
+    "sage50.file.orphan_record": "ligne {line} : une ligne de détail précède toute ligne d'en-tête « {first} »",
+    "sage50.file.duplicate_key": "ligne {line} : la clé « {key} » figure déjà ligne {first}",
+    "sage50.export.refused": "Le fichier d'exportation « {file} » de Sage 50 a été refusé en entier — {reason}. "
+                             "Rien de ce fichier n'a été transmis : les données de la dernière exportation acceptée "
+                             "restent en place. Corrigez le modèle d'exportation ou la fiche, puis exportez de nouveau.",
+    "sage50.export.missing": "Le fichier d'exportation « {file} » n'a jamais été reçu dans le dossier d'échange : "
+                             "créez son modèle d'exportation dans Sage 50 (voir docs/sage50.md).",
+    "sage50.export.ignored": "Le fichier « {file} » déposé est plus ancien que la dernière exportation lue : il a été "
+                             "ignoré.",
+    "sage50.export.late": "Dernière exportation reçue il y a {age} (attendue au moins toutes les {expected}) : "
+                          "vérifiez que Sage 50 exporte toujours vers le dossier d'échange.",
+    "sage50.export.none": "Aucune exportation de Sage 50 reçue pour l'instant dans le dossier d'échange.",
+    "sage50.export.received": "Dernière exportation reçue il y a {age}.",
+    "sage50.age.minutes": "{n} min",
+    "sage50.age.hours": "{n} h",
+    "sage50.age.days": "{n} j",
+    "sage.refused.unconfirmed": "le fichier d'import « {file} » déposé pour Sage 50 n'apparaît toujours pas dans ses "
+                                "exportations après {hours} h : vérifiez que Sage 50 l'a bien importé",
+    "sage.refused.separator": "{field} : une tabulation ou un retour à la ligne ne passe pas dans le fichier "
+                              "d'import de Sage 50 (colonne « {column} »)",
+    "sage.refused.decimals": "{field} : « {value} » a plus de {decimals} décimales",
+    "sage.refused.required": "{field} est obligatoire pour Sage 50",
+    "sage.refused.contact_rename": "le nom d'un contact de Sage 50 ne se change que dans Sage 50",
 }
 
 

@@ -73,8 +73,8 @@ def open_writer(settings, dossier: str):
     return lambda: CommandWriter(connect(writer_connection_string_for(settings, dossier)), prefix)
 
 
-def after_run(settings, bus, dossier: str, result) -> None:
-    """Nothing to confirm after a Sage 100 run: its writes answer at once."""
+def before_run(settings, bus, dossier: str) -> None:
+    """Nothing to confirm before a Sage 100 run: its writes answer at once."""
 
 
 def signpost_clock(connection):

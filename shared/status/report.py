@@ -30,6 +30,7 @@ from shared.state.records import (
     RunState,
     utcnow,
 )
+from shared.sync.exchange_report import last_export
 from shared.sync.user_admin import collaborator_rows
 from shared.telemetry import get_logger
 
@@ -205,6 +206,8 @@ class DossierStatus(_Out):
     journal: list[JournalStatus]
     collaborators: list[CollaboratorStatus] = Field(
         default_factory=list, description="the dossier's Sage collaborators and their SSM user, by Sage key")
+    last_export: Optional[str] = Field(
+        default=None, description="file-exchange sources (Sage 50 FR): « Dernière exportation reçue il y a … »")
 
 
 class DossierChoice(_Out):
@@ -401,7 +404,8 @@ class StatusReader:
             incidents_total=len(listed),
             invites=[_incident_status(i) for i in invites],
             journal=[_journal_status(e) for e in journal],
-            collaborators=_collaborators(self.store, dossier.id))
+            collaborators=_collaborators(self.store, dossier.id),
+            last_export=last_export(self.store, dossier.id, now))
 
     def _lag(self, runs: list[Run], pending: Optional[PendingStatus], dossier_id: str,
              now: dt.datetime) -> LagStatus:

@@ -42,6 +42,7 @@ from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, u
 from shared.sync import replay
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
+from shared.sync.exchange_report import apply_source_report
 from shared.sync.invitations import match_invitations
 from shared.sync.incidents import GROUP_DOSSIER, READ, IncidentBook, failure_counted
 from shared.sync.runs import RunBook
@@ -397,7 +398,8 @@ class SyncService:
                 outcome.ignored += 1
                 return dossier
             self.runs.start(dossier.id, envelope.run_id, realignment=realignment)
-            return dossier
+            return apply_source_report(self.store, self.incidents, dossier, (envelope.record or {}).get("source"),
+                                       now=self.clock(), run_id=envelope.run_id)
         if envelope.op is not Op.RUN_END:
             self._not_handled(dossier, envelope, outcome)
             return dossier
