@@ -87,7 +87,7 @@ class Sage50Writer:
         except ValueRefused as refused:
             field = self._canonical_field(layout, refused.field)
             raise CommandRefused(f"{field}: {refused.code}", field=field, code=refused.code,
-                                 **{"field": field, **refused.values}) from None
+                                 **refused.values) from None
         name = f"{Path(layout.file).stem}-{_safe(command_id)}{Path(layout.file).suffix or '.txt'}"
         write_atomically(self.exchange.import_folder / name, data)
         now = self.clock()
