@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from typing import Optional
 
+from shared.errors import ConcurrencyError
 from shared.messages import CATALOGUE, text
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry
 
@@ -30,7 +31,7 @@ def apply_source_report(store, incidents, dossier: Dossier, report: Optional[dic
     product = report.get("product")
     if product and dossier.product != product:
         dossier = store.upsert_dossier(dossier.model_copy(update={"product": product}))
-    store.save_cursor(Cursor(dossier=dossier.id, name=CURSOR, value=json.dumps(report, ensure_ascii=False)))
+    _keep(store, dossier.id, json.dumps(report, ensure_ascii=False))
     wanted: dict[tuple[str, str], str] = {}
     for refused in report.get("refused") or ():
         code = f"sage50.file.{refused.get('code')}"
@@ -55,6 +56,19 @@ def apply_source_report(store, incidents, dossier: Dossier, report: Optional[dic
                                           key=f"export:{file}", event="export-ignored",
                                           message=text("sage50.export.ignored", file=file)))
     return dossier
+
+
+def _keep(store, dossier: str, value: str) -> None:
+    """The report in the dossier's cursor (a run-start marker is applied by one session at a time;
+    a write that loses a race is tried again once on the newer cursor)."""
+    for _ in range(2):
+        current = store.get_cursor(dossier, CURSOR)
+        try:
+            store.save_cursor(Cursor(dossier=dossier, name=CURSOR, value=value,
+                                     etag=current.etag if current is not None else None))
+            return
+        except ConcurrencyError:
+            continue
 
 
 def lateness(report: dict, now: dt.datetime) -> Optional[str]:

@@ -1,0 +1,120 @@
+"""A group of one Sage 100 dossier and one Sage 50 FR dossier through the whole local pipeline:
+each read by its own adapter (the registry, by `product`), each with its own runs, journal and
+incidents on the status report; a prospect created in SSM for the Sage 50 dossier written as an
+import file and bound when the following export shows it."""
+from __future__ import annotations
+
+import datetime as dt
+
+from local.runtime import LocalRuntime
+from shared.config import load_settings
+from shared.state.records import IncidentState
+from shared.status.report import StatusQuery, StatusReader
+from shared.sync.binder import external_id
+from tests.agent.sage50_support import ExchangeFolder
+from tests.e2e.conftest import FAST_CLIENT, FAST_REDELIVERY
+from tests.e2e.test_inbound import rep_of, session
+
+S100, S50 = "BIJOU", "CIEL"
+
+
+def with_sage50(p, *, exported_ago_s: float = 0.0, **options) -> ExchangeFolder:
+    """The pipeline's group joined by a Sage 50 FR dossier reading `<folder>/ciel-echange`, whose
+    exports were written `exported_ago_s` seconds ago."""
+    exchange = ExchangeFolder(p.folder / "ciel-echange")
+    exchange.export(age_s=exported_ago_s)
+    extra = "".join(f"{name} = {value!r}\n".replace("'", '"') for name, value in options.items())
+    with open(p.config_path, "a", encoding="utf-8") as config:
+        config.write(f'\n[[dossiers]]\nid = "{S50}"\nname = "Ciel Bijoux"\nproduct = "sage50"\n'
+                     f'exchange = "ciel-echange"\n{extra}')
+    p.runtime.close()
+    p.settings = load_settings(p.config_path, environ={**FAST_CLIENT, **FAST_REDELIVERY})
+    p.runtime = LocalRuntime(p.settings)
+    return exchange
+
+
+def status(p, dossier: str):
+    reader = StatusReader.from_settings(p.settings, p.runtime.store, p.runtime.bus)
+    [found] = reader.report(StatusQuery(dossier=dossier, journal=50)).dossiers
+    return found
+
+
+def open_incidents(p, dossier: str) -> dict[str, str]:
+    return {i.key: i.message for i in p.runtime.store.list_incidents(dossier, state=IncidentState.OPEN)}
+
+
+def test_a_sage100_and_a_sage50_dossier_synchronise_side_by_side(make_pipeline):
+    p = make_pipeline()
+    exchange = with_sage50(p, exported_ago_s=3 * 3600 + 120)       # Sage 50 last exported 3 h ago
+
+    summary = p.run()
+
+    assert summary.ok, summary.render()
+    accounts = p.live("accounts")
+    assert accounts[external_id(S50, "C0001")]["name"] == "Bijouterie L'Œil d'Or"
+    assert accounts[external_id(S50, "P0001")]["typeId"]["value"] == "Prospect"
+    first_bijou = p.sage(S100, "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 ORDER BY CT_Num")[0][0]
+    assert external_id(S100, first_bijou) in accounts
+    assert external_id(S50, "BAG-OR-18") in p.live("products")
+    s100, s50 = status(p, S100), status(p, S50)
+    assert (s100.product, s50.product) == ("sage100", "sage50")
+    assert s50.last_export == "Dernière exportation reçue il y a 3 h." and s100.last_export is None
+    assert s100.runs and s50.runs and {r.run_id for r in s100.runs}.isdisjoint({r.run_id for r in s50.runs})
+    assert [i.message for i in s50.incidents if i.key == "export:late"] == [
+        "Dernière exportation reçue il y a 3 h (attendue au moins toutes les 2 h) : vérifiez que Sage 50 "
+        "exporte toujours vers le dossier d'échange."]
+    assert not [i for i in s100.incidents if i.key.startswith("export:")]
+
+    # Sage 50's client file comes back malformed (a tab in a postcode shifts the columns): the
+    # Sage 50 dossier says so, in French, on its own; nothing of the file reaches SSM, and the
+    # Sage 100 dossier goes on untouched.
+    exchange.row("clients", Code="C0001")["Ville"] = "Dole"
+    exchange.export("clients")
+    text = exchange.path("clients").read_bytes().decode("cp1252")
+    exchange.write_raw("clients", text.replace("25000", "25\t000").encode("cp1252"))
+    runs_before = len(p.runtime.store.list_runs(S100))
+
+    assert p.run().ok
+
+    incidents = open_incidents(p, S50)
+    assert incidents["export:clients.txt"].startswith(
+        "Le fichier d'exportation « clients.txt » de Sage 50 a été refusé en entier — ligne 2 : 20 colonnes au"
+        " lieu de 19")
+    assert "export:late" in incidents
+    assert p.ssm("accounts", external_id(S50, "C0001"))["city"] == "Besançon"       # nothing half-read
+    assert not [k for k in open_incidents(p, S100) if k.startswith("export:")]
+    assert len(p.runtime.store.list_runs(S100)) == runs_before + 1
+
+    exchange.export()                                     # fixed and fresh: the incidents resolve
+    assert p.run().ok
+    assert not [k for k in open_incidents(p, S50) if k.startswith("export:")]
+    assert status(p, S50).last_export == "Dernière exportation reçue il y a 0 min."
+    assert p.ssm("accounts", external_id(S50, "C0001"))["city"] == "Dole"
+    assert not [e for e in p.runtime.store.list_journal(S100, limit=500) if (e.key or "").startswith("export:")]
+
+
+def test_a_prospect_made_in_ssm_for_the_sage50_dossier_is_bound_when_sage50_exports_it(make_pipeline):
+    p = make_pipeline()
+    exchange = with_sage50(p, ssm_branch="Siège")       # SSM's new accounts belong to the Sage 50 dossier
+    assert p.run().ok
+    _, email = rep_of(p)
+    with session(p, email) as rep:
+        ssm_id = rep.create_account("Maison Hélène\tOr & Argent", city="Mâcon", phone="03 85 00 00 00")
+
+    assert p.run().ok                                     # written as an import file, not yet confirmed
+    [written] = exchange.imports()
+    _, [record] = exchange.read_import(written)
+    assert (record.values["Code"], record.values["Nom"], record.values["Prospect"]) == (
+        "SSM000001", "Maison Hélène\tOr & Argent", True)
+    assert not p.simulator.record("accounts", ssm_id).get("extId")
+    assert p.run().ok
+    assert len(exchange.imports()) == 1                   # written once
+
+    exchange.import_all()                                 # Sage 50 imports it and exports again
+    assert p.run().ok
+
+    account = p.simulator.record("accounts", ssm_id)
+    assert account["extId"] == external_id(S50, "SSM000001")
+    assert p.runtime.store.get_link(S50, "account", "SSM000001").ssm_id == ssm_id
+    assert len([a for a in p.simulator.records("accounts") if a["name"] == "Maison Hélène\tOr & Argent"]) == 1
+    assert not p.sage(S100, "SELECT CT_Num FROM F_COMPTET WHERE CT_Num LIKE 'SSM%'")    # not in the Sage 100 one
