@@ -118,3 +118,50 @@ def test_a_prospect_made_in_ssm_for_the_sage50_dossier_is_bound_when_sage50_expo
     assert p.runtime.store.get_link(S50, "account", "SSM000001").ssm_id == ssm_id
     assert len([a for a in p.simulator.records("accounts") if a["name"] == "Maison Hélène\tOr & Argent"]) == 1
     assert not p.sage(S100, "SELECT CT_Num FROM F_COMPTET WHERE CT_Num LIKE 'SSM%'")    # not in the Sage 100 one
+
+
+SAGE50_STATUSES = ("Brouillon (⇆)", "Brouillon validé ✔️", "En attente de synchronisation finale (⇆)")
+
+
+def test_a_quote_made_in_ssm_is_priced_by_the_sage50_export_and_becomes_a_devis_sage50_exports(make_pipeline):
+    from shared.ssm.lookups import SALES_ORDER_STATUSES
+
+    p = make_pipeline()
+    for position, label in enumerate(SAGE50_STATUSES, start=10):       # made by hand in SSM (README)
+        p.simulator.store.seed("salesorderStatuses", {"descriptionFR": label, "descriptionEN": label,
+                                                      "order": position})
+    exchange = with_sage50(p, ssm_branch="Siège")
+    assert p.run().ok
+    _, email = rep_of(p)
+    products = {code: p.ssm_id(S50, "product", code) for code in ("BAG-OR-18", "COL-PERLE")}
+    with session(p, email) as rep:
+        pending = rep._client.lookup_id(SALES_ORDER_STATUSES, SAGE50_STATUSES[0])
+        quote = rep.create_quote(p.ssm_id(S50, "account", "C0001"), reference="Fêtes", statusId=pending, lines=[
+            {"product_id": products["BAG-OR-18"], "quantity": 2, "price": 1},
+            {"product_id": products["COL-PERLE"], "quantity": 3, "price": 1}])
+
+    assert p.run().ok                                     # priced from the export: C0001 has 2,50 %
+
+    assert p.simulator.record("salesorders", quote)["statusId"]["value"] == SAGE50_STATUSES[1]
+    with session(p, email) as rep:
+        lines = rep.quote_lines(quote)
+        assert [(str(l["price"]), str(l["total"])) for l in lines] == [("1234.5", "2407.28"), ("89.9", "262.96")]
+        awaiting = rep._client.lookup_id(SALES_ORDER_STATUSES, SAGE50_STATUSES[2])
+        rep._client.update("salesorders", quote, {"statusId": awaiting, "readOnly": True})
+
+    assert p.run().ok and p.run().ok                      # asked over two cycles: one import file
+    [written] = exchange.imports()
+    _, (header, *sage_lines) = exchange.read_import(written)
+    assert (header.values["Type de pièce"], header.values["Client"], header.values["Référence de la pièce"],
+            str(header.values["Total HT"])) == ("Devis", "C0001", "Fêtes", "2670.2400")
+    assert [(l.values["Code de l'article"], str(l.values["Qté"]), str(l.values["Mt Tot HT"])) for l in sage_lines] == [
+        ("BAG-OR-18", "2.00", "2407.2800"), ("COL-PERLE", "3.00", "262.9600")]
+
+    exchange.import_all()                                 # Sage 50 imports the devis and exports it
+    assert p.run().ok
+
+    piece = header.values["N° pièce"]
+    assert p.runtime.store.get_link(S50, "quote", f"0:{piece}").ssm_id == quote
+    assert p.simulator.record("salesorders", quote)["reference"] == f"{piece} · Fêtes"
+    assert not [o for o in p.simulator.records("salesorders") if o.get("extId") == external_id(S50, f"0:{piece}")
+                and o["id"] != quote]                     # the devis read back is the SSM quote, not a second one
