@@ -82,6 +82,8 @@ class Sage50Writer:
             raise CommandRefused(f"the agent does not know the command {op.value}", code="unknown_command",
                                  op=op.value)
         layout, rows, expected = handler(record)
+        if expected.get("expect") == {}:             # a change Sage 50 already holds: nothing to import
+            return Outcome(expected["key"], conflicts=expected.get("conflicts") or [])
         try:
             data = write_records(rows, layout, self.layouts.format)
         except ValueRefused as refused:

@@ -373,3 +373,31 @@ def test_pending_writes_survive_the_agent(agent):
     state = Path(agent.settings.agent.state_path).parent / "sage50" / D / "writes.json"
     pending = json.loads(state.read_text(encoding="utf-8"))
     assert [w["key"] for w in pending["pending"].values()] == ["SSM000001"]
+
+
+def test_a_prospect_changed_in_ssm_is_imported_whole_and_confirmed_by_its_new_values(agent):
+    agent.run()
+    agent.exchange.row("clients", Code="P0001")["Téléphone"] = "03 85 11 11 11"     # changed in Sage 50 too
+    agent.exchange.export("clients")
+    agent.run()
+    agent.command(Op.UPDATE_PROSPECT, "account", "P0001", {
+        "ssm_id": 600, "fields": {"city": "Tournus", "phone": "03 85 22 22 22"},
+        "base": {"city": "Chalon-sur-Saône", "phone": None}})
+
+    agent.run()
+
+    [written] = agent.exchange.imports()
+    _, [record] = agent.exchange.read_import(written)
+    assert (record.values["Code"], record.values["Nom"], record.values["Ville"], record.values["Téléphone"],
+            record.values["Prospect"], record.values["Représentant Client"]) == (
+        "P0001", "Perles de Saône", "Tournus", "03 85 11 11 11", True, "R01")      # Sage 50's phone wins
+    agent.exchange.import_all()
+    result, delivered = agent.run()
+    [answer] = results_of(delivered)
+    assert answer.record["outcome"]["written"] == {"city": "Tournus"}
+    assert [c["field"] for c in answer.record["outcome"]["conflicts"]] == ["phone"]
+
+    agent.command(Op.UPDATE_PROSPECT, "account", "P0001", {"ssm_id": 600, "fields": {"city": "Tournus"}},
+                  command_id="cmd-2")
+    result, delivered = agent.run()                        # nothing to change: answered at once, no file
+    assert [r.record["ok"] for r in results_of(delivered)] == [True] and agent.exchange.imports() == []
