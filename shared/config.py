@@ -127,9 +127,7 @@ class DossierSettings(_Section):
     def _source_of_product(self):
         if self.product == "sage100" and self.odbc is None:
             raise ValueError(f"dossier {self.id}: a Sage 100 dossier needs `odbc`")
-        if self.product == "sage50" and not self.exchange:
-            raise ValueError(f"dossier {self.id}: a Sage 50 dossier needs `exchange` (its export folder)")
-        return self
+        return self            # a Sage 50 dossier's `exchange` is the agent's to need (agent.sage50.source)
 
 
 class Settings(_Section):

@@ -16,6 +16,7 @@ from agent.sage50.reader import Sage50Reader
 from agent.sage50.writer import Sage50Writer
 from shared.bus.protocol import OutgoingMessage
 from shared.envelope import EnvelopeBatch
+from shared.errors import ConfigurationError
 
 
 def state_folder(settings, dossier: str) -> Path:
@@ -24,6 +25,9 @@ def state_folder(settings, dossier: str) -> Path:
 
 def _open(settings, dossier: str) -> tuple[object, Exchange, Sage50Reader]:
     configured = settings.dossier(dossier)
+    if not configured.exchange:
+        raise ConfigurationError(f"The Sage 50 dossier '{dossier}' has no `exchange` folder in the configuration"
+                                 " (the folder Sage 50 writes its exports to).")
     exchange = Exchange(configured.exchange, state_folder(settings, dossier), load_layouts(configured.layouts),
                         late_after_s=configured.export_late_after_s)
     exchange.refresh()

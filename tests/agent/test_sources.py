@@ -67,6 +67,8 @@ def test_a_dossier_gets_the_adapter_of_its_product(tmp_path):
     assert product_of(settings, "FOUND_ON_SERVER") == "sage100"
     assert adapter_for(settings, "BIJOU").product == "sage100"
     assert adapter_for(settings, "FOUND_ON_SERVER").open_source.__module__ == "agent.sage100.source"
+    assert adapter_for(settings, "CIEL").product == "sage50"
+    assert adapter_for(settings, "CIEL").open_source.__module__ == "agent.sage50.source"
 
 
 def test_an_unknown_product_is_a_configuration_error():
@@ -77,5 +79,6 @@ def test_an_unknown_product_is_a_configuration_error():
 def test_each_product_needs_its_own_connection(tmp_path):
     with pytest.raises(Exception, match="needs `odbc`"):
         _settings({"id": "BIJOU"})
-    with pytest.raises(Exception, match="needs `exchange`"):
-        _settings({"id": "CIEL", "product": "sage50", "odbc": "Driver=SQLite3;Database=x.db"})
+    settings = _settings({"id": "CIEL", "product": "sage50"})          # the cloud's settings need no folder
+    with pytest.raises(ConfigurationError, match="no `exchange` folder"):
+        adapter_for(settings, "CIEL").open_source(settings, "CIEL")().__enter__()
