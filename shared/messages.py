@@ -7,8 +7,11 @@ area adds its sentences under its own prefix (`tenant.`, `users.`, `status.` …
 """
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from functools import lru_cache
+from typing import Any, Mapping, Optional
 
 CATALOGUE: dict[str, str] = {
     # --- shared words ---------------------------------------------------------------------------
@@ -203,6 +206,197 @@ CATALOGUE: dict[str, str] = {
     "status.tenant.column.scope": "Portée",
     "status.tenant.column.text": "Constat",
     "status.tenant.group": "Groupe",
+
+    # --- status page, journal lines and Sage → SSM incidents (shared.status, shared.sync) -------
+    "status.title": "État de synchronisation",
+    "status.page_title": "État de synchronisation — {group}",
+    "status.group_line": "Groupe de dossiers « {group} » · état au {at} ({zone})",
+    "status.zone.paris": "heure de Paris",
+    "status.zone.utc": "UTC",
+    "status.switch.label": "Changer de dossier",
+    "status.switch.all": "Tous les dossiers",
+    "status.filter.label": "Filtrer les incidents",
+    "status.filter.dossier": "Dossier",
+    "status.filter.entity": "Entité",
+    "status.filter.state": "État des incidents",
+    "status.filter.all_dossiers": "Tous les dossiers",
+    "status.filter.group": "Groupe (dossier inconnu)",
+    "status.filter.all_entities": "Toutes les entités",
+    "status.filter.submit": "Filtrer",
+    "status.filter.reset": "Réinitialiser",
+    "status.choice.named": "{name} ({id})",
+    "status.choice.inactive": "{label} — désactivé",
+    "status.dossiers.title": "Dossiers",
+    "status.dossiers.none": "Aucun dossier n'est encore connu de ce groupe : un dossier apparaît ici dès que "
+                            "l'agent installé sur le serveur Sage l'a enregistré.",
+    "status.dossiers.unknown": "Aucun dossier « {dossier} » dans ce groupe.",
+    "status.overview.title": "Vue d'ensemble",
+    "status.overview.dossier": "Dossier",
+    "status.overview.state": "État",
+    "status.overview.health": "Santé",
+    "status.overview.lag": "Retard",
+    "status.overview.pending": "En attente",
+    "status.overview.incidents": "Incidents ouverts",
+    "status.overview.invites": "Invitations requises",
+    "status.overview.never": "aucune synchronisation",
+    "status.active": "Actif",
+    "status.inactive": "Désactivé",
+    "status.health.never-synced": "Jamais synchronisé",
+    "status.health.ok": "À jour",
+    "status.health.attention": "À surveiller",
+    "status.health.error": "En erreur",
+    "status.health.inactive": "Désactivé",
+    "status.unknown": "inconnu",
+    "status.unknown_because": "inconnu ({reason})",
+    "status.yes": "oui",
+    "status.no": "non",
+    "status.fact.last_completed": "Dernière synchronisation réussie",
+    "status.fact.none": "aucune",
+    "status.fact.lag": "Retard",
+    "status.fact.pending": "En attente",
+    "status.fact.oldest_pending": "Plus ancien message en attente",
+    "status.fact.oldest_pending_since": "depuis {duration}",
+    "status.fact.dead_lettered": "Messages mis de côté",
+    "status.fact.open_incidents": "Incidents ouverts",
+    "status.fact.realignment": "Réalignement",
+    "status.fact.realignment_due": "prévu à la prochaine synchronisation",
+    "status.fact.last_realigned": "Dernier réalignement",
+    "status.fact.deactivated_at": "Désactivé le",
+    "status.pending.not_read": "non consulté",
+    "status.pending.unavailable": "indisponible ({reason})",
+    "status.pending.changes_unknown": "messages Sage : inconnu",
+    "status.pending.commands_unknown": "commandes SSM : inconnu",
+    "status.pending.changes_one": "{count} message Sage",
+    "status.pending.changes_many": "{count} messages Sage",
+    "status.pending.commands_one": "{count} commande SSM",
+    "status.pending.commands_many": "{count} commandes SSM",
+    "status.pending.both": "{changes}, {commands}",
+    "status.pending.bus_silent": "le bus de messages n'a pas répondu",
+    "status.runs.title": "Dernières synchronisations",
+    "status.runs.none": "Aucune synchronisation pour l'instant.",
+    "status.runs.start": "Début",
+    "status.runs.end": "Fin",
+    "status.runs.duration": "Durée",
+    "status.runs.direction": "Sens",
+    "status.runs.state": "État",
+    "status.runs.realignment": "Réalignement",
+    "status.runs.journal": "Journal",
+    "status.runs.open_journal": "Voir le journal",
+    "status.direction.sage_to_ssm": "Sage → SSM",
+    "status.direction.ssm_to_sage": "SSM → Sage",
+    "status.run_state.running": "En cours",
+    "status.run_state.succeeded": "Réussie",
+    "status.run_state.partial": "Partielle",
+    "status.run_state.failed": "Échouée",
+    "status.count.read": "Lus",
+    "status.count.created": "Créés",
+    "status.count.updated": "Modifiés",
+    "status.count.deleted": "Supprimés",
+    "status.count.skipped_unchanged": "Inchangés",
+    "status.count.conflicts": "Conflits",
+    "status.count.failed": "Échecs",
+    "status.commands.title": "Commandes SSM → Sage en attente de l'agent",
+    "status.commands.none": "Aucune commande n'attend l'agent.",
+    "status.commands.sent_at": "Envoyée le",
+    "status.commands.entity": "Entité",
+    "status.commands.key": "Fiche",
+    "status.commands.operation": "Demande",
+    "status.commands.note": "L'agent installé sur le serveur Sage les applique à son prochain passage.",
+    "status.commands.op.create": "Création dans Sage",
+    "status.commands.op.update": "Modification dans Sage",
+    "status.commands.op.price": "Calcul des prix",
+    "status.commands.op.create-quote": "Création du devis dans Sage",
+    "status.incidents.title": "Incidents — {state}",
+    "status.incidents.group_title": "Incidents du groupe — {state}",
+    "status.incidents.group_heading": "Incidents du groupe",
+    "status.incidents.group_note": "Messages reçus pour un dossier que le groupe ne connaît pas.",
+    "status.incidents.none.open": "Aucun incident ouvert",
+    "status.incidents.none.resolved": "Aucun incident résolu",
+    "status.incidents.none.all": "Aucun incident",
+    "status.incidents.none_for_entity": "{none} pour l'entité {entity}.",
+    "status.incidents.none_plain": "{none}.",
+    "status.incidents.shown": "{shown} incidents affichés sur {total}.",
+    "status.incidents.entity": "Entité",
+    "status.incidents.key": "Clé",
+    "status.incidents.operation": "Opération",
+    "status.incidents.message": "Message",
+    "status.incidents.first_seen": "Première occurrence",
+    "status.incidents.last_seen": "Dernière occurrence",
+    "status.incidents.attempts": "Tentatives",
+    "status.incidents.state": "État",
+    "status.incidents.set_aside": "Mis de côté",
+    "status.incidents.retry_at": "oui, nouvel essai le {at}",
+    "status.state_filter.open": "Ouverts",
+    "status.state_filter.resolved": "Résolus",
+    "status.state_filter.all": "Tous",
+    "status.incident_state.open": "Ouvert",
+    "status.incident_state.resolved": "Résolu",
+    "status.invites.title": "Invitation requise",
+    "status.invites.note": "Ces collaborateurs Sage doivent être invités dans Sage Sales Management ; ils seront "
+                           "reliés par leur adresse e-mail.",
+    "status.invites.since": "depuis le {at}",
+    "status.journal.title": "Journal",
+    "status.journal.run_title": "Journal de la synchronisation {direction} du {at}",
+    "status.journal.all_runs": "Tout le journal",
+    "status.journal.none": "Aucune entrée au journal.",
+    "status.journal.at": "Date",
+    "status.journal.entity": "Entité",
+    "status.journal.key": "Clé",
+    "status.journal.event": "Événement",
+    "status.journal.message": "Message",
+    "status.json_link": "Version JSON de cet état",
+    "status.api_link": "Description des routes JSON (OpenAPI)",
+    "status.error.title": "Erreur {status}",
+    "status.error.back": "Revenir à l'état complet",
+    "status.query.invalid": "Filtre invalide : {problems}",
+    "status.query.problem": "{name} : valeur « {value} » refusée",
+    "status.dossier.unknown": "Le dossier « {dossier} » n'est pas connu de ce groupe.",
+    "status.entity.user": "Utilisateur",
+    "status.entity.account": "Tiers",
+    "status.entity.contact": "Contact",
+    "status.entity.product_family": "Famille d'articles",
+    "status.entity.product": "Article",
+    "status.entity.quote": "Devis",
+    "status.entity.order": "Commande",
+    "status.entity.invoice": "Facture",
+    "status.entity.message": "Message",
+    "status.entity.run": "Synchronisation",
+    "status.entity.connection": "Connexion",
+    "status.operation.create": "Création",
+    "status.operation.update": "Modification",
+    "status.operation.upsert": "Mise à jour",
+    "status.operation.delete": "Suppression",
+    "status.operation.invite": "Invitation",
+    "status.operation.invalid": "Donnée invalide",
+    "status.operation.decode": "Lecture du message",
+    "status.operation.command": "Commande SSM",
+    "status.operation.read": "Lecture",
+    "status.operation.bind": "Liaison",
+    "status.operation.sage-write": "Écriture dans Sage",
+    "status.operation.sage-warning": "Avertissement Sage",
+    "status.operation.name-filled": "Nom complété",
+    "status.operation.route": "Choix du dossier",
+    "status.operation.price": "Calcul des prix",
+    "status.event.run-start": "Début",
+    "status.event.run-end": "Fin",
+    "status.event.conflict": "Conflit",
+    "status.event.ssm-deletion-ignored": "Suppression SSM ignorée",
+    "status.event.invite-needed": "Invitation requise",
+    "status.event.invited": "Invitation acceptée",
+    "status.event.deletion-not-propagated": "Suppression non reportée",
+    "status.event.dossier-inactive": "Dossier désactivé",
+    "status.event.dossier-activated": "Dossier réactivé",
+    "status.event.dossier-deactivated": "Dossier désactivé",
+    "status.event.dossier-registered": "Dossier connecté",
+    "status.event.dossier-state-outdated": "Avis périmé",
+    "status.event.state-lost": "État perdu",
+    "status.event.state-rebuilt": "État reconstruit",
+    "status.event.envelope-not-handled": "Message non traité",
+    "status.event.ssm-change-undone": "Modification SSM annulée",
+    "status.event.created-as-prospect": "Créé en prospect",
+    "status.event.created-in-sage": "Créé dans Sage",
+    "status.event.quote-transformed": "Devis transformé",
+    "status.event.mass-deletion-held": "Suppressions retenues",
 }
 
 
@@ -236,3 +430,33 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "text": self.text, "values": dict(self.values)}
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
+    """Every template as a regex with one group per field, the most literal text first (so a
+    sentence is told apart from a shorter one it may contain as a value)."""
+    compiled = []
+    for code, template in CATALOGUE.items():
+        regex, literal, names = "", 0, set()
+        for prefix, name, _, _ in string.Formatter().parse(template):
+            regex += re.escape(prefix)
+            literal += len(prefix)
+            if name is not None:
+                regex += "(.+?)" if name not in names else ".+?"
+                names.add(name)
+        if literal:
+            compiled.append((code, re.compile(regex, re.DOTALL), literal))
+    return tuple(sorted(compiled, key=lambda item: -item[2]))
+
+
+def code_of(sentence: Optional[str]) -> Optional[str]:
+    """The code of the catalogue template `sentence` was rendered from, None when it is none of
+    them (a sentence written before the catalogue, or not from it). Stored incidents and journal
+    lines keep their text; this gives programs their stable code back."""
+    if not sentence:
+        return None
+    for code, pattern, _ in _patterns():
+        if pattern.fullmatch(sentence):
+            return code
+    return None

@@ -32,6 +32,7 @@ from shared.state.records import JournalEntry, Link, utcnow
 from shared.messages import text
 from shared.inbound.mapping import INBOUND, InboundMapping, changed_fields
 from shared.inbound.quote_statuses import QUOTE_STATUSES
+from shared.inbound.pending import note_sent
 from shared.inbound.quotes import QuoteDecider
 from shared.sync.mapping import ORDER_OF_LINE, SALES_ORDER_LINE
 from shared.sync.merge import reference_id, ssm_values
@@ -267,6 +268,7 @@ class InboundService:
             self.bus.send(self.commands_queue, [OutgoingMessage(body=batch.to_bytes(), message_id=batch.message_id,
                                                                 session_id=dossier,
                                                                 application_properties={"commands": len(envelopes)})])
+            note_sent(self.store, envelopes, at=self.clock())
             outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(envelopes)
             log.info("%d command(s) sent to the agent of %s", len(envelopes), dossier)
 
