@@ -397,6 +397,65 @@ CATALOGUE: dict[str, str] = {
     "status.event.created-in-sage": "Créé dans Sage",
     "status.event.quote-transformed": "Devis transformé",
     "status.event.mass-deletion-held": "Suppressions retenues",
+    "sync.resource.accounts": "le compte",
+    "sync.resource.accountTypes": "le type de compte",
+    "sync.resource.contacts": "le contact",
+    "sync.resource.products": "l'article",
+    "sync.resource.productFamilies": "la famille d'articles",
+    "sync.resource.salesorders": "le document de vente",
+    "sync.resource.salesordersLines": "la ligne de document de vente",
+    "sync.resource.salesorderStatuses": "le statut de document de vente",
+    "sync.resource.users": "l'utilisateur",
+    "sync.resource.sales": "le total des ventes",
+    "sync.resource.branches": "l'agence",
+    "sync.resource.currencies": "la devise",
+    "sync.resource.login": "la connexion",
+    "sync.resource.extrafields": "la description des champs personnalisés",
+    "sync.resource.other": "la ressource « {resource} »",
+    "sync.ssm.no_details": "sans précision",
+    "sync.ssm.keys_refused": "SSM refuse les clés d'intégration (clé publique {public_key}) : vérifiez les clés "
+                             "publique et privée de SSM dans les réglages du connecteur.",
+    "sync.ssm.no_login": "SSM n'a pas de service de connexion à {resource} : vérifiez l'adresse de SSM "
+                         "([ssm] base_url) dans les réglages du connecteur.",
+    "sync.ssm.already_gone": "{target} n'existe plus dans SSM ; rien à supprimer.",
+    "sync.ssm.database": "SSM a signalé une erreur de base de données sur {entity} {attempts} fois de suite "
+                         "(HTTP {status}) : « {message} »",
+    "sync.ssm.query": "SSM n'a pas pu exécuter la requête sur {resource} : « {message} »",
+    "sync.ssm.refers_to_missing": "SSM a refusé {entity} : « {message} » (la fiche renvoie à un élément que SSM n'a "
+                                  "pas)",
+    "sync.ssm.session_refused": "SSM a encore refusé la session du connecteur juste après une nouvelle "
+                                "connexion : vérifiez que les clés d'intégration sont toujours actives.",
+    "sync.ssm.throttled": "SSM a continué de demander au connecteur de ralentir (HTTP 429) après {attempts} "
+                          "tentatives ; {entity} sera de nouveau essayé plus tard.",
+    "sync.ssm.no_answer": "SSM n'a pas répondu après {attempts} tentatives (HTTP {status}).",
+    "sync.ssm.timeout": "SSM n'a pas répondu après {attempts} tentatives (aucune réponse en {timeout} s).",
+    "sync.ssm.unreachable": "SSM est resté injoignable après {attempts} tentatives (« {message} ») ; vérifiez le "
+                            "réseau et l'adresse de SSM.",
+    "sync.ssm.refused": "SSM a refusé {entity} : « {message} »",
+    "sync.ssm.forbidden": "SSM n'autorise pas cette modification sur {entity} : « {message} »",
+    "sync.ssm.not_found": "SSM n'a pas {target}.",
+    "sync.ssm.method": "SSM n'accepte pas cette opération sur {resource} : « {message} »",
+    "sync.ssm.conflict": "SSM a refusé {entity}, en conflit avec une autre fiche : « {message} »",
+    "sync.ssm.too_large": "SSM a refusé {entity}, trop volumineux : « {message} »",
+    "sync.ssm.refused_status": "SSM a refusé {entity} (HTTP {status}) : « {message} »",
+    "sync.ssm.failed_status": "SSM a échoué sur {entity} (HTTP {status}) : « {message} »",
+    "sync.ssm.other_status": "SSM a répondu HTTP {status} au sujet de {entity} : « {message} »",
+    "sync.ssm.target": "{entity} {id}",
+    "sync.ssm.target_resource": "la ressource « {resource} »",
+    "sync.ssm.missing": "{entity} {id} n'existe pas dans SSM.",
+    "sync.ssm.deleted": "{entity} {id} est supprimé dans SSM.",
+    "sync.ssm.not_a_list": "SSM a répondu à la liste « {resource} » par autre chose qu'une liste.",
+    "sync.ssm.same_page": "SSM a renvoyé deux fois la même page de « {resource} » : la pagination ne "
+                          "fonctionne pas, la lecture a été arrêtée.",
+    "sync.ssm.not_a_record": "SSM a répondu à {resource}/{id} par autre chose qu'une fiche.",
+    "sync.ssm.not_a_description": "SSM a répondu à {path} par autre chose qu'une description.",
+    "sync.ssm.no_id": "SSM a accepté {entity} sans dire quel numéro il lui a donné.",
+    "sync.ssm.no_token": "SSM a accepté les clés d'intégration mais n'a donné aucun jeton de session.",
+    "sync.ssm.not_json": "SSM a répondu au sujet de « {resource} » par autre chose que du JSON.",
+    "sync.ssm.unconfirmed_create": "SSM n'a pas confirmé avoir créé {entity} ({reason}) et rien ne permet de "
+                                   "le vérifier : la création n'a pas été renvoyée, pour éviter un doublon.",
+    "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans {resource} (il a : {known}) ; "
+                              "créez-la dans SSM ou corrigez les réglages du connecteur.",
 }
 
 
