@@ -359,6 +359,7 @@ CATALOGUE: dict[str, str] = {
     "status.entity.quote": "Devis",
     "status.entity.order": "Commande",
     "status.entity.invoice": "Facture",
+    "status.entity.order_line": "Ligne de document",
     "status.entity.message": "Message",
     "status.entity.run": "Synchronisation",
     "status.entity.connection": "Connexion",
@@ -417,7 +418,7 @@ CATALOGUE: dict[str, str] = {
                              "publique et privée de SSM dans les réglages du connecteur.",
     "sync.ssm.no_login": "SSM n'a pas de service de connexion à {resource} : vérifiez l'adresse de SSM "
                          "([ssm] base_url) dans les réglages du connecteur.",
-    "sync.ssm.already_gone": "{target} n'existe plus dans SSM ; rien à supprimer.",
+    "sync.ssm.already_gone": "{target} : plus aucune fiche dans SSM ; rien à supprimer.",
     "sync.ssm.database": "SSM a signalé une erreur de base de données sur {entity} {attempts} fois de suite "
                          "(HTTP {status}) : « {message} »",
     "sync.ssm.query": "SSM n'a pas pu exécuter la requête sur {resource} : « {message} »",
@@ -426,7 +427,7 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.session_refused": "SSM a encore refusé la session du connecteur juste après une nouvelle "
                                 "connexion : vérifiez que les clés d'intégration sont toujours actives.",
     "sync.ssm.throttled": "SSM a continué de demander au connecteur de ralentir (HTTP 429) après {attempts} "
-                          "tentatives ; {entity} sera de nouveau essayé plus tard.",
+                          "tentatives sur {entity} ; nouvel essai plus tard.",
     "sync.ssm.no_answer": "SSM n'a pas répondu après {attempts} tentatives (HTTP {status}).",
     "sync.ssm.timeout": "SSM n'a pas répondu après {attempts} tentatives (aucune réponse en {timeout} s).",
     "sync.ssm.unreachable": "SSM est resté injoignable après {attempts} tentatives (« {message} ») ; vérifiez le "
@@ -436,14 +437,14 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.not_found": "SSM n'a pas {target}.",
     "sync.ssm.method": "SSM n'accepte pas cette opération sur {resource} : « {message} »",
     "sync.ssm.conflict": "SSM a refusé {entity}, en conflit avec une autre fiche : « {message} »",
-    "sync.ssm.too_large": "SSM a refusé {entity}, trop volumineux : « {message} »",
+    "sync.ssm.too_large": "SSM a refusé {entity}, de taille excessive : « {message} »",
     "sync.ssm.refused_status": "SSM a refusé {entity} (HTTP {status}) : « {message} »",
     "sync.ssm.failed_status": "SSM a échoué sur {entity} (HTTP {status}) : « {message} »",
     "sync.ssm.other_status": "SSM a répondu HTTP {status} au sujet de {entity} : « {message} »",
     "sync.ssm.target": "{entity} {id}",
     "sync.ssm.target_resource": "la ressource « {resource} »",
-    "sync.ssm.missing": "{entity} {id} n'existe pas dans SSM.",
-    "sync.ssm.deleted": "{entity} {id} est supprimé dans SSM.",
+    "sync.ssm.missing": "{entity} {id} : aucune fiche dans SSM.",
+    "sync.ssm.deleted": "{entity} {id} : fiche supprimée dans SSM.",
     "sync.ssm.not_a_list": "SSM a répondu à la liste « {resource} » par autre chose qu'une liste.",
     "sync.ssm.same_page": "SSM a renvoyé deux fois la même page de « {resource} » : la pagination ne "
                           "fonctionne pas, la lecture a été arrêtée.",
@@ -454,9 +455,157 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.not_json": "SSM a répondu au sujet de « {resource} » par autre chose que du JSON.",
     "sync.ssm.unconfirmed_create": "SSM n'a pas confirmé avoir créé {entity} ({reason}) et rien ne permet de "
                                    "le vérifier : la création n'a pas été renvoyée, pour éviter un doublon.",
+    "sync.record.account": "le tiers « {key} »",
+    "sync.record.contact": "le contact « {key} »",
+    "sync.record.product": "l'article « {key} »",
+    "sync.record.product_family": "la famille d'articles « {key} »",
+    "sync.record.user": "le collaborateur « {key} »",
+    "sync.record.quote": "le devis « {key} »",
+    "sync.record.order": "la commande « {key} »",
+    "sync.record.invoice": "la facture « {key} »",
+    "sync.record.line": "la ligne de document « {key} »",
+    "sync.record.order_line": "la ligne de document « {key} »",
+    "sync.record.other": "la fiche « {key} » ({entity})",
+    "sync.record.no_key": "une fiche {entity} sans clé",
+    "sync.record.marq": "une fiche {entity} sans clé (cbMarq {marq})",
+    "sync.invalid": "Impossible de synchroniser {record} : {problems}",
+    "sync.invalid.problem": "{field} : {problem}",
+    "sync.invalid.required": "obligatoire mais vide dans Sage",
+    "sync.invalid.too_long": "dépasse les {max} caractères acceptés par SSM",
+    "sync.invalid.email": "« {value} » n'est pas une adresse e-mail valide",
+    "sync.invalid.line_numbers": "deux lignes ont le même numéro de ligne (DL_No)",
+    "sync.invalid.other": "valeur refusée (« {value} »)",
+    "sync.invalid.record_field": "fiche",
+    "sync.invalid.unmapped": "illisible ({reason})",
+    "sync.invalid.rep_unknown": "le commercial {number} n'existe pas dans Sage",
+    "sync.invalid.not_a_number": "« {value} » n'est pas un nombre",
+    "sync.invalid.not_whole": "« {value} » n'est pas un nombre entier",
+    "sync.invalid.not_a_date": "« {value} » n'est pas une date",
+    "sync.unexpected": "Une erreur inattendue a arrêté la synchronisation de {record} ; nouvel essai automatique.",
+    "sync.unreadable": "L'agent n'a pas pu lire {record} dans Sage.",
+    "sync.not_understood": "L'agent a envoyé une modification que le cloud ne comprend pas ({record}, "
+                           "opération {op}).",
+    "sync.not_sent": "Impossible d'envoyer {record} à Sage Sales Management",
+    "sync.dependency_missing": "{needed_by} renvoie à une fiche qui n'est pas encore dans Sage Sales Management : "
+                               "{record} ; nouvel essai automatique.",
+    "sync.binding_race": "{record} : deux synchronisations simultanées ; nouvel essai automatique.",
+    "sync.outage": "Sage Sales Management ne répond pas : {cause}. Les modifications du dossier attendent et "
+                   "sont renvoyées automatiquement dès qu'il répond.",
+    "sync.breaker.not_usable": "non appliqué : la connexion à SSM n'est pas utilisable",
+    "sync.breaker.not_answering": "non appliqué : Sage Sales Management ne répond pas ; le lot sera de nouveau "
+                                  "essayé plus tard",
+    "sync.unknown_dossier": "Données reçues pour le dossier {dossier}, qui n'est pas relié à ce groupe.",
+    "sync.unreadable_message": "Un message de la file des modifications Sage n'a pas pu être lu ({reason}) ; "
+                               "il a été mis de côté.",
+    "sync.busy.cursor": "Le curseur du dossier n'a pas pu être enregistré : trop d'écritures simultanées.",
+    "sync.busy.dossier": "Le dossier n'a pas pu être mis à jour : trop d'écritures simultanées.",
+    "sync.busy.run": "La synchronisation n'a pas pu être mise à jour : trop d'écritures simultanées.",
+    "sync.admin.not_configured": "Aucun utilisateur administrateur SSM n'est réglé ([ssm] admin_user_email) : les "
+                                 "fiches dont le commercial Sage n'est pas un utilisateur SSM ne peuvent pas "
+                                 "recevoir de propriétaire.",
+    "sync.admin.missing": "L'utilisateur administrateur « {email} » des réglages n'est pas un utilisateur de "
+                          "Sage Sales Management.",
+    "sync.branch.none": "Sage Sales Management n'a aucune agence où placer les fiches.",
+    "sync.replay.parked": "{cause}. Modification mise de côté après plusieurs tentatives, réessayée "
+                          "automatiquement, la première fois le {at} (UTC) ; une nouvelle modification dans Sage "
+                          "ou un réalignement l'envoie aussi.",
+    "sync.replay.superseded": "{cause}. Modification mise de côté après plusieurs tentatives ; une modification "
+                              "plus récente de la même fiche a été mise de côté depuis, c'est elle qui sera "
+                              "réessayée.",
+    "sync.replay.not_kept": "{cause}. Modification mise de côté {why} ; la prochaine modification de la fiche "
+                            "dans Sage, ou le prochain réalignement du dossier, l'envoie de nouveau.",
+    "sync.replay.why.attempts": "après plusieurs tentatives",
+    "sync.replay.why.unreadable": "après plusieurs tentatives, et illisible pour un nouvel essai",
+    "sync.replay.why.too_large": "après plusieurs tentatives, et trop volumineuse pour être gardée en vue d'un "
+                                 "nouvel essai",
+    "sync.replay.why.given_up": "et réessayée {replays} fois en deux jours sans succès",
+    "sync.run.agent_counts": "relevé de l'agent : {counts}",
+    "sync.run.no_agent_counts": "l'agent n'a transmis aucun compte",
+    "sync.agent_count.read": "lus",
+    "sync.agent_count.created": "nouveaux",
+    "sync.agent_count.changed": "modifiés",
+    "sync.agent_count.resent": "renvoyés",
+    "sync.agent_count.deleted": "supprimés",
+    "sync.agent_count.skipped_unchanged": "inchangés",
+    "sync.agent_count.invalid": "illisibles",
+    "sync.agent_count.deletions_held": "suppressions retenues",
+    "sync.count": "{label} {value}",
+    "journal.run.start": "Début de la synchronisation {direction}.",
+    "journal.run.start_realignment": "Début de la synchronisation {direction} : réalignement, Sage fait foi.",
+    "journal.run.end": "Fin de la synchronisation {direction} : {counts}.",
+    "journal.run.end_conflicts": "Fin de la synchronisation {direction} : {counts} ; {conflicts} conflit(s), la "
+                                 "valeur de Sage a été gardée (détail ci-dessous).",
+    "journal.run.failed": "Échec de la synchronisation {direction} : {reason}",
+    "journal.inactive_changes": "{count} modification(s) de Sage sont arrivées alors que le dossier est "
+                                "désactivé ; elles n'ont pas été appliquées (la prochaine activation réaligne le "
+                                "dossier).",
+    "journal.run_inactive": "Une synchronisation a commencé alors que le dossier est désactivé ; ses modifications "
+                            "ne sont pas appliquées.",
+    "journal.registered": "Le dossier {dossier} est désormais relié au groupe.",
+    "journal.state_lost": "Le cloud n'avait aucune trace du dossier {dossier}, alors que l'agent en envoie des "
+                          "modifications ordinaires : l'état de synchronisation du dossier a été perdu (stockage "
+                          "restauré ou vidé). Le dossier est de nouveau relié et, jusqu'à son prochain "
+                          "réalignement, chaque fiche sans lien est d'abord cherchée dans Sales Management par "
+                          "son identifiant externe avant d'être créée, si bien qu'aucune n'est créée deux fois. "
+                          "Un réalignement (désélectionner puis sélectionner de nouveau le dossier sur l'agent) "
+                          "reconstruit entièrement son état.",
+    "journal.state_rebuilt": "Le réalignement a reconstruit l'état de synchronisation du dossier : les fiches "
+                             "sont de nouveau créées sans recherche préalable.",
+    "journal.state_outdated.activated": "Un avis de l'agent indiquant que le dossier a été activé ({at} UTC) a été "
+                                        "mis de côté et est arrivé après un changement plus récent ; il n'a pas "
+                                        "été appliqué.",
+    "journal.state_outdated.deactivated": "Un avis de l'agent indiquant que le dossier a été désactivé ({at} UTC) "
+                                          "a été mis de côté et est arrivé après un changement plus récent ; il "
+                                          "n'a pas été appliqué.",
+    "journal.activated": "Le dossier {dossier} a été réactivé sur le serveur Sage ; sa prochaine "
+                         "synchronisation est un réalignement (Sage fait foi).",
+    "journal.deactivated": "Le dossier {dossier} a été désactivé sur le serveur Sage : plus rien n'est "
+                           "synchronisé jusqu'à sa réactivation ; ses fiches restent dans Sales Management.",
+    "journal.reactivated_by_realignment": "Une synchronisation de réalignement de l'agent a réactivé le dossier "
+                                          "{dossier}.",
+    "journal.not_handled": "Un message {kind} ({op}) est arrivé sur la file des modifications Sage ; cette version "
+                           "ne le traite pas à cet endroit.",
+    "journal.conflict": "{record} : le champ {field} a été modifié dans Sage et dans SSM ; la valeur de Sage est "
+                        "gardée. Si celle de SSM était la bonne, saisissez-la dans Sage.",
+    "journal.conflict_ssm": "{record} : le champ {field} a été modifié dans Sage et dans SSM ; la valeur de SSM "
+                            "est gardée (ce champ se décide dans SSM).",
+    "journal.ssm_change_refused": "{record} : le champ {field} ne se modifie que dans Sage ; la modification "
+                                  "faite dans SSM (« {value} ») a été annulée. Faites-la dans Sage si elle est "
+                                  "voulue.",
+    "journal.recreated": "{record} : la fiche avait été supprimée dans SSM ; elle a été recréée depuis Sage. "
+                         "Pour la retirer, supprimez-la dans Sage.",
+    "journal.ssm_deletion_ignored": "{record} : la fiche a été supprimée dans SSM ; Sage la garde et le prochain "
+                                    "réalignement la recrée dans SSM. Pour la retirer, supprimez-la dans Sage.",
+    "journal.deletion_not_propagated": "{record} : la fiche a été supprimée dans Sage ; elle reste dans SSM, où "
+                                       "elle se gère : supprimez-la dans SSM si besoin.",
+    "journal.user_deletion_not_propagated": "{record} : la fiche a été supprimée dans Sage ; l'utilisateur SSM "
+                                            "reste, les utilisateurs se gèrent dans SSM.",
+    "journal.invite_matched": "{email} a été invité dans SSM ; la fiche de {record} est désormais reliée à cet "
+                              "utilisateur.",
     "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans {resource} (il a : {known}) ; "
                               "créez-la dans SSM ou corrigez les réglages du connecteur.",
 }
+
+
+def label(prefix: str, value: object) -> str:
+    """The catalogue's word for `value` under `prefix` (an entity, operation, event …); a value the
+    catalogue does not name shows as it is."""
+    raw = getattr(value, "value", value)
+    code = f"{prefix}.{raw}"
+    return text(code) if code in CATALOGUE else str(raw)
+
+
+def record_name(entity: Optional[str], key: Optional[str]) -> str:
+    """A record named in a sentence, with its article: « le tiers « C001 » »."""
+    if not key:
+        return text("sync.record.no_key", entity=entity or "?")
+    code = f"sync.record.{entity}"
+    return text(code, key=key) if code in CATALOGUE else text("sync.record.other", key=key, entity=entity or "?")
+
+
+def sentence(words: str) -> str:
+    """`words` with a capital first letter (a sentence may start with « le tiers … »)."""
+    return words[:1].upper() + words[1:]
 
 
 def text(code: str, **values: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.messages import CATALOGUE, text
+from shared.messages import label, text
 from shared.models import Entity
 from shared.state.records import RUN_COUNTERS, IncidentState
 from shared.status.report import (
@@ -43,14 +43,6 @@ except ZoneInfoNotFoundError:  # a system without the time-zone database
 
 MISSING = "—"
 COUNT_LABELS = {name: f"status.count.{name}" for name in RUN_COUNTERS}
-
-
-def label(prefix: str, value: object) -> str:
-    """The catalogue's word for `value` under `prefix` (an entity, operation, event …); a value the
-    catalogue does not name shows as it is."""
-    raw = getattr(value, "value", value)
-    code = f"{prefix}.{raw}"
-    return text(code) if code in CATALOGUE else str(raw)
 
 
 _CSS = """

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Callable, Mapping, Optional
 
 from shared.errors import ConcurrencyError
+from shared.messages import label, text
 from shared.state.records import RUN_COUNTERS, Run, RunState, utcnow
 
 SIDE = "cloud"
@@ -23,8 +24,9 @@ MAX_SAVE_ATTEMPTS = 20
 
 def describe_agent_counts(counts: Optional[Mapping[str, int]]) -> str:
     if not counts:
-        return "the agent reported no counts"
-    return "agent: " + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in sorted(counts.items()))
+        return text("sync.run.no_agent_counts")
+    return text("sync.run.agent_counts", counts=", ".join(
+        text("sync.count", label=label("sync.agent_count", name), value=value) for name, value in counts.items()))
 
 
 class RunBook:
@@ -112,5 +114,5 @@ class RunBook:
                 return self.store.save_run(updated)
             except ConcurrencyError:
                 continue
-        raise ConcurrencyError("The run could not be updated: too many concurrent writers.",
+        raise ConcurrencyError(text("sync.busy.run"),
                                detail=f"{dossier} {run_id}")

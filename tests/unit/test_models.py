@@ -38,16 +38,16 @@ def test_round_trip_through_json_keeps_every_value():
 
 
 @pytest.mark.parametrize("data, expected", [
-    ({"name": None}, "name: is required but empty in Sage"),
-    ({"name": "x" * 70}, "name: is longer than the 69 characters SSM accepts"),
-    ({"email": "jean.dupont@"}, "email: 'jean.dupont@' is not a valid e-mail address"),
-    ({"email": "a" * 200 + "@b.fr"}, "email: is longer than the 69 characters SSM accepts"),
+    ({"name": None}, "name : obligatoire mais vide dans Sage"),
+    ({"name": "x" * 70}, "name : dépasse les 69 caractères acceptés par SSM"),
+    ({"email": "jean.dupont@"}, "email : « jean.dupont@ » n'est pas une adresse e-mail valide"),
+    ({"email": "a" * 200 + "@b.fr"}, "email : dépasse les 69 caractères acceptés par SSM"),
 ])
 def test_bad_values_give_one_readable_sentence(data, expected):
     with pytest.raises(ValidationError) as caught:
         Account(**{"key": "C042", "kind": "client", "name": "Bijou", **data})
     message = describe_validation_error(caught.value, entity="account", key="C042")
-    assert message.startswith("account 'C042' cannot be synced: ") and expected in message
+    assert message.startswith("Impossible de synchroniser le tiers « C042 » : ") and expected in message
     assert "a" * 60 not in message, "long values are shortened in messages"
 
 
