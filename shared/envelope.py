@@ -147,8 +147,17 @@ class Envelope(BaseModel):
 
     @classmethod
     def run_marker(cls, *, dossier: str, run_id: str, start: bool, counts: Optional[dict[str, int]] = None,
-                   sent_at: Optional[dt.datetime] = None, realignment: bool = False) -> "Envelope":
-        record = {"realignment": realignment} if start else None
+                   sent_at: Optional[dt.datetime] = None, realignment: bool = False, name: Optional[str] = None,
+                   reasons: tuple[str, ...] = ()) -> "Envelope":
+        """A run's start (its realignment flag, and the dossier's display name and the reasons for
+        a realignment when known) or end (the agent's counts)."""
+        record = None
+        if start:
+            record = {"realignment": realignment}
+            if name:
+                record["name"] = name
+            if reasons:
+                record["reasons"] = list(reasons)
         return cls(kind=EnvelopeKind.RUN_MARKER, dossier=dossier, run_id=run_id,
                    op=Op.RUN_START if start else Op.RUN_END, counts=counts, record=record, sent_at=sent_at)
 

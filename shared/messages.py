@@ -530,8 +530,23 @@ CATALOGUE: dict[str, str] = {
     "sync.agent_count.invalid": "illisibles",
     "sync.agent_count.deletions_held": "suppressions retenues",
     "sync.count": "{label} {value}",
+    "agent.more_problems": "{head} ; … et {more} autre(s) problème(s)",
+    "agent.too_large": "Impossible d'envoyer {record} : {size} Ko de données, le bus en accepte {limit} Ko par "
+                       "message.",
+    "agent.note.read_in_full": "{count} fiche(s) « {entity} » de Sage étaient plus anciennes que le dernier "
+                               "relevé et inconnues de l'agent : cette entité a été relue en entier.",
+    "agent.reason.first": "première synchronisation de ce dossier",
+    "agent.reason.reselected": "le dossier est de nouveau sélectionné après une pause (désélectionné ou désactivé)",
+    "agent.reason.other_database": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou remplacée)",
+    "agent.reason.other_database_changes": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou "
+                                           "remplacée : {changes})",
+    "agent.reason.clock": "l'horloge du serveur Sage ({clock}) est en retard sur la dernière modification "
+                          "synchronisée ({latest})",
+    "agent.reason.reverted": "des fiches sont revenues à une version plus ancienne (la base a été restaurée "
+                             "depuis une copie) : {records}",
     "journal.run.start": "Début de la synchronisation {direction}.",
     "journal.run.start_realignment": "Début de la synchronisation {direction} : réalignement, Sage fait foi.",
+    "journal.run.start_reasons": "Début de la synchronisation {direction} : réalignement, Sage fait foi ({reasons}).",
     "journal.run.end": "Fin de la synchronisation {direction} : {counts}.",
     "journal.run.end_conflicts": "Fin de la synchronisation {direction} : {counts} ; {conflicts} conflit(s), la "
                                  "valeur de Sage a été gardée (détail ci-dessous).",

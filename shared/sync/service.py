@@ -387,13 +387,17 @@ class SyncService:
             if dossier is None:
                 dossier = self._register(envelope, name=(envelope.record or {}).get("name"),
                                          state_lost=not realignment)
+            name = (envelope.record or {}).get("name")
+            if name and dossier.name != name:      # [[dossiers]] name, else Sage's P_DOSSIER.D_RaisonSoc
+                dossier = self._update_dossier(dossier.id, lambda d: {"name": name} if d.name != name else {})[0]
             if not dossier.active and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
             if not dossier.active:
                 self._journal(dossier.id, "dossier-inactive", text("journal.run_inactive"), run_id=envelope.run_id)
                 outcome.ignored += 1
                 return dossier
-            self.runs.start(dossier.id, envelope.run_id, realignment=realignment)
+            self.runs.start(dossier.id, envelope.run_id, realignment=realignment,
+                            reasons=tuple((envelope.record or {}).get("reasons") or ()))
             return dossier
         if envelope.op is not Op.RUN_END:
             self._not_handled(dossier, envelope, outcome)

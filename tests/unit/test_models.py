@@ -53,7 +53,7 @@ def test_bad_values_give_one_readable_sentence(data, expected):
 
 def test_a_document_refuses_two_lines_with_the_same_number():
     line = DocumentLine(line_id="7", position=1, quantity="1")
-    with pytest.raises(ValidationError, match="same line number"):
+    with pytest.raises(ValidationError, match="même numéro de ligne"):
         Document(entity=Entity.ORDER, key="1:BC1", number="BC1", doc_type=1, account_key="C1", lines=[line, line])
 
 
