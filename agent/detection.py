@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
+from shared.messages import label, record_name, text as message_text
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
                              message_id)
 from shared.models import Entity
@@ -146,7 +147,7 @@ def bounded_error(error: str) -> str:
     if cut > 0:
         head = head[:cut]
     more = error.count("; ", len(head))
-    return f"{head}; … and {more} more problem(s)"
+    return message_text("agent.more_problems", head=head, more=more)
 
 
 def new_run_id(now: Optional[dt.datetime] = None) -> str:
@@ -223,6 +224,7 @@ class ChangeDetector:
     counts: RunCounts = field(default_factory=RunCounts)
     notes: list[str] = field(default_factory=list)
     sent_at: Optional[dt.datetime] = None
+    display_name: Optional[str] = None          # the dossier's name for people; else P_DOSSIER's
     holds: list[DeletionHold] = field(default_factory=list)
     confirmations_used: dict[str, str] = field(default_factory=dict)
 
@@ -249,27 +251,26 @@ class ChangeDetector:
     def _realignment_reasons(self, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
         snapshot = self.checkpoint.snapshot(self.dossier)
         if snapshot is None:
-            return ["first synchronisation of this dossier"]
+            return [message_text("agent.reason.first")]
         reasons = []
         state = self.checkpoint.dossier_state(self.dossier)
         if state is not None and state.needs_realignment:
-            reasons.append("the dossier is selected again after a pause (deselected or deactivated)")
+            reasons.append(message_text("agent.reason.reselected"))
         before = snapshot.identity
         if before.get("fingerprint") != identity["fingerprint"]:
             changes = [f"{name} {before.get(name)!r} → {identity[name]!r}"
                        for name in ("database_name", "company_name", "created_at")
                        if before.get(name) != identity[name]]
-            reasons.append("the Sage database is not the one synchronised before (restored or replaced"
-                           + (": " + ", ".join(changes) if changes else "") + ")")
+            reasons.append(message_text("agent.reason.other_database_changes", changes=", ".join(changes)) if changes
+                           else message_text("agent.reason.other_database"))
         watermarks = self.checkpoint.watermarks(self.dossier)
         latest_sent = max((w.modified for w in watermarks.values() if w.modified), default=None)
         if latest_sent is not None and signpost < latest_sent - self.overlap:
-            reasons.append(f"the Sage server clock ({signpost:%Y-%m-%d %H:%M}) is behind the last"
-                           f" synchronised change ({latest_sent:%Y-%m-%d %H:%M})")
+            reasons.append(message_text("agent.reason.clock", clock=f"{signpost:%d/%m/%Y %H:%M}",
+                                latest=f"{latest_sent:%d/%m/%Y %H:%M}"))
         reverted = self._reverted_records(snapshot.probes, probes, watermarks)
         if reverted:
-            reasons.append("records went back to an older version (the database was restored from a copy): "
-                           + ", ".join(reverted))
+            reasons.append(message_text("agent.reason.reverted", records=", ".join(reverted)))
         return reasons
 
     def _reverted_records(self, before: dict, now: dict, watermarks: dict[str, Watermark]) -> list[str]:
@@ -290,7 +291,7 @@ class ChangeDetector:
                 self.dossier, entity.value,
                 max_modified=dt.datetime.fromisoformat(newest_now) if time_dropped and newest_now else None,
                 max_marq=probe["max_marq"] if probe and main_table in marq_dropped else None)
-            found += [f"{entity.value} '{key}'" for key in keys]
+            found += [record_name(entity.value, key) for key in keys]
         return found[:10]
 
     # --- detection -------------------------------------------------------------------------
@@ -299,7 +300,9 @@ class ChangeDetector:
         self._render_heads: dict[str, str] = {}
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
                                   realignment=plan.realignment, sent_at=self.sent_at,
-                                  source=getattr(self.source, "report", None))
+                                  source=getattr(self.source, "report", None),
+                                  name=self.display_name or plan.identity.get("company_name"),
+                                  reasons=plan.reasons)
         entities = self.source.entities()
         watermarks = self.checkpoint.watermarks(self.dossier)
         for entity in entities:
@@ -311,8 +314,8 @@ class ChangeDetector:
             newest = yield from self._upserts(plan, entity, since, newest)
             missing = 0 if plan.realignment else self.checkpoint.count_unknown_keys(self.dossier, entity.value)
             if missing:
-                self.notes.append(f"{missing} {entity.value} record(s) in Sage were older than the watermark"
-                                  f" and unknown to the agent; {entity.value} was read in full")
+                self.notes.append(message_text("agent.note.read_in_full", count=missing,
+                                               entity=label("status.entity", entity.value)))
                 newest = yield from self._upserts(plan, entity, None, newest)
             if newest is not None:
                 modified, marq = newest
@@ -367,7 +370,7 @@ class ChangeDetector:
             if not plan.realignment and prior is not None and prior.invalid and prior.raw_hash == row.raw_hash:
                 self.counts.skipped_unchanged += 1
                 return None, None
-            error = row.error or f"{entity} '{row.key}' cannot be read from Sage"
+            error = row.error or message_text("sync.unreadable", record=record_name(entity, row.key))
             return self._invalid(plan, entity, row, error, last_valid_hash)
         text, record_hash = row.record_text, row.record_hash
         unchanged = prior is not None and not prior.invalid and prior.record_hash == record_hash
@@ -377,8 +380,8 @@ class ChangeDetector:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
         if size > MAX_ENVELOPE_BYTES:
             return self._invalid(plan, entity, row,
-                                 f"{entity} '{row.key}' is too large to send ({len(text) // 1024} KB of data;"
-                                 f" the bus accepts {MAX_ENVELOPE_BYTES // 1024} KB per message)",
+                                 message_text("agent.too_large", record=record_name(entity, row.key),
+                                              size=len(text) // 1024, limit=MAX_ENVELOPE_BYTES // 1024),
                                  last_valid_hash)
         if unchanged:
             self.counts.resent += 1

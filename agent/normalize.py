@@ -15,6 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from typing import Any, Callable, Sequence
 
+from shared.messages import text as message_text
+
 SAGE_NO_DATES = frozenset({dt.date(1753, 1, 1), dt.date(1900, 1, 1)})
 DEFAULT_SCALE = 6
 SOURCE_ENCODING = "cp1252"
@@ -49,7 +51,7 @@ def decimal(value: Any, scale: int | None = DEFAULT_SCALE) -> Decimal | None:
     kind = type(value)
     if kind is float:
         if not math.isfinite(value):
-            raise ValueError(f"'{value}' is not a number")
+            raise ValueError(message_text("sync.invalid.not_a_number", value=value))
         number = Decimal(repr(value))
     elif kind is Decimal:
         number = value
@@ -60,7 +62,7 @@ def decimal(value: Any, scale: int | None = DEFAULT_SCALE) -> Decimal | None:
         if number is None:
             return None
     if not number.is_finite():
-        raise ValueError(f"'{value}' is not a number")
+        raise ValueError(message_text("sync.invalid.not_a_number", value=value))
     if scale is None:
         return number
     return number.quantize(_quantum(scale), rounding=ROUND_HALF_UP)
@@ -83,7 +85,7 @@ def _parse_decimal(value: Any) -> Decimal | None:
     try:
         return value if isinstance(value, Decimal) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"'{value}' is not a number") from None
+        raise ValueError(message_text("sync.invalid.not_a_number", value=value)) from None
 
 
 def integer(value: Any) -> int | None:
@@ -98,7 +100,7 @@ def integer(value: Any) -> int | None:
             return None
     number = decimal(value, scale=None)
     if number != number.to_integral_value():
-        raise ValueError(f"'{value}' is not a whole number")
+        raise ValueError(message_text("sync.invalid.not_whole", value=value))
     return int(number)
 
 
@@ -128,7 +130,7 @@ def datetime_(value: Any) -> dt.datetime | None:
     elif isinstance(value, dt.date):
         value = dt.datetime(value.year, value.month, value.day)
     else:
-        raise ValueError(f"'{value}' is not a date")
+        raise ValueError(message_text("sync.invalid.not_a_date", value=value))
     if value.tzinfo is not None:
         value = value.replace(tzinfo=None)
     if value.date() in SAGE_NO_DATES:
@@ -151,7 +153,7 @@ def _parse_datetime(value: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"'{value}' is not a date") from None
+        raise ValueError(message_text("sync.invalid.not_a_date", value=value)) from None
 
 
 def zero_as_none(value: Any) -> int | None:

@@ -206,7 +206,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
                  deletion_guard: DeletionGuard = DeletionGuard(),
                  signpost_clock: Optional[Callable[[object], dt.datetime]] = None,
                  utc_clock: Optional[Callable[[], dt.datetime]] = None,
-                 batch_envelopes: int = 500) -> DossierRunResult:
+                 batch_envelopes: int = 500, display_name: Optional[str] = None) -> DossierRunResult:
     """One run of one dossier: recover, detect and stage, send, apply.
 
     Never raises for a dossier-level failure (Sage unreachable, bus down, unreadable schema):
@@ -218,6 +218,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         signpost_clock: the run's signpost from the Sage connection (default: the server clock).
         utc_clock: the agent's UTC clock, for run ids and `sent_at`.
         batch_envelopes: at most this many envelopes per bus message.
+        display_name: the dossier's name for people (`[[dossiers]] name`); else P_DOSSIER's.
     """
     result = DossierRunResult(dossier)
     relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes)
@@ -229,7 +230,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         with open_source() as (connection, reader):
             signpost = (signpost_clock or server_now)(connection)
             detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, deletion_guard=deletion_guard,
-                                      sent_at=utc_now)
+                                      sent_at=utc_now, display_name=display_name)
             plan = detector.plan(run_id, signpost)
             checkpoint.start_run(dossier, run_id, realignment=plan.realignment, reasons=list(plan.reasons))
             result.run_id, result.realignment, result.reasons = run_id, plan.realignment, plan.reasons
@@ -390,9 +391,10 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
+    name = next((d.name for d in settings.dossiers if d.id == target and d.name), None)
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
                           open_source=opener, overlap=overlap, deletion_guard=guard,
-                          signpost_clock=source.signpost_clock)
+                          signpost_clock=source.signpost_clock, display_name=name)
     result.commands = commands
     return result
 

@@ -147,11 +147,20 @@ class Envelope(BaseModel):
 
     @classmethod
     def run_marker(cls, *, dossier: str, run_id: str, start: bool, counts: Optional[dict[str, int]] = None,
-                   sent_at: Optional[dt.datetime] = None, realignment: bool = False,
-                   source: Optional[dict[str, Any]] = None) -> "Envelope":
-        """A run's start (with `realignment` and, from a file-exchange source, its `source` report:
-        `shared.sync.exchange_report`) or end (with the agent's `counts`)."""
-        record = ({"realignment": realignment} | ({"source": source} if source else {})) if start else None
+                   sent_at: Optional[dt.datetime] = None, realignment: bool = False, name: Optional[str] = None,
+                   reasons: tuple[str, ...] = (), source: Optional[dict[str, Any]] = None) -> "Envelope":
+        """A run's start (its realignment flag, the dossier's display name and the reasons for a
+        realignment when known, and from a file-exchange source its `source` report:
+        `shared.sync.exchange_report`) or end (the agent's counts)."""
+        record = None
+        if start:
+            record = {"realignment": realignment}
+            if name:
+                record["name"] = name
+            if reasons:
+                record["reasons"] = list(reasons)
+            if source:
+                record["source"] = source
         return cls(kind=EnvelopeKind.RUN_MARKER, dossier=dossier, run_id=run_id,
                    op=Op.RUN_START if start else Op.RUN_END, counts=counts, record=record, sent_at=sent_at)
 

@@ -7,8 +7,11 @@ area adds its sentences under its own prefix (`tenant.`, `users.`, `status.` …
 """
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from functools import lru_cache
+from typing import Any, Mapping, Optional
 
 CATALOGUE: dict[str, str] = {
     # --- shared words ---------------------------------------------------------------------------
@@ -244,7 +247,421 @@ CATALOGUE: dict[str, str] = {
     "sage.refused.decimals": "{field} : « {value} » a plus de {decimals} décimales",
     "sage.refused.required": "{field} est obligatoire pour Sage 50",
     "sage.refused.contact_rename": "le nom d'un contact de Sage 50 ne se change que dans Sage 50",
+
+    # --- status page, journal lines and Sage → SSM incidents (shared.status, shared.sync) -------
+    "status.title": "État de synchronisation",
+    "status.page_title": "État de synchronisation — {group}",
+    "status.group_line": "Groupe de dossiers « {group} » · état au {at} ({zone})",
+    "status.zone.paris": "heure de Paris",
+    "status.zone.utc": "UTC",
+    "status.switch.label": "Changer de dossier",
+    "status.switch.all": "Tous les dossiers",
+    "status.filter.label": "Filtrer les incidents",
+    "status.filter.dossier": "Dossier",
+    "status.filter.entity": "Entité",
+    "status.filter.state": "État des incidents",
+    "status.filter.all_dossiers": "Tous les dossiers",
+    "status.filter.group": "Groupe (dossier inconnu)",
+    "status.filter.all_entities": "Toutes les entités",
+    "status.filter.submit": "Filtrer",
+    "status.filter.reset": "Réinitialiser",
+    "status.choice.named": "{name} ({id})",
+    "status.choice.inactive": "{label} — désactivé",
+    "status.dossiers.title": "Dossiers",
+    "status.dossiers.none": "Aucun dossier n'est encore connu de ce groupe : un dossier apparaît ici dès que "
+                            "l'agent installé sur le serveur Sage l'a enregistré.",
+    "status.dossiers.unknown": "Aucun dossier « {dossier} » dans ce groupe.",
+    "status.overview.title": "Vue d'ensemble",
+    "status.overview.dossier": "Dossier",
+    "status.overview.state": "État",
+    "status.overview.health": "Santé",
+    "status.overview.lag": "Retard",
+    "status.overview.pending": "En attente",
+    "status.overview.incidents": "Incidents ouverts",
+    "status.overview.invites": "Invitations requises",
+    "status.overview.never": "aucune synchronisation",
+    "status.active": "Actif",
+    "status.inactive": "Désactivé",
+    "status.health.never-synced": "Jamais synchronisé",
+    "status.health.ok": "À jour",
+    "status.health.attention": "À surveiller",
+    "status.health.error": "En erreur",
+    "status.health.inactive": "Désactivé",
+    "status.unknown": "inconnu",
+    "status.unknown_because": "inconnu ({reason})",
+    "status.yes": "oui",
+    "status.no": "non",
+    "status.fact.last_completed": "Dernière synchronisation réussie",
+    "status.fact.none": "aucune",
+    "status.fact.lag": "Retard",
+    "status.fact.pending": "En attente",
+    "status.fact.oldest_pending": "Plus ancien message en attente",
+    "status.fact.oldest_pending_since": "depuis {duration}",
+    "status.fact.dead_lettered": "Messages mis de côté",
+    "status.fact.open_incidents": "Incidents ouverts",
+    "status.fact.realignment": "Réalignement",
+    "status.fact.realignment_due": "prévu à la prochaine synchronisation",
+    "status.fact.last_realigned": "Dernier réalignement",
+    "status.fact.deactivated_at": "Désactivé le",
+    "status.pending.not_read": "non consulté",
+    "status.pending.unavailable": "indisponible ({reason})",
+    "status.pending.changes_unknown": "messages Sage : inconnu",
+    "status.pending.commands_unknown": "commandes SSM : inconnu",
+    "status.pending.changes_one": "{count} message Sage",
+    "status.pending.changes_many": "{count} messages Sage",
+    "status.pending.commands_one": "{count} commande SSM",
+    "status.pending.commands_many": "{count} commandes SSM",
+    "status.pending.both": "{changes}, {commands}",
+    "status.pending.bus_silent": "le bus de messages n'a pas répondu",
+    "status.runs.title": "Dernières synchronisations",
+    "status.runs.none": "Aucune synchronisation pour l'instant.",
+    "status.runs.start": "Début",
+    "status.runs.end": "Fin",
+    "status.runs.duration": "Durée",
+    "status.runs.direction": "Sens",
+    "status.runs.state": "État",
+    "status.runs.realignment": "Réalignement",
+    "status.runs.journal": "Journal",
+    "status.runs.open_journal": "Voir le journal",
+    "status.direction.sage_to_ssm": "Sage → SSM",
+    "status.direction.ssm_to_sage": "SSM → Sage",
+    "status.run_state.running": "En cours",
+    "status.run_state.succeeded": "Réussie",
+    "status.run_state.partial": "Partielle",
+    "status.run_state.failed": "Échouée",
+    "status.count.read": "Lus",
+    "status.count.created": "Créés",
+    "status.count.updated": "Modifiés",
+    "status.count.deleted": "Supprimés",
+    "status.count.skipped_unchanged": "Inchangés",
+    "status.count.conflicts": "Conflits",
+    "status.count.failed": "Échecs",
+    "status.commands.title": "Commandes SSM → Sage en attente de l'agent",
+    "status.commands.none": "Aucune commande n'attend l'agent.",
+    "status.commands.sent_at": "Envoyée le",
+    "status.commands.entity": "Entité",
+    "status.commands.key": "Fiche",
+    "status.commands.operation": "Demande",
+    "status.commands.note": "L'agent installé sur le serveur Sage les applique à son prochain passage.",
+    "status.commands.op.create": "Création dans Sage",
+    "status.commands.op.update": "Modification dans Sage",
+    "status.commands.op.price": "Calcul des prix",
+    "status.commands.op.create-quote": "Création du devis dans Sage",
+    "status.incidents.title": "Incidents — {state}",
+    "status.incidents.group_title": "Incidents du groupe — {state}",
+    "status.incidents.group_heading": "Incidents du groupe",
+    "status.incidents.group_note": "Messages reçus pour un dossier que le groupe ne connaît pas.",
+    "status.incidents.none.open": "Aucun incident ouvert",
+    "status.incidents.none.resolved": "Aucun incident résolu",
+    "status.incidents.none.all": "Aucun incident",
+    "status.incidents.none_for_entity": "{none} pour l'entité {entity}.",
+    "status.incidents.none_plain": "{none}.",
+    "status.incidents.shown": "{shown} incidents affichés sur {total}.",
+    "status.incidents.entity": "Entité",
+    "status.incidents.key": "Clé",
+    "status.incidents.operation": "Opération",
+    "status.incidents.message": "Message",
+    "status.incidents.first_seen": "Première occurrence",
+    "status.incidents.last_seen": "Dernière occurrence",
+    "status.incidents.attempts": "Tentatives",
+    "status.incidents.state": "État",
+    "status.incidents.set_aside": "Mis de côté",
+    "status.incidents.retry_at": "oui, nouvel essai le {at}",
+    "status.state_filter.open": "Ouverts",
+    "status.state_filter.resolved": "Résolus",
+    "status.state_filter.all": "Tous",
+    "status.incident_state.open": "Ouvert",
+    "status.incident_state.resolved": "Résolu",
+    "status.invites.title": "Invitation requise",
+    "status.invites.note": "Ces collaborateurs Sage doivent être invités dans Sage Sales Management ; ils seront "
+                           "reliés par leur adresse e-mail.",
+    "status.invites.since": "depuis le {at}",
+    "status.journal.title": "Journal",
+    "status.journal.run_title": "Journal de la synchronisation {direction} du {at}",
+    "status.journal.all_runs": "Tout le journal",
+    "status.journal.none": "Aucune entrée au journal.",
+    "status.journal.at": "Date",
+    "status.journal.entity": "Entité",
+    "status.journal.key": "Clé",
+    "status.journal.event": "Événement",
+    "status.journal.message": "Message",
+    "status.json_link": "Version JSON de cet état",
+    "status.api_link": "Description des routes JSON (OpenAPI)",
+    "status.error.title": "Erreur {status}",
+    "status.error.back": "Revenir à l'état complet",
+    "status.query.invalid": "Filtre invalide : {problems}",
+    "status.query.problem": "{name} : valeur « {value} » refusée",
+    "status.dossier.unknown": "Le dossier « {dossier} » n'est pas connu de ce groupe.",
+    "status.entity.user": "Utilisateur",
+    "status.entity.account": "Tiers",
+    "status.entity.contact": "Contact",
+    "status.entity.product_family": "Famille d'articles",
+    "status.entity.product": "Article",
+    "status.entity.quote": "Devis",
+    "status.entity.order": "Commande",
+    "status.entity.invoice": "Facture",
+    "status.entity.order_line": "Ligne de document",
+    "status.entity.message": "Message",
+    "status.entity.run": "Synchronisation",
+    "status.entity.connection": "Connexion",
+    "status.operation.create": "Création",
+    "status.operation.update": "Modification",
+    "status.operation.upsert": "Mise à jour",
+    "status.operation.delete": "Suppression",
+    "status.operation.invite": "Invitation",
+    "status.operation.invalid": "Donnée invalide",
+    "status.operation.decode": "Lecture du message",
+    "status.operation.command": "Commande SSM",
+    "status.operation.read": "Lecture",
+    "status.operation.bind": "Liaison",
+    "status.operation.sage-write": "Écriture dans Sage",
+    "status.operation.sage-warning": "Avertissement Sage",
+    "status.operation.name-filled": "Nom complété",
+    "status.operation.route": "Choix du dossier",
+    "status.operation.price": "Calcul des prix",
+    "status.event.run-start": "Début",
+    "status.event.run-end": "Fin",
+    "status.event.conflict": "Conflit",
+    "status.event.ssm-deletion-ignored": "Suppression SSM ignorée",
+    "status.event.invite-needed": "Invitation requise",
+    "status.event.invited": "Invitation acceptée",
+    "status.event.deletion-not-propagated": "Suppression non reportée",
+    "status.event.dossier-inactive": "Dossier désactivé",
+    "status.event.dossier-activated": "Dossier réactivé",
+    "status.event.dossier-deactivated": "Dossier désactivé",
+    "status.event.dossier-registered": "Dossier connecté",
+    "status.event.dossier-state-outdated": "Avis périmé",
+    "status.event.state-lost": "État perdu",
+    "status.event.state-rebuilt": "État reconstruit",
+    "status.event.envelope-not-handled": "Message non traité",
+    "status.event.ssm-change-undone": "Modification SSM annulée",
+    "status.event.created-as-prospect": "Créé en prospect",
+    "status.event.created-in-sage": "Créé dans Sage",
+    "status.event.quote-transformed": "Devis transformé",
+    "status.event.mass-deletion-held": "Suppressions retenues",
+    "sync.resource.accounts": "le compte",
+    "sync.resource.accountTypes": "le type de compte",
+    "sync.resource.contacts": "le contact",
+    "sync.resource.products": "l'article",
+    "sync.resource.productFamilies": "la famille d'articles",
+    "sync.resource.salesorders": "le document de vente",
+    "sync.resource.salesordersLines": "la ligne de document de vente",
+    "sync.resource.salesorderStatuses": "le statut de document de vente",
+    "sync.resource.users": "l'utilisateur",
+    "sync.resource.sales": "le total des ventes",
+    "sync.resource.branches": "l'agence",
+    "sync.resource.currencies": "la devise",
+    "sync.resource.login": "la connexion",
+    "sync.resource.extrafields": "la description des champs personnalisés",
+    "sync.resource.other": "la ressource « {resource} »",
+    "sync.ssm.no_details": "sans précision",
+    "sync.ssm.keys_refused": "SSM refuse les clés d'intégration (clé publique {public_key}) : vérifiez les clés "
+                             "publique et privée de SSM dans les réglages du connecteur.",
+    "sync.ssm.no_login": "SSM n'a pas de service de connexion à {resource} : vérifiez l'adresse de SSM "
+                         "([ssm] base_url) dans les réglages du connecteur.",
+    "sync.ssm.already_gone": "{target} : plus aucune fiche dans SSM ; rien à supprimer.",
+    "sync.ssm.database": "SSM a signalé une erreur de base de données sur {entity} {attempts} fois de suite "
+                         "(HTTP {status}) : « {message} »",
+    "sync.ssm.query": "SSM n'a pas pu exécuter la requête sur {resource} : « {message} »",
+    "sync.ssm.refers_to_missing": "SSM a refusé {entity} : « {message} » (la fiche renvoie à un élément que SSM n'a "
+                                  "pas)",
+    "sync.ssm.session_refused": "SSM a encore refusé la session du connecteur juste après une nouvelle "
+                                "connexion : vérifiez que les clés d'intégration sont toujours actives.",
+    "sync.ssm.throttled": "SSM a continué de demander au connecteur de ralentir (HTTP 429) après {attempts} "
+                          "tentatives sur {entity} ; nouvel essai plus tard.",
+    "sync.ssm.no_answer": "SSM n'a pas répondu après {attempts} tentatives (HTTP {status}).",
+    "sync.ssm.timeout": "SSM n'a pas répondu après {attempts} tentatives (aucune réponse en {timeout} s).",
+    "sync.ssm.unreachable": "SSM est resté injoignable après {attempts} tentatives (« {message} ») ; vérifiez le "
+                            "réseau et l'adresse de SSM.",
+    "sync.ssm.refused": "SSM a refusé {entity} : « {message} »",
+    "sync.ssm.forbidden": "SSM n'autorise pas cette modification sur {entity} : « {message} »",
+    "sync.ssm.not_found": "SSM n'a pas {target}.",
+    "sync.ssm.method": "SSM n'accepte pas cette opération sur {resource} : « {message} »",
+    "sync.ssm.conflict": "SSM a refusé {entity}, en conflit avec une autre fiche : « {message} »",
+    "sync.ssm.too_large": "SSM a refusé {entity}, de taille excessive : « {message} »",
+    "sync.ssm.refused_status": "SSM a refusé {entity} (HTTP {status}) : « {message} »",
+    "sync.ssm.failed_status": "SSM a échoué sur {entity} (HTTP {status}) : « {message} »",
+    "sync.ssm.other_status": "SSM a répondu HTTP {status} au sujet de {entity} : « {message} »",
+    "sync.ssm.target": "{entity} {id}",
+    "sync.ssm.target_resource": "la ressource « {resource} »",
+    "sync.ssm.missing": "{entity} {id} : aucune fiche dans SSM.",
+    "sync.ssm.deleted": "{entity} {id} : fiche supprimée dans SSM.",
+    "sync.ssm.not_a_list": "SSM a répondu à la liste « {resource} » par autre chose qu'une liste.",
+    "sync.ssm.same_page": "SSM a renvoyé deux fois la même page de « {resource} » : la pagination ne "
+                          "fonctionne pas, la lecture a été arrêtée.",
+    "sync.ssm.not_a_record": "SSM a répondu à {resource}/{id} par autre chose qu'une fiche.",
+    "sync.ssm.not_a_description": "SSM a répondu à {path} par autre chose qu'une description.",
+    "sync.ssm.no_id": "SSM a accepté {entity} sans dire quel numéro il lui a donné.",
+    "sync.ssm.no_token": "SSM a accepté les clés d'intégration mais n'a donné aucun jeton de session.",
+    "sync.ssm.not_json": "SSM a répondu au sujet de « {resource} » par autre chose que du JSON.",
+    "sync.ssm.unconfirmed_create": "SSM n'a pas confirmé avoir créé {entity} ({reason}) et rien ne permet de "
+                                   "le vérifier : la création n'a pas été renvoyée, pour éviter un doublon.",
+    "sync.record.account": "le tiers « {key} »",
+    "sync.record.contact": "le contact « {key} »",
+    "sync.record.product": "l'article « {key} »",
+    "sync.record.product_family": "la famille d'articles « {key} »",
+    "sync.record.user": "le collaborateur « {key} »",
+    "sync.record.quote": "le devis « {key} »",
+    "sync.record.order": "la commande « {key} »",
+    "sync.record.invoice": "la facture « {key} »",
+    "sync.record.line": "la ligne de document « {key} »",
+    "sync.record.order_line": "la ligne de document « {key} »",
+    "sync.record.other": "la fiche « {key} » ({entity})",
+    "sync.record.no_key": "une fiche {entity} sans clé",
+    "sync.record.marq": "une fiche {entity} sans clé (cbMarq {marq})",
+    "sync.invalid": "Impossible de synchroniser {record} : {problems}",
+    "sync.invalid.problem": "{field} : {problem}",
+    "sync.invalid.required": "obligatoire mais vide dans Sage",
+    "sync.invalid.too_long": "dépasse les {max} caractères acceptés par SSM",
+    "sync.invalid.email": "« {value} » n'est pas une adresse e-mail valide",
+    "sync.invalid.line_numbers": "deux lignes ont le même numéro de ligne (DL_No)",
+    "sync.invalid.other": "valeur refusée (« {value} »)",
+    "sync.invalid.record_field": "fiche",
+    "sync.invalid.unmapped": "illisible ({reason})",
+    "sync.invalid.rep_unknown": "le commercial {number} n'existe pas dans Sage",
+    "sync.invalid.not_a_number": "« {value} » n'est pas un nombre",
+    "sync.invalid.not_whole": "« {value} » n'est pas un nombre entier",
+    "sync.invalid.not_a_date": "« {value} » n'est pas une date",
+    "sync.unexpected": "Une erreur inattendue a arrêté la synchronisation de {record} ; nouvel essai automatique.",
+    "sync.unreadable": "L'agent n'a pas pu lire {record} dans Sage.",
+    "sync.not_understood": "L'agent a envoyé une modification que le cloud ne comprend pas ({record}, "
+                           "opération {op}).",
+    "sync.not_sent": "Impossible d'envoyer {record} à Sage Sales Management",
+    "sync.dependency_missing": "{needed_by} renvoie à une fiche qui n'est pas encore dans Sage Sales Management : "
+                               "{record} ; nouvel essai automatique.",
+    "sync.binding_race": "{record} : deux synchronisations simultanées ; nouvel essai automatique.",
+    "sync.outage": "Sage Sales Management ne répond pas : {cause}. Les modifications du dossier attendent et "
+                   "sont renvoyées automatiquement dès qu'il répond.",
+    "sync.breaker.not_usable": "non appliqué : la connexion à SSM n'est pas utilisable",
+    "sync.breaker.not_answering": "non appliqué : Sage Sales Management ne répond pas ; le lot sera de nouveau "
+                                  "essayé plus tard",
+    "sync.unknown_dossier": "Données reçues pour le dossier {dossier}, qui n'est pas relié à ce groupe.",
+    "sync.unreadable_message": "Un message de la file des modifications Sage n'a pas pu être lu ({reason}) ; "
+                               "il a été mis de côté.",
+    "sync.busy.cursor": "Le curseur du dossier n'a pas pu être enregistré : trop d'écritures simultanées.",
+    "sync.busy.dossier": "Le dossier n'a pas pu être mis à jour : trop d'écritures simultanées.",
+    "sync.busy.run": "La synchronisation n'a pas pu être mise à jour : trop d'écritures simultanées.",
+    "sync.admin.not_configured": "Aucun utilisateur administrateur SSM n'est réglé ([ssm] admin_user_email) : les "
+                                 "fiches dont le commercial Sage n'est pas un utilisateur SSM ne peuvent pas "
+                                 "recevoir de propriétaire.",
+    "sync.admin.missing": "L'utilisateur administrateur « {email} » des réglages n'est pas un utilisateur de "
+                          "Sage Sales Management.",
+    "sync.branch.none": "Sage Sales Management n'a aucune agence où placer les fiches.",
+    "sync.replay.parked": "{cause}. Modification mise de côté après plusieurs tentatives, réessayée "
+                          "automatiquement, la première fois le {at} (UTC) ; une nouvelle modification dans Sage "
+                          "ou un réalignement l'envoie aussi.",
+    "sync.replay.superseded": "{cause}. Modification mise de côté après plusieurs tentatives ; une modification "
+                              "plus récente de la même fiche a été mise de côté depuis, c'est elle qui sera "
+                              "réessayée.",
+    "sync.replay.not_kept": "{cause}. Modification mise de côté {why} ; la prochaine modification de la fiche "
+                            "dans Sage, ou le prochain réalignement du dossier, l'envoie de nouveau.",
+    "sync.replay.why.attempts": "après plusieurs tentatives",
+    "sync.replay.why.unreadable": "après plusieurs tentatives, et illisible pour un nouvel essai",
+    "sync.replay.why.too_large": "après plusieurs tentatives, et trop volumineuse pour être gardée en vue d'un "
+                                 "nouvel essai",
+    "sync.replay.why.given_up": "et réessayée {replays} fois en deux jours sans succès",
+    "sync.run.agent_counts": "relevé de l'agent : {counts}",
+    "sync.run.no_agent_counts": "l'agent n'a transmis aucun compte",
+    "sync.agent_count.read": "lus",
+    "sync.agent_count.created": "nouveaux",
+    "sync.agent_count.changed": "modifiés",
+    "sync.agent_count.resent": "renvoyés",
+    "sync.agent_count.deleted": "supprimés",
+    "sync.agent_count.skipped_unchanged": "inchangés",
+    "sync.agent_count.invalid": "illisibles",
+    "sync.agent_count.deletions_held": "suppressions retenues",
+    "sync.count": "{label} {value}",
+    "agent.more_problems": "{head} ; … et {more} autre(s) problème(s)",
+    "agent.too_large": "Impossible d'envoyer {record} : {size} Ko de données, le bus en accepte {limit} Ko par "
+                       "message.",
+    "agent.note.read_in_full": "{count} fiche(s) « {entity} » de Sage étaient plus anciennes que le dernier "
+                               "relevé et inconnues de l'agent : cette entité a été relue en entier.",
+    "agent.reason.first": "première synchronisation de ce dossier",
+    "agent.reason.reselected": "le dossier est de nouveau sélectionné après une pause (désélectionné ou désactivé)",
+    "agent.reason.other_database": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou remplacée)",
+    "agent.reason.other_database_changes": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou "
+                                           "remplacée : {changes})",
+    "agent.reason.clock": "l'horloge du serveur Sage ({clock}) est en retard sur la dernière modification "
+                          "synchronisée ({latest})",
+    "agent.reason.reverted": "des fiches sont revenues à une version plus ancienne (la base a été restaurée "
+                             "depuis une copie) : {records}",
+    "journal.run.start": "Début de la synchronisation {direction}.",
+    "journal.run.start_realignment": "Début de la synchronisation {direction} : réalignement, Sage fait foi.",
+    "journal.run.start_reasons": "Début de la synchronisation {direction} : réalignement, Sage fait foi ({reasons}).",
+    "journal.run.end": "Fin de la synchronisation {direction} : {counts}.",
+    "journal.run.end_conflicts": "Fin de la synchronisation {direction} : {counts} ; {conflicts} conflit(s), la "
+                                 "valeur de Sage a été gardée (détail ci-dessous).",
+    "journal.run.failed": "Échec de la synchronisation {direction} : {reason}",
+    "journal.inactive_changes": "{count} modification(s) de Sage sont arrivées alors que le dossier est "
+                                "désactivé ; elles n'ont pas été appliquées (la prochaine activation réaligne le "
+                                "dossier).",
+    "journal.run_inactive": "Une synchronisation a commencé alors que le dossier est désactivé ; ses modifications "
+                            "ne sont pas appliquées.",
+    "journal.registered": "Le dossier {dossier} est désormais relié au groupe.",
+    "journal.state_lost": "Le cloud n'avait aucune trace du dossier {dossier}, alors que l'agent en envoie des "
+                          "modifications ordinaires : l'état de synchronisation du dossier a été perdu (stockage "
+                          "restauré ou vidé). Le dossier est de nouveau relié et, jusqu'à son prochain "
+                          "réalignement, chaque fiche sans lien est d'abord cherchée dans Sales Management par "
+                          "son identifiant externe avant d'être créée, si bien qu'aucune n'est créée deux fois. "
+                          "Un réalignement (désélectionner puis sélectionner de nouveau le dossier sur l'agent) "
+                          "reconstruit entièrement son état.",
+    "journal.state_rebuilt": "Le réalignement a reconstruit l'état de synchronisation du dossier : les fiches "
+                             "sont de nouveau créées sans recherche préalable.",
+    "journal.state_outdated.activated": "Un avis de l'agent indiquant que le dossier a été activé ({at} UTC) a été "
+                                        "mis de côté et est arrivé après un changement plus récent ; il n'a pas "
+                                        "été appliqué.",
+    "journal.state_outdated.deactivated": "Un avis de l'agent indiquant que le dossier a été désactivé ({at} UTC) "
+                                          "a été mis de côté et est arrivé après un changement plus récent ; il "
+                                          "n'a pas été appliqué.",
+    "journal.activated": "Le dossier {dossier} a été réactivé sur le serveur Sage ; sa prochaine "
+                         "synchronisation est un réalignement (Sage fait foi).",
+    "journal.deactivated": "Le dossier {dossier} a été désactivé sur le serveur Sage : plus rien n'est "
+                           "synchronisé jusqu'à sa réactivation ; ses fiches restent dans Sales Management.",
+    "journal.reactivated_by_realignment": "Une synchronisation de réalignement de l'agent a réactivé le dossier "
+                                          "{dossier}.",
+    "journal.not_handled": "Un message {kind} ({op}) est arrivé sur la file des modifications Sage ; cette version "
+                           "ne le traite pas à cet endroit.",
+    "journal.conflict": "{record} : le champ {field} a été modifié dans Sage et dans SSM ; la valeur de Sage est "
+                        "gardée. Si celle de SSM était la bonne, saisissez-la dans Sage.",
+    "journal.conflict_ssm": "{record} : le champ {field} a été modifié dans Sage et dans SSM ; la valeur de SSM "
+                            "est gardée (ce champ se décide dans SSM).",
+    "journal.ssm_change_refused": "{record} : le champ {field} ne se modifie que dans Sage ; la modification "
+                                  "faite dans SSM (« {value} ») a été annulée. Faites-la dans Sage si elle est "
+                                  "voulue.",
+    "journal.recreated": "{record} : la fiche avait été supprimée dans SSM ; elle a été recréée depuis Sage. "
+                         "Pour la retirer, supprimez-la dans Sage.",
+    "journal.ssm_deletion_ignored": "{record} : la fiche a été supprimée dans SSM ; Sage la garde et le prochain "
+                                    "réalignement la recrée dans SSM. Pour la retirer, supprimez-la dans Sage.",
+    "journal.deletion_not_propagated": "{record} : la fiche a été supprimée dans Sage ; elle reste dans SSM, où "
+                                       "elle se gère : supprimez-la dans SSM si besoin.",
+    "journal.user_deletion_not_propagated": "{record} : la fiche a été supprimée dans Sage ; l'utilisateur SSM "
+                                            "reste, les utilisateurs se gèrent dans SSM.",
+    "journal.invite_matched": "{email} a été invité dans SSM ; la fiche de {record} est désormais reliée à cet "
+                              "utilisateur.",
+    "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans {resource} (il a : {known}) ; "
+                              "créez-la dans SSM ou corrigez les réglages du connecteur.",
 }
+
+
+def label(prefix: str, value: object) -> str:
+    """The catalogue's word for `value` under `prefix` (an entity, operation, event …); a value the
+    catalogue does not name shows as it is."""
+    raw = getattr(value, "value", value)
+    code = f"{prefix}.{raw}"
+    return text(code) if code in CATALOGUE else str(raw)
+
+
+def record_name(entity: Optional[str], key: Optional[str]) -> str:
+    """A record named in a sentence, with its article: « le tiers « C001 » »."""
+    if not key:
+        return text("sync.record.no_key", entity=entity or "?")
+    code = f"sync.record.{entity}"
+    return text(code, key=key) if code in CATALOGUE else text("sync.record.other", key=key, entity=entity or "?")
+
+
+def sentence(words: str) -> str:
+    """`words` with a capital first letter (a sentence may start with « le tiers … »)."""
+    return words[:1].upper() + words[1:]
 
 
 def text(code: str, **values: Any) -> str:
@@ -277,3 +694,33 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "text": self.text, "values": dict(self.values)}
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
+    """Every template as a regex with one group per field, the most literal text first (so a
+    sentence is told apart from a shorter one it may contain as a value)."""
+    compiled = []
+    for code, template in CATALOGUE.items():
+        regex, literal, names = "", 0, set()
+        for prefix, name, _, _ in string.Formatter().parse(template):
+            regex += re.escape(prefix)
+            literal += len(prefix)
+            if name is not None:
+                regex += "(.+?)" if name not in names else ".+?"
+                names.add(name)
+        if literal:
+            compiled.append((code, re.compile(regex, re.DOTALL), literal))
+    return tuple(sorted(compiled, key=lambda item: -item[2]))
+
+
+def code_of(sentence: Optional[str]) -> Optional[str]:
+    """The code of the catalogue template `sentence` was rendered from, None when it is none of
+    them (a sentence written before the catalogue, or not from it). Stored incidents and journal
+    lines keep their text; this gives programs their stable code back."""
+    if not sentence:
+        return None
+    for code, pattern, _ in _patterns():
+        if pattern.fullmatch(sentence):
+            return code
+    return None

@@ -16,6 +16,8 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.functional_validators import BeforeValidator
 
+from shared.messages import record_name, text
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -36,7 +38,7 @@ def _clean_email(value):
         return None
     if not _EMAIL.match(value):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        raise ValueError(f"'{shown}' is not a valid e-mail address")
+        raise ValueError(text("sync.invalid.email", value=shown))
     return value
 
 
@@ -199,7 +201,7 @@ class Document(CanonicalRecord):
     def _unique_line_ids(cls, lines):
         ids = [line.line_id for line in lines]
         if len(ids) != len(set(ids)):
-            raise ValueError("two lines share the same line number (DL_No)")
+            raise ValueError(text("sync.invalid.line_numbers"))
         return lines
 
 
@@ -222,17 +224,20 @@ def parse_record(entity: Entity | str, data: dict) -> CanonicalRecord:
 
 
 def describe_validation_error(error: ValidationError, *, entity: str, key: str | None) -> str:
-    """One sentence per problem, in words a Sage administrator understands."""
+    """One sentence for all the problems, in French words a Sage administrator understands: our
+    own checks say theirs (in French), pydantic's are named by kind, never in its English."""
     problems = []
     for item in error.errors():
-        field = ".".join(str(p) for p in item.get("loc", ())) or "record"
-        message = item.get("msg", "invalid value")
-        if item.get("input") is None and item.get("type") in ("string_type", "missing", "decimal_type"):
-            message = "is required but empty in Sage"
-        elif item.get("type") in ("string_too_long", "too_long") and "max_length" in item.get("ctx", {}):
-            message = f"is longer than the {item['ctx']['max_length']} characters SSM accepts"
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        problems.append(f"{field}: {message}")
-    who = f"{entity} '{key}'" if key else entity
-    return f"{who} cannot be synced: " + "; ".join(problems)
+        field = ".".join(str(p) for p in item.get("loc", ())) or text("sync.invalid.record_field")
+        kind, value = item.get("type"), item.get("input")
+        if value is None and kind in ("string_type", "missing", "decimal_type"):
+            problem = text("sync.invalid.required")
+        elif kind in ("string_too_long", "too_long") and "max_length" in item.get("ctx", {}):
+            problem = text("sync.invalid.too_long", max=item["ctx"]["max_length"])
+        elif kind == "value_error":
+            problem = str(item.get("ctx", {}).get("error") or item.get("msg", ""))
+        else:
+            shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+            problem = text("sync.invalid.other", value=shown)
+        problems.append(text("sync.invalid.problem", field=field, problem=problem))
+    return text("sync.invalid", record=record_name(entity, key), problems="; ".join(problems))

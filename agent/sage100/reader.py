@@ -35,6 +35,7 @@ from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
 from shared.errors import ConfigurationError, ConnectorError, RetryableError
+from shared.messages import record_name, text as message_text
 from shared.models import Entity, describe_validation_error
 from shared.rules import sync_order
 
@@ -343,13 +344,13 @@ class Sage100Reader:
                 latest = group.modified
         key = spec.key(raw)
         entity = spec.entity.value
-        who = f"{entity} '{key}'" if key else f"{entity} (cbMarq {main.marq})"
+        who = record_name(entity, key) if key else message_text("sync.record.marq", entity=entity, marq=main.marq)
         record, error = None, None
         problems += spec.problems(raw)
         try:
             data = spec.to_canonical(raw)
         except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
-            data, problems = None, problems + [f"cannot be mapped ({exc})"]
+            data, problems = None, problems + [message_text("sync.invalid.unmapped", reason=exc)]
         if data is not None:
             try:
                 canonical = form.record({**data, "key": key})
@@ -359,7 +360,8 @@ class Sage100Reader:
                 if not problems:
                     record = canonical
         if problems:
-            error = (error + "; " if error else f"{who} cannot be synced: ") + "; ".join(problems)
+            error = error + "; " + "; ".join(problems) if error else \
+                message_text("sync.invalid", record=who, problems="; ".join(problems))
         if record is None:  # the raw values tell whether an invalid row changed; a valid row has its record
             return SourceRow(entity=spec.entity, key=key, record_text=None, record_hash="", error=error,
                              raw_hash=content_hash(raw), modified=latest, marq=main.marq)

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from agent import normalize
+from shared.messages import text
 from shared.models import Entity
 
 Raw = dict[str, Any]
@@ -174,7 +175,7 @@ def rep_must_exist(column: str = "CO_No", lookup: str = "rep") -> Check:
     def check(raw: Raw) -> str | None:
         number = normalize.zero_as_none(raw.get(column))
         if number is not None and raw.get(f"{lookup}.CO_No") is None:
-            return f"sales rep {number} does not exist in Sage"
+            return text("sync.invalid.rep_unknown", number=number)
         return None
     check.__name__ = f"{lookup}_must_exist"
     return check

@@ -19,6 +19,7 @@ from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
 from shared.inbound.mapping import INBOUND
 from shared.inbound.quote_results import QuoteResults
+from shared.inbound.pending import note_answered
 from shared.inbound.refusals import refusal_text
 from shared.messages import text
 from shared.inbound.service import new_record_key
@@ -40,6 +41,7 @@ class ResultBinder:
         self.owner_without_rep = owner_without_rep
 
     def apply(self, dossier: str, envelope: Envelope) -> str:
+        note_answered(self.store, dossier, envelope.correlation_id)
         if envelope.entity == Entity.QUOTE.value:
             return QuoteResults(self.store, self.ssm, self.incidents, clock=self.clock).apply(dossier, envelope)
         result = envelope.record or {}

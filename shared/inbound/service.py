@@ -32,11 +32,13 @@ from shared.state.records import JournalEntry, Link, utcnow
 from shared.messages import text
 from shared.inbound.mapping import INBOUND, InboundMapping, changed_fields
 from shared.inbound.quote_statuses import QUOTE_STATUSES
+from shared.inbound.pending import note_sent
 from shared.inbound.quotes import QuoteDecider
 from shared.sync.mapping import ORDER_OF_LINE, SALES_ORDER_LINE
 from shared.sync.merge import reference_id, ssm_values
 from shared.inbound.reader import ChangeReader
 from shared.sync.incidents import GROUP_DOSSIER, IncidentBook
+from shared.sync.runs import RunBook
 
 log = logging.getLogger("ssm_connector.inbound")
 
@@ -54,6 +56,7 @@ class PassOutcome:
     fixed_in_ssm: int = 0
     waiting: int = 0
     unrouted: int = 0
+    sent_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)   # dossier → create/update/… → n
 
     @property
     def sent(self) -> int:
@@ -88,6 +91,7 @@ class InboundService:
     # --- one pass ---------------------------------------------------------------------------------
     def run_pass(self) -> PassOutcome:
         outcome = PassOutcome()
+        started_at = self.clock()
         dossiers = {d.id: d for d in self.store.list_dossiers()}
         commands: dict[str, list[Envelope]] = {}
         for entity in (ACCOUNT, CONTACT):
@@ -106,7 +110,18 @@ class InboundService:
             outcome.waiting += len(waiting)
             reader.finish(waiting)
         self._pass_quotes(dossiers, outcome)
+        self._record_runs(outcome, started_at)
         return outcome
+
+    def _record_runs(self, outcome: PassOutcome, started_at: dt.datetime) -> None:
+        """One SSM → Sage run per dossier the pass sent commands to (a pass with nothing for a
+        dossier is no run of it: the page would fill with empty passes every five minutes)."""
+        runs = RunBook(self.store, clock=self.clock)
+        run_id = f"ssm-{started_at:%Y%m%dT%H%M%S%f}"
+        for dossier, kinds in sorted(outcome.sent_by_kind.items()):
+            counts = {"read": sum(kinds.values()), "created": kinds.get("create", 0),
+                      "updated": sum(v for k, v in kinds.items() if k != "create")}
+            runs.record_pass(dossier, run_id, started_at=started_at, counts=counts)
 
     def _pass_quotes(self, dossiers: dict, outcome: PassOutcome) -> None:
         """SSM's quotes in the making (`shared.inbound.quotes`): their headers, and the orders of
@@ -267,6 +282,11 @@ class InboundService:
             self.bus.send(self.commands_queue, [OutgoingMessage(body=batch.to_bytes(), message_id=batch.message_id,
                                                                 session_id=dossier,
                                                                 application_properties={"commands": len(envelopes)})])
+            note_sent(self.store, envelopes, at=self.clock())
+            kinds = outcome.sent_by_kind.setdefault(dossier, {})
+            for envelope in envelopes:
+                kind = "create" if envelope.op.value.startswith("create") else envelope.op.value
+                kinds[kind] = kinds.get(kind, 0) + 1
             outcome.commands[dossier] = outcome.commands.get(dossier, 0) + len(envelopes)
             log.info("%d command(s) sent to the agent of %s", len(envelopes), dossier)
 

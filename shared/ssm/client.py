@@ -41,7 +41,8 @@ from shared.errors import (SsmAuthError, SsmError, SsmMissingError, SsmRecordErr
 from shared.ssm import contract
 from shared.ssm.lookups import LookupCache
 from shared.ssm.ratelimit import TokenBucket
-from shared.ssm.resolution import (CONNECTION, LOGIN, TIMEOUT, Action, Resolution, entity_label,
+from shared.messages import text
+from shared.ssm.resolution import (CONNECTION, LOGIN, TIMEOUT, Action, Resolution, entity_label, sentence,
                                    resolve)
 
 log = logging.getLogger("ssm_connector.ssm")   # under the connector's logger: -vv shows each call
@@ -58,8 +59,7 @@ SERVER_CAP_MULTIPLE = 50
 RETRY_AFTER_CEILING_S = 300.0
 """A `Retry-After` longer than this is not waited for in-process: the error carries it instead."""
 
-UNCONFIRMED_CREATE = ("SSM did not confirm the creation of the {entity} ({reason}) and there is no "
-                      "way to check it, so it was not sent again to avoid a duplicate.")
+UNCONFIRMED_CREATE = "sync.ssm.unconfirmed_create"
 
 _RETRYABLE_AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
 _ERROR_CLASSES: dict[Action, type[SsmError]] = {
@@ -218,12 +218,12 @@ class SsmClient:
                                   what=f"page {page}")
             rows = self._json(response, resource)
             if not isinstance(rows, list):
-                raise SsmRecordError(f"SSM answered the list of {resource} with something other "
-                                     f"than a list.", status=response.status_code)
+                raise SsmRecordError(text("sync.ssm.not_a_list", resource=resource),
+                                     status=response.status_code)
             ids = [row.get("id") for row in rows if isinstance(row, dict)]
             if rows and ids == previous_ids:
-                raise SsmRecordError(f"SSM returned the same page of {resource} twice: paging is "
-                                     f"not working, the read was stopped.", status=response.status_code)
+                raise SsmRecordError(text("sync.ssm.same_page", resource=resource),
+                                     status=response.status_code)
             yield from rows
             if not rows:
                 return
@@ -240,7 +240,7 @@ class SsmClient:
             raise self._missing_or(exc, resource, id, deleted_is_missing=False) from None
         body = self._json(response, resource)
         if not isinstance(body, dict):
-            raise SsmRecordError(f"SSM answered {resource}/{id} with something other than a record.",
+            raise SsmRecordError(text("sync.ssm.not_a_record", resource=resource, id=id),
                                  status=response.status_code)
         return body
 
@@ -298,7 +298,7 @@ class SsmClient:
         response = self._call("GET", resource, path, what="schema")
         body = self._json(response, resource)
         if not isinstance(body, dict):
-            raise SsmRecordError(f"SSM answered {path} with something other than a description.",
+            raise SsmRecordError(text("sync.ssm.not_a_description", path=path),
                                  status=response.status_code)
         return body
 
@@ -330,8 +330,8 @@ class SsmClient:
         try:
             return int(new_id)
         except (TypeError, ValueError):
-            raise SsmRecordError(f"SSM accepted the {entity_label(resource)} but did not say "
-                                 f"which id it got.", status=result.status_code) from None
+            raise SsmRecordError(text("sync.ssm.no_id", entity=entity_label(resource)),
+                                 status=result.status_code) from None
 
     def update(self, resource: str, id: int, fields: dict) -> None:
         """Partial PUT: only `fields` change in SSM. No fields, no call.
@@ -367,8 +367,8 @@ class SsmClient:
         row = self.exists(resource, id)
         if row is not None and not (deleted_is_missing and _deleted(row)):
             return error
-        state = "is deleted" if row is not None else "does not exist"
-        return SsmMissingError(f"The {entity_label(resource)} {id} {state} in SSM.",
+        state = "sync.ssm.deleted" if row is not None else "sync.ssm.missing"
+        return SsmMissingError(sentence(text(state, entity=entity_label(resource), id=id)),
                                status=error.status, code=error.code, detail=error.detail)
 
     # --- the call loop ------------------------------------------------------------------------
@@ -398,7 +398,7 @@ class SsmClient:
             if method == "POST" and operation != LOGIN and failure.may_have_been_applied:
                 if recover is None:
                     raise SsmRetryableError(
-                        UNCONFIRMED_CREATE.format(entity=entity_label(resource), reason=failure.reason),
+                        text(UNCONFIRMED_CREATE, entity=entity_label(resource), reason=failure.reason),
                         status=failure.status if isinstance(failure.status, int) else None,
                         code=failure.code, detail=f"POST /{path}")
                 existing = recover()
@@ -438,8 +438,8 @@ class SsmClient:
                 return None, _Failure(TIMEOUT, None, type(exc).__name__, None, not unsent)
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, httpx.ConnectError)
-                text = self._redact(str(exc)) or type(exc).__name__
-                return None, _Failure(CONNECTION, None, text, None, not unsent)
+                reason = self._redact(str(exc)) or type(exc).__name__
+                return None, _Failure(CONNECTION, None, reason, None, not unsent)
         log.debug("SSM %s /%s -> %s in %.0f ms", method, path, response.status_code,
                   (time.monotonic() - started) * 1000)
         if response.is_success:
@@ -462,17 +462,18 @@ class SsmClient:
     def _error(self, resolution: Resolution, failure: _Failure, method: str, resource: str,
                path: str, record_id: int | None, attempts: int) -> SsmError:
         entity = entity_label(resource)
-        target = f"{entity} {record_id}" if record_id is not None else f"resource '{resource}'"
-        text = resolution.render(entity=entity, target=target, resource=resource,
+        target = text("sync.ssm.target", entity=entity, id=record_id) if record_id is not None \
+            else text("sync.ssm.target_resource", resource=resource)
+        said = resolution.render(entity=entity, target=target, resource=resource,
                                  message=failure.message, status=failure.status, attempts=attempts,
                                  timeout=f"{self.timeout_s:g}", public_key=self._public_key_hint())
         status = failure.status if isinstance(failure.status, int) else None
         detail = f"{method} /{path}: {failure.reason}" + (f", SSM code {failure.code}" if failure.code else "")
         cls = _ERROR_CLASSES[resolution.action]
         if cls is SsmRetryableError:
-            return SsmRetryableError(text, status=status, code=failure.code, detail=detail,
+            return SsmRetryableError(said, status=status, code=failure.code, detail=detail,
                                      retry_after=failure.retry_after)
-        return cls(text, status=status, code=failure.code, detail=detail)
+        return cls(said, status=status, code=failure.code, detail=detail)
 
     # --- session ------------------------------------------------------------------------------
     def _session_token(self) -> str:
@@ -496,7 +497,7 @@ class SsmClient:
         if isinstance(body, dict):
             token = body.get("token") or body.get("Token") or body.get("sessionKey")
         if not isinstance(token, str) or not token:
-            raise SsmAuthError("SSM accepted the integration keys but gave no session token.",
+            raise SsmAuthError(text("sync.ssm.no_token"),
                                status=response.status_code)
         self._issued_tokens = (*self._issued_tokens[-9:], token)
         return token
@@ -510,7 +511,7 @@ class SsmClient:
         try:
             return response.json()
         except ValueError:
-            raise SsmRecordError(f"SSM answered about {resource} with something that is not JSON.",
+            raise SsmRecordError(text("sync.ssm.not_json", resource=resource),
                                  status=response.status_code) from None
 
     def _ssm_message(self, response: httpx.Response) -> tuple[str, int | None]:

@@ -15,6 +15,9 @@ import unicodedata
 from typing import Callable, Iterable
 
 from shared.errors import SsmRecordError
+from shared.messages import text
+
+MISSING_VALUE = "—"
 
 ACCOUNT_TYPES = "accountTypes"
 BRANCHES = "branches"
@@ -70,10 +73,9 @@ class LookupCache:
     def id_of(self, resource: str, description: str) -> int:
         found = self.find(resource, description)
         if found is None:
-            known = ", ".join(f"'{label}'" for label in self._labels[resource]) or "none"
-            raise SsmRecordError(
-                f"SSM has no {resource} entry called '{description}' (it has: {known}); "
-                f"create it in SSM or correct the connector settings.")
+            known = ", ".join(f"« {label} »" for label in self._labels[resource]) or MISSING_VALUE
+            raise SsmRecordError(text("sync.ssm.unknown_value", resource=resource, description=description,
+                                      known=known))
         return found
 
     def forget(self, resource: str | None = None) -> None:

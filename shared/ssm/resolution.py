@@ -2,13 +2,15 @@
 
 One row per (HTTP status or transport failure, SSM application code, operation) gives the action
 (retry, log in again, fail the record, skip, stop on refused keys) and the sentence a Sage
-administrator reads. Rows are data, matched top to bottom, first match wins: the most specific
+administrator reads (a code of the French catalogue, `shared.messages`). Rows are data, matched top to bottom, first match wins: the most specific
 rows come first. `resolve` never raises; the last row catches everything.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
+from shared.messages import CATALOGUE, text
 
 
 class Action(str, Enum):
@@ -33,9 +35,7 @@ CODE_DATABASE = 900
 CODE_SQL_GENERATION = 901
 CODE_RESOURCE_MISSING = 910
 
-_KEYS_REFUSED = ("SSM refused the integration keys (public key {public_key}): check the SSM "
-                 "public and private keys in the connector settings.")
-
+_KEYS_REFUSED = "sync.ssm.keys_refused"
 
 @dataclass(frozen=True)
 class Resolution:
@@ -43,8 +43,8 @@ class Resolution:
 
     `status` is an HTTP status, TIMEOUT, CONNECTION, CLIENT_ERROR, SERVER_ERROR or None (any);
     `code` an SSM application code or None (any); `operation` an HTTP method, LOGIN or None.
-    `message` is a template over: entity, target, resource, message, status, attempts,
-    timeout, public_key.
+    `message` is the code of a catalogue sentence (`shared.messages`) over: entity, target,
+    resource, message, status, attempts, timeout, public_key.
     """
 
     status: int | str | None
@@ -66,7 +66,7 @@ class Resolution:
         return False
 
     def render(self, **values) -> str:
-        return self.message.format_map(_Defaults(values))
+        return sentence(CATALOGUE[self.message].format_map(_Defaults(values)))
 
 
 R, A = Resolution, Action
@@ -76,67 +76,56 @@ RESOLUTIONS: tuple[Resolution, ...] = (
     R(400, None, LOGIN, A.AUTH, _KEYS_REFUSED),
     R(401, None, LOGIN, A.AUTH, _KEYS_REFUSED),
     R(403, None, LOGIN, A.AUTH, _KEYS_REFUSED),
-    R(404, None, LOGIN, A.AUTH, "SSM has no login service at {resource}: check the SSM base URL "
-                                "in the connector settings."),
+    R(404, None, LOGIN, A.AUTH, "sync.ssm.no_login"),
     # Deleting what is already gone is done.
-    R(404, None, "DELETE", A.SKIP, "The {target} no longer exists in SSM; nothing to delete."),
-    R(410, None, "DELETE", A.SKIP, "The {target} no longer exists in SSM; nothing to delete."),
+    R(404, None, "DELETE", A.SKIP, "sync.ssm.already_gone"),
+    R(410, None, "DELETE", A.SKIP, "sync.ssm.already_gone"),
     # SSM application codes.
-    R(None, CODE_DATABASE, None, A.RETRY, "SSM reported a database error on the {entity} "
-                                          "{attempts} times in a row (HTTP {status}): {message}"),
-    R(None, CODE_SQL_GENERATION, None, A.RECORD, "SSM could not run the query on {resource}: "
-                                                 "{message}"),
-    R(None, CODE_RESOURCE_MISSING, None, A.RECORD, "SSM refused the {entity}: {message} (it refers "
-                                                   "to something SSM does not have)"),
+    R(None, CODE_DATABASE, None, A.RETRY, "sync.ssm.database"),
+    R(None, CODE_SQL_GENERATION, None, A.RECORD, "sync.ssm.query"),
+    R(None, CODE_RESOURCE_MISSING, None, A.RECORD, "sync.ssm.refers_to_missing"),
     # Sessions.
-    R(401, None, None, A.RELOGIN, "SSM refused the connector's session again right after a fresh "
-                                  "login: check that the integration keys are still active."),
+    R(401, None, None, A.RELOGIN, "sync.ssm.session_refused"),
     # Transient failures.
-    R(429, None, None, A.RETRY, "SSM kept asking the connector to slow down (HTTP 429) after "
-                                "{attempts} attempts; the {entity} will be tried again later."),
-    R(500, None, None, A.RETRY, "SSM did not answer after {attempts} attempts (HTTP {status})."),
-    R(502, None, None, A.RETRY, "SSM did not answer after {attempts} attempts (HTTP {status})."),
-    R(503, None, None, A.RETRY, "SSM did not answer after {attempts} attempts (HTTP {status})."),
-    R(504, None, None, A.RETRY, "SSM did not answer after {attempts} attempts (HTTP {status})."),
-    R(TIMEOUT, None, None, A.RETRY, "SSM did not answer after {attempts} attempts (no answer "
-                                    "within {timeout} s)."),
-    R(CONNECTION, None, None, A.RETRY, "SSM could not be reached after {attempts} attempts "
-                                       "({message}); check the network and the SSM base URL."),
+    R(429, None, None, A.RETRY, "sync.ssm.throttled"),
+    R(500, None, None, A.RETRY, "sync.ssm.no_answer"),
+    R(502, None, None, A.RETRY, "sync.ssm.no_answer"),
+    R(503, None, None, A.RETRY, "sync.ssm.no_answer"),
+    R(504, None, None, A.RETRY, "sync.ssm.no_answer"),
+    R(TIMEOUT, None, None, A.RETRY, "sync.ssm.timeout"),
+    R(CONNECTION, None, None, A.RETRY, "sync.ssm.unreachable"),
     # The record itself.
-    R(400, None, None, A.RECORD, "SSM refused the {entity}: {message}"),
-    R(403, None, None, A.RECORD, "SSM does not allow this change to the {entity}: {message}"),
-    R(404, None, None, A.RECORD, "SSM has no {target}."),
-    R(405, None, None, A.RECORD, "SSM does not accept this operation on {resource}: {message}"),
-    R(409, None, None, A.RECORD, "SSM refused the {entity} because it conflicts with another "
-                                 "record: {message}"),
-    R(413, None, None, A.RECORD, "SSM refused the {entity} because it is too large: {message}"),
-    R(CLIENT_ERROR, None, None, A.RECORD, "SSM refused the {entity} (HTTP {status}): {message}"),
-    R(SERVER_ERROR, None, None, A.RECORD, "SSM failed on the {entity} (HTTP {status}): {message}"),
-    R(None, None, None, A.RECORD, "SSM answered HTTP {status} about the {entity}: {message}"),
+    R(400, None, None, A.RECORD, "sync.ssm.refused"),
+    R(403, None, None, A.RECORD, "sync.ssm.forbidden"),
+    R(404, None, None, A.RECORD, "sync.ssm.not_found"),
+    R(405, None, None, A.RECORD, "sync.ssm.method"),
+    R(409, None, None, A.RECORD, "sync.ssm.conflict"),
+    R(413, None, None, A.RECORD, "sync.ssm.too_large"),
+    R(CLIENT_ERROR, None, None, A.RECORD, "sync.ssm.refused_status"),
+    R(SERVER_ERROR, None, None, A.RECORD, "sync.ssm.failed_status"),
+    R(None, None, None, A.RECORD, "sync.ssm.other_status"),
 )
 
 del R, A
 
-# How each SSM resource is named in sentences.
+# How each SSM resource is named in sentences (the catalogue's `sync.resource.<resource>`).
 ENTITY_LABELS: dict[str, str] = {
-    "accounts": "account",
-    "accountTypes": "account type",
-    "contacts": "contact",
-    "products": "product",
-    "productFamilies": "product family",
-    "salesorders": "sales order",
-    "salesordersLines": "sales order line",
-    "salesorderStatuses": "sales order status",
-    "users": "user",
-    "sales": "sales total",
-    "branches": "branch",
-    "currencies": "currency",
-    "login": "login",
+    resource: f"sync.resource.{resource}"
+    for resource in ("accounts", "accountTypes", "contacts", "products", "productFamilies", "salesorders",
+                     "salesordersLines", "salesorderStatuses", "users", "sales", "branches", "currencies",
+                     "login", "extrafields")
 }
 
 
+def sentence(words: str) -> str:
+    """`words` with a capital first letter (a sentence may start with « le compte 12 »)."""
+    return words[:1].upper() + words[1:]
+
+
 def entity_label(resource: str) -> str:
-    return ENTITY_LABELS.get(resource, resource)
+    """The resource named in a French sentence, with its article (« le compte », « l'article »)."""
+    code = ENTITY_LABELS.get(resource)
+    return text(code) if code else text("sync.resource.other", resource=resource)
 
 
 def resolve(status: int | str, code: int | None, operation: str) -> Resolution:
@@ -149,4 +138,4 @@ def resolve(status: int | str, code: int | None, operation: str) -> Resolution:
 
 class _Defaults(dict):
     def __missing__(self, key: str) -> str:
-        return "?" if key != "message" else "no details given"
+        return "?" if key != "message" else text("sync.ssm.no_details")

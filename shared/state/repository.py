@@ -304,6 +304,11 @@ class StateStore:
         stored = self.tables.try_get(CURSORS, _partition(dossier), encode_key(name))
         return None if stored is None else from_entity(Cursor, stored)
 
+    def list_cursors(self, dossier: str, prefix: str) -> list[Cursor]:
+        """The dossier's cursors whose name starts with `prefix`."""
+        return [from_entity(Cursor, e) for e in self.tables.query(CURSORS, _partition(dossier),
+                                                                   prefix=encode_key(prefix))]
+
     def save_cursor(self, c: Cursor) -> Cursor:
         """Insert (no etag) or conditionally replace (etag from `get_cursor`); `ConcurrencyError`
         when another writer got there first."""

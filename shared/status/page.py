@@ -2,27 +2,33 @@
 
 Inline CSS, no script, no external asset. Dates are shown in Europe/Paris time; every value that
 comes from data (dossier and tiers names, keys, messages) goes through `html.escape`, so a name
-holding markup shows as text. The filters are a plain GET form, so they work without JavaScript;
-when the function key came in the query string it rides along as a hidden field.
+holding markup shows as text. The filters are a plain GET form and every other move (another
+dossier, a run's journal) a plain link, so they work without JavaScript; when the function key
+came in the query string it rides along as a hidden field and in the links. Every word comes
+from the catalogue (`shared.messages`).
+
+The page is two lists of `Section`s: `PAGE_SECTIONS` (switcher, filters, tenant check, the
+dossiers, the group's incidents) and `DOSSIER_SECTIONS`, the parts of each dossier's card. A new
+view is one more `Section` in the list where it belongs.
 """
 from __future__ import annotations
 
 import datetime as dt
 import html
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.messages import text
+from shared.messages import label, text
 from shared.models import Entity
-from shared.state.records import RUN_COUNTERS, IncidentState, RunState
+from shared.state.records import RUN_COUNTERS, IncidentState
 from shared.status.report import (
     GROUP_INCIDENTS_DOSSIER,
     DossierStatus,
     Health,
     IncidentStateFilter,
     IncidentStatus,
-    JournalStatus,
     PendingStatus,
     StatusReport,
     TenantCheckStatus,
@@ -30,72 +36,14 @@ from shared.status.report import (
 
 try:
     PARIS: dt.tzinfo = ZoneInfo("Europe/Paris")
-    TIME_ZONE_LABEL = "heure de Paris"
+    TIME_ZONE_CODE = "status.zone.paris"
 except ZoneInfoNotFoundError:  # a system without the time-zone database
     PARIS = dt.timezone.utc
-    TIME_ZONE_LABEL = "UTC"
+    TIME_ZONE_CODE = "status.zone.utc"
 
 MISSING = "—"
+COUNT_LABELS = {name: f"status.count.{name}" for name in RUN_COUNTERS}
 
-PRODUCT_LABELS = {"sage100": "Sage 100", "sage50": "Sage 50"}
-ENTITY_LABELS = {
-    Entity.USER.value: "Utilisateur",
-    Entity.ACCOUNT.value: "Tiers",
-    Entity.CONTACT.value: "Contact",
-    Entity.PRODUCT_FAMILY.value: "Famille d'articles",
-    Entity.PRODUCT.value: "Article",
-    Entity.QUOTE.value: "Devis",
-    Entity.ORDER.value: "Commande",
-    Entity.INVOICE.value: "Facture",
-}
-OPERATION_LABELS = {
-    "create": "Création",
-    "update": "Modification",
-    "upsert": "Mise à jour",
-    "delete": "Suppression",
-    "invite": "Invitation",
-    "invalid": "Donnée invalide",
-    "decode": "Lecture du message",
-    "command": "Commande SSM",
-}
-EVENT_LABELS = {
-    "conflict": "Conflit",
-    "ssm-deletion-ignored": "Suppression SSM ignorée",
-    "invite-needed": "Invitation requise",
-}
-DIRECTION_LABELS = {"sage_to_ssm": "Sage → SSM", "ssm_to_sage": "SSM → Sage"}
-RUN_STATE_LABELS = {
-    RunState.RUNNING: "En cours",
-    RunState.SUCCEEDED: "Réussie",
-    RunState.PARTIAL: "Partielle",
-    RunState.FAILED: "Échouée",
-}
-INCIDENT_STATE_LABELS = {IncidentState.OPEN: "Ouvert", IncidentState.RESOLVED: "Résolu"}
-STATE_FILTER_LABELS = {
-    IncidentStateFilter.OPEN: "Ouverts",
-    IncidentStateFilter.RESOLVED: "Résolus",
-    IncidentStateFilter.ALL: "Tous",
-}
-NO_INCIDENT_TEXT = {
-    IncidentStateFilter.OPEN: "Aucun incident ouvert",
-    IncidentStateFilter.RESOLVED: "Aucun incident résolu",
-    IncidentStateFilter.ALL: "Aucun incident",
-}
-HEALTH_LABELS = {
-    Health.NEVER_SYNCED: "Jamais synchronisé",
-    Health.OK: "À jour",
-    Health.ATTENTION: "À surveiller",
-    Health.ERROR: "En erreur",
-}
-COUNT_LABELS = {
-    "read": "Lus",
-    "created": "Créés",
-    "updated": "Modifiés",
-    "deleted": "Supprimés",
-    "skipped_unchanged": "Inchangés",
-    "conflicts": "Conflits",
-    "failed": "Échecs",
-}
 
 _CSS = """
 :root { --ink:#1d2733; --muted:#5b6673; --line:#d5dbe1; --bg:#f4f6f8; --card:#fff;
@@ -153,6 +101,11 @@ section.invites ul { margin:4px 0 6px; padding-left:20px; }
 tr.resolved td { color:var(--muted); }
 section.tenant { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:6px 20px 14px;
   margin:22px 0 0; }
+nav.switcher ul { list-style:none; display:flex; flex-wrap:wrap; gap:6px; margin:0 0 14px; padding:0; }
+nav.switcher a { display:inline-block; padding:4px 12px; border:1px solid var(--line); border-radius:999px;
+  background:var(--card); text-decoration:none; }
+nav.switcher a[aria-current="page"] { background:var(--accent); color:#fff; border-color:var(--accent); }
+tr.current td { background:#eef6f1; }
 footer { color:var(--muted); font-size:13px; padding:0 28px 24px; }
 """
 
@@ -165,8 +118,14 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _label(labels: dict, value: object) -> str:
-    return _e(labels.get(value, value))
+def _t(code: str, **values: object) -> str:
+    """A catalogue sentence, escaped (its values may come from data); apostrophes stay as they are,
+    every attribute of the page being in double quotes."""
+    return html.escape(text(code, **values), quote=False).replace('"', "&quot;")
+
+
+def _l(prefix: str, value: object) -> str:
+    return _e(label(prefix, value)) if value is not None and value != "" else MISSING
 
 
 def _number(value: Optional[int]) -> str:
@@ -207,251 +166,374 @@ def _time(value: Optional[dt.datetime]) -> str:
     return f'<time datetime="{_e(value.isoformat())}">{_e(format_datetime(value))}</time>'
 
 
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{_number(count)} {singular if count <= 1 else plural}"
-
-
 def _query_string(params: dict[str, Optional[str]]) -> str:
     kept = {k: v for k, v in params.items() if v}
     return "?" + urlencode(kept) if kept else ""
 
 
+def _table(caption: str, head: list[tuple[str, str]], rows: list[str], *, css: str = "", after: str = "") -> str:
+    """A captioned table; `head` holds (escaped header, class) pairs, `rows` whole `<tr>` elements."""
+    heads = "".join(f'<th scope="col"{f" class={chr(34)}{c}{chr(34)}" if c else ""}>{h}</th>' for h, c in head)
+    table_css = f' class="{css}"' if css else ""
+    return (f'<div class="table-wrap"><table{table_css}><caption>{caption}</caption>'
+            f'<thead><tr>{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{after}')
+
+
+def _empty(title: str, sentence: str) -> str:
+    return f'<h4 class="subtitle">{title}</h4><p class="empty">{sentence}</p>'
+
+
+# --- the page as a list of sections ------------------------------------------------------------
+@dataclass(frozen=True)
+class PageContext:
+    """What every section sees: the report, and the function key to carry in links and forms."""
+
+    report: StatusReport
+    key: Optional[str] = None
+
+    def link(self, **params: Optional[str]) -> str:
+        """A link to this page with the current filters, changed by `params` (None drops one)."""
+        query = self.report.query
+        current: dict[str, Optional[str]] = {
+            "dossier": query.dossier, "entity": query.entity,
+            "state": query.state.value if query.state is not IncidentStateFilter.OPEN else None,
+            "run": query.run}
+        current.update(params)
+        current["code"] = self.key
+        return _query_string(current) or "?"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page: `render` gives its HTML ("" shows nothing).
+
+    Page sections take the `PageContext`; dossier sections take the `DossierStatus` and the
+    `PageContext`. The page shows `PAGE_SECTIONS` in order, and in each dossier's card
+    `DOSSIER_SECTIONS` in order: a new view is one more `Section` in the right list.
+    """
+
+    name: str
+    render: Callable[..., str]
+
+
 # --- page parts -------------------------------------------------------------------------------
-def _filters(report: StatusReport, key: Optional[str], entities: Iterable[str]) -> str:
+def _choice_label(choice) -> str:
+    shown = choice.name or choice.id
+    if choice.name and choice.name != choice.id:
+        shown = text("status.choice.named", name=choice.name, id=choice.id)
+    return shown if choice.active else text("status.choice.inactive", label=shown)
+
+
+def _switcher(ctx: PageContext) -> str:
+    """Links to each dossier of the group (and to all): switching keeps the other filters."""
+    report, query = ctx.report, ctx.report.query
+    links = [(None, text("status.switch.all"), query.dossier is None)]
+    links += [(c.id, _choice_label(c), query.dossier == c.id) for c in report.dossier_choices]
+    items = "".join(
+        f'<li><a href="{_e(ctx.link(dossier=dossier, run=None))}" data-dossier="{_e(dossier or "")}"'
+        f'{" aria-current=" + chr(34) + "page" + chr(34) if current else ""}>{_e(shown)}</a></li>'
+        for dossier, shown, current in links)
+    return f'<nav class="switcher" aria-label="{_t("status.switch.label")}"><ul>{items}</ul></nav>'
+
+
+def _filters(ctx: PageContext) -> str:
+    report, key = ctx.report, ctx.key
     query = report.query
 
-    def option(value: str, label: str, selected: bool) -> str:
+    def option(value: str, shown: str, selected: bool) -> str:
         return (f'<option value="{_e(value) if value else ""}"{" selected" if selected else ""}>'
-                f"{_e(label)}</option>")
+                f"{_e(shown)}</option>")
 
-    dossiers = [option("", "Tous les dossiers", query.dossier is None)]
-    for choice in report.dossier_choices:
-        text = choice.name or choice.id
-        if choice.name and choice.name != choice.id:
-            text = f"{choice.name} ({choice.id})"
-        if not choice.active:
-            text += " — désactivé"
-        dossiers.append(option(choice.id, text, query.dossier == choice.id))
-    dossiers.append(option(GROUP_INCIDENTS_DOSSIER, "Groupe (dossier inconnu)",
+    dossiers = [option("", text("status.filter.all_dossiers"), query.dossier is None)]
+    dossiers += [option(c.id, _choice_label(c), query.dossier == c.id) for c in report.dossier_choices]
+    dossiers.append(option(GROUP_INCIDENTS_DOSSIER, text("status.filter.group"),
                            query.dossier == GROUP_INCIDENTS_DOSSIER))
-    entity_options = [option("", "Toutes les entités", query.entity is None)]
-    entity_options += [option(e, ENTITY_LABELS.get(e, e), query.entity == e) for e in entities]
-    states = [option(s.value, STATE_FILTER_LABELS[s], query.state is s) for s in IncidentStateFilter]
+    entity_options = [option("", text("status.filter.all_entities"), query.entity is None)]
+    entity_options += [option(e, label("status.entity", e), query.entity == e) for e in _entities(report)]
+    states = [option(s.value, label("status.state_filter", s), query.state is s) for s in IncidentStateFilter]
     hidden = f'<input type="hidden" name="code" value="{_e(key)}">' if key else ""
     reset = _query_string({"code": key}) or "?"
     return f"""
-<form class="filters" method="get" action="" role="search" aria-label="Filtrer les incidents">
+<form class="filters" method="get" action="" role="search" aria-label="{_t("status.filter.label")}">
   {hidden}
-  <div><label for="filter-dossier">Dossier</label>
+  <div><label for="filter-dossier">{_t("status.filter.dossier")}</label>
     <select id="filter-dossier" name="dossier">{"".join(dossiers)}</select></div>
-  <div><label for="filter-entity">Entité</label>
+  <div><label for="filter-entity">{_t("status.filter.entity")}</label>
     <select id="filter-entity" name="entity">{"".join(entity_options)}</select></div>
-  <div><label for="filter-state">État des incidents</label>
+  <div><label for="filter-state">{_t("status.filter.state")}</label>
     <select id="filter-state" name="state">{"".join(states)}</select></div>
-  <div><button type="submit">Filtrer</button> <a href="{_e(reset)}">Réinitialiser</a></div>
+  <div><button type="submit">{_t("status.filter.submit")}</button>
+    <a href="{_e(reset)}">{_t("status.filter.reset")}</a></div>
 </form>"""
 
 
 def _pending_text(pending: Optional[PendingStatus]) -> str:
     if pending is None:
-        return "non consulté"
+        return _t("status.pending.not_read")
     if not pending.available:
-        return f"indisponible ({_e(pending.error)})"
+        return _t("status.pending.unavailable", reason=pending.error or MISSING)
     if pending.changes is None and pending.commands is None:
-        return f"inconnu ({_e(pending.error)})" if pending.error else "inconnu"
-    changes = ("messages Sage : inconnu" if pending.changes is None
-               else _plural(pending.changes, 'message Sage', 'messages Sage'))
-    commands = ("commandes SSM : inconnu" if pending.commands is None
-                else _plural(pending.commands, 'commande SSM', 'commandes SSM'))
-    return f"{changes}, {commands}"
+        return _t("status.unknown_because", reason=pending.error) if pending.error else _t("status.unknown")
+
+    def figure(count: Optional[int], what: str) -> str:
+        if count is None:
+            return text(f"status.pending.{what}_unknown")
+        return text(f"status.pending.{what}_{'one' if count <= 1 else 'many'}", count=_number(count))
+    return _t("status.pending.both", changes=figure(pending.changes, "changes"),
+              commands=figure(pending.commands, "commands"))
 
 
-def _facts(d: DossierStatus) -> str:
+def _facts(d: DossierStatus, ctx: PageContext) -> str:
     facts: list[tuple[str, str]] = []
     if d.lag.last_completed_at is not None:
-        facts.append(("Dernière synchronisation réussie", _time(d.lag.last_completed_at)))
+        facts.append(("status.fact.last_completed", _time(d.lag.last_completed_at)))
         if d.active:
-            facts.append(("Retard", _e(format_duration(d.lag.seconds))))
+            facts.append(("status.fact.lag", _e(format_duration(d.lag.seconds))))
     else:
-        facts.append(("Dernière synchronisation réussie", "aucune"))
-    facts.append(("En attente", _pending_text(d.pending)))
+        facts.append(("status.fact.last_completed", _t("status.fact.none")))
+    facts.append(("status.fact.pending", _pending_text(d.pending)))
     if d.lag.oldest_pending_at is not None:
-        facts.append(("Plus ancien message en attente",
-                      f"depuis {_e(format_duration(d.lag.oldest_pending_seconds))}"))
+        facts.append(("status.fact.oldest_pending",
+                      _t("status.fact.oldest_pending_since", duration=format_duration(d.lag.oldest_pending_seconds))))
     if d.pending is not None and d.pending.available and d.pending.dead_lettered:
-        facts.append(("Messages mis de côté", _number(d.pending.dead_lettered)))
-    facts.append(("Incidents ouverts", _number(d.open_incidents)))
+        facts.append(("status.fact.dead_lettered", _number(d.pending.dead_lettered)))
+    facts.append(("status.fact.open_incidents", _number(d.open_incidents)))
     if d.needs_realignment:
-        facts.append(("Réalignement", "prévu à la prochaine synchronisation"))
+        facts.append(("status.fact.realignment", _t("status.fact.realignment_due")))
     else:
-        facts.append(("Dernier réalignement", _time(d.last_realigned_at)))
+        facts.append(("status.fact.last_realigned", _time(d.last_realigned_at)))
     if not d.active:
-        facts.append(("Désactivé le", _time(d.deactivated_at)))
-    rows = "".join(f"<div><dt>{label}</dt><dd>{value}</dd></div>" for label, value in facts)
+        facts.append(("status.fact.deactivated_at", _time(d.deactivated_at)))
+    rows = "".join(f"<div><dt>{_t(code)}</dt><dd>{value}</dd></div>" for code, value in facts)
     return f'<dl class="facts">{rows}</dl>'
 
 
-def _runs_table(d: DossierStatus, title: str) -> str:
+def _runs_table(d: DossierStatus, ctx: PageContext) -> str:
+    title = _t("status.runs.title")
     if not d.runs:
-        return f'<h4 class="subtitle">{title}</h4><p class="empty">Aucune synchronisation pour l\'instant.</p>'
-    head = ("<th scope=\"col\">Début</th><th scope=\"col\">Fin</th><th scope=\"col\" class=\"num\">Durée</th>"
-            "<th scope=\"col\">Sens</th><th scope=\"col\">État</th><th scope=\"col\">Réalignement</th>"
-            + "".join(f'<th scope="col" class="num">{COUNT_LABELS[c]}</th>' for c in RUN_COUNTERS))
+        return _empty(title, _t("status.runs.none"))
+    head = [(_t(f"status.runs.{c}"), "num" if c == "duration" else "")
+            for c in ("start", "end", "duration", "direction", "state", "realignment")]
+    head += [(_t(COUNT_LABELS[c]), "num") for c in RUN_COUNTERS] + [(_t("status.runs.journal"), "")]
     rows = []
     for run in d.runs:
         counts = "".join(f'<td class="num">{_number(run.counts.get(c, 0))}</td>' for c in RUN_COUNTERS)
-        state = _label(RUN_STATE_LABELS, run.state)
+        state = _l("status.run_state", run.state)
         if run.message:
             state += f"<br><small>{_e(run.message)}</small>"
+        current = ' class="current"' if ctx.report.query.run == run.run_id else ""
+        journal = (f'<a class="run-journal" data-run="{_e(run.run_id)}" '
+                   f'href="{_e(ctx.link(dossier=d.id, run=run.run_id))}#journal-{_e(d.id)}">'
+                   f'{_t("status.runs.open_journal")}</a>')
         rows.append(
-            f'<tr><td class="date">{_time(run.started_at)}</td><td class="date">{_time(run.ended_at)}</td>'
+            f'<tr{current} data-run="{_e(run.run_id)}"><td class="date">{_time(run.started_at)}</td>'
+            f'<td class="date">{_time(run.ended_at)}</td>'
             f'<td class="num">{_e(format_duration(run.duration_seconds))}</td>'
-            f'<td class="nowrap">{_label(DIRECTION_LABELS, run.direction)}</td><td>{state}</td>'
-            f"<td>{'oui' if run.realignment else 'non'}</td>{counts}</tr>")
-    return (f'<div class="table-wrap"><table class="runs"><caption>{title}</caption>'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            f'<td class="nowrap">{_l("status.direction", run.direction)}</td><td>{state}</td>'
+            f"<td>{_t('status.yes' if run.realignment else 'status.no')}</td>{counts}<td>{journal}</td></tr>")
+    return _table(title, head, rows, css="runs")
+
+
+def _commands_table(d: DossierStatus, ctx: PageContext) -> str:
+    title = _t("status.commands.title")
+    if not d.commands:
+        return "" if not d.active else _empty(title, _t("status.commands.none"))
+    head = [(_t(f"status.commands.{c}"), "") for c in ("sent_at", "entity", "key", "operation")]
+    rows = [f'<tr><td class="date">{_time(c.sent_at)}</td><td>{_l("status.entity", c.entity)}</td>'
+            f'<td>{_e(c.key)}</td><td>{_l("status.commands.op", c.operation)}</td></tr>' for c in d.commands]
+    return _table(f"{title} ({_number(len(d.commands))})", head, rows, css="commands",
+                  after=f'<p class="note">{_t("status.commands.note")}</p>')
 
 
 def _set_aside(incident: IncidentStatus) -> str:
     if not incident.dead_lettered:
-        return "non"
+        return _t("status.no")
     if incident.replay_at is not None and incident.state is IncidentState.OPEN:
-        return f"oui, nouvel essai le {_time(incident.replay_at)}"
-    return "oui"
+        return _t("status.incidents.retry_at", at="\x00").replace("\x00", _time(incident.replay_at))
+    return _t("status.yes")
 
 
 def _incidents_table(incidents: list[IncidentStatus], total: int, report: StatusReport, title: str) -> str:
     query = report.query
     if not incidents:
-        empty = NO_INCIDENT_TEXT[query.state]
-        if query.entity:
-            empty += f" pour l'entité {_label(ENTITY_LABELS, query.entity)}"
-        return f'<h4 class="subtitle">{title}</h4><p class="empty">{empty}.</p>'
-    head = "".join(f'<th scope="col"{cls}>{name}</th>' for name, cls in (
-        ("Entité", ""), ("Clé", ""), ("Opération", ""), ("Message", ""), ("Première occurrence", ""),
-        ("Dernière occurrence", ""), ("Tentatives", ' class="num"'), ("État", ""), ("Mis de côté", "")))
+        none = text(f"status.incidents.none.{query.state.value}")
+        sentence = (_t("status.incidents.none_for_entity", none=none, entity=label("status.entity", query.entity))
+                    if query.entity else _t("status.incidents.none_plain", none=none))
+        return _empty(title, sentence)
+    head = [(_t(f"status.incidents.{c}"), "num" if c == "attempts" else "")
+            for c in ("entity", "key", "operation", "message", "first_seen", "last_seen", "attempts", "state",
+                      "set_aside")]
     rows = []
     for incident in incidents:
         css = ' class="resolved"' if incident.state is IncidentState.RESOLVED else ""
         rows.append(
-            f"<tr{css}><td>{_label(ENTITY_LABELS, incident.entity)}</td><td>{_e(incident.key)}</td>"
-            f"<td>{_label(OPERATION_LABELS, incident.operation)}</td><td>{_e(incident.message)}</td>"
+            f'<tr{css} data-code="{_e(incident.code or "")}"><td>{_l("status.entity", incident.entity)}</td>'
+            f"<td>{_e(incident.key)}</td>"
+            f"<td>{_l('status.operation', incident.operation)}</td><td>{_e(incident.message)}</td>"
             f'<td class="date">{_time(incident.first_seen)}</td><td class="date">{_time(incident.last_seen)}</td>'
             f'<td class="num">{_number(incident.attempts)}</td>'
-            f"<td>{_label(INCIDENT_STATE_LABELS, incident.state)}</td>"
+            f"<td>{_l('status.incident_state', incident.state)}</td>"
             f"<td>{_set_aside(incident)}</td></tr>")
     note = ""
     if total > len(incidents):
-        note = f'<p class="note">{_number(len(incidents))} incidents affichés sur {_number(total)}.</p>'
-    return (f'<div class="table-wrap"><table><caption>{title} ({_number(total)})</caption>'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{note}')
+        note = f'<p class="note">{_t("status.incidents.shown", shown=_number(len(incidents)), total=_number(total))}</p>'
+    return _table(f"{title} ({_number(total)})", head, rows, css="incidents", after=note)
 
 
-def _invites(d: DossierStatus) -> str:
+def _dossier_incidents(d: DossierStatus, ctx: PageContext) -> str:
+    state = label("status.state_filter", ctx.report.query.state).lower()
+    return _incidents_table(d.incidents, d.incidents_total, ctx.report, _t("status.incidents.title", state=state))
+
+
+def _invites(d: DossierStatus, ctx: PageContext) -> str:
     if not d.invites:
         return ""
     items = "".join(
-        f"<li><strong>{_e(i.key)}</strong> — {_e(i.message)} (depuis le {_time(i.first_seen)})</li>"
+        f"<li><strong>{_e(i.key)}</strong> — {_e(i.message)} "
+        f"({_t('status.invites.since', at=chr(0)).replace(chr(0), _time(i.first_seen))})</li>"
         for i in d.invites)
-    return (f'<section class="invites" aria-label="Invitation requise"><h4>Invitation requise</h4>'
-            f"<p class=\"note\">Ces collaborateurs Sage doivent être invités dans Sage Sales Management ; "
-            f"ils seront reliés par leur adresse e-mail.</p><ul>{items}</ul></section>")
+    title = _t("status.invites.title")
+    return (f'<section class="invites" aria-label="{title}"><h4>{title}</h4>'
+            f'<p class="note">{_t("status.invites.note")}</p><ul>{items}</ul></section>')
 
 
-def _collaborators_table(d: DossierStatus) -> str:
-    title = _e(text("status.collaborators.title"))
+def _collaborators_table(d: DossierStatus, ctx: PageContext) -> str:
+    title = _t("status.collaborators.title")
     if not d.collaborators:
-        return f'<h4 class="subtitle">{title}</h4><p class="empty">{_e(text("status.collaborators.none"))}</p>'
-    head = "".join(f'<th scope="col">{_e(text(f"users.column.{c}"))}</th>'
-                   for c in ("key", "name", "email", "state", "ssm_id"))
-    rows = "".join(
-        f"<tr><td>{_e(c.key)}</td><td>{_e(c.name)}</td><td>{_e(c.email)}</td><td>{_e(c.state_label)}</td>"
-        f'<td class="num">{_e(c.ssm_id)}</td></tr>' for c in d.collaborators)
+        return _empty(title, _t("status.collaborators.none"))
+    head = [(_t(f"users.column.{c}"), "") for c in ("key", "name", "email", "state", "ssm_id")]
+    rows = [f"<tr><td>{_e(c.key)}</td><td>{_e(c.name)}</td><td>{_e(c.email)}</td><td>{_e(c.state_label)}</td>"
+            f'<td class="num">{_e(c.ssm_id)}</td></tr>' for c in d.collaborators]
     note = ""
     if any(c.state == "to-create" for c in d.collaborators):
-        note = f'<p class="note">{_e(text("status.collaborators.note"))}</p>'
-    return (f'<div class="table-wrap"><table class="collaborators"><caption>{title} '
-            f'({_number(len(d.collaborators))})</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
-            f"</table></div>{note}")
+        note = f'<p class="note">{_t("status.collaborators.note")}</p>'
+    return _table(f"{title} ({_number(len(d.collaborators))})", head, rows, css="collaborators", after=note)
 
 
 _SEVERITY_BADGES = {"bloquant": "error", "avertissement": "attention", "info": "off"}
 
 
-def _tenant_section(check: Optional[TenantCheckStatus], report: StatusReport) -> str:
-    title = _e(text("status.tenant.title"))
+def _tenant_section(ctx: PageContext) -> str:
+    check: Optional[TenantCheckStatus] = ctx.report.tenant_check
+    title = _t("status.tenant.title")
     if check is None:
-        body = f'<p class="empty">{_e(text("status.tenant.none"))}</p>'
+        body = f'<p class="empty">{_t("status.tenant.none")}</p>'
     else:
-        names = {c.id: c.name or c.id for c in report.dossier_choices}
-        head = "".join(f'<th scope="col">{_e(text(f"status.tenant.column.{c}"))}</th>'
-                       for c in ("severity", "scope", "text"))
-        rows = "".join(
-            f'<tr><td><span class="badge {_SEVERITY_BADGES.get(f.severity, "off")}">{_e(f.severity)}</span></td>'
-            f"<td>{_e(names.get(f.dossier, f.dossier) if f.dossier else text('status.tenant.group'))}</td>"
-            f"<td>{_e(f.text)}</td></tr>" for f in check.findings)
-        checked = text("status.tenant.checked_at", at=format_datetime(check.checked_at))
-        body = (f'<p class="note">{_e(checked)}</p><div class="table-wrap"><table class="tenant">'
-                f"<caption>{title}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+        names = {c.id: c.name or c.id for c in ctx.report.dossier_choices}
+        head = [(_t(f"status.tenant.column.{c}"), "") for c in ("severity", "scope", "text")]
+        rows = [f'<tr><td><span class="badge {_SEVERITY_BADGES.get(f.severity, "off")}">{_e(f.severity)}</span></td>'
+                f"<td>{_e(names.get(f.dossier, f.dossier) if f.dossier else text('status.tenant.group'))}</td>"
+                f"<td>{_e(f.text)}</td></tr>" for f in check.findings]
+        body = (f'<p class="note">{_t("status.tenant.checked_at", at=format_datetime(check.checked_at))}</p>'
+                + _table(title, head, rows, css="tenant"))
     return (f'<section class="tenant" aria-labelledby="tenant-title"><h2 id="tenant-title">{title}</h2>'
             f"{body}</section>")
 
 
-def _journal_table(entries: list[JournalStatus], title: str) -> str:
-    if not entries:
-        return f'<h4 class="subtitle">{title}</h4><p class="empty">Aucune entrée au journal.</p>'
-    rows = "".join(
-        f'<tr><td class="date">{_time(e.at)}</td><td>{_label(ENTITY_LABELS, e.entity)}</td><td>{_e(e.key)}</td>'
-        f"<td>{_label(EVENT_LABELS, e.event)}</td><td>{_e(e.message)}</td></tr>" for e in entries)
-    head = "".join(f'<th scope="col">{h}</th>' for h in ("Date", "Entité", "Clé", "Événement", "Message"))
-    return (f'<div class="table-wrap"><table><caption>{title}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+def _journal_table(d: DossierStatus, ctx: PageContext) -> str:
+    anchor = f' id="journal-{_e(d.id)}"'
+    run = next((r for r in d.runs if r.run_id == ctx.report.query.run), None) if ctx.report.query.run else None
+    if run is not None:
+        title = _t("status.journal.run_title", direction=label("status.direction", run.direction),
+                   at=format_datetime(run.started_at))
+        back = f'<p class="note"><a href="{_e(ctx.link(run=None))}">{_t("status.journal.all_runs")}</a></p>'
+    else:
+        title, back = _t("status.journal.title"), ""
+    if not d.journal:
+        return f'<section class="journal"{anchor}>{_empty(title, _t("status.journal.none"))}{back}</section>'
+    head = [(_t(f"status.journal.{c}"), "") for c in ("at", "entity", "key", "event", "message")]
+    rows = [f'<tr data-code="{_e(e.code or "")}"><td class="date">{_time(e.at)}</td>'
+            f'<td>{_l("status.entity", e.entity)}</td><td>{_e(e.key)}</td>'
+            f"<td>{_l('status.event', e.event)}</td><td>{_e(e.message)}</td></tr>" for e in d.journal]
+    return f'<section class="journal"{anchor}>{_table(title, head, rows, css="journal", after=back)}</section>'
 
 
-def _dossier_card(d: DossierStatus, index: int, report: StatusReport) -> str:
+DOSSIER_SECTIONS: list[Section] = [
+    Section("facts", _facts),
+    Section("invites", _invites),
+    Section("collaborators", _collaborators_table),
+    Section("runs", _runs_table),
+    Section("commands", _commands_table),
+    Section("incidents", _dossier_incidents),
+    Section("journal", _journal_table),
+]
+
+
+def _dossier_card(d: DossierStatus, index: int, ctx: PageContext) -> str:
     anchor = f"dossier-{index}"
     name = _e(d.name or d.id)
-    state_badge = ('<span class="badge ok">Actif</span>' if d.active
-                   else '<span class="badge off">Désactivé</span>')
+    state_badge = (f'<span class="badge ok">{_t("status.active")}</span>' if d.active
+                   else f'<span class="badge off">{_t("status.inactive")}</span>')
     health = "" if d.health is Health.INACTIVE else \
-        f'<span class="badge {d.health.value}">{HEALTH_LABELS[d.health]}</span>'
+        f'<span class="badge {d.health.value}">{_l("status.health", d.health)}</span>'
+    parts = "\n  ".join(part for part in (section.render(d, ctx) for section in DOSSIER_SECTIONS) if part)
     return f"""
-<article class="dossier{'' if d.active else ' inactive'}" id="{anchor}" aria-labelledby="{anchor}-title">
+<article class="dossier{'' if d.active else ' inactive'}" id="{anchor}" data-dossier="{_e(d.id)}"
+  aria-labelledby="{anchor}-title">
   <header>
-    <h3 id="{anchor}-title">{name} <span class="code">({_e(d.id)} · {_label(PRODUCT_LABELS, d.product)})</span></h3>
+    <h3 id="{anchor}-title">{name} <span class="code">({_e(d.id)} · {_l("product", d.product)})</span></h3>
     {state_badge} {health}
   </header>
-  {_facts(d)}
-  {_invites(d)}
-  {_collaborators_table(d)}
-  {_runs_table(d, "Dernières synchronisations")}
-  {_incidents_table(d.incidents, d.incidents_total, report,
-                    f"Incidents — {STATE_FILTER_LABELS[report.query.state].lower()}")}
-  {_journal_table(d.journal, "Journal")}
+  {parts}
 </article>"""
 
 
-def _overview(report: StatusReport) -> str:
+def _overview(ctx: PageContext) -> str:
     rows = []
-    for index, d in enumerate(report.dossiers):
-        state = "Actif" if d.active else "Désactivé"
-        health = HEALTH_LABELS.get(d.health, MISSING)
-        lag = format_duration(d.lag.seconds) if d.lag.seconds is not None else "aucune synchronisation"
+    for index, d in enumerate(ctx.report.dossiers):
+        lag = format_duration(d.lag.seconds) if d.lag.seconds is not None else text("status.overview.never")
         if not d.active:
             lag = MISSING
         pending = MISSING
         if d.pending is not None and d.pending.available:
             known = d.pending.changes is not None and d.pending.commands is not None   # else never shown as 0
-            pending = _number(d.pending.changes + d.pending.commands) if known else "inconnu"
+            pending = _number(d.pending.changes + d.pending.commands) if known else _t("status.unknown")
         rows.append(
-            f'<tr><th scope="row"><a href="#dossier-{index}">{_e(d.name or d.id)}</a></th><td>{state}</td>'
-            f"<td>{_e(health)}</td><td>{_e(lag)}</td><td class=\"num\">{pending}</td>"
+            f'<tr><th scope="row"><a href="#dossier-{index}">{_e(d.name or d.id)}</a></th>'
+            f'<td>{_t("status.active" if d.active else "status.inactive")}</td>'
+            f"<td>{_l('status.health', d.health) if d.active else MISSING}</td><td>{_e(lag)}</td>"
+            f'<td class="num">{pending}</td>'
             f'<td class="num">{_number(d.open_incidents)}</td><td class="num">{_number(len(d.invites))}</td></tr>')
-    head = "".join(f'<th scope="col"{cls}>{h}</th>' for h, cls in (
-        ("Dossier", ""), ("État", ""), ("Santé", ""), ("Retard", ""), ("En attente", ' class="num"'),
-        ("Incidents ouverts", ' class="num"'), ("Invitations requises", ' class="num"')))
-    return (f'<div class="table-wrap overview"><table><caption>Vue d\'ensemble</caption>'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    head = [(_t(f"status.overview.{c}"), "num" if c in ("pending", "incidents", "invites") else "")
+            for c in ("dossier", "state", "health", "lag", "pending", "incidents", "invites")]
+    return _table(_t("status.overview.title"), head, rows).replace('class="table-wrap"',
+                                                                   'class="table-wrap overview"', 1)
+
+
+def _dossiers_section(ctx: PageContext) -> str:
+    report, query = ctx.report, ctx.report.query
+    if report.dossiers:
+        cards = _overview(ctx) + "".join(_dossier_card(d, i, ctx) for i, d in enumerate(report.dossiers))
+    elif query.dossier == GROUP_INCIDENTS_DOSSIER:
+        cards = ""
+    elif query.dossier is not None:
+        cards = f'<p class="empty">{_t("status.dossiers.unknown", dossier=query.dossier)}</p>'
+    else:
+        cards = f'<p class="empty">{_t("status.dossiers.none")}</p>'
+    return (f'<section aria-labelledby="dossiers-title"><h2 id="dossiers-title">{_t("status.dossiers.title")}</h2>'
+            f"{cards}</section>")
+
+
+def _group_section(ctx: PageContext) -> str:
+    report, query = ctx.report, ctx.report.query
+    if not (report.group_incidents_total or query.dossier == GROUP_INCIDENTS_DOSSIER):
+        return ""
+    state = label("status.state_filter", query.state).lower()
+    return ('<section aria-labelledby="group-title">'
+            f'<h2 id="group-title">{_t("status.incidents.group_heading")}</h2>'
+            f'<p class="note">{_t("status.incidents.group_note")}</p>'
+            + _incidents_table(report.group_incidents, report.group_incidents_total, report,
+                               _t("status.incidents.group_title", state=state))
+            + "</section>")
+
+
+PAGE_SECTIONS: list[Section] = [
+    Section("switcher", _switcher),
+    Section("filters", _filters),
+    Section("tenant", _tenant_section),
+    Section("dossiers", _dossiers_section),
+    Section("group", _group_section),
+]
 
 
 def _entities(report: StatusReport) -> list[str]:
@@ -473,52 +555,35 @@ def render_status_page(report: StatusReport, *, key: Optional[str] = None) -> st
         key: the function key to carry in the filter form and links (only when the caller
             authenticated with the `code` query parameter, as a browser does).
     """
+    ctx = PageContext(report, key)
     query = report.query
-    if report.dossiers:
-        cards = _overview(report) + "".join(_dossier_card(d, i, report) for i, d in enumerate(report.dossiers))
-    elif query.dossier == GROUP_INCIDENTS_DOSSIER:
-        cards = ""
-    elif query.dossier is not None:
-        cards = f'<p class="empty">Aucun dossier « {_e(query.dossier)} » dans ce groupe.</p>'
-    else:
-        cards = ('<p class="empty">Aucun dossier n\'est encore connu de ce groupe : un dossier apparaît ici '
-                 "dès que l'agent installé sur le serveur Sage l'a enregistré.</p>")
-    group = ""
-    if report.group_incidents_total or query.dossier == GROUP_INCIDENTS_DOSSIER:
-        group = (
-            '<section aria-labelledby="group-title"><h2 id="group-title">Incidents du groupe</h2>'
-            '<p class="note">Messages reçus pour un dossier que le groupe ne connaît pas.</p>'
-            + _incidents_table(report.group_incidents, report.group_incidents_total, report,
-                               f"Incidents du groupe — {STATE_FILTER_LABELS[query.state].lower()}")
-            + "</section>")
+    body = "\n".join(part for part in (section.render(ctx) for section in PAGE_SECTIONS) if part)
     json_link = "../status" + _query_string({
         "dossier": query.dossier, "entity": query.entity,
-        "state": query.state.value if query.state is not IncidentStateFilter.OPEN else None, "code": key})
+        "state": query.state.value if query.state is not IncidentStateFilter.OPEN else None,
+        "run": query.run, "code": key})
+    api_link = "../status/openapi.json" + _query_string({"code": key})
+    group_line = _t("status.group_line", group="\x00", at="\x01", zone=text(TIME_ZONE_CODE)) \
+        .replace("\x00", f"<strong>{_e(report.group)}</strong>").replace("\x01", _time(report.generated_at))
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>État de la synchronisation — {_e(report.group)}</title>
+<title>{_t("status.page_title", group=report.group)}</title>
 <style>{_CSS}</style>
 </head>
 <body>
 <header class="page">
-  <h1>Synchronisation Sage ⇄ Sage Sales Management</h1>
-  <p>Groupe de dossiers <strong>{_e(report.group)}</strong>
-     · état au {_time(report.generated_at)} ({TIME_ZONE_LABEL})</p>
+  <h1>{_t("status.title")}</h1>
+  <p>{group_line}</p>
 </header>
 <main>
-{_filters(report, key, _entities(report))}
-{_tenant_section(report.tenant_check, report)}
-<section aria-labelledby="dossiers-title">
-<h2 id="dossiers-title">Dossiers</h2>
-{cards}
-</section>
-{group}
+{body}
 </main>
-<footer><a href="{_e(json_link)}">Version JSON de cet état</a></footer>
+<footer><a href="{_e(json_link)}">{_t("status.json_link")}</a> ·
+  <a href="{_e(api_link)}">{_t("status.api_link")}</a></footer>
 </body>
 </html>
 """
@@ -528,8 +593,10 @@ def render_error_page(message: str, *, status: int, key: Optional[str] = None) -
     """A minimal page for a request the status page cannot answer (a bad filter value)."""
     back = _query_string({"code": key}) or "?"
     return f"""<!DOCTYPE html>
-<html lang="fr"><head><meta charset="utf-8"><title>Erreur {status}</title><style>{_CSS}</style></head>
-<body><header class="page"><h1>État de la synchronisation</h1></header>
-<main><h2>Erreur {status}</h2><p>{_e(message)}</p><p><a href="{_e(back)}">Revenir à l'état complet</a></p></main>
+<html lang="fr"><head><meta charset="utf-8"><title>{_t("status.error.title", status=status)}</title>
+<style>{_CSS}</style></head>
+<body><header class="page"><h1>{_t("status.title")}</h1></header>
+<main><h2>{_t("status.error.title", status=status)}</h2><p>{_e(message)}</p>
+<p><a href="{_e(back)}">{_t("status.error.back")}</a></p></main>
 </body></html>
 """

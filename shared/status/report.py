@@ -4,7 +4,9 @@
 the lag (time since the last completed run, and the age of the oldest message still waiting on the
 bus when the bus can tell), the pending work of the dossier's bus sessions, its incidents (filtered
 by entity and state), the users waiting for an SSM invitation, its Sage collaborators (linked to an
-SSM user, to invite or create, without e-mail) and the last journal entries. The incidents of the
+SSM user, to invite or create, without e-mail), the SSM → Sage commands waiting for the agent and
+the last journal entries (or one run's). Every sentence is French, from the catalogue, and comes
+with its stable `code` (`shared.messages.code_of`). The incidents of the
 group partition (payloads naming no known dossier) come apart, as does the last tenant check
 (`ssm-connector check-tenant`). Time comes from an injectable clock, so lag is reproducible.
 """
@@ -20,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.bus.protocol import Bus
 from shared.config import Settings
 from shared.errors import ConfigurationError, ConnectorError, NotFoundError
+from shared.inbound.pending import waiting_commands
+from shared.messages import code_of, text
 from shared.state.records import (
     RUN_COUNTERS,
     Dossier,
@@ -44,7 +48,8 @@ GROUP_INCIDENTS_DOSSIER = "_group"
 INVITE_OPERATION = "invite"
 COMPLETED_RUN_STATES = frozenset({RunState.SUCCEEDED, RunState.PARTIAL})
 RUNS_READ_FOR_LAG = 100
-QUERY_PARAMETERS = ("dossier", "entity", "state", "runs", "journal", "incidents")
+QUERY_PARAMETERS = ("dossier", "entity", "state", "run", "runs", "journal", "incidents")
+RUN_JOURNAL_READ = 500          # journal entries read to find one run's
 
 Clock = Callable[[], dt.datetime]
 
@@ -61,13 +66,15 @@ class StatusQueryError(ValueError):
 
 
 class StatusQuery(BaseModel):
-    """What to show: one dossier or all, incidents of one entity or all, in which state, how many."""
+    """What to show: one dossier or all, incidents of one entity or all, in which state, how many;
+    `run` shows that run's journal instead of the latest entries."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dossier: Optional[str] = None
     entity: Optional[str] = None
     state: IncidentStateFilter = IncidentStateFilter.OPEN
+    run: Optional[str] = None
     runs: int = Field(default=10, ge=1, le=RUNS_READ_FOR_LAG)
     journal: int = Field(default=20, ge=0, le=500)
     incidents: int = Field(default=200, ge=1, le=5000)
@@ -84,8 +91,9 @@ class StatusQuery(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise StatusQueryError(f"invalid status query: {problems}") from None
+            problems = "; ".join(text("status.query.problem", name=".".join(map(str, e["loc"])),
+                                      value=e.get("input")) for e in exc.errors())
+            raise StatusQueryError(text("status.query.invalid", problems=problems)) from None
 
     def incident_state(self) -> Optional[IncidentState]:
         """The incident state to list, None for all."""
@@ -115,6 +123,7 @@ class RunStatus(_Out):
     state: RunState
     realignment: bool
     counts: dict[str, int]
+    code: Optional[str] = Field(description="catalogue code of `message`")
     message: Optional[str]
 
 
@@ -123,6 +132,8 @@ class IncidentStatus(_Out):
     entity: str
     key: str
     operation: str
+    code: Optional[str] = Field(description="catalogue code of `message` (stable; None: a sentence older "
+                                            "than the catalogue)")
     message: str
     detail: Optional[str]
     first_seen: dt.datetime
@@ -141,7 +152,16 @@ class JournalStatus(_Out):
     entity: Optional[str]
     key: Optional[str]
     event: str
+    code: Optional[str] = Field(description="catalogue code of `message`")
     message: str
+
+
+class CommandStatus(_Out):
+    command_id: str
+    entity: str
+    key: str
+    operation: str = Field(description="create, update, price or create-quote")
+    sent_at: dt.datetime
 
 
 class LagStatus(_Out):
@@ -203,7 +223,9 @@ class DossierStatus(_Out):
     incidents: list[IncidentStatus] = Field(description="newest first, at most query.incidents")
     incidents_total: int = Field(description="incidents matching the query, before the limit")
     invites: list[IncidentStatus] = Field(description="open 'invite' incidents: users to invite in SSM")
-    journal: list[JournalStatus]
+    journal: list[JournalStatus] = Field(description="newest first; only the run `query.run` when given")
+    commands: list[CommandStatus] = Field(
+        default_factory=list, description="SSM → Sage commands sent to the agent and not answered yet")
     collaborators: list[CollaboratorStatus] = Field(
         default_factory=list, description="the dossier's Sage collaborators and their SSM user, by Sage key")
     last_export: Optional[str] = Field(
@@ -259,13 +281,14 @@ def _run_status(run: Run) -> RunStatus:
     return RunStatus(
         run_id=run.run_id, side=run.side, direction=run.direction, started_at=_aware(run.started_at),
         ended_at=ended, duration_seconds=_seconds(ended, run.started_at) if ended else None,
-        state=run.state, realignment=run.realignment, counts=_ordered_counts(run.counts), message=run.message)
+        state=run.state, realignment=run.realignment, counts=_ordered_counts(run.counts),
+        code=code_of(run.message), message=run.message)
 
 
 def _incident_status(incident: Incident) -> IncidentStatus:
     return IncidentStatus(
         dossier=incident.dossier, entity=incident.entity, key=incident.key, operation=incident.operation,
-        message=incident.message, detail=incident.detail, first_seen=_aware(incident.first_seen),
+        code=code_of(incident.message), message=incident.message, detail=incident.detail, first_seen=_aware(incident.first_seen),
         last_seen=_aware(incident.last_seen), attempts=incident.attempts, state=incident.state,
         dead_lettered=incident.dead_lettered, next_attempt_at=_aware(incident.next_attempt_at),
         replay_at=_aware(incident.replay_at) if incident.parked else None, resolved_at=_aware(incident.resolved_at))
@@ -273,7 +296,7 @@ def _incident_status(incident: Incident) -> IncidentStatus:
 
 def _journal_status(entry: JournalEntry) -> JournalStatus:
     return JournalStatus(at=_aware(entry.at), run_id=entry.run_id, entity=entry.entity, key=entry.key,
-                         event=entry.event, message=entry.message)
+                         event=entry.event, code=code_of(entry.message), message=entry.message)
 
 
 def _collaborators(store: "StateStore", dossier_id: str) -> list[CollaboratorStatus]:
@@ -372,7 +395,7 @@ class StatusReader:
         """One dossier's status. Raises `NotFoundError` for a dossier the group does not know."""
         dossier = self.store.try_get_dossier(dossier_id)
         if dossier is None:
-            raise NotFoundError(f"The dossier '{dossier_id}' is not known to this group.")
+            raise NotFoundError(text("status.dossier.unknown", dossier=dossier_id))
         return self._dossier_status(dossier, query, _aware(self.clock()))
 
     def _incidents(self, partition: str, query: StatusQuery) -> list[Incident]:
@@ -387,8 +410,7 @@ class StatusReader:
         else:
             listed = self._incidents(dossier.id, query)
         invites = [i for i in open_incidents if i.operation == INVITE_OPERATION]
-        journal = self.store.list_journal(dossier.id, limit=query.journal, entity=query.entity) \
-            if query.journal else []
+        journal = self._journal(dossier.id, query)
         pending = self._pending(dossier.id)
         return DossierStatus(
             id=dossier.id, name=dossier.name, product=dossier.product, active=dossier.active,
@@ -404,8 +426,16 @@ class StatusReader:
             incidents_total=len(listed),
             invites=[_incident_status(i) for i in invites],
             journal=[_journal_status(e) for e in journal],
+            commands=[CommandStatus(**c) for c in waiting_commands(self.store, dossier.id)],
             collaborators=_collaborators(self.store, dossier.id),
             last_export=last_export(self.store, dossier.id, now))
+
+    def _journal(self, dossier_id: str, query: StatusQuery) -> list[JournalEntry]:
+        if query.run is None:
+            return self.store.list_journal(dossier_id, limit=query.journal, entity=query.entity) \
+                if query.journal else []
+        entries = self.store.list_journal(dossier_id, limit=RUN_JOURNAL_READ, entity=query.entity)
+        return [e for e in entries if e.run_id == query.run][:max(query.journal, 1)]
 
     def _lag(self, runs: list[Run], pending: Optional[PendingStatus], dossier_id: str,
              now: dt.datetime) -> LagStatus:
@@ -446,7 +476,7 @@ class StatusReader:
             dead = figure(lambda: sum(len(self.bus.dead_letters(q, dossier_id)) for q in queues))
         except Exception as exc:  # the page must still show the state store's view when the bus cannot answer
             log.warning("status: the bus could not count the messages of dossier %s: %r", dossier_id, exc)
-            reason = exc.user_message if isinstance(exc, ConnectorError) else "the message bus did not answer"
+            reason = exc.user_message if isinstance(exc, ConnectorError) else text("status.pending.bus_silent")
             return PendingStatus(available=False, error=reason)
         return PendingStatus(available=True, changes=changes, commands=commands, dead_lettered=dead,
                              error=" ".join(unknown) or None)

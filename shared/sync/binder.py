@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 from typing import Any, Callable, Optional
 
+from shared.messages import record_name, sentence, text
 from shared.errors import AlreadyExistsError, ConcurrencyError, RetryableError
 from shared.ssm.contract import EXT_ID_MAX_ASSUMED
 from shared.state.records import Link, utcnow
@@ -117,8 +118,7 @@ class Binder:
             if link is not None and link.ssm_id == ssm_id:
                 orphan = None
             raise BindingRaceError(
-                f"The {self.entity} '{sage_key}' was being synced twice at the same time; it will be "
-                f"tried again.", detail=f"link {self.dossier}/{self.entity}/{sage_key}: {exc}",
+                sentence(text("sync.binding_race", record=record_name(self.entity, sage_key))), detail=f"link {self.dossier}/{self.entity}/{sage_key}: {exc}",
                 orphan_id=orphan) from exc
 
     def unbind(self, link: Link) -> None:

@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Optional
 
+from shared.messages import text
 from shared.errors import ConnectorError, SsmRetryableError
 
 log = logging.getLogger("ssm_connector.sync")
@@ -22,8 +23,8 @@ OUTAGE_STREAK = 3
 """Records failing in a row on SSM's side (with nothing synced between) that trip the breaker even
 though the probe read is answered."""
 
-NOT_USABLE = "not applied: the SSM connection is not usable"
-NOT_ANSWERING = "not applied: Sales Management is not answering; the batch is tried again later"
+NOT_USABLE = text("sync.breaker.not_usable")
+NOT_ANSWERING = text("sync.breaker.not_answering")
 
 
 def is_outage(error: BaseException) -> bool:

@@ -18,6 +18,7 @@ from typing import Iterable, Optional
 
 from shared.envelope import Envelope
 from shared.errors import ConfigurationError, DependencyMissingError, SsmRecordError
+from shared.messages import record_name, sentence, text
 from shared.models import Entity
 from shared.rules import DeletePolicy, rule_for, sync_order
 from shared.ssm.lookups import ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
@@ -26,9 +27,6 @@ from shared.sync.binder import external_id, legacy_external_id
 from shared.sync.mapping import USERS_RESOURCE
 
 log = logging.getLogger("ssm_connector.sync")
-
-ENTITY_LABELS = {Entity.ACCOUNT.value: "account", Entity.PRODUCT.value: "product",
-                 Entity.PRODUCT_FAMILY.value: "product family", Entity.USER.value: "user"}
 
 REFERENCED_RESOURCES = {Entity.ACCOUNT.value: mapping.ACCOUNT.resource,
                         Entity.PRODUCT.value: mapping.PRODUCT.resource,
@@ -94,16 +92,12 @@ class TenantDefaults:
         with self._lock:
             if self._admin is None:
                 if not self.admin_user_email:
-                    raise ConfigurationError(
-                        "The settings name no SSM admin user ([ssm] admin_user_email): records whose "
-                        "Sage sales rep is not an SSM user cannot be given an owner.")
+                    raise ConfigurationError(text("sync.admin.not_configured"))
                 wanted = email_key(self.admin_user_email)
                 users = [u for u in self.ssm.list(USERS_RESOURCE) if not u.get("deleted")
                          and email_key(u.get("email")) == wanted]
                 if not users:
-                    raise ConfigurationError(
-                        f"The admin user '{self.admin_user_email}' named in the settings is not a user of "
-                        f"Sage Sales Management.")
+                    raise ConfigurationError(text("sync.admin.missing", email=self.admin_user_email))
                 self._admin = min(users, key=lambda u: u["id"])
             return self._admin
 
@@ -118,7 +112,7 @@ class TenantDefaults:
                 else:
                     branches = [b for b in self.ssm.list(BRANCHES) if not b.get("deleted")]
                     if not branches:
-                        raise ConfigurationError("Sage Sales Management has no branch to put records in.")
+                        raise ConfigurationError(text("sync.branch.none"))
                     self._branch_ids[name] = int(min(branches, key=lambda b: b["id"])["id"])
             return self._branch_ids[name]
 
@@ -171,10 +165,8 @@ class BatchDependencies:
         entity = Entity(entity).value
         found = self.try_linked_id(entity, sage_key)
         if found is None:
-            label = ENTITY_LABELS.get(entity, entity)
             raise DependencyMissingError(
-                f"The {needed_by} refers to the {label} '{sage_key}', which is not in Sage Sales "
-                f"Management yet; it will be tried again.",
+                sentence(text("sync.dependency_missing", needed_by=needed_by, record=record_name(entity, sage_key))),
                 detail=f"no link {self.dossier}/{entity}/{sage_key}")
         return found
 

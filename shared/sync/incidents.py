@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Optional
 from pydantic import ValidationError
 
 from shared.errors import ConnectorError, RetryableError
+from shared.messages import record_name, text
 from shared.models import describe_validation_error
 from shared.state.records import Incident, IncidentState, utcnow
 
@@ -46,9 +47,7 @@ def describe(error: BaseException, *, entity: str, key: Optional[str]) -> tuple[
         return describe_validation_error(error, entity=entity, key=key), None
     if isinstance(error, ConnectorError):
         return error.user_message, error.detail
-    who = f"{entity} '{key}'" if key else entity
-    return (f"An unexpected error stopped the sync of the {who}; it will be tried again.",
-            f"{type(error).__name__}: {error}")
+    return text("sync.unexpected", record=record_name(entity, key)), f"{type(error).__name__}: {error}"
 
 
 class IncidentBook:

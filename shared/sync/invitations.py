@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from shared.messages import record_name, text
 from shared.models import Entity
 from shared.state.records import JournalEntry
 from shared.sync.binder import Binder, BindingRaceError
@@ -41,7 +42,7 @@ def match_invitations(store, ssm, incidents, dossier: str, *, clock: Callable) -
         incidents.resolve(dossier, Entity.USER.value, link.sage_key, INVITE)
         store.append_journal(JournalEntry(dossier=dossier, at=clock(), entity=Entity.USER.value, key=link.sage_key,
                                           event="invite-matched", detail={"ssm_id": user["id"]},
-                                          message=f"{link.base.get('email')} was invited in SSM; the collaborateur "
-                                                  f"'{link.sage_key}' is now linked to that user."))
+                                          message=text("journal.invite_matched", email=link.base.get("email"),
+                                                       record=record_name(Entity.USER.value, link.sage_key))))
         matched += 1
     return matched

@@ -20,6 +20,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
 from typing import Any, Callable, Optional, Protocol
 
+from shared.messages import record_name
 from shared.models import AccountKind, Entity
 from shared.ssm.contract import has_ext_id
 from shared.ssm.lookups import (ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPE_PROSPECT, STATUS_INVOICE,
@@ -145,13 +146,13 @@ def branch(record, ctx: MappingContext) -> int:
 
 
 def linked_account(record, ctx: MappingContext) -> int:
-    return ctx.linked_id(Entity.ACCOUNT, record.account_key, needed_by=f"{record.entity.value} '{record.key}'")
+    return ctx.linked_id(Entity.ACCOUNT, record.account_key, needed_by=record_name(record.entity.value, record.key))
 
 
 def linked_family(record, ctx: MappingContext) -> Optional[int]:
     if not record.family_key:
         return None
-    return ctx.linked_id(Entity.PRODUCT_FAMILY, record.family_key, needed_by=f"product '{record.key}'")
+    return ctx.linked_id(Entity.PRODUCT_FAMILY, record.family_key, needed_by=record_name("product", record.key))
 
 
 def root_family(record, ctx: MappingContext) -> int:
@@ -222,7 +223,7 @@ def product_stock(record, ctx: MappingContext) -> Optional[int]:
 
 
 def line_product(line, ctx: MappingContext) -> int:
-    return ctx.linked_id(Entity.PRODUCT, line.product_key, needed_by=f"document line {line.line_id}")
+    return ctx.linked_id(Entity.PRODUCT, line.product_key, needed_by=record_name("line", line.line_id))
 
 
 def parent_order(line, ctx: MappingContext) -> int:

@@ -24,6 +24,7 @@ from typing import Optional
 
 from pydantic import ValidationError
 
+from shared.messages import text
 from shared.counts import AddableCounts
 from shared.envelope import Envelope, EnvelopeBatch
 from shared.state.records import Incident, IncidentState
@@ -42,23 +43,20 @@ def first_replay_at(now: dt.datetime) -> dt.datetime:
 
 
 def parked_message(cause: str, replay_at: dt.datetime) -> str:
-    return (f"{cause}. It was set aside after repeated attempts and is tried again automatically, first at "
-            f"{replay_at:%Y-%m-%d %H:%M} UTC; a new change of it in Sage or a realignment sends it too.")
+    return text("sync.replay.parked", cause=cause, at=f"{replay_at:%d/%m/%Y %H:%M}")
 
 
 def superseded_message(cause: str) -> str:
-    return (f"{cause}. It was set aside after repeated attempts; a newer change of the same record was set aside "
-            f"since, and that one is tried again instead.")
+    return text("sync.replay.superseded", cause=cause)
 
 
 def not_kept_message(cause: str, why: str) -> str:
     """The message of a change set aside and not (or no longer) kept for a replay: `why`."""
-    return (f"{cause}. It was set aside {why}; the next change of it in Sage, or the next realignment of the "
-            f"dossier, sends it again.")
+    return text("sync.replay.not_kept", cause=cause, why=why)
 
 
 def given_up_message(cause: str, replays: int) -> str:
-    return not_kept_message(cause, f"and tried again {replays} times over two days without success")
+    return not_kept_message(cause, text("sync.replay.why.given_up", replays=replays))
 
 
 @dataclass
@@ -113,7 +111,7 @@ def _readable(store, incidents: list[Incident]) -> list[tuple[Incident, Envelope
             log.warning("%s %s '%s': parked change unreadable: %s", incident.dossier, incident.entity,
                         incident.key, exc)
             store.repark_incident(incident, replay_at=None, message=not_kept_message(
-                cause_of(incident.message), "after repeated attempts, and could not be read back for a replay"))
+                cause_of(incident.message), text("sync.replay.why.unreadable")))
     return readable
 
 
@@ -164,4 +162,4 @@ def _settled(store, incident: Incident) -> bool:
 
 def cause_of(message: str) -> str:
     """The failure a parked incident's message starts with."""
-    return message.split(". It was set aside", 1)[0]
+    return message.split(". Modification mise de côté", 1)[0].split(". It was set aside", 1)[0]

@@ -1,10 +1,12 @@
-"""Cloud-side runs: one record per agent run and dossier, built from the run markers.
+"""Cloud-side runs: one record per agent run and dossier, built from the run markers, and one per
+SSM → Sage pass that sent a dossier commands.
 
 The agent's run-start marker opens the run (with its realignment flag), each batch adds what it
 did (read, created, updated, deleted, skipped unchanged, conflicts, failed) and the run-end
 marker closes it: SUCCEEDED, or PARTIAL when records failed, with the agent's own counts in its
 message. Several batches of a run may be applied by several workers: counts are merged under
-the run's ETag, re-reading and trying again on a conflict.
+the run's ETag, re-reading and trying again on a conflict. Each run writes two journal lines, in
+French: its start and its end with its counts (and how many conflicts Sage won).
 """
 from __future__ import annotations
 
@@ -14,17 +16,51 @@ from collections import Counter
 from typing import Callable, Mapping, Optional
 
 from shared.errors import ConcurrencyError
-from shared.state.records import RUN_COUNTERS, Run, RunState, utcnow
+from shared.messages import label, text
+from shared.state.records import RUN_COUNTERS, JournalEntry, Run, RunState, utcnow
 
 SIDE = "cloud"
 DIRECTION = "sage_to_ssm"
+INBOUND_DIRECTION = "ssm_to_sage"
+RUN_START_EVENT, RUN_END_EVENT = "run-start", "run-end"
 MAX_SAVE_ATTEMPTS = 20
 
 
 def describe_agent_counts(counts: Optional[Mapping[str, int]]) -> str:
     if not counts:
-        return "the agent reported no counts"
-    return "agent: " + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in sorted(counts.items()))
+        return text("sync.run.no_agent_counts")
+    return text("sync.run.agent_counts", counts=", ".join(
+        text("sync.count", label=label("sync.agent_count", name), value=value) for name, value in counts.items()))
+
+
+def _counts_text(counts: Mapping[str, int], *, without: tuple[str, ...] = ()) -> str:
+    return ", ".join(text("sync.count", label=label("status.count", name).lower(), value=int(counts.get(name, 0)))
+                     for name in RUN_COUNTERS if name not in without)
+
+
+def start_line(run: Run, reasons: tuple[str, ...] = ()) -> JournalEntry:
+    """The journal line opening `run` (with why it realigns, when the agent said)."""
+    direction = label("status.direction", run.direction)
+    if run.realignment and reasons:
+        message = text("journal.run.start_reasons", direction=direction, reasons="; ".join(reasons))
+    else:
+        message = text("journal.run.start_realignment" if run.realignment else "journal.run.start",
+                       direction=direction)
+    return JournalEntry(dossier=run.dossier, at=run.started_at, run_id=run.run_id, event=RUN_START_EVENT,
+                        message=message,
+                        detail={"direction": run.direction, "realignment": run.realignment})
+
+
+def end_line(run: Run) -> JournalEntry:
+    """The journal line closing `run`: its counts, and its conflicts when Sage won some."""
+    direction = label("status.direction", run.direction)
+    conflicts = int(run.counts.get("conflicts", 0))
+    message = text("journal.run.end_conflicts", direction=direction, conflicts=conflicts,
+                   counts=_counts_text(run.counts, without=("conflicts",))) if conflicts \
+        else text("journal.run.end", direction=direction, counts=_counts_text(run.counts))
+    return JournalEntry(dossier=run.dossier, at=run.ended_at or utcnow(), run_id=run.run_id, event=RUN_END_EVENT,
+                        message=message, detail={"direction": run.direction, "counts": dict(run.counts),
+                                                 "state": run.state.value})
 
 
 class RunBook:
@@ -37,14 +73,19 @@ class RunBook:
         self._known: dict[tuple[str, str], Run] = {}
 
     def start(self, dossier: str, run_id: str, *, realignment: bool,
-              started_at: Optional[dt.datetime] = None) -> Run:
-        """Open the run; a run-start delivered again leaves the run as it is."""
+              started_at: Optional[dt.datetime] = None, reasons: tuple[str, ...] = ()) -> Run:
+        """Open the run (and its journal line); a run-start delivered again leaves the run as it is."""
+        opened = [False]
+
         def change(run: Optional[Run]) -> Optional[Run]:
+            opened[0] = run is None
             if run is not None:
                 return None
             return Run(dossier=dossier, run_id=run_id, side=SIDE, direction=DIRECTION,
                        started_at=started_at or self.clock(), realignment=realignment)
         run = self._save(dossier, run_id, change)
+        if opened[0]:
+            self.store.append_journal(start_line(run, reasons))
         with self._lock:
             self._known[(dossier, run_id)] = run
         return run
@@ -78,8 +119,20 @@ class RunBook:
                 "state": RunState.PARTIAL if failed else RunState.SUCCEEDED,
                 "message": describe_agent_counts(agent_counts)})
         run = self._save(dossier, run_id, change)
+        self.store.append_journal(end_line(run))
         with self._lock:
             self._known.pop((dossier, run_id), None)
+        return run
+
+    def record_pass(self, dossier: str, run_id: str, *, started_at: dt.datetime, counts: Mapping[str, int],
+                    direction: str = INBOUND_DIRECTION) -> Run:
+        """A whole run at once (an SSM → Sage pass for one dossier), with its two journal lines."""
+        run = Run(dossier=dossier, run_id=run_id, side=SIDE, direction=direction, started_at=started_at,
+                  ended_at=self.clock(), state=RunState.SUCCEEDED,
+                  counts={**{c: 0 for c in RUN_COUNTERS}, **{k: int(v) for k, v in counts.items()}})
+        run = self.store.save_run(run)
+        self.store.append_journal(start_line(run))
+        self.store.append_journal(end_line(run))
         return run
 
     def is_realignment(self, dossier: str, run_id: str) -> bool:
@@ -112,5 +165,5 @@ class RunBook:
                 return self.store.save_run(updated)
             except ConcurrencyError:
                 continue
-        raise ConcurrencyError("The run could not be updated: too many concurrent writers.",
+        raise ConcurrencyError(text("sync.busy.run"),
                                detail=f"{dossier} {run_id}")

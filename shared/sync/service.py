@@ -37,6 +37,7 @@ from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
                            EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
                            SsmError)
+from shared.messages import record_name, text
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
@@ -62,7 +63,8 @@ SSM_CALLS_PREFIX = "ssm_calls."
 """Run counts named so are the SSM calls the run made for one entity (`ssm_calls.account`)."""
 STATE_LOST_CURSOR = "state-lost"
 """The dossier's cursor holding when the cloud found its state lost; empty again after a realignment."""
-_RETRY_PROMISE = re.compile(r"[;,]?\s*(it|the [\w ]+) will be tried again( later)?\.?$")
+_RETRY_PROMISE = re.compile(r"[;,]?\s*(nouvel essai (automatique|plus tard)|(it|the [\w ]+) will be tried again"
+                            r"( later)?)\.?$")
 
 
 @dataclass
@@ -249,9 +251,7 @@ class SyncService:
         if not envelopes:
             return
         if not dossier.active:
-            self._journal(dossier.id, "dossier-inactive",
-                          f"{len(envelopes)} Sage change(s) arrived while the dossier is deactivated; "
-                          f"they were not applied (the next activation realigns the dossier).",
+            self._journal(dossier.id, "dossier-inactive", text("journal.inactive_changes", count=len(envelopes)),
                           run_id=envelopes[0].run_id, detail={"count": len(envelopes)})
             outcome.ignored += len(envelopes)
             return
@@ -288,9 +288,8 @@ class SyncService:
             return
         breaker.outage_reported = True
         cause = _RETRY_PROMISE.sub("", breaker.outage.user_message).rstrip(". ")
-        self.incidents.record(dossier_id, *CONNECTION_INCIDENT, READ,
-                              f"Sales Management is not answering: {cause}. The dossier's changes wait and are "
-                              f"sent again automatically once it answers.", detail=breaker.outage.detail)
+        self.incidents.record(dossier_id, *CONNECTION_INCIDENT, READ, text("sync.outage", cause=cause),
+                              detail=breaker.outage.detail)
 
     def _apply_one(self, ctx: SyncContext, envelope: Envelope, open_records: dict, delivery_count: int,
                    breaker: BatchBreaker) -> _Result:
@@ -311,12 +310,11 @@ class SyncService:
                     return _Result(envelope, FAILED, counted_failure=False)
                 incident = self.incidents.record(
                     ctx.dossier_id, entity, key, READ,
-                    envelope.error or f"The Sage {entity} '{key}' could not be read by the agent.")
+                    envelope.error or text("sync.unreadable", record=record_name(entity, key)))
                 return _Result(envelope, FAILED, message=incident.message, counted_failure=incident.attempts == 1)
             synchronizer = SYNCHRONIZERS.get(entity)
             if synchronizer is None or envelope.op not in (Op.UPSERT, Op.DELETE) or not key:
-                raise RecordError(f"The agent sent a change the cloud does not understand "
-                                  f"({entity or 'no entity'} '{key}', {envelope.op.value}).")
+                raise RecordError(text("sync.not_understood", record=record_name(entity, key), op=envelope.op.value))
             outcome = synchronizer(ctx, entity).run(envelope, attempt)
         except (SsmAuthError, ConfigurationError) as exc:
             breaker.stop()
@@ -390,14 +388,17 @@ class SyncService:
             if dossier is None:
                 dossier = self._register(envelope, name=(envelope.record or {}).get("name"),
                                          state_lost=not realignment)
+            name = (envelope.record or {}).get("name")
+            if name and dossier.name != name:      # [[dossiers]] name, else Sage's P_DOSSIER.D_RaisonSoc
+                dossier = self._update_dossier(dossier.id, lambda d: {"name": name} if d.name != name else {})[0]
             if not dossier.active and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
             if not dossier.active:
-                self._journal(dossier.id, "dossier-inactive", "A run started while the dossier is "
-                              "deactivated; its changes are not applied.", run_id=envelope.run_id)
+                self._journal(dossier.id, "dossier-inactive", text("journal.run_inactive"), run_id=envelope.run_id)
                 outcome.ignored += 1
                 return dossier
-            self.runs.start(dossier.id, envelope.run_id, realignment=realignment)
+            self.runs.start(dossier.id, envelope.run_id, realignment=realignment,
+                            reasons=tuple((envelope.record or {}).get("reasons") or ()))
             return apply_source_report(self.store, self.incidents, dossier, (envelope.record or {}).get("source"),
                                        now=self.clock(), run_id=envelope.run_id)
         if envelope.op is not Op.RUN_END:
@@ -433,17 +434,11 @@ class SyncService:
         except AlreadyExistsError:
             return self.store.get_dossier(envelope.dossier)
         if not state_lost:
-            self._journal(dossier.id, "dossier-registered", f"The dossier {dossier.id} is now connected to "
-                          f"the group.", run_id=envelope.run_id)
+            self._journal(dossier.id, "dossier-registered", text("journal.registered", dossier=dossier.id),
+                          run_id=envelope.run_id)
             return dossier
         self._save_cursor(dossier.id, STATE_LOST_CURSOR, self.clock().isoformat())
-        self._journal(dossier.id, "state-lost",
-                      f"The cloud had no record of the dossier {dossier.id}, yet the agent is sending it ordinary "
-                      f"changes: the cloud's synchronisation state of this dossier was lost (state store restored "
-                      f"or emptied). The dossier is connected again and, until its next realignment, every record "
-                      f"without a link is looked up in Sales Management by its external id before it is created, "
-                      f"so none is created twice. A realignment (deselect, then select the dossier again on the "
-                      f"agent) rebuilds its state in full.", run_id=envelope.run_id,
+        self._journal(dossier.id, "state-lost", text("journal.state_lost", dossier=dossier.id), run_id=envelope.run_id,
                       detail={"envelope": f"{envelope.kind.value} {envelope.op.value}"})
         return dossier
 
@@ -462,7 +457,7 @@ class SyncService:
                 return
             except ConcurrencyError:
                 continue
-        raise ConcurrencyError("The dossier's cursor could not be saved: too many concurrent writers.",
+        raise ConcurrencyError(text("sync.busy.cursor"),
                                detail=f"{dossier_id} {name}")
 
     # --- dossier states ---------------------------------------------------------------------
@@ -489,9 +484,9 @@ class SyncService:
             last = _last_state_change(dossier)
             if last is not None and changed_at <= last:
                 self._journal(dossier.id, "dossier-state-outdated",
-                              f"A notice from the agent that the dossier was {'activated' if active else 'deactivated'}"
-                              f" ({changed_at:%Y-%m-%d %H:%M} UTC) was set aside and arrived after a later change;"
-                              f" it was not applied.", run_id=envelope.run_id)
+                              text("journal.state_outdated.activated" if active
+                                   else "journal.state_outdated.deactivated",
+                                   at=f"{changed_at:%d/%m/%Y %H:%M}"), run_id=envelope.run_id)
                 return dossier
         update = {"active": True, "activated_at": changed_at, "needs_realignment": True} if active \
             else {"active": False, "deactivated_at": changed_at}
@@ -499,10 +494,7 @@ class SyncService:
             update["name"] = record["name"]
         dossier, changed = self._set_active(dossier.id, active, update)
         if changed:
-            message = (f"The dossier {dossier.id} was activated again on the Sage server; its next run is a"
-                       f" realignment (Sage values take precedence)." if active else
-                       f"The dossier {dossier.id} was deactivated on the Sage server: nothing is synchronised"
-                       f" until it is activated again; its records stay in Sales Management.")
+            message = text("journal.activated" if active else "journal.deactivated", dossier=dossier.id)
             self._journal(dossier.id, "dossier-activated" if active else "dossier-deactivated", message,
                           run_id=envelope.run_id, detail={"changed_at": changed_at.isoformat()})
         return dossier
@@ -511,8 +503,8 @@ class SyncService:
         dossier, changed = self._set_active(dossier.id, True, {"active": True, "activated_at": self.clock(),
                                                                "needs_realignment": True})
         if changed:
-            self._journal(dossier.id, "dossier-activated", f"A realignment run of the agent activated the dossier"
-                          f" {dossier.id} again.", run_id=envelope.run_id)
+            self._journal(dossier.id, "dossier-activated", text("journal.reactivated_by_realignment", dossier=dossier.id),
+                          run_id=envelope.run_id)
         return dossier
 
     def _set_active(self, dossier_id: str, active: bool, update: dict) -> tuple[Dossier, bool]:
@@ -531,7 +523,7 @@ class SyncService:
                 return self.store.upsert_dossier(dossier.model_copy(update=changes)), True
             except ConcurrencyError:
                 continue
-        raise ConcurrencyError("The dossier could not be updated: too many concurrent writers.",
+        raise ConcurrencyError(text("sync.busy.dossier"),
                                detail=dossier_id)
 
     def _after_run(self, dossier_id: str, run_id: str, *, realignment: bool) -> Dossier:
@@ -541,8 +533,7 @@ class SyncService:
         state_lost = self._state_lost(dossier_id)
         if realignment and state_lost:
             self._save_cursor(dossier_id, STATE_LOST_CURSOR, "")
-            self._journal(dossier_id, "state-rebuilt", "The realignment rebuilt the dossier's synchronisation "
-                          "state: records are created again without a look-up first.")
+            self._journal(dossier_id, "state-rebuilt", text("journal.state_rebuilt"))
             state_lost = False
         first_load_ends = not self.store.get_dossier(dossier_id).first_load_done
 
@@ -567,7 +558,7 @@ class SyncService:
         key = envelope.key or envelope.run_id
         self.incidents.record_on_group(
             entity, key, READ,
-            f"data received for dossier {envelope.dossier}, which is not connected to this group",
+            text("sync.unknown_dossier", dossier=envelope.dossier),
             detail=f"dossier {envelope.dossier}: {envelope.kind.value} {envelope.op.value} {entity} '{key}'",
             dead_lettered=dead_lettered)
 
@@ -593,8 +584,7 @@ class SyncService:
 
     def _not_handled(self, dossier: Optional[Dossier], envelope: Envelope, outcome: BatchOutcome) -> None:
         self._journal(dossier.id if dossier else GROUP_DOSSIER, "envelope-not-handled",
-                      f"A {envelope.kind.value} message ({envelope.op.value}) arrived on the Sage changes "
-                      f"queue; this version does not handle it there.", run_id=envelope.run_id,
+                      text("journal.not_handled", kind=envelope.kind.value, op=envelope.op.value), run_id=envelope.run_id,
                       detail={"entity": envelope.entity, "key": envelope.key})
         outcome.ignored += 1
 
@@ -620,7 +610,7 @@ class SyncService:
             digest = hashlib.sha256(body if isinstance(body, bytes) else str(body).encode()).hexdigest()[:16]
             self.incidents.record_on_group(
                 "message", digest, READ,
-                f"A message from the Sage agent could not be read and was set aside ({why}).",
+                text("sync.unreadable_message", reason=why),
                 detail=f"{type(exc).__name__}: {str(exc)[:500]}", dead_lettered=True)
             return
         dossier = self.store.try_get_dossier(batch.dossier)
@@ -660,11 +650,11 @@ class SyncService:
         else:
             operation = ("delete" if envelope.op is Op.DELETE else READ if envelope.op is Op.INVALID
                          else "update" if link is not None and link.ssm_id is not None else "create")
-            cause = envelope.error or f"The {entity} '{key}' could not be sent to Sales Management"
+            cause = envelope.error or text("sync.not_sent", record=record_name(entity, key))
         cause = _RETRY_PROMISE.sub('', cause).rstrip('. ')
         if envelope.op is Op.INVALID:  # the agent could not read it: it comes again once fixed in Sage
             self.incidents.record(dossier_id, entity, key, operation,
-                                  replay.not_kept_message(cause, "after repeated attempts"),
+                                  replay.not_kept_message(cause, text("sync.replay.why.attempts")),
                                   detail=f"dead-lettered message ({why})", dead_lettered=True)
         else:
             replay_at = replay.first_replay_at(self.clock())
@@ -678,7 +668,7 @@ class SyncService:
                             older, replay_at=None, message=replay.superseded_message(replay.cause_of(older.message)))
             except EntityTooLargeError:  # too large to keep: it waits for its next change, as it says
                 self.incidents.record(dossier_id, entity, key, operation, replay.not_kept_message(
-                                          cause, "after repeated attempts and is too large to be kept for a replay"),
+                                          cause, text("sync.replay.why.too_large")),
                                       detail=f"dead-lettered message ({why})", dead_lettered=True)
         tally.add(_Result(envelope, FAILED, counted_failure=previous is None or not failure_counted([previous])))
         return True

@@ -15,6 +15,7 @@ call per record created.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Optional
@@ -22,7 +23,7 @@ from typing import Any, Callable, Optional
 from shared.envelope import Envelope, Op, content_hash
 from shared.errors import SsmMissingError
 from shared.models import AccountKind, CanonicalRecord, Document, Entity, parse_record
-from shared.messages import text
+from shared.messages import record_name, sentence, text
 from shared.rules import DeletePolicy, rule_for
 from shared.ssm import contract
 from shared.state.records import JournalEntry, Link
@@ -40,6 +41,8 @@ LINE_ENTITY = "order_line"
 
 SALES_VERSIONS_PER_READ = 10
 """Versions of an invoice's total asked for per `/sales` read when the link does not know them."""
+
+log = logging.getLogger("ssm_connector.sync")
 
 
 @dataclass
@@ -226,10 +229,8 @@ class Synchronizer:
                 existing: dict) -> tuple[Outcome, Link]:
         link = self.binder.bind(record.key, int(existing["id"]), base=link.base if link else {},
                                 hash="", link=link)
-        self.ctx.journal("rebound", f"The {self.entity} '{record.key}' was found in SSM by its "
-                         f"external id and linked again instead of being created twice.",
-                         entity=self.entity, key=record.key, run_id=envelope.run_id,
-                         detail={"ssm_id": link.ssm_id})
+        log.info("%s %s '%s' found in SSM by its external id (%s) and linked again instead of being "
+                 "created twice", self.ctx.dossier_id, self.entity, record.key, link.ssm_id)
         return self._update(record, values, link, envelope, current=existing, realignment=True,
                             base_known=False)
 
@@ -285,17 +286,16 @@ class Synchronizer:
 
     def _journal_merge(self, key: str, envelope: Envelope, result: MergeResult) -> None:
         for conflict in result.conflicts:
-            kept = "Sage's" if conflict.winner == "sage" else "SSM's"
             self.ctx.journal(
-                "conflict", f"The {self.entity} '{key}' field {conflict.field} was changed in Sage "
-                f"({conflict.sage!r}) and in SSM ({conflict.ssm!r}); {kept} value was kept.",
+                "conflict", text("journal.conflict" if conflict.winner == "sage" else "journal.conflict_ssm",
+                                 record=sentence(record_name(self.entity, key)), field=conflict.field),
                 entity=self.entity, key=key, run_id=envelope.run_id,
                 detail={"field": conflict.field, "base": conflict.base, "sage": conflict.sage,
                         "ssm": conflict.ssm, "winner": conflict.winner})
         for refused in result.refused:
             self.ctx.journal(
-                "ssm-change-refused", f"The {self.entity} '{key}' field {refused.field} may change in "
-                f"Sage only; the change made in SSM ({refused.ssm!r}) was undone.",
+                "ssm-change-refused", text("journal.ssm_change_refused", record=sentence(record_name(self.entity, key)),
+                                           field=refused.field, value=refused.ssm),
                 entity=self.entity, key=key, run_id=envelope.run_id,
                 detail={"field": refused.field, "sage": refused.sage, "ssm": refused.ssm})
 
@@ -303,12 +303,12 @@ class Synchronizer:
                         realignment: bool) -> tuple[Outcome, Link]:
         """The linked SSM record is gone: Sage-owned records and realignments create it again."""
         if realignment or not self._is_bidirectional(record):
-            self.ctx.journal("recreated", f"The {self.entity} '{record.key}' had been deleted in SSM; "
-                             f"it was created again from Sage.", entity=self.entity, key=record.key,
+            self.ctx.journal("recreated", text("journal.recreated", record=sentence(record_name(self.entity, record.key))),
+                             entity=self.entity, key=record.key,
                              run_id=envelope.run_id, detail={"previous_ssm_id": link.ssm_id})
             return self._create(record, values, link, envelope)
-        self.ctx.journal("ssm-deletion-ignored", f"The {self.entity} '{record.key}' was deleted in SSM; "
-                         f"Sage keeps it and the next realignment creates it again in SSM.",
+        self.ctx.journal("ssm-deletion-ignored",
+                         text("journal.ssm_deletion_ignored", record=sentence(record_name(self.entity, record.key))),
                          entity=self.entity, key=record.key, run_id=envelope.run_id,
                          detail={"ssm_id": link.ssm_id})
         link = self.binder.bind(record.key, link.ssm_id, base=link.base, hash=envelope.hash, link=link)
@@ -370,8 +370,9 @@ class Synchronizer:
             self.ctx.ssm.update(self.resource, ssm_id, {"notAvailable": True})
             base["notAvailable"] = True
             return DELETED
-        self.ctx.journal("deletion-not-propagated", f"The {self.entity} '{key}' was deleted in Sage; "
-                         f"it stays in SSM, where it is managed.", entity=self.entity, key=key,
+        self.ctx.journal("deletion-not-propagated",
+                         text("journal.deletion_not_propagated", record=sentence(record_name(self.entity, key))),
+                         entity=self.entity, key=key,
                          run_id=envelope.run_id, detail={"ssm_id": ssm_id})
         return IGNORED
 
@@ -431,8 +432,9 @@ class UserSynchronizer(Synchronizer):
         return Outcome(PENDING if waiting else UNCHANGED)
 
     def _delete_in_ssm(self, key, ssm_id, base, envelope):
-        self.ctx.journal("deletion-not-propagated", f"The collaborateur '{key}' was deleted in Sage; "
-                         f"the SSM user stays, SSM users are managed in SSM.", entity=self.entity,
+        self.ctx.journal("deletion-not-propagated",
+                         text("journal.user_deletion_not_propagated", record=sentence(record_name(self.entity, key))),
+                         entity=self.entity,
                          key=key, run_id=envelope.run_id, detail={"ssm_id": ssm_id})
         return IGNORED
 

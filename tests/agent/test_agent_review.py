@@ -34,9 +34,9 @@ def test_a_record_with_thousands_of_problems_is_reported_and_the_dossier_goes_on
 
     assert result.ok, result.error
     [invalid] = delivered.changes(Op.INVALID)
-    assert invalid.key == f"F:{piece}" and "longer than the 69 characters" in invalid.error
+    assert invalid.key == f"F:{piece}" and "dépasse les 69 caractères" in invalid.error
     assert len(invalid.to_json().encode("utf-8")) < MAX_MESSAGE_BYTES // 8
-    assert "more problem" in invalid.error
+    assert "autre(s) problème(s)" in invalid.error
     assert delivered.keys(Op.UPSERT, "account") == {"ECRIN"}
     with agent.checkpoint() as checkpoint:
         assert checkpoint.pending("BIJOU") is None

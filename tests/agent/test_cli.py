@@ -90,7 +90,7 @@ def test_select_run_once_and_state(site, capsys):
     assert agent(config, "run-once") == 0
     out = capsys.readouterr().out
     assert "BIJOU: run " in out and " realignment " in out and "created=" in out
-    assert "realignment because first synchronisation of this dossier" in out
+    assert "realignment because première synchronisation de ce dossier" in out
     assert "1 dossier(s) synchronised, 0 failed." in out and "ORFEVRE" not in out
     sent = delivered(folder, "BIJOU")
     assert sent.envelopes[0].op is Op.RUN_START and sent.envelopes[-1].op is Op.RUN_END
@@ -153,9 +153,9 @@ def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(si
     assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
 
     assert agent(config, "run-once", "--dossier", "BIJOU") == 0
-    assert "realignment because the dossier is selected again after a pause" in capsys.readouterr().out
+    assert "realignment because le dossier est de nouveau sélectionné après une pause" in capsys.readouterr().out
     notice, start, *_ = delivered(folder, "BIJOU").envelopes
-    assert notice.op is Op.ACTIVATE and start.record == {"realignment": True}
+    assert notice.op is Op.ACTIVATE and start.record["realignment"] is True
 
 
 def test_a_dossier_that_cannot_be_read_fails_alone_and_its_error_shows_in_state(site, capsys):
@@ -250,7 +250,7 @@ def test_a_configured_dossier_runs_without_select_and_realigns_when_reactivated(
 
     configure(True)
     assert agent(config, "run-once") == 0
-    assert delivered(tmp_path, "BIJOU").runs()[0][0].record == {"realignment": True}
+    assert delivered(tmp_path, "BIJOU").runs()[0][0].record["realignment"] is True
     configure(False)
     assert agent(config, "run-once") == 0
     assert "No dossier is selected" in capsys.readouterr().out
@@ -260,7 +260,7 @@ def test_a_configured_dossier_runs_without_select_and_realigns_when_reactivated(
 
     assert agent(config, "run-once") == 0
     [(start, end)] = delivered(tmp_path, "BIJOU").runs()
-    assert start.record == {"realignment": True} and end.counts["resent"] > 0
+    assert start.record["realignment"] is True and end.counts["resent"] > 0
 
 
 def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(site):

@@ -314,7 +314,7 @@ def test_the_cloud_records_the_held_deletions_of_a_run(agent, bijou, synced, tmp
         message = store.get_run("BIJOU", end.run_id).message
     finally:
         store.close()
-    assert f"deletions held {len(accounts) + len(contacts)}" in message and "deleted 0" in message
+    assert f"suppressions retenues {len(accounts) + len(contacts)}" in message and "supprimés 0" in message
 
 
 # --- the command line --------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_a_server_clock_moved_back_beyond_the_overlap_realigns(agent, bijou):
     sage.set_clock(bijou, T0)
     result = agent.run("BIJOU")
 
-    assert result.realignment and any("clock" in reason for reason in result.reasons)
+    assert result.realignment and any("horloge" in reason for reason in result.reasons)
 
 
 def test_a_dossier_selected_again_is_realigned_once_with_every_record_resent(agent):
@@ -157,7 +157,7 @@ def test_a_dossier_selected_again_is_realigned_once_with_every_record_resent(age
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.realignment and result.reasons == ("the dossier is selected again after a pause (deselected or deactivated)",)
+    assert result.realignment and result.reasons == ("le dossier est de nouveau sélectionné après une pause (désélectionné ou désactivé)",)
     total = sum(len(keys) for keys in current_keys(path).values())
     assert len(delivered.changes()) == total
     assert len(delivered.changes(Op.INVALID)) == result.counts["invalid"] == 4
@@ -205,7 +205,7 @@ def test_a_record_too_large_for_one_bus_message_is_reported_not_dropped(agent, b
 
     assert result.ok
     [invalid] = delivered.changes(Op.INVALID)
-    assert invalid.key == f"F:{piece}" and "too large to send" in invalid.error
+    assert invalid.key == f"F:{piece}" and "le bus en accepte" in invalid.error
     assert result.counts["invalid"] == 1
 
 

@@ -70,9 +70,9 @@ def test_first_run_realigns_and_sends_every_record_of_every_entity_between_run_m
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.ok and result.realignment and result.reasons == ("first synchronisation of this dossier",)
+    assert result.ok and result.realignment and result.reasons == ("première synchronisation de ce dossier",)
     envelopes = delivered.envelopes
-    assert envelopes[0].op is Op.RUN_START and envelopes[0].record == {"realignment": True}
+    assert envelopes[0].op is Op.RUN_START and envelopes[0].record == {"realignment": True, "name": "BIJOU SA", "reasons": ["première synchronisation de ce dossier"]}
     assert envelopes[-1].op is Op.RUN_END and envelopes[-1].run_id == result.run_id
     keys = current_keys(bijou)
     for entity in ENTITIES:
@@ -194,9 +194,9 @@ def test_restoring_an_older_copy_realigns_the_dossier_from_sage(agent, bijou, tm
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.realignment and any("older version" in reason for reason in result.reasons)
+    assert result.realignment and any("version plus ancienne" in reason for reason in result.reasons)
     start = delivered.envelopes[0]
-    assert start.op is Op.RUN_START and start.record == {"realignment": True}
+    assert start.op is Op.RUN_START and start.record["realignment"] is True
     keys = current_keys(bijou)
     for entity in ENTITIES:
         assert delivered.keys(Op.UPSERT, entity) == keys[entity], entity
@@ -225,7 +225,7 @@ def test_restoring_a_copy_taken_before_a_deletion_brings_the_record_back(agent, 
     assert result.counts["created"] == 1
     with agent.checkpoint() as checkpoint:
         notes = checkpoint.runs("BIJOU", limit=1)[0].reasons
-    assert any("contact was read in full" in note for note in notes)
+    assert any("« Contact »" in note and "relue en entier" in note for note in notes)
 
 
 def test_a_replaced_database_is_realigned(agent, bijou):
@@ -236,7 +236,7 @@ def test_a_replaced_database_is_realigned(agent, bijou):
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.realignment and any("not the one synchronised before" in r for r in result.reasons)
+    assert result.realignment and any("n'est plus celle synchronisée auparavant" in r for r in result.reasons)
     keys = current_keys(bijou)
     assert delivered.keys(Op.UPSERT, "account") == keys["account"]
 
@@ -399,8 +399,8 @@ def test_bad_rows_become_readable_invalid_envelopes_and_the_rest_syncs(agent):
                             ("contact", str(sage.BAD_CONTACT_LONG_EMAIL)),
                             ("contact", str(sage.BAD_CONTACT_INVALID_EMAIL))}
     assert "name" in invalid[("account", sage.BAD_ACCOUNT_NO_NAME)]
-    assert "sales rep 999 does not exist" in invalid[("account", sage.BAD_ACCOUNT_UNKNOWN_REP)]
-    assert "longer than the 69 characters" in invalid[("contact", str(sage.BAD_CONTACT_LONG_EMAIL))]
+    assert "le commercial 999 n'existe pas" in invalid[("account", sage.BAD_ACCOUNT_UNKNOWN_REP)]
+    assert "dépasse les 69 caractères" in invalid[("contact", str(sage.BAD_CONTACT_LONG_EMAIL))]
     assert all(e.record is None and e.hash for e in delivered.changes(Op.INVALID))
     keys = current_keys(path)
     for entity in ENTITIES:

@@ -242,19 +242,20 @@ def test_bad_rows_are_reported_and_the_others_still_come_out(reader, dossier, op
     accounts = by_key(reader.changed(Entity.ACCOUNT, None))
     no_name = accounts[BAD_ACCOUNT_NO_NAME]
     assert no_name.record is None
-    assert no_name.error == f"account '{BAD_ACCOUNT_NO_NAME}' cannot be synced: name: is required but empty in Sage"
+    assert no_name.error == f"Impossible de synchroniser le tiers « {BAD_ACCOUNT_NO_NAME} » : name : obligatoire mais vide dans Sage"
     ghost = accounts[BAD_ACCOUNT_UNKNOWN_REP]
     assert ghost.record is None
-    assert ghost.error == (f"account '{BAD_ACCOUNT_UNKNOWN_REP}' cannot be synced: "
-                           f"sales rep {BAD_UNKNOWN_REP_NO} does not exist in Sage")
+    assert ghost.error == (f"Impossible de synchroniser le tiers « {BAD_ACCOUNT_UNKNOWN_REP} » : "
+                           f"le commercial {BAD_UNKNOWN_REP_NO} n'existe pas dans Sage")
     assert ghost.raw_hash and ghost.marq > 0
     valid = [row for row in accounts.values() if row.record is not None]
     assert len(valid) == len(accounts) - 2 and all(row.error is None for row in valid)
 
     contacts = by_key(reader.changed(Entity.CONTACT, None))
     assert contacts[str(BAD_CONTACT_LONG_EMAIL)].error == (
-        f"contact '{BAD_CONTACT_LONG_EMAIL}' cannot be synced: email: is longer than the 69 characters SSM accepts")
-    assert "is not a valid e-mail address" in contacts[str(BAD_CONTACT_INVALID_EMAIL)].error
+        f"Impossible de synchroniser le contact « {BAD_CONTACT_LONG_EMAIL} » : email : dépasse les 69 caractères "
+        f"acceptés par SSM")
+    assert "n'est pas une adresse e-mail valide" in contacts[str(BAD_CONTACT_INVALID_EMAIL)].error
     assert sum(row.record is None for row in contacts.values()) == 2
 
 

@@ -106,7 +106,7 @@ def test_an_unknown_id_answered_400_is_told_apart_from_a_refusal(sim, client, ac
     with pytest.raises(SsmMissingError) as caught:
         client.get("accounts", 999999)
     assert caught.value.status == 400                  # SSM's answer to an unknown id
-    assert caught.value.user_message == "The account 999999 does not exist in SSM."
+    assert caught.value.user_message == "Le compte 999999 n'existe pas dans SSM."
     with pytest.raises(SsmMissingError):
         client.update("accounts", 999999, {"city": "Lyon"})
 
@@ -114,7 +114,7 @@ def test_an_unknown_id_answered_400_is_told_apart_from_a_refusal(sim, client, ac
     client.delete("accounts", gone)
     with pytest.raises(SsmMissingError) as caught:
         client.update("accounts", gone, {"city": "Lyon"})
-    assert caught.value.user_message == f"The account {gone} is deleted in SSM."
+    assert caught.value.user_message == f"Le compte {gone} est supprimé dans SSM."
 
     live = client.create("accounts", account_body("Vivante"))
     with pytest.raises(SsmRecordError) as caught:
@@ -154,7 +154,7 @@ def test_lookups_by_description_are_cached_per_client(sim, client):
 
     with pytest.raises(SsmRecordError) as caught:
         client.lookup_id("accountTypes", "Fournisseur")
-    assert "'Client'" in caught.value.user_message and "'Prospect'" in caught.value.user_message
+    assert "« Client »" in caught.value.user_message and "« Prospect »" in caught.value.user_message
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_a_401_right_after_a_fresh_login_is_an_auth_error(sim, client):
     sim.faults.fail_next(401, count=2, resource="accounts")
     with pytest.raises(SsmAuthError) as caught:
         client.get("accounts", 1)
-    assert "integration keys" in caught.value.user_message
+    assert "clés d'intégration" in caught.value.user_message
     assert sim.call_count("POST", "login") == 2
 
 
@@ -188,7 +188,7 @@ def test_refused_keys_are_an_auth_error_without_retries(sim, make_client):
     client = make_client(private_key="not-the-key")
     with pytest.raises(SsmAuthError) as caught:
         list(client.list("accounts"))
-    assert "check the SSM public and private keys" in caught.value.user_message
+    assert "vérifiez les clés publique et privée de SSM" in caught.value.user_message
     assert sim.call_count("POST", "login") == 1
     assert sim.call_count(resource="accounts") == 0
 
@@ -249,8 +249,8 @@ def test_5xx_storm_gives_up_after_bounded_retries_with_a_clear_message(sim, make
 
     error = caught.value
     assert error.status in (500, 502, 503)
-    assert error.user_message == f"SSM did not answer after 4 attempts (HTTP {error.status})." or \
-        error.user_message.startswith("SSM reported a database error")
+    assert error.user_message == f"SSM n'a pas répondu après 4 tentatives (HTTP {error.status})." or \
+        error.user_message.startswith("SSM a signalé une erreur de base de données")
     assert sim.call_count("GET", "branches") == 1 + 4
     assert len(recording_sleep.delays) == 3
     assert all(0 <= d <= cap for d, cap in zip(recording_sleep.delays, (0.2, 0.4, 0.5)))
@@ -284,7 +284,7 @@ def test_timeouts_at_every_attempt_end_in_a_clear_failure(sim, make_client):
 
     with pytest.raises(SsmRetryableError) as caught:
         client.get("branches", sim.branch_id)
-    assert caught.value.user_message == "SSM did not answer after 2 attempts (no answer within 0.2 s)."
+    assert caught.value.user_message == "SSM n'a pas répondu après 2 tentatives (aucune réponse en 0.2 s)."
 
 
 def test_a_dropped_connection_is_retried(sim, client):
@@ -346,7 +346,7 @@ def test_create_without_ext_id_is_not_sent_twice_after_an_unclear_failure(sim, c
     sim.faults.fail_next(502, method="POST", resource="accounts")
     with pytest.raises(SsmRetryableError) as caught:
         client.create("accounts", account_body("Sans extId"))
-    assert "not sent again to avoid a duplicate" in caught.value.user_message
+    assert "pour éviter un doublon" in caught.value.user_message
     assert sim.call_count("POST", "accounts") == 1
 
 
@@ -364,7 +364,7 @@ def test_a_400_in_each_documented_shape_quotes_ssm(sim, client, shape):
     with pytest.raises(SsmRecordError) as caught:
         client.create("accounts", {"name": "Sans agence", "salesRepId1": sim.admin_id})
     assert caught.value.status == 400
-    assert caught.value.user_message == "SSM refused the account: The field 'branchId' is required"
+    assert caught.value.user_message == "SSM a refusé le compte : « The field 'branchId' is required »"
 
 
 def test_a_value_ssm_refuses_fails_only_that_record(sim, client, account_body):
@@ -372,7 +372,7 @@ def test_a_value_ssm_refuses_fails_only_that_record(sim, client, account_body):
                      "The phone number is not valid")
     with pytest.raises(SsmRecordError) as caught:
         client.create("accounts", account_body("Mauvais", phone="appeler Paul"))
-    assert caught.value.user_message == "SSM refused the account: The phone number is not valid"
+    assert caught.value.user_message == "SSM a refusé le compte : « The phone number is not valid »"
     assert client.create("accounts", account_body("Bon", phone="01 02 03 04 05"))
 
 
@@ -381,14 +381,14 @@ def test_a_reference_to_a_missing_record_carries_code_910(sim, client):
         client.create("contacts", {"accountId": 999999, "firstName": "Jean", "lastName": "Orphelin",
                                    "salesRepId": sim.admin_id})
     assert caught.value.code == 910
-    assert "it refers to something SSM does not have" in caught.value.user_message
+    assert "la fiche renvoie à un élément que SSM n'a pas" in caught.value.user_message
 
 
 def test_a_filter_ssm_cannot_run_is_code_901(client):
     with pytest.raises(SsmRecordError) as caught:
         list(client.list("accounts", where='nope="x"'))
     assert caught.value.code == 901
-    assert caught.value.user_message.startswith("SSM could not run the query on accounts")
+    assert caught.value.user_message.startswith("SSM n'a pas pu exécuter la requête sur accounts")
 
 
 def test_writing_a_list_the_api_only_reads_is_refused(client):

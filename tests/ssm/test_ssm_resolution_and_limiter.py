@@ -42,16 +42,16 @@ def test_resolution(status, code, operation, action):
 
 def test_every_sentence_renders_without_placeholders():
     for row in RESOLUTIONS:
-        text = row.render(entity="account", target="account 12", resource="accounts", message="bad",
+        text = row.render(entity="le compte", target="le compte 12", resource="accounts", message="bad",
                           status=400, attempts=3, timeout="30", public_key="fm-pub…")
         assert not re.search(r"[{}]", text), text
         assert text[0].isupper()
-    assert resolve(400, None, "POST").render(entity="contact") == "SSM refused the contact: no details given"
+    assert resolve(400, None, "POST").render(entity="le contact") == "SSM a refusé le contact : « sans précision »"
 
 
 def test_entity_labels():
-    assert entity_label("salesordersLines") == "sales order line"
-    assert entity_label("somethingNew") == "somethingNew"
+    assert entity_label("salesordersLines") == "la ligne de document de vente"
+    assert entity_label("somethingNew") == "la ressource « somethingNew »"
 
 
 def test_lookup_normalisation():

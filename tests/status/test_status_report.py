@@ -227,7 +227,7 @@ def test_the_report_is_json(reader):
     bijou = next(d for d in data["dossiers"] if d["id"] == "BIJOU")
     assert bijou["lag"]["seconds"] == 840.0
     assert bijou["incidents"][0]["first_seen"] == "2025-11-23T07:00:00Z"
-    assert data["query"] == {"dossier": None, "entity": None, "state": "open", "runs": 10, "journal": 20,
+    assert data["query"] == {"dossier": None, "entity": None, "state": "open", "run": None, "runs": 10, "journal": 20,
                              "incidents": 200}
 
 

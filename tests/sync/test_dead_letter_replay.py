@@ -43,7 +43,8 @@ def test_changes_set_aside_during_a_long_outage_reach_ssm_when_their_replay_is_d
     dead_letter(service, sim, agent.run(client(), contact()))
     assert set(parked(store)) == {("account", "C001"), ("contact", "7")}
     assert parked(store)[("account", "C001")].message.startswith(
-        "The account 'C001' could not be sent to Sales Management. It was set aside after repeated attempts")
+        "Impossible d'envoyer le tiers « C001 » à Sage Sales Management. Modification mise de côté après plusieurs "
+        "tentatives")
     assert accounts(sim) == []
 
     assert replay_parked(service, now=utcnow()).replayed == 0        # not due yet
@@ -70,7 +71,7 @@ def test_a_replay_while_ssm_is_still_down_parks_the_change_again_for_later(sim, 
     assert (done.replayed, done.parked_again) == (1, 1) and accounts(sim) == []
     incident = parked(store)[("account", "C001")]
     assert incident.replays == 1 and incident.replay_at == first + REPLAY_DELAYS[1]
-    assert f"first at {incident.replay_at:%Y-%m-%d %H:%M} UTC" in incident.message
+    assert f"la première fois le {incident.replay_at:%d/%m/%Y %H:%M} (UTC)" in incident.message
     sim.faults.clear()
     assert replay_parked(service, now=first + REPLAY_DELAYS[1] / 2).replayed == 0
     assert replay_parked(service, now=incident.replay_at).resolved == 1
@@ -118,7 +119,7 @@ def test_a_change_that_never_gets_through_is_given_up_after_its_last_replay(sim,
 
     [incident] = [i for i in open_incidents(store).values() if i.entity == "account"]
     assert incident.parked == {} and incident.replays == len(REPLAY_DELAYS)
-    assert f"tried again {len(REPLAY_DELAYS)} times" in incident.message
+    assert f"réessayée {len(REPLAY_DELAYS)} fois" in incident.message
     sim.faults.clear()
     assert replay_parked(service, now=now + 100 * LATER).replayed == 0
 
@@ -150,7 +151,7 @@ def test_a_change_too_large_to_keep_is_an_incident_that_says_so(sim, service, ag
 
     incident = open_incidents(store)[("invoice", "F:FA0001")]
     assert incident.dead_lettered and incident.parked == {} and incident.replay_at is None
-    assert "too large to be kept for a replay" in incident.message
+    assert "trop volumineuse pour être gardée" in incident.message
 
 
 def test_a_newer_change_applied_while_a_replay_runs_is_not_overwritten(sim, service, agent, store, monkeypatch):
@@ -210,7 +211,7 @@ def test_a_record_keeps_one_change_for_replay_the_newest(sim, service, agent, st
     kept = [i for i in store.list_incidents("BIJOU", state=IncidentState.OPEN) if i.parked]
     assert [(i.operation, i.parked["record"]["city"]) for i in kept] == [("create", "Paris")]
     dropped = store.get_incident("BIJOU", "account", "C001", "update")
-    assert dropped.parked == {} and "a newer change of the same record was set aside since" in dropped.message
+    assert dropped.parked == {} and "une modification plus récente de la même fiche a été mise de côté" in dropped.message
     replay_parked(service, now=utcnow() + LATER)
     assert only(accounts(sim), extId="BIJOU:C001")["city"] == "Paris" and open_incidents(store) == {}
 
@@ -225,7 +226,7 @@ def test_a_parked_change_that_cannot_be_read_back_is_said_and_the_others_are_rep
     assert (done.replayed, done.resolved) == (1, 1)
     assert [a["extId"] for a in accounts(sim)] == ["BIJOU:C001"]
     unreadable = open_incidents(store)[("account", "C002")]
-    assert unreadable.parked == {} and "could not be read back for a replay" in unreadable.message
+    assert unreadable.parked == {} and "illisible pour un nouvel essai" in unreadable.message
 
 
 def test_a_dossier_whose_replay_fails_does_not_stop_the_others(sim, service, store, monkeypatch):

@@ -32,7 +32,7 @@ def test_a_deactivated_dossier_keeps_its_records_shows_inactive_and_applies_no_c
     dossier = store.get_dossier("BIJOU")
     assert not dossier.active and dossier.deactivated_at == T1
     [entry] = events(store, "dossier-deactivated")
-    assert "nothing is synchronised until it is activated again" in entry.message
+    assert "plus rien n'est synchronisé jusqu'à sa réactivation" in entry.message
     status = StatusReader(store).report(StatusQuery())
     [listed] = status.dossiers
     assert (listed.id, listed.active, listed.health) == ("BIJOU", False, Health.INACTIVE)
@@ -57,7 +57,7 @@ def test_activated_again_the_dossier_waits_for_a_realignment_that_brings_what_ch
     dossier = store.get_dossier("BIJOU")
     assert dossier.active and dossier.activated_at == T2 and dossier.needs_realignment
     assert dossier.deactivated_at == T1 and dossier.name == "Bijouterie du Centre"
-    assert "its next run is a realignment" in events(store, "dossier-activated")[0].message
+    assert "sa prochaine synchronisation est un réalignement" in events(store, "dossier-activated")[0].message
     assert StatusReader(store).report(StatusQuery()).dossiers[0].health is not Health.INACTIVE
 
     service.apply_batch(agent.run(client(city="Nice"), realignment=True))
@@ -113,7 +113,7 @@ def test_a_realignment_run_activates_the_dossier_again_an_incremental_one_does_n
     dossier = store.get_dossier("BIJOU")
     assert dossier.active and not dossier.needs_realignment
     assert only(sim.records("accounts"), extId="BIJOU:C001")["city"] == "Dole"
-    assert "realignment run" in events(store, "dossier-activated")[0].message
+    assert "synchronisation de réalignement" in events(store, "dossier-activated")[0].message
 
 
 def test_a_dead_lettered_notice_applies_only_when_no_later_change_was_applied(service, agent, store):

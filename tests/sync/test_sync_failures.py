@@ -17,7 +17,7 @@ def test_a_contact_before_its_account_is_retried_then_synced_once_the_account_ar
     outcome = service.apply_batch(early)
 
     assert outcome.needs_redelivery and outcome.retry[0][:2] == ("contact", "7")
-    assert "account 'C001'" in outcome.retry[0][2] and "not in Sage Sales Management yet" in outcome.retry[0][2]
+    assert "le tiers « C001 »" in outcome.retry[0][2] and "pas encore dans Sage Sales Management" in outcome.retry[0][2]
     incident = store.get_incident("BIJOU", "contact", "7", "create")
     assert incident.state is IncidentState.OPEN and incident.next_attempt_at is not None
     assert sim.records("contacts") == []
@@ -120,7 +120,7 @@ def test_the_run_start_registers_the_dossier_and_the_first_run_end_marks_the_fir
 
     service.apply_batch(agent.batch(agent.end(read=0)))
     assert store.get_dossier("BIJOU").first_load_done
-    assert store.get_run("BIJOU", agent.run_id).message == "agent: read 0"
+    assert store.get_run("BIJOU", agent.run_id).message == "relevé de l'agent : lus 0"
 
 
 def test_a_run_end_behind_a_retry_waits_for_the_redelivery(service, agent, store):
@@ -139,10 +139,11 @@ def test_a_dead_lettered_batch_leaves_incidents_for_what_was_not_applied(sim, se
 
     incident = store.get_incident("BIJOU", "contact", "8", "create")
     assert incident.dead_lettered and incident.state is IncidentState.OPEN
-    assert incident.message == ("The contact '8' refers to the account 'C404', which is not in Sage Sales "
-                                "Management yet. It was set aside after repeated attempts and is tried again "
-                                f"automatically, first at {incident.replay_at:%Y-%m-%d %H:%M} UTC; a new change "
-                                "of it in Sage or a realignment sends it too.")
+    assert incident.message == ("Le contact « 8 » renvoie à une fiche qui n'est pas encore dans Sage Sales "
+                                "Management : le tiers « C404 ». Modification mise de côté après plusieurs "
+                                "tentatives, réessayée automatiquement, la première fois le "
+                                f"{incident.replay_at:%d/%m/%Y %H:%M} (UTC) ; une nouvelle modification dans Sage "
+                                "ou un réalignement l'envoie aussi.")
     assert incident.parked["key"] == "8" and incident.parked["record"]["account_key"] == "C404"
     assert abs(incident.replay_at - incident.last_seen - dt.timedelta(minutes=15)) < dt.timedelta(seconds=5)
     assert store.get_incident("BIJOU", "account", "C001", "create") is None

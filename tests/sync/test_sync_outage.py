@@ -49,7 +49,7 @@ def test_an_ssm_outage_stops_the_batch_after_the_first_record_and_leaves_one_dos
     assert sim.call_count() <= 4 * 5 + 4
     assert open_incidents(store) == [(*CONNECTION, "read")]
     [incident] = store.list_incidents("BIJOU", state=IncidentState.OPEN)
-    assert incident.message.startswith("Sales Management is not answering")
+    assert incident.message.startswith("Sage Sales Management ne répond pas")
     assert store.get_run("BIJOU", agent.run_id).ended_at is None
     assert [a["extId"] for a in sim.records("accounts")] == ["BIJOU:C000"]
 
@@ -151,7 +151,7 @@ def test_ordinary_runs_after_the_cloud_lost_its_state_duplicate_nothing(sim, ser
     dossier = lost.get_dossier("BIJOU")
     assert dossier.active and dossier.needs_realignment
     [entry] = lost.list_journal("BIJOU", event="state-lost")
-    assert "lost" in entry.message and "realignment" in entry.message
+    assert "a été perdu" in entry.message and "réalignement" in entry.message
 
 
 def test_a_later_message_of_a_run_reaching_a_cloud_that_lost_its_state_is_applied_without_duplicate(

@@ -38,22 +38,22 @@ def test_round_trip_through_json_keeps_every_value():
 
 
 @pytest.mark.parametrize("data, expected", [
-    ({"name": None}, "name: is required but empty in Sage"),
-    ({"name": "x" * 70}, "name: is longer than the 69 characters SSM accepts"),
-    ({"email": "jean.dupont@"}, "email: 'jean.dupont@' is not a valid e-mail address"),
-    ({"email": "a" * 200 + "@b.fr"}, "email: is longer than the 69 characters SSM accepts"),
+    ({"name": None}, "name : obligatoire mais vide dans Sage"),
+    ({"name": "x" * 70}, "name : dépasse les 69 caractères acceptés par SSM"),
+    ({"email": "jean.dupont@"}, "email : « jean.dupont@ » n'est pas une adresse e-mail valide"),
+    ({"email": "a" * 200 + "@b.fr"}, "email : dépasse les 69 caractères acceptés par SSM"),
 ])
 def test_bad_values_give_one_readable_sentence(data, expected):
     with pytest.raises(ValidationError) as caught:
         Account(**{"key": "C042", "kind": "client", "name": "Bijou", **data})
     message = describe_validation_error(caught.value, entity="account", key="C042")
-    assert message.startswith("account 'C042' cannot be synced: ") and expected in message
+    assert message.startswith("Impossible de synchroniser le tiers « C042 » : ") and expected in message
     assert "a" * 60 not in message, "long values are shortened in messages"
 
 
 def test_a_document_refuses_two_lines_with_the_same_number():
     line = DocumentLine(line_id="7", position=1, quantity="1")
-    with pytest.raises(ValidationError, match="same line number"):
+    with pytest.raises(ValidationError, match="même numéro de ligne"):
         Document(entity=Entity.ORDER, key="1:BC1", number="BC1", doc_type=1, account_key="C1", lines=[line, line])
 
 
