@@ -224,7 +224,7 @@ class ChangeDetector:
     counts: RunCounts = field(default_factory=RunCounts)
     notes: list[str] = field(default_factory=list)
     sent_at: Optional[dt.datetime] = None
-    display_name: Optional[str] = None          # the dossier's name for people; else P_DOSSIER's
+    display_name: Optional[str] = None          # the dossier's name for people; else the company name the source reads
     holds: list[DeletionHold] = field(default_factory=list)
     confirmations_used: dict[str, str] = field(default_factory=dict)
 

@@ -218,7 +218,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         signpost_clock: the run's signpost from the Sage connection (default: the server clock).
         utc_clock: the agent's UTC clock, for run ids and `sent_at`.
         batch_envelopes: at most this many envelopes per bus message.
-        display_name: the dossier's name for people (`[[dossiers]] name`); else P_DOSSIER's.
+        display_name: the dossier's name for people (`[[dossiers]] name`); else the company name the source reads.
     """
     result = DossierRunResult(dossier)
     relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes)
