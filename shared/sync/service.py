@@ -389,7 +389,7 @@ class SyncService:
                 dossier = self._register(envelope, name=(envelope.record or {}).get("name"),
                                          state_lost=not realignment)
             name = (envelope.record or {}).get("name")
-            if name and dossier.name != name:      # [[dossiers]] name, else Sage's P_DOSSIER.D_RaisonSoc
+            if name and dossier.name != name:      # [[dossiers]] name, else the company name the source reads
                 dossier = self._update_dossier(dossier.id, lambda d: {"name": name} if d.name != name else {})[0]
             if not dossier.active and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
