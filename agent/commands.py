@@ -51,8 +51,10 @@ def result_envelope(command: Envelope, *, outcome: Optional[Outcome] = None, err
 
 
 def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue: str, connect,
-                   max_deliveries: int, prospect_prefix: str = "SSM", max_wait_s: float = 0.0) -> CommandStats:
-    """Apply every command waiting for `dossier`; `connect()` opens the Sage connection."""
+                   max_deliveries: int, prospect_prefix: str = "SSM", max_wait_s: float = 0.0,
+                   stock_depot: str = "all") -> CommandStats:
+    """Apply every command waiting for `dossier`; `connect()` opens the Sage connection.
+    `stock_depot` is the dossier's setting: the stock a priced quote shows ("all" or "default")."""
     stats = CommandStats()
     receiver = bus.accept_session(commands_queue, dossier, max_wait_s=max_wait_s)
     if receiver is None:
@@ -67,7 +69,8 @@ def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue
                 connection = connect()
                 writer = Sage100Writer(connection, prospect_prefix=prospect_prefix)
             for message in messages:
-                if not _apply_message(receiver, message, writer, bus, changes_queue, max_deliveries, stats):
+                if not _apply_message(receiver, message, writer, bus, changes_queue, max_deliveries, stats,
+                                      stock_depot):
                     return stats            # given back: the dossier's later commands wait behind it
     finally:
         receiver.close()
@@ -77,7 +80,7 @@ def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue
 
 
 def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_queue: str, max_deliveries: int,
-                   stats: CommandStats) -> bool:
+                   stats: CommandStats, stock_depot: str = "all") -> bool:
     try:
         batch = EnvelopeBatch.from_bytes(message.body)
     except ValueError as exc:
@@ -91,7 +94,7 @@ def _apply_message(receiver, message, writer: Sage100Writer, bus: Bus, changes_q
         try:
             record = {**(command.record or {}), "key": command.key}
             if command.op is Op.PRICE_QUOTE:             # read-only: priced again if asked again
-                outcome = price_command(writer.connection, record)
+                outcome = price_command(writer.connection, record, stock_depot=stock_depot)
             else:
                 outcome = writer.apply(command.correlation_id or command.run_id, command.op, record)
         except CommandRefused as refusal:
