@@ -253,19 +253,22 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
     return result
 
 
-def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1) -> SourceOpener:
+def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1,
+                 delivery_addresses: bool = True) -> SourceOpener:
     """A `SourceOpener` for a Sage 100 database reached through ODBC; with `read_workers` above 1,
     full reads of large tables are shared among that many reader processes
-    (`agent.sage100.parallel`)."""
+    (`agent.sage100.parallel`). Without `delivery_addresses`, `F_LIVRAISON` is not read."""
     @contextlib.contextmanager
     def opener() -> Iterator[tuple[object, object]]:
         from agent.odbc import connect
         from agent.sage100.parallel import ParallelReader
         from agent.sage100.reader import Sage100Reader
+        from agent.sage100.spec import sage100_spec
 
         connection = connect(odbc_connection_string)
         try:
-            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows), odbc_connection_string,
+            spec = sage100_spec(delivery_addresses=delivery_addresses)
+            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows, spec=spec), odbc_connection_string,
                                 workers=read_workers, batch_rows=batch_rows) as reader:
                 yield connection, reader
         finally:
@@ -406,9 +409,11 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     from agent.catalog import connection_string_for
 
     commands = apply_dossier_commands(settings, bus, target)
+    configured = next((d for d in settings.dossiers if d.id == target), None)
     try:
         opener = open_sage100(connection_string_for(settings, target), batch_rows=settings.agent.batch_rows,
-                              read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
+                              read_workers=min(settings.agent.read_workers, os.cpu_count() or 1),
+                              delivery_addresses=configured.syncs_delivery_addresses if configured else True)
     except Exception as exc:
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
@@ -432,7 +437,8 @@ def apply_dossier_commands(settings, bus: Bus, target: str):
                               changes_queue=settings.bus.changes_queue,
                               connect=lambda: connect(writer_connection_string_for(settings, target)),
                               max_deliveries=settings.bus.max_delivery_count,
-                              prospect_prefix=dossier.prospect_prefix if dossier else "SSM")
+                              prospect_prefix=dossier.prospect_prefix if dossier else "SSM",
+                              stock_depot=dossier.stock_depot if dossier else "all")
     except Exception as exc:                 # noqa: BLE001 - the dossier's Sage → SSM run still goes
         log.error("commands of %s not applied: %s", target, describe_error(exc))
         return None

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from shared.errors import ConfigurationError
 
 ENV_PREFIX = "SSMCONN__"
+ACCOUNT_ADDRESSES = "accountAddresses"     # the SSM resource delivery addresses are synced to
 
 # The app settings a Function App needs, besides the host's own (AzureWebJobsStorage__*,
 # the trigger connection, Application Insights). infra/main.bicep sets every one of them.
@@ -115,6 +116,20 @@ class DossierSettings(_Section):
     ssm_branch: Optional[str] = None
     # The code of a prospect created in Sage from SSM: this prefix and the next free number.
     prospect_prefix: str = Field(default="SSM", min_length=1, max_length=10, pattern=r"^[A-Z0-9_\-]+$")
+    # Delivery addresses (F_LIVRAISON) sent to SSM's account addresses; None: when the SSM
+    # contract documents their writes (shared.ssm.contract.documents_writes).
+    delivery_addresses: Optional[bool] = None
+    # The stock a priced quote shows per line: "all" depots summed, or the dossier's "default"
+    # depot (the F_DEPOT row Sage marks DE_Principal = 1).
+    stock_depot: Literal["all", "default"] = "all"
+
+    @property
+    def syncs_delivery_addresses(self) -> bool:
+        """Whether this dossier's delivery addresses go to SSM: as set, and never when the SSM
+        contract does not document their writes (the client sends nothing it does not document)."""
+        from shared.ssm.contract import documents_writes
+        documented = documents_writes(ACCOUNT_ADDRESSES)
+        return documented if self.delivery_addresses is None else (self.delivery_addresses and documented)
 
 
 class Settings(_Section):

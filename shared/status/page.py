@@ -47,6 +47,7 @@ ENTITY_LABELS = {
     Entity.QUOTE.value: "Devis",
     Entity.ORDER.value: "Commande",
     Entity.INVOICE.value: "Facture",
+    Entity.DELIVERY_ADDRESS.value: "Adresse de livraison",
 }
 OPERATION_LABELS = {
     "create": "Création",

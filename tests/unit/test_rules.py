@@ -21,6 +21,8 @@ EXPECTED = {
     Entity.QUOTE: ("F_DOCENTETE", "salesorders", Direction.SSM_TO_SAGE, {M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
     Entity.ORDER: ("F_DOCENTETE", "salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
     Entity.INVOICE: ("F_DOCENTETE", "salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
+    Entity.DELIVERY_ADDRESS: ("F_LIVRAISON", "accountAddresses", Direction.SAGE_TO_SSM, {S}, {S},
+                              DeletePolicy.SOFT_DELETE_IN_SSM, True),
 }
 
 
