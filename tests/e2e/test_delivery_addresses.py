@@ -168,3 +168,32 @@ def test_addresses_switched_off_for_a_dossier_are_not_sent_and_its_quotes_take_t
         rep.request_sync(quote)
     assert p.run().ok
     assert p.sage(D, "SELECT LI_No FROM F_DOCENTETE WHERE DO_Ref = 'Sans adresse'")[0][0] == main
+
+
+def stock_shown(p, dossier_settings=None) -> str:
+    """The stock a priced quote shows for one article held in three depots."""
+    tiers, (a1, _, _) = price_book(p)
+    for depot, stock, reserved in ((1, 10, 2), (2, 6, 1), (3, 3, 0)):
+        delete_row(p.databases[D], "F_ARTSTOCK", {"AR_Ref": a1, "DE_No": depot})
+        insert_row(p.databases[D], "F_ARTSTOCK", {"AR_Ref": a1, "DE_No": depot, "AS_QteSto": stock,
+                                                  "AS_QteRes": reserved})
+    assert p.run().ok
+    _, email = rep_of(p)
+    with session(p, email) as rep:
+        quote = rep.create_quote(p.ssm_id(D, "account", tiers), reference="Stock",
+                                 lines=[{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
+    assert p.run().ok
+    comment = p.simulator.record("salesorders", quote)["internalComment"]
+    return next(line for line in comment.splitlines() if a1 in line)
+
+
+def test_a_priced_quote_shows_the_stock_of_every_depot_or_of_the_dossiers_default_one_as_configured(make_pipeline):
+    every = make_pipeline()
+    assert every.run().ok
+    assert stock_shown(every).endswith(": 16")             # (10 − 2) + (6 − 1) + (3 − 0)
+
+    default = make_pipeline(dossier_settings={D: {"stock_depot": "default"}})
+    assert default.run().ok
+    update_row(default.databases[D], "F_DEPOT", {"DE_No": 1}, {"DE_Principal": 0})
+    update_row(default.databases[D], "F_DEPOT", {"DE_No": 2}, {"DE_Principal": 1})
+    assert stock_shown(default).endswith(": 5")             # depot 2, Sage's default: 6 − 1
