@@ -183,8 +183,9 @@ class Sage100Writer:
     def _create_quote(self, cursor, record: dict) -> Outcome:
         """A devis (`DO_Domaine` 0, `DO_Type` 0) with its lines at the prices Sage validated: the
         piece from `F_DOCCURRENTPIECE` (read and moved on under lock, in this transaction), the
-        totals computed from the lines. `F_DOCENTETEINFOS` and the settlement rows (`F_DOCREGL`)
-        are Sage's application's to maintain; a quote created here has none until Sage opens it."""
+        totals computed from the lines, the delivery address (`LI_No`) from `_delivery_address`.
+        `F_DOCENTETEINFOS` and the settlement rows (`F_DOCREGL`) are Sage's application's to
+        maintain; a quote created here has none until Sage opens it."""
         tiers = self._row(cursor, "F_COMPTET", {"CT_Num": record.get("account_key"), "CT_Type": 0},
                           ["CT_Num", "N_CatTarif", "CO_No"])
         if tiers is None:
