@@ -339,8 +339,10 @@ class _DemoWriter:
                      [(number, label, stamp, stamp) for number, label in UNITS])
         self._insert("P_CATTARIF", ("cbIndice", "CT_Intitule", "cbModification", "cbCreation"),
                      [(number, label, stamp, stamp) for number, label, _, _ in TARIFF_CATEGORIES])
-        self._insert("F_DEPOT", ("DE_No", "DE_Intitule", "DE_Ville", "DE_Code", "cbModification", "cbCreation"),
-                     [(number, label, city, code, stamp, stamp) for number, label, city, code in DEPOTS])
+        self._insert("F_DEPOT", ("DE_No", "DE_Intitule", "DE_Ville", "DE_Code", "DE_Principal", "cbModification",
+                                 "cbCreation"),
+                     [(number, label, city, code, int(index == 0), stamp, stamp)
+                      for index, (number, label, city, code) in enumerate(DEPOTS)])
 
     def _reps(self) -> list[int]:
         rows = []
@@ -409,6 +411,7 @@ class _DemoWriter:
             rows.append((BAD_ACCOUNT_UNKNOWN_REP, "Bijouterie du Fantôme", *first[2:18], BAD_UNKNOWN_REP_NO,
                          *first[19:25], *self._stamps()))
         self._insert("F_COMPTET", columns, rows)
+        self._delivery_addresses(rows[:self.size.tiers])
         if self.bad_rows:
             owner = CURATED_TIERS[0][0]
             contacts.append((owner, BAD_CONTACT_LONG_EMAIL, 1, "Trop-Long", "Adresse", "Responsable",
@@ -418,6 +421,24 @@ class _DemoWriter:
         self._insert("F_CONTACTT", ("CT_Num", "CT_No", "CT_Civilite", "CT_Nom", "CT_Prenom", "CT_Fonction",
                                     "CT_Telephone", "CT_TelPortable", "CT_EMail", "cbModification", "cbCreation"),
                      contacts)
+
+    def _delivery_addresses(self, tiers_rows: list[tuple]) -> None:
+        """Each client's and prospect's main delivery address (`LI_Principal` 1, its own address, as
+        Sage creates it with the tiers), and a second one for one in four (its stock room)."""
+        rows = []
+        for index, row in enumerate(tiers_rows):
+            num, name, kind, *_ = row
+            if kind != 0:
+                continue
+            address, complement, postcode, city, region, country = row[5:11]
+            rows.append((len(rows) + 1, num, name[:35], address, complement, postcode, city, region, country, 1,
+                         row[25], row[26]))
+            if index % 4 == 1:
+                rows.append((len(rows) + 1, num, "Réserve", f"{address} (réserve)"[:35], None, postcode, city, region,
+                             country, 0, row[25], row[26]))
+        self._insert("F_LIVRAISON", ("LI_No", "CT_Num", "LI_Intitule", "LI_Adresse", "LI_Complement", "LI_CodePostal",
+                                     "LI_Ville", "LI_CodeRegion", "LI_Pays", "LI_Principal", "cbModification",
+                                     "cbCreation"), rows)
 
     def _tiers_kind(self) -> int:
         draw = self.rng.random()

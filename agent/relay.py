@@ -383,6 +383,7 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     from agent.sources import adapter_for
 
     commands = apply_dossier_commands(settings, bus, target)
+    configured = next((d for d in settings.dossiers if d.id == target), None)
     try:
         source = adapter_for(settings, target)
         source.before_run(settings, bus, target)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from shared.errors import ConfigurationError
 
 ENV_PREFIX = "SSMCONN__"
+ACCOUNT_ADDRESSES = "accountAddresses"     # the SSM resource delivery addresses are synced to
 
 # The app settings a Function App needs, besides the host's own (AzureWebJobsStorage__*,
 # the trigger connection, Application Insights). infra/main.bicep sets every one of them.
@@ -122,6 +123,20 @@ class DossierSettings(_Section):
     layouts: Optional[str] = None
     export_late_after_s: float = Field(default=7200.0, gt=0)
     confirm_within_s: float = Field(default=86400.0, gt=0)
+    # The clients' delivery addresses sent to SSM's account addresses; None: when the SSM
+    # contract documents their writes (shared.ssm.contract.documents_writes).
+    delivery_addresses: Optional[bool] = None
+    # The stock a priced quote shows per line: "all" depots summed, or the dossier's "default"
+    # depot (the one Sage marks as its main depot).
+    stock_depot: Literal["all", "default"] = "all"
+
+    @property
+    def syncs_delivery_addresses(self) -> bool:
+        """Whether this dossier's delivery addresses go to SSM: as set, and never when the SSM
+        contract does not document their writes (the client sends nothing it does not document)."""
+        from shared.ssm.contract import documents_writes
+        documented = documents_writes(ACCOUNT_ADDRESSES)
+        return documented if self.delivery_addresses is None else (self.delivery_addresses and documented)
 
     @model_validator(mode="after")
     def _source_of_product(self):

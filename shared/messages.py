@@ -97,6 +97,32 @@ CATALOGUE: dict[str, str] = {
     "quote.transformed": "Le devis « {key} » est devenu dans Sage {what} {piece} ; le devis SSM {ssm_id} l'indique "
                          "et reste.",
 
+    # --- delivery addresses and the stock depot of quotes (F_LIVRAISON, stock_depot) ------------
+    "quote.address.unmapped": "L'adresse de livraison choisie sur le devis (adresse SSM n° {address}) n'est aucune "
+                              "adresse de livraison de Sage : le devis {piece} a été créé avec {instead}.",
+    "quote.address.gone": "L'adresse de livraison choisie sur le devis (n° {key} dans Sage) n'est plus une adresse "
+                          "de ce client dans Sage : le devis {piece} a été créé avec {instead}.",
+    "quote.address.main": "l'adresse de livraison principale du client (n° {number})",
+    "quote.address.none": "aucune adresse de livraison (le client n'a pas d'adresse principale dans Sage)",
+    "sage.refused.default_depot": "le dossier n'a pas un et un seul dépôt principal dans Sage (F_DEPOT, "
+                                  "DE_Principal) : marquez-en un, ou réglez stock_depot = \"all\" pour ce dossier",
+    "tenant.addresses.off": "Adresses de livraison : non synchronisées pour ce dossier (delivery_addresses = false) ; "
+                            "un devis prend l'adresse principale du client dans Sage.",
+    "tenant.addresses.on": "Adresses de livraison : synchronisées vers les adresses de compte de SSM (ce tenant "
+                           "accepte {fields}).",
+    "tenant.addresses.unavailable": "Ce tenant SSM ne donne pas accès aux adresses de compte (/accountAddresses : "
+                                    "{reason}) : les adresses de livraison de ce dossier ne peuvent pas y être "
+                                    "synchronisées. Réglez delivery_addresses = false pour ce dossier (un devis "
+                                    "prendra l'adresse principale du client), ou faites ouvrir les adresses de "
+                                    "compte sur ce tenant.",
+    "tenant.addresses.schema_unreadable": "son schéma ne décrit aucun champ",
+    "tenant.addresses.read_only": "Ce tenant SSM n'accepte pas l'écriture de {fields} sur les adresses de compte : "
+                                  "les adresses de livraison de ce dossier ne peuvent pas y être synchronisées. "
+                                  "Réglez delivery_addresses = false pour ce dossier.",
+    "tenant.addresses.undocumented": "L'API de SSM ne documente pas l'écriture des adresses de compte : les adresses "
+                                     "de livraison ne sont pas synchronisées (delivery_addresses = true n'y change "
+                                     "rien) ; un devis prend l'adresse principale du client dans Sage.",
+
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",
     "tenant.scope.group": "Groupe « {group} »",

@@ -70,6 +70,7 @@ class Entity(str, Enum):
     QUOTE = "quote"
     ORDER = "order"
     INVOICE = "invoice"
+    DELIVERY_ADDRESS = "delivery_address"
 
 
 class AccountKind(str, Enum):
@@ -205,6 +206,21 @@ class Document(CanonicalRecord):
         return lines
 
 
+class DeliveryAddress(CanonicalRecord):
+    """A client's delivery address (`F_LIVRAISON`, keyed by `LI_No`); `main` is Sage's `LI_Principal`."""
+
+    entity: Literal[Entity.DELIVERY_ADDRESS] = Entity.DELIVERY_ADDRESS
+    account_key: RequiredText(17)
+    name: Text(35)
+    address1: Text(35)
+    address2: Text(35)
+    postcode: Text(9)
+    city: Text(35)
+    region: Text(25)
+    country: Text(35)
+    main: bool = False
+
+
 MODEL_BY_ENTITY: dict[Entity, type[CanonicalRecord]] = {
     Entity.USER: User,
     Entity.ACCOUNT: Account,
@@ -214,6 +230,7 @@ MODEL_BY_ENTITY: dict[Entity, type[CanonicalRecord]] = {
     Entity.QUOTE: Document,
     Entity.ORDER: Document,
     Entity.INVOICE: Document,
+    Entity.DELIVERY_ADDRESS: DeliveryAddress,
 }
 
 

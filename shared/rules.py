@@ -88,6 +88,9 @@ RULES: tuple[EntityRule, ...] = (
                Direction.SAGE_TO_SSM, _sage_only, _sage_only, _sage_only,
                DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
                depends_on=(Entity.ACCOUNT, Entity.PRODUCT, Entity.USER)),
+    EntityRule(Entity.DELIVERY_ADDRESS, "accountAddresses", Direction.SAGE_TO_SSM,
+               _sage_only, _sage_only, _sage_only, DeletePolicy.SOFT_DELETE_IN_SSM, False, True,
+               depends_on=(Entity.ACCOUNT,)),
 )
 
 RULE_BY_ENTITY: dict[Entity, EntityRule] = {rule.entity: rule for rule in RULES}

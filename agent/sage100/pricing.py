@@ -113,6 +113,7 @@ class Reason(str, Enum):
     UNKNOWN_TIERS = "unknown-tiers"
     TIERS_ASLEEP = "tiers-asleep"
     UNKNOWN_DEPOT = "unknown-depot"
+    NO_DEFAULT_DEPOT = "no-default-depot"
     UNKNOWN_ARTICLE = "unknown-article"
     ARTICLE_ASLEEP = "article-asleep"
     NO_PRICE = "no-price"
@@ -337,6 +338,24 @@ BREAK_KINDS: dict[int, BreakKind] = {
 
 
 # --- pricing ---------------------------------------------------------------------------------------
+
+def default_depot(connection) -> int:
+    """The dossier's default depot: the one `F_DEPOT` row Sage marks `DE_Principal` = 1.
+
+    Raises:
+        PricingRefused: no depot, or more than one, is marked so (none is guessed).
+    """
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT DE_No FROM F_DEPOT WHERE DE_Principal = 1")
+        marked = [int(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    if len(marked) != 1:
+        raise PricingRefused([Refusal(None, None, None, Reason.NO_DEFAULT_DEPOT,
+                                      f"{len(marked)} depots are marked DE_Principal = 1 in F_DEPOT, not one")])
+    return marked[0]
+
 
 def price_lines(connection, *, tiers: str, date: dt.date | dt.datetime | None, lines: Sequence[LineRequest],
                 stock_depot: int | None, price_decimals: int = DEFAULT_PRICE_DECIMALS,

@@ -10,18 +10,29 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
-from agent.sage100.pricing import LineRequest, PricingRefused, Reason, price_quote
+from agent.sage100.pricing import LineRequest, PricingRefused, Reason, default_depot, price_quote
 from agent.sage100.writer import CommandRefused, Outcome
 
 REFUSAL_CODES = {Reason.UNKNOWN_ARTICLE: "article", Reason.ARTICLE_ASLEEP: "article", Reason.NO_PRICE: "no_price",
                  Reason.PRICE_INCLUDES_TAX: "no_price", Reason.QUANTITY_NOT_POSITIVE: "quantity",
                  Reason.INVALID_QUANTITY: "quantity", Reason.FRACTIONAL_QUANTITY: "quantity",
-                 Reason.UNKNOWN_TIERS: "tiers", Reason.TIERS_ASLEEP: "tiers"}
+                 Reason.UNKNOWN_TIERS: "tiers", Reason.TIERS_ASLEEP: "tiers",
+                 Reason.NO_DEFAULT_DEPOT: "default_depot"}
+
+ALL_DEPOTS, DEFAULT_DEPOT = "all", "default"
+"""The dossier's `stock_depot` setting: the stock of every depot summed, or of its default depot."""
 
 
-def price_command(connection, record: dict, *, stock_depot: int | None = None) -> Outcome:
-    """Price the quote of a `price-quote` command (the connection's transaction is rolled back)."""
+def price_command(connection, record: dict, *, stock_depot: str | int | None = ALL_DEPOTS) -> Outcome:
+    """Price the quote of a `price-quote` command (the connection's transaction is rolled back).
+
+    `stock_depot`: "all" (or None) sums the stock of every depot, "default" takes the dossier's
+    default depot (`default_depot`), a number takes that depot."""
     try:
+        if stock_depot == DEFAULT_DEPOT:
+            stock_depot = default_depot(connection)
+        elif stock_depot == ALL_DEPOTS:
+            stock_depot = None
         requests = [LineRequest(str(line["article"]), _quantity(line.get("quantity")), key=str(line["line_id"]))
                     for line in record.get("lines") or ()]
         day = dt.date.fromisoformat(record["date"]) if record.get("date") else None

@@ -223,6 +223,7 @@ DE_Intitule varchar(35)
 DE_Adresse varchar(35)
 DE_CodePostal varchar(9)
 DE_Ville varchar(35)
+DE_Principal smallint DEFAULT 0
 DE_Code varchar(8)
 """, unique=[("DE_No",)]),
     _table("F_ARTSTOCK", """
@@ -265,6 +266,7 @@ DO_Ref varchar(17)
 DO_Tiers varchar(17)
 CO_No int DEFAULT 0
 DE_No int DEFAULT 0
+LI_No int DEFAULT 0
 DO_Statut smallint DEFAULT 0
 DO_Souche smallint DEFAULT 0
 DO_DateLivr datetime

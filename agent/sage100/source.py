@@ -11,19 +11,22 @@ from typing import Iterator
 from agent.detection import server_now
 
 
-def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1):
+def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1,
+                 delivery_addresses: bool = True):
     """A source opener for a Sage 100 database reached through ODBC; with `read_workers` above 1,
     full reads of large tables are shared among that many reader processes
-    (`agent.sage100.parallel`)."""
+    (`agent.sage100.parallel`). Without `delivery_addresses`, `F_LIVRAISON` is not read."""
     @contextlib.contextmanager
     def opener() -> Iterator[tuple[object, object]]:
         from agent.odbc import connect
         from agent.sage100.parallel import ParallelReader
         from agent.sage100.reader import Sage100Reader
+        from agent.sage100.spec import sage100_spec
 
         connection = connect(odbc_connection_string)
         try:
-            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows), odbc_connection_string,
+            spec = sage100_spec(delivery_addresses=delivery_addresses)
+            with ParallelReader(Sage100Reader(connection, batch_rows=batch_rows, spec=spec), odbc_connection_string,
                                 workers=read_workers, batch_rows=batch_rows) as reader:
                 yield connection, reader
         finally:
@@ -38,17 +41,20 @@ def open_dossier(settings, dossier: str):
     """The opener of one configured (or server-listed) Sage 100 dossier."""
     from agent.catalog import connection_string_for
 
+    configured = next((d for d in settings.dossiers if d.id == dossier), None)
     return open_sage100(connection_string_for(settings, dossier), batch_rows=settings.agent.batch_rows,
-                        read_workers=min(settings.agent.read_workers, os.cpu_count() or 1))
+                        read_workers=min(settings.agent.read_workers, os.cpu_count() or 1),
+                        delivery_addresses=configured.syncs_delivery_addresses if configured else True)
 
 
 class CommandWriter:
     """The writer `agent.commands` drives: `Sage100Writer` on the dossier's writing connection."""
 
-    def __init__(self, connection, prospect_prefix: str):
+    def __init__(self, connection, prospect_prefix: str, stock_depot: str = "all"):
         from agent.sage100.writer import Sage100Writer
 
         self.connection = connection
+        self.stock_depot = stock_depot
         self.writer = Sage100Writer(connection, prospect_prefix=prospect_prefix)
 
     def apply(self, command_id, op, record, command=None):
@@ -57,7 +63,7 @@ class CommandWriter:
     def price(self, record):
         from agent.sage100.quote_pricing import price_command
 
-        return price_command(self.connection, record)
+        return price_command(self.connection, record, stock_depot=self.stock_depot)
 
     def close(self) -> None:
         self.connection.close()
@@ -70,7 +76,8 @@ def open_writer(settings, dossier: str):
 
     configured = next((d for d in settings.dossiers if d.id == dossier), None)
     prefix = configured.prospect_prefix if configured else "SSM"
-    return lambda: CommandWriter(connect(writer_connection_string_for(settings, dossier)), prefix)
+    depot = configured.stock_depot if configured else "all"
+    return lambda: CommandWriter(connect(writer_connection_string_for(settings, dossier)), prefix, depot)
 
 
 def before_run(settings, bus, dossier: str) -> None:

@@ -349,9 +349,32 @@ def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = documen
     )
 
 
+DELIVERY_ADDRESS = EntitySpec(
+    entity=Entity.DELIVERY_ADDRESS,
+    table="F_LIVRAISON",
+    key_columns=("LI_No",),
+    key=text_key("LI_No"),
+    columns=("LI_No", "CT_Num", "LI_Intitule", "LI_Adresse", "LI_Complement", "LI_CodePostal", "LI_Ville",
+             "LI_CodeRegion", "LI_Pays", "LI_Principal"),
+    direct=(("CT_Num", "account_key"), ("LI_Intitule", "name"), ("LI_Adresse", "address1"),
+            ("LI_Complement", "address2"), ("LI_CodePostal", "postcode"), ("LI_Ville", "city"),
+            ("LI_CodeRegion", "region"), ("LI_Pays", "country")),
+    computed=(("main", as_flag("LI_Principal")),),
+    lookups=(Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
+                    filter="owner.CT_Type = 0", refreshes=False),),
+)
+
 QUOTE = _document(Entity.QUOTE, "= 0")
 ORDER = _document(Entity.ORDER, "= 1")
 INVOICE = _document(Entity.INVOICE, "IN (6, 7)", key=invoice_key, key_columns=("DO_Piece",))
 
 SAGE100_SPEC: dict[Entity, EntitySpec] = {spec.entity: spec for spec in
-                                          (USER, ACCOUNT, CONTACT, PRODUCT_FAMILY, PRODUCT, QUOTE, ORDER, INVOICE)}
+                                          (USER, ACCOUNT, CONTACT, PRODUCT_FAMILY, PRODUCT, QUOTE, ORDER, INVOICE,
+                                           DELIVERY_ADDRESS)}
+
+
+def sage100_spec(*, delivery_addresses: bool = True) -> dict[Entity, EntitySpec]:
+    """The Sage 100 source, without `F_LIVRAISON` when the dossier does not sync delivery addresses."""
+    if delivery_addresses:
+        return SAGE100_SPEC
+    return {entity: spec for entity, spec in SAGE100_SPEC.items() if entity is not Entity.DELIVERY_ADDRESS}

@@ -57,6 +57,7 @@ ENTITY_OF = {Op.CREATE_PROSPECT: "account", Op.UPDATE_PROSPECT: "account", Op.CR
              Op.UPDATE_CONTACT: "contact", Op.CREATE_QUOTE: "quote"}
 CENT = Decimal("0.01")
 LINE_STEP = 1000                 # Sage numbers DL_Ligne in steps of 1000
+DELIVERY_ADDRESS_GONE = "delivery-address-gone"   # the quote's address is not one of its tiers' in Sage
 
 
 class Sage100Writer:
@@ -157,8 +158,9 @@ class Sage100Writer:
     def _create_quote(self, cursor, record: dict) -> Outcome:
         """A devis (`DO_Domaine` 0, `DO_Type` 0) with its lines at the prices Sage validated: the
         piece from `F_DOCCURRENTPIECE` (read and moved on under lock, in this transaction), the
-        totals computed from the lines. `F_DOCENTETEINFOS` and the settlement rows (`F_DOCREGL`)
-        are Sage's application's to maintain; a quote created here has none until Sage opens it."""
+        totals computed from the lines, the delivery address (`LI_No`) from `_delivery_address`.
+        `F_DOCENTETEINFOS` and the settlement rows (`F_DOCREGL`) are Sage's application's to
+        maintain; a quote created here has none until Sage opens it."""
         tiers = self._row(cursor, "F_COMPTET", {"CT_Num": record.get("account_key"), "CT_Type": 0},
                           ["CT_Num", "N_CatTarif", "CO_No"])
         if tiers is None:
@@ -187,6 +189,7 @@ class Sage100Writer:
         day = record.get("date") or self.clock().date().isoformat()
         rep = self._rep(cursor, record.get("rep_key")) or tiers["CO_No"] or 0
         depot = self._default_depot(cursor)
+        delivery, delivery_warning = self._delivery_address(cursor, tiers["CT_Num"], record.get("delivery_address_key"))
         number = self._next_number(cursor, "F_DOCLIGNE", "DL_No")
         total_ht = total_ttc = Decimal(0)
         kept = {}
@@ -205,10 +208,29 @@ class Sage100Writer:
             kept[str(item["line_id"])] = number + position - 1
         self._insert(cursor, "F_DOCENTETE", {
             "DO_Domaine": 0, "DO_Type": 0, "DO_Piece": piece, "DO_Date": day, "DO_Ref": header.get("DO_Ref"),
-            "DO_Tiers": tiers["CT_Num"], "CO_No": rep, "DE_No": depot, "DO_Statut": 0,
+            "DO_Tiers": tiers["CT_Num"], "CO_No": rep, "DE_No": depot, "LI_No": delivery, "DO_Statut": 0,
             "N_CatTarif": tiers["N_CatTarif"], "DO_TotalHT": total_ht, "DO_TotalTTC": total_ttc,
             "DO_NetAPayer": total_ttc})
-        return Outcome(f"0:{piece}", written={"piece": piece, "lines": kept, "total_ht": str(total_ht)})
+        return Outcome(f"0:{piece}", written={"piece": piece, "lines": kept, "total_ht": str(total_ht),
+                                              "delivery_address": delivery or None},
+                       warnings=[delivery_warning] if delivery_warning else [])
+
+    def _delivery_address(self, cursor, tiers: str, chosen) -> tuple[int, Optional[str]]:
+        """The devis' `LI_No`: the address the quote chose when it is one of the tiers' in
+        `F_LIVRAISON`, else the tiers' main one (`LI_Principal` 1) when it has exactly one, else
+        none (0). A chosen address Sage no longer has for this tiers is a warning, not a refusal."""
+        warning = None
+        if chosen not in (None, ""):
+            try:
+                row = self._row(cursor, "F_LIVRAISON", {"LI_No": int(chosen)}, ["LI_No", "CT_Num"])
+            except (TypeError, ValueError):
+                row = None
+            if row is not None and str(row["CT_Num"] or "").strip() == str(tiers).strip():
+                return int(row["LI_No"]), None
+            warning = DELIVERY_ADDRESS_GONE
+        cursor.execute("SELECT LI_No FROM F_LIVRAISON WHERE CT_Num = ? AND LI_Principal = 1", (tiers,))
+        mains = [int(found[0]) for found in cursor.fetchall()]
+        return (mains[0] if len(mains) == 1 else 0), warning
 
     def _next_piece(self, cursor, *, domain: int, doc_type: int) -> str:
         where = {"DC_Domaine": domain, "DC_IdCol": doc_type, "DC_Souche": 0}

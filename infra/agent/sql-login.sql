@@ -36,6 +36,7 @@ GRANT SELECT ON dbo.P_CATTARIF       TO [ssm_connector];
 GRANT SELECT ON dbo.F_COLLABORATEUR  TO [ssm_connector];
 GRANT SELECT ON dbo.F_COMPTET        TO [ssm_connector];
 GRANT SELECT ON dbo.F_CONTACTT       TO [ssm_connector];
+GRANT SELECT ON dbo.F_LIVRAISON      TO [ssm_connector];
 GRANT SELECT ON dbo.F_FAMILLE        TO [ssm_connector];
 GRANT SELECT ON dbo.F_ARTICLE        TO [ssm_connector];
 GRANT SELECT ON dbo.F_ARTSTOCK       TO [ssm_connector];

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -142,11 +142,14 @@ class SsmSimulator:
         rate_plan: a plan of `contract.RATE_PLANS` ("starter", "4", "13") whose limit the fault
             plan enforces; None leaves the fault plan's own limit (none by default).
         strictness: the choices where the contract is silent (`contract.STRICT` by default).
+        unavailable: resources this tenant does not offer (W1: account addresses need the tenant
+            to have them); every request to one answers 400 "not available", code 910.
     """
 
     def __init__(self, *, faults: FaultPlan | None = None, seed: int = 0, session_ttl_s: float = 3600,
                  clock: Callable[[], datetime] | None = None, tenant: str = "demo",
-                 rate_plan: str | None = None, strictness: Strictness = STRICT):
+                 rate_plan: str | None = None, strictness: Strictness = STRICT,
+                 unavailable: Iterable[str] = ()):
         self._rng = random.Random(seed)
         self.clock = clock or system_clock
         self.faults = faults or FaultPlan(seed=seed)
@@ -154,6 +157,7 @@ class SsmSimulator:
             self.faults.use_rate_plan(rate_plan)
         self.session_ttl_s = session_ttl_s
         self.tenant = tenant
+        self.unavailable = frozenset(unavailable)
         self.store = Store(clock=self.clock, rng=self._rng, strictness=strictness)
         self.public_key = f"fm-pub-{self._rng.getrandbits(48):012x}"
         self.private_key = f"fm-priv-{self._rng.getrandbits(128):032x}"
@@ -465,6 +469,8 @@ class SsmSimulator:
         if found.extrafields_of is not None:
             return _Answer(200, self.store.extra_schema(found.extrafields_of))
         name = found.resource.name
+        if name in self.unavailable:
+            raise SimError(400, f"The requested service is not available: /{name}", CODE_RESOURCE_MISSING)
         operation = found.operation
         if operation == SCHEMA:
             return _Answer(200, self.store.schema(name))

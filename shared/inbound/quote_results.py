@@ -17,10 +17,14 @@ from shared.messages import text
 from shared.ssm.lookups import SALES_ORDER_STATUSES
 from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
+from shared.sync.incidents import DELIVERY_ADDRESS
 from shared.sync.mapping import SALES_ORDER_LINE, to_ssm
 from shared.inbound.quote_statuses import statuses_of
 from shared.inbound.refusals import refusal_text
 from shared.inbound.quotes import QUOTE, QuoteDecider, quote_key
+
+DELIVERY_ADDRESS_GONE = "delivery-address-gone"
+"""The agent's warning: the quote's address is not one of its tiers' in Sage any more."""
 
 
 class QuoteResults:
@@ -44,7 +48,8 @@ class QuoteResults:
         if envelope.op is Op.PRICE_QUOTE:
             self._priced(dossier, ssm_id, command, written, statuses)
         else:
-            self._created(dossier, ssm_id, command, written)
+            self._created(dossier, ssm_id, command, written,
+                          (result.get("outcome") or {}).get("warnings") or ())
         return "applied"
 
     def _priced(self, dossier: str, ssm_id: int, command: dict, written: dict, statuses) -> None:
@@ -66,7 +71,7 @@ class QuoteResults:
         base = {**(link.base if link else {}), "_priced": command.get("content"), "_prices": prices}
         binder.bind(quote_key(ssm_id), ssm_id, base=base, hash="", link=link)
 
-    def _created(self, dossier: str, ssm_id: int, command: dict, written: dict) -> None:
+    def _created(self, dossier: str, ssm_id: int, command: dict, written: dict, warnings=()) -> None:
         binder = Binder(self.store, dossier, QUOTE, clock=self.clock)
         piece = written["piece"]
         pending = binder.to_external(quote_key(ssm_id))
@@ -77,11 +82,28 @@ class QuoteResults:
         if pending is not None:
             binder.unbind(pending)
         reference = command.get("reference")
-        self.ssm.update("salesorders", ssm_id, {"reference": f"{piece} · {reference}" if reference else piece,
-                                                "readOnly": True})
+        update = {"reference": f"{piece} · {reference}" if reference else piece, "readOnly": True}
+        warning = self._address_warning(command, written, warnings, piece)
+        if warning:
+            update["internalComment"] = warning
+            self.incidents.record(dossier, QUOTE, f"0:{piece}", DELIVERY_ADDRESS, warning)
+        self.ssm.update("salesorders", ssm_id, update)
         self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
                                                event="quote-created-in-sage", detail={"ssm_id": ssm_id},
                                                message=text("quote.created_in_sage", ssm_id=ssm_id, piece=piece)))
+
+
+    @staticmethod
+    def _address_warning(command: dict, written: dict, warnings, piece: str) -> str | None:
+        """Why the devis' delivery address is not the one chosen on the quote, in French (or None)."""
+        unmapped = command.get("delivery_address_unmapped")
+        if unmapped is None and DELIVERY_ADDRESS_GONE not in warnings:
+            return None
+        taken = written.get("delivery_address")
+        instead = text("quote.address.main", number=taken) if taken else text("quote.address.none")
+        if unmapped is not None:
+            return text("quote.address.unmapped", address=unmapped, piece=piece, instead=instead)
+        return text("quote.address.gone", key=command.get("delivery_address_key"), piece=piece, instead=instead)
 
 
 def _sent(command: dict, lines: dict, written: dict) -> dict:

@@ -110,9 +110,23 @@ class QuoteDecider:
         if not sent:
             return self.refuse(dossier, ssm_id, statuses, text("sage.refused.no_lines"), content)
         owner = self.store.get_link_by_ssm_id(dossier, Entity.USER.value, reference_id(record.get("salesRepId")) or -1)
-        return {"ssm_id": ssm_id, "account_key": account.sage_key, "rep_key": owner.sage_key if owner else None,
-                "reference": record.get("reference"), "date": (record.get("dateCreated") or "")[:10] or None,
-                "lines": sent}
+        request = {"ssm_id": ssm_id, "account_key": account.sage_key, "rep_key": owner.sage_key if owner else None,
+                   "reference": record.get("reference"), "date": (record.get("dateCreated") or "")[:10] or None,
+                   "lines": sent}
+        if prices is not None:
+            request.update(self._delivery_address(record, dossier))
+        return request
+
+    def _delivery_address(self, record: dict, dossier: str) -> dict:
+        """The Sage address (`LI_No`) of the quote's chosen SSM account address, when it is one the
+        dossier synced; an address of no Sage address is noted (the devis then takes the main one)."""
+        chosen = reference_id(record.get("accountAddressId"))
+        if chosen is None:
+            return {}
+        link = self.store.get_link_by_ssm_id(dossier, Entity.DELIVERY_ADDRESS.value, chosen)
+        if link is None or link.deleted:
+            return {"delivery_address_unmapped": chosen}
+        return {"delivery_address_key": link.sage_key}
 
     def refuse(self, dossier: str, ssm_id: int, statuses: QuoteStatuses, reason: str, content: Optional[str]) -> None:
         """Back to « En attente » with the reason in its comment, an incident; nothing sent to Sage.

@@ -18,6 +18,14 @@ real tenant's answer can loosen it without touching the code that relies on it:
 - a user's `dbLanguage`/`uiLanguage` is one of the documented codes (FR is not among them);
 - a page holds at most `max_page_size` records whatever the `count` header asks for;
 - the integration keys may change records marked `readOnly` (Sage's own connectors do).
+
+Account addresses (`/accountAddresses`, the delivery addresses of quotes and orders) are listed
+among the value lists in the reference (§10.13: GET and schema). W1's pages "Create / Update /
+Delete an Account Address" and "Get Account Addresses Schema" document their writes and fields
+(`accountId` required, `address1`/`address2` ≤180, `city` ≤200, `countryId`, `description`,
+`postcode`, `region`): they are declared from those pages. Their schema has no `extId`, so none
+is accepted (records are found again through the connector's links only); `where` on them is
+not shown by any source and the connector does not use it.
 """
 from __future__ import annotations
 
@@ -304,7 +312,13 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in (
     _value_list("currencies", s("isoCode"), s("symbol")),
     _value_list("timezones", s("idIanaZone"), s("shortDescription"), s("fullDescription")),
     _value_list("userTypes"),
-    _value_list("accountAddresses"),
+    Resource("accountAddresses", frozenset({LIST, GET, CREATE, UPDATE, DELETE, SCHEMA}), (
+        *SERVER_SET,
+        ref("accountId", "accounts", required=True, source="W1 'Create an Account Address'"),
+        s("address1", 180), s("address2", 180), s("city", 200), ref("countryId", "countries"),
+        s("description"), s("postcode"), s("region"),
+    ), label_fields=("description", "address1"),
+        source="W1 'List/Get/Create/Update/Delete an Account Address', 'Get Account Addresses Schema'"),
     Resource("opportunities", frozenset({LIST, GET, CREATE, UPDATE, DELETE}), (
         *SERVER_SET, s("reference", required=True), ref("branchId", "branches", required=True),
         ref("salesRepId", "users", required=True), num("salesProbability", required=True),
@@ -332,6 +346,12 @@ LOGIN = "login"
 
 def resource(name: str) -> Resource | None:
     return RESOURCES.get(name)
+
+
+def documents_writes(name: str) -> bool:
+    """Whether the contract documents creating, changing and deleting records of this resource."""
+    found = RESOURCES.get(name)
+    return found is not None and {CREATE, UPDATE, DELETE} <= found.operations
 
 
 def has_ext_id(name: str) -> bool:

@@ -1,7 +1,8 @@
 """The tenant check: does this SSM tenant hold what the connector needs, for the group and each dossier?
 
 `check_tenant(client, settings)` logs in, reads the users, branches, account types, sales-order
-statuses, currencies, countries and the custom fields of products, accounts and sales orders, and
+statuses, currencies, countries, the custom fields of products, accounts and sales orders and the
+schema of account addresses (can this dossier's delivery addresses be synced here?), and
 returns a `TenantReport`: findings each with a stable code, a severity (bloquant, avertissement,
 info), a French sentence from `shared.messages` and the dossier it is about (None: the group).
 `fix(client, report)` creates what the API allows (missing account types) and nothing else, then
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable, Iterable, Optional
 
-from shared.config import DossierSettings, Settings
+from shared.config import ACCOUNT_ADDRESSES, DossierSettings, Settings
 from shared.errors import SsmAuthError, SsmError
 from shared.messages import Message, text
 from shared.inbound.quote_statuses import QUOTE_STATUSES
@@ -193,6 +194,7 @@ class _Tenant:
 
     lists: dict[str, Optional[list[dict]]]
     custom_fields: dict[str, list[str] | Message]
+    address_schema: Optional[dict | Message] = None
 
     def __getitem__(self, resource: str) -> Optional[list[dict]]:
         return self.lists.get(resource)
@@ -314,9 +316,50 @@ def _quote_statuses(tenant: _Tenant, settings: Settings, dossier: DossierSetting
                           Severity.WARNING)
 
 
+ADDRESS_FIELDS = ("accountId", "address1", "address2", "city", "postcode", "region", "description")
+"""The account-address fields the connector writes (`shared.sync.mapping.DELIVERY_ADDRESS`)."""
+
+
+def _address_schema(client) -> Optional[dict | Message]:
+    """`GET /accountAddresses/schema` (W1): what the tenant says of its account addresses, or why
+    it could not be read; None when no dossier syncs them."""
+    try:
+        return client.schema(ACCOUNT_ADDRESSES)
+    except SsmAuthError:
+        raise
+    except SsmError as exc:
+        return Message.of("tenant.addresses.unavailable", reason=exc.user_message)
+
+
+def _delivery_addresses(tenant: _Tenant, settings: Settings, dossier: DossierSettings) -> Iterable[Finding]:
+    """Whether this dossier's delivery addresses can be synced on this tenant, and whether they are."""
+    if dossier.delivery_addresses is False:
+        yield Finding(Message.of("tenant.addresses.off"), Severity.INFO)
+        return
+    if not contract.documents_writes(ACCOUNT_ADDRESSES):
+        yield Finding(Message.of("tenant.addresses.undocumented"),
+                      Severity.WARNING if dossier.delivery_addresses else Severity.INFO)
+        return
+    schema = tenant.address_schema
+    if isinstance(schema, Message):
+        yield Finding(schema, Severity.WARNING)
+        return
+    properties = (schema or {}).get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        yield Finding(Message.of("tenant.addresses.unavailable",
+                                 reason=text("tenant.addresses.schema_unreadable")), Severity.WARNING)
+        return
+    refused = [name for name in ADDRESS_FIELDS
+               if not isinstance(properties.get(name), dict) or properties[name].get("readOnly") is True]
+    if refused:
+        yield Finding(Message.of("tenant.addresses.read_only", fields=", ".join(refused)), Severity.WARNING)
+        return
+    yield Finding(Message.of("tenant.addresses.on", fields=", ".join(ADDRESS_FIELDS)), Severity.INFO)
+
+
 GROUP_CHECKS: tuple[GroupCheck, ...] = (_admin_user, _account_types, _document_statuses, _currency, _country,
                                         _rate, _language, _custom)
-DOSSIER_CHECKS: tuple[DossierCheck, ...] = (_branch, _quote_statuses)
+DOSSIER_CHECKS: tuple[DossierCheck, ...] = (_branch, _quote_statuses, _delivery_addresses)
 
 
 def check_tenant(client, settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> TenantReport:
@@ -326,10 +369,12 @@ def check_tenant(client, settings: Settings, *, clock: Callable[[], dt.datetime]
     try:
         lists = {resource: _read(client, resource, findings) for resource in LISTS_READ}
         custom = {resource: _custom_fields(client, resource) for resource in CUSTOM_FIELD_RESOURCES}
+        addresses = _address_schema(client) if contract.documents_writes(ACCOUNT_ADDRESSES) and any(
+            d.active and d.delivery_addresses is not False for d in settings.dossiers) else None
     except SsmAuthError as exc:
         findings.append(Finding(Message.of("tenant.login.refused", reason=exc.user_message), Severity.BLOCKING))
         return TenantReport(settings.group, clock(), tuple(findings), checked, settings=settings)
-    tenant = _Tenant(lists, custom)
+    tenant = _Tenant(lists, custom, addresses)
     for group_check in GROUP_CHECKS:
         findings += group_check(tenant, settings)
     if not settings.dossiers:

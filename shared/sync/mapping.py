@@ -323,6 +323,13 @@ SALES_ORDER_LINE = Mapper(
     on_create=(("salesOrderId", parent_order),),
 )
 
+DELIVERY_ADDRESS = Mapper(
+    resource="accountAddresses",
+    direct=(("name", "description"), ("address1", "address1"), ("address2", "address2"),
+            ("postcode", "postcode"), ("city", "city"), ("region", "region")),
+    computed=(("accountId", linked_account),),
+)
+
 ORDER_OF_LINE = "salesorderId"
 """A line's sales order, as SSM names it when reading and filtering (it is written `salesOrderId`)."""
 

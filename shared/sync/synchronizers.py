@@ -515,6 +515,17 @@ class ProductSynchronizer(Synchronizer):
     mapper = mapping.PRODUCT
 
 
+class DeliveryAddressSynchronizer(Synchronizer):
+    """Delivery addresses (`F_LIVRAISON` → `/accountAddresses`), Sage-owned: created, changed and
+    deleted from Sage only. SSM's account addresses carry no `extId` and no source shows a filter
+    on them, so one is found again through its link only (bound right after its create)."""
+
+    mapper = mapping.DELIVERY_ADDRESS
+
+    def _find_live(self, ext_id, resource=None):
+        return None
+
+
 class QuoteSynchronizer(Synchronizer):
     """Quotes are born in SSM. A devis created from an SSM quote is Sage's from then on: its
     edits in Sage update that quote (total, lines); transformed into an order or invoice (its lines
@@ -836,4 +847,5 @@ SYNCHRONIZERS: dict[str, type[Synchronizer]] = {
     Entity.QUOTE.value: QuoteSynchronizer,
     Entity.ORDER.value: DocumentSynchronizer,
     Entity.INVOICE.value: DocumentSynchronizer,
+    Entity.DELIVERY_ADDRESS.value: DeliveryAddressSynchronizer,
 }

@@ -247,6 +247,37 @@ def test_available_stock_over_all_depots_or_one(db, sage):
     assert type(price_one(sage, "1").available) is Decimal
 
 
+def test_the_dossiers_stock_depot_setting_all_or_its_default_depot(db, sage):
+    """`stock_depot = "all"` sums every depot; "default" takes the depot Sage marks DE_Principal;
+    with no such depot, or two, the quote is refused rather than shown some depot's stock."""
+    from agent.sage100.quote_pricing import price_command
+    from agent.sage100.writer import CommandRefused
+
+    for depot, stock, reserved in ((1, "10", "2"), (2, "5.5", "0.5"), (3, "3", "4")):
+        insert_row(db, "F_ARTSTOCK", {"AR_Ref": ARTICLE, "DE_No": depot, "AS_QteSto": Decimal(stock),
+                                      "AS_QteRes": Decimal(reserved)})
+    command = {"key": "ssm:1", "account_key": CUSTOMER, "date": DATE.isoformat(),
+               "lines": [{"line_id": 7, "article": ARTICLE, "quantity": 1}]}
+
+    def stock(setting):
+        [line] = price_command(sage, command, stock_depot=setting).written["lines"]
+        return Decimal(line["stock"])
+
+    assert stock("all") == Decimal("12")
+    update_row(db, "F_DEPOT", {"DE_No": 1}, {"DE_Principal": 0})
+    update_row(db, "F_DEPOT", {"DE_No": 2}, {"DE_Principal": 1})
+    assert stock("default") == Decimal("5")
+    update_row(db, "F_DEPOT", {"DE_No": 3}, {"DE_Principal": 1})           # two default depots: none guessed
+    with pytest.raises(CommandRefused) as two:
+        stock("default")
+    update_row(db, "F_DEPOT", {"DE_No": 2}, {"DE_Principal": 0})
+    update_row(db, "F_DEPOT", {"DE_No": 3}, {"DE_Principal": 0})
+    with pytest.raises(CommandRefused) as none:
+        stock("default")
+    assert two.value.code == none.value.code == "default_depot"
+    assert stock("all") == Decimal("12")                                  # "all" needs no default depot
+
+
 def test_stock_of_an_article_without_rows_or_not_followed(db, sage):
     add_article(db, "NOSTOCK", "10")
     add_article(db, "SERVICE", "10", AR_SuiviStock=0)

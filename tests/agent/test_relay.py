@@ -39,7 +39,10 @@ def insert_one_of_each(path: Path, at) -> dict[str, str]:
     sage.insert_row(path, "F_FAMILLE", {"FA_CodeFamille": "HORLOGE", "FA_Type": 0, "FA_Intitule": "Montres"}, at=at)
     sage.insert_row(path, "F_ARTICLE", {"AR_Ref": "MONTRE01", "AR_Design": "Montre acier", "FA_CodeFamille": "HORLOGE",
                                         "AR_PrixVen": 120, "AR_UniteVen": 1}, at=at)
-    keys = {"user": "50", "account": "NOUVEAU", "contact": "5000", "product_family": "HORLOGE", "product": "MONTRE01"}
+    sage.insert_row(path, "F_LIVRAISON", {"LI_No": 5000, "CT_Num": "NOUVEAU", "LI_Intitule": "Nouvelle Bijouterie",
+                                          "LI_Ville": "Dole", "LI_Principal": 1}, at=at)
+    keys = {"user": "50", "account": "NOUVEAU", "contact": "5000", "product_family": "HORLOGE", "product": "MONTRE01",
+            "delivery_address": "5000"}
     for entity, doc_type in DOCUMENT_TYPES.items():
         piece = sage.insert_document(path, doc_type=doc_type, tiers="NOUVEAU", rep=50,
                                      lines=[{"AR_Ref": "MONTRE01", "DL_Qte": 2}], at=at)
@@ -54,8 +57,8 @@ def where_of(entity: str, key: str, doc_type: int | None = None) -> tuple[str, d
         return "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": doc_type, "DO_Piece": piece}
     table, column = {"user": ("F_COLLABORATEUR", "CO_No"), "account": ("F_COMPTET", "CT_Num"),
                      "contact": ("F_CONTACTT", "CT_No"), "product_family": ("F_FAMILLE", "FA_CodeFamille"),
-                     "product": ("F_ARTICLE", "AR_Ref")}[entity]
-    return table, {column: int(key) if column in ("CO_No", "CT_No") else key}
+                     "product": ("F_ARTICLE", "AR_Ref"), "delivery_address": ("F_LIVRAISON", "LI_No")}[entity]
+    return table, {column: int(key) if column in ("CO_No", "CT_No", "LI_No") else key}
 
 
 def delete_record(path: Path, entity: str, key: str, at) -> None:
@@ -116,7 +119,8 @@ def test_updated_records_of_every_entity_are_sent_with_their_new_values(agent, b
     field_of = {"user": ("CO_Nom", "RENOMMÉ", "last_name"), "account": ("CT_Intitule", "Bijoux Renommés", "name"),
                 "contact": ("CT_Nom", "RENOMMÉ", "last_name"),
                 "product_family": ("FA_Intitule", "Famille renommée", "name"),
-                "product": ("AR_Design", "Bague renommée", "name")}
+                "product": ("AR_Design", "Bague renommée", "name"),
+                "delivery_address": ("LI_Ville", "Dole", "city")}
     for entity, record in before.items():
         table, where = where_of(entity, record.key, record.record.get("doc_type"))
         column, value, canonical = field_of.get(entity, ("DO_Ref", "REF-2025", "reference"))
@@ -141,7 +145,7 @@ def test_a_save_without_change_sends_nothing(agent, bijou):
     agent.run("BIJOU")
     agent.drain("BIJOU")
     for table in ("F_COLLABORATEUR", "F_COMPTET", "F_CONTACTT", "F_FAMILLE", "F_ARTICLE", "F_ARTSTOCK",
-                  "F_DOCENTETE", "F_DOCLIGNE"):
+                  "F_DOCENTETE", "F_DOCLIGNE", "F_LIVRAISON"):
         assert sage.touch_rows(bijou, table, at=T0 + minutes(5)) > 0
     later(bijou, T0 + minutes(10))
 

@@ -428,7 +428,7 @@ def test_probes_count_every_table_read(reader, dossier, open_sage):
     connection = open_sage(dossier)
     probes = {probe.table: probe for probe in reader.probes()}
     assert set(probes) == {"F_COLLABORATEUR", "F_COMPTET", "F_CONTACTT", "F_FAMILLE", "F_ARTICLE", "P_UNITE",
-                           "F_ARTSTOCK", "F_ARTCLIENT", "P_CATTARIF", "F_DOCENTETE", "F_DOCLIGNE"}
+                           "F_ARTSTOCK", "F_ARTCLIENT", "P_CATTARIF", "F_DOCENTETE", "F_DOCLIGNE", "F_LIVRAISON"}
     for name, probe in probes.items():
         assert probe.row_count == scalar(connection, f"SELECT COUNT(*) FROM {name}")
         assert probe.max_marq == scalar(connection, f"SELECT MAX(cbMarq) FROM {name}")

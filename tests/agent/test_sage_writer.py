@@ -182,3 +182,33 @@ def test_a_write_that_fails_halfway_leaves_no_half_written_tiers(database):
     assert rows(database, "SELECT COUNT(*) FROM F_COMPTETG WHERE CT_Num LIKE 'SSM%'")[0][0] == 0
     assert Sage100Writer(connect(sqlite_connection_string(database))).apply(
         "cmd-1", Op.CREATE_PROSPECT, {"fields": {"name": "Bijoux Léa"}}).key == "SSM000001"   # tried again: once
+
+
+def test_a_devis_takes_the_chosen_address_of_its_tiers_else_its_main_one_else_none(writer, database):
+    """`LI_No`: the quote's address when it is one of the tiers' in F_LIVRAISON; one of another tiers
+    (or gone) gives the main address and a warning; a tiers without a main address gets none."""
+    tiers, other = [r[0] for r in rows(database, "SELECT DISTINCT CT_Num FROM F_LIVRAISON ORDER BY CT_Num")[:2]]
+    [main] = rows(database, "SELECT LI_No FROM F_LIVRAISON WHERE CT_Num = ? AND LI_Principal = 1", (tiers,))
+    [foreign] = rows(database, "SELECT LI_No FROM F_LIVRAISON WHERE CT_Num = ? AND LI_Principal = 1", (other,))
+    db = sqlite3.connect(database)
+    with db:
+        db.execute("INSERT INTO F_LIVRAISON (LI_No, CT_Num, LI_Intitule, LI_Principal) VALUES (777, ?, 'Atelier', 0)",
+                   (tiers,))
+    db.close()
+    article = rows(database, "SELECT AR_Ref FROM F_ARTICLE WHERE AR_Sommeil = 0 ORDER BY AR_Ref")[0][0]
+
+    def devis(command_id, **chosen):
+        outcome = writer.apply(command_id, Op.CREATE_QUOTE, {
+            "ssm_id": 1, "account_key": tiers, "reference": command_id, **chosen,
+            "lines": [{"line_id": 1, "article": article, "quantity": 1, "unit_price": "10", "discount": "0",
+                       "amount": "10"}]})
+        [(li_no,)] = rows(database, "SELECT LI_No FROM F_DOCENTETE WHERE DO_Type = 0 AND DO_Ref = ?", (command_id,))
+        assert outcome.written["delivery_address"] == (li_no or None)
+        return li_no, outcome.warnings
+
+    assert devis("chosen", delivery_address_key="777") == (777, [])
+    assert devis("main") == (main[0], [])
+    assert devis("foreign", delivery_address_key=str(foreign[0])) == (main[0], ["delivery-address-gone"])
+    assert devis("gone", delivery_address_key="123456") == (main[0], ["delivery-address-gone"])
+    update_row(database, "F_LIVRAISON", {"LI_No": main[0]}, {"LI_Principal": 0})
+    assert devis("no main") == (0, [])

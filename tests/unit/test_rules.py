@@ -21,6 +21,8 @@ EXPECTED = {
     Entity.QUOTE: ("salesorders", Direction.SSM_TO_SAGE, {M}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, False),
     Entity.ORDER: ("salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
     Entity.INVOICE: ("salesorders", Direction.SAGE_TO_SSM, {S}, {S}, DeletePolicy.SOFT_DELETE_IN_SSM, True),
+    Entity.DELIVERY_ADDRESS: ("accountAddresses", Direction.SAGE_TO_SSM, {S}, {S},
+                              DeletePolicy.SOFT_DELETE_IN_SSM, True),
 }
 
 
