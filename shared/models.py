@@ -207,7 +207,7 @@ class Document(CanonicalRecord):
 
 
 class DeliveryAddress(CanonicalRecord):
-    """A client's delivery address (`F_LIVRAISON`, keyed by `LI_No`); `main` is Sage's `LI_Principal`."""
+    """A client's delivery address (keyed by its number in the source); `main` marks the client's main one."""
 
     entity: Literal[Entity.DELIVERY_ADDRESS] = Entity.DELIVERY_ADDRESS
     account_key: RequiredText(17)
