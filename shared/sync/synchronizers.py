@@ -516,7 +516,7 @@ class ProductSynchronizer(Synchronizer):
 
 
 class DeliveryAddressSynchronizer(Synchronizer):
-    """Delivery addresses (`F_LIVRAISON` → `/accountAddresses`), Sage-owned: created, changed and
+    """Delivery addresses (Sage → `/accountAddresses`), Sage-owned: created, changed and
     deleted from Sage only. SSM's account addresses carry no `extId` and no source shows a filter
     on them, so one is found again through its link only (bound right after its create)."""
 
