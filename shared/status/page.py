@@ -281,6 +281,8 @@ def _facts(d: DossierStatus) -> str:
     if d.pending is not None and d.pending.available and d.pending.dead_lettered:
         facts.append(("Messages mis de côté", _number(d.pending.dead_lettered)))
     facts.append(("Incidents ouverts", _number(d.open_incidents)))
+    if d.last_export:
+        facts.append(("Exportations de Sage 50", _e(d.last_export)))
     if d.needs_realignment:
         facts.append(("Réalignement", "prévu à la prochaine synchronisation"))
     else:

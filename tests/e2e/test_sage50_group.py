@@ -9,6 +9,7 @@ import datetime as dt
 from local.runtime import LocalRuntime
 from shared.config import load_settings
 from shared.state.records import IncidentState
+from shared.status.page import render_status_page
 from shared.status.report import StatusQuery, StatusReader
 from shared.sync.binder import external_id
 from tests.agent.sage50_support import ExchangeFolder
@@ -64,6 +65,9 @@ def test_a_sage100_and_a_sage50_dossier_synchronise_side_by_side(make_pipeline):
         "Dernière exportation reçue il y a 3 h (attendue au moins toutes les 2 h) : vérifiez que Sage 50 "
         "exporte toujours vers le dossier d'échange."]
     assert not [i for i in s100.incidents if i.key.startswith("export:")]
+    page = render_status_page(StatusReader.from_settings(p.settings, p.runtime.store, p.runtime.bus).report())
+    assert "<dt>Exportations de Sage 50</dt><dd>Dernière exportation reçue il y a 3 h.</dd>" in page
+    assert page.count("Exportations de Sage 50") == 1                 # the Sage 100 dossier has none
 
     # Sage 50's client file comes back malformed (a tab in a postcode shifts the columns): the
     # Sage 50 dossier says so, in French, on its own; nothing of the file reaches SSM, and the
