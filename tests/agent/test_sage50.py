@@ -401,3 +401,32 @@ def test_a_prospect_changed_in_ssm_is_imported_whole_and_confirmed_by_its_new_va
                   command_id="cmd-2")
     result, delivered = agent.run()                        # nothing to change: answered at once, no file
     assert [r.record["ok"] for r in results_of(delivered)] == [True] and agent.exchange.imports() == []
+
+
+def test_a_file_changing_while_it_is_read_is_left_for_the_next_run(agent, monkeypatch):
+    from agent.sage50 import exchange as exchange_module
+
+    agent.run()
+    agent.exchange.rows["familles"].append({"Code": "MON", "Libellé": "Montres"})
+    agent.exchange.export("familles")
+    path = agent.exchange.path("familles")
+    real_read = exchange_module.Path.read_bytes
+
+    appended = []
+
+    def read_while_sage_writes(self):
+        data = real_read(self)
+        if self == path:                          # Sage 50 is still appending during this run
+            appended.append(f"BR{len(appended)}")
+            with open(path, "ab") as more:
+                more.write(f"{appended[-1]}\tBracelets\r\n".encode("cp1252"))
+        return data
+
+    monkeypatch.setattr(exchange_module.Path, "read_bytes", read_while_sage_writes)
+    result, delivered = agent.run()
+    monkeypatch.undo()
+    assert upserts(delivered, "product_family") == {} and delivered.changes(Op.DELETE) == []
+
+    result, delivered = agent.run()
+    assert start_report(delivered)["refused"] == []
+    assert set(upserts(delivered, "product_family")) == {"MON", *appended} and len(appended) == 2
