@@ -290,7 +290,8 @@ class Sage50Writer:
                   if a.get("outcome") and a.get("entity", entity) == entity]
         highest = max((int(code[len(self.prefix):]) for code in taken
                        if code.startswith(self.prefix) and code[len(self.prefix):].isdigit()), default=0)
-        code = f"{self.prefix}{highest + 1:0{COUNTER_DIGITS}d}"
+        digits = COUNTER_DIGITS if width is None else max(1, min(COUNTER_DIGITS, width - len(self.prefix)))
+        code = f"{self.prefix}{highest + 1:0{digits}d}"            # SSM000001; a long prefix, fewer digits
         if width is not None and len(code) > width:
             raise CommandRefused(f"the next code {code} is longer than {width}", code="code_too_long",
                                  code_value=code, width=width)

@@ -430,3 +430,16 @@ def test_a_file_changing_while_it_is_read_is_left_for_the_next_run(agent, monkey
     result, delivered = agent.run()
     assert start_report(delivered)["refused"] == []
     assert set(upserts(delivered, "product_family")) == {"MON", *appended} and len(appended) == 2
+
+
+def test_a_long_prospect_prefix_still_gives_codes_within_13_characters(tmp_path):
+    agent = Agent(tmp_path, prospect_prefix="PROSPECTSM")
+    agent.exchange.export()
+    agent.run()
+    for number in (1, 2):
+        agent.command(Op.CREATE_PROSPECT, "account", f"ssm:{number}", {"ssm_id": number, "fields": {"name": f"N{number}"}},
+                      command_id=f"cmd-{number}")
+    agent.run()
+    codes = sorted(agent.exchange.read_import(path)[1][0].values["Code"] for path in agent.exchange.imports())
+    assert codes == ["PROSPECTSM001", "PROSPECTSM002"] and all(len(code) == 13 for code in codes)
+    agent.bus.close()
