@@ -94,6 +94,13 @@ def test_a_sage100_and_a_sage50_dossier_synchronise_side_by_side(make_pipeline):
     assert not [k for k in open_incidents(p, S50) if k.startswith("export:")]
     assert status(p, S50).last_export == "Dernière exportation reçue il y a 0 min."
     assert p.ssm("accounts", external_id(S50, "C0001"))["city"] == "Dole"
+
+    exchange.rows["articles"] = exchange.rows["articles"][:1]
+    exchange.export("articles", age_s=24 * 3600)          # an old copy put back: ignored, said in CIEL's journal
+    assert p.run().ok
+    assert [e.message for e in status(p, S50).journal if e.event == "export-ignored"] == [
+        "Le fichier « articles.txt » déposé est plus ancien que la dernière exportation lue : il a été ignoré."]
+    assert p.ssm("products", external_id(S50, "COL-PERLE"))                     # not deleted
     assert not [e for e in p.runtime.store.list_journal(S100, limit=500) if (e.key or "").startswith("export:")]
 
 
