@@ -47,6 +47,7 @@ ENTITY_LABELS = {
     Entity.QUOTE.value: "Devis",
     Entity.ORDER.value: "Commande",
     Entity.INVOICE.value: "Facture",
+    "export": "Exportation Sage 50",          # shared.sync.exchange_report
 }
 OPERATION_LABELS = {
     "create": "Création",
@@ -62,6 +63,7 @@ EVENT_LABELS = {
     "conflict": "Conflit",
     "ssm-deletion-ignored": "Suppression SSM ignorée",
     "invite-needed": "Invitation requise",
+    "export-ignored": "Exportation ignorée",
 }
 DIRECTION_LABELS = {"sage_to_ssm": "Sage → SSM", "ssm_to_sage": "SSM → Sage"}
 RUN_STATE_LABELS = {
