@@ -443,3 +443,27 @@ def test_a_long_prospect_prefix_still_gives_codes_within_13_characters(tmp_path)
     codes = sorted(agent.exchange.read_import(path)[1][0].values["Code"] for path in agent.exchange.imports())
     assert codes == ["PROSPECTSM001", "PROSPECTSM002"] and all(len(code) == 13 for code in codes)
     agent.bus.close()
+
+
+def test_a_contact_changed_in_ssm_is_imported_and_its_names_stay_sage_50s(agent):
+    agent.run()
+    key = "C0001/Dupont/Jeanne"
+    agent.command(Op.UPDATE_CONTACT, "contact", key, {"ssm_id": 700, "fields": {"job_title": "Directrice\tachats"},
+                                                      "base": {"job_title": "Gérante"}})
+    agent.run()
+    [written] = agent.exchange.imports()
+    _, [record] = agent.exchange.read_import(written)
+    assert (record.values["Code client"], record.values["Nom"], record.values["Prénom"], record.values["Fonction"],
+            record.values["E-mail"]) == ("C0001", "Dupont", "Jeanne", "Directrice\tachats", "jeanne@oeildor.fr")
+    agent.exchange.import_all()
+    result, delivered = agent.run()
+    [answer] = results_of(delivered)
+    assert (answer.key, answer.record["outcome"]["written"]) == (key, {"job_title": "Directrice\tachats"})
+    assert upserts(delivered, "contact")[key]["job_title"] == "Directrice\tachats"
+
+    agent.command(Op.UPDATE_CONTACT, "contact", key, {"ssm_id": 700, "fields": {"last_name": "Durand"}},
+                  command_id="cmd-2")
+    result, delivered = agent.run()
+    [answer] = results_of(delivered)
+    assert (answer.record["ok"], answer.record["code"]) == (False, "contact_rename")
+    assert agent.exchange.imports() == []
