@@ -467,3 +467,21 @@ def test_a_contact_changed_in_ssm_is_imported_and_its_names_stay_sage_50s(agent)
     [answer] = results_of(delivered)
     assert (answer.record["ok"], answer.record["code"]) == (False, "contact_rename")
     assert agent.exchange.imports() == []
+
+
+def test_the_code_of_a_prospect_never_confirmed_is_not_given_again(tmp_path):
+    agent = Agent(tmp_path, confirm_within_s=1.0)
+    agent.exchange.export()
+    agent.run()
+    agent.command(Op.CREATE_PROSPECT, "account", "ssm:1", {"ssm_id": 1, "fields": {"name": "Jamais importé"}})
+    agent.run()
+    time.sleep(1.1)
+    result, delivered = agent.run()
+    assert [r.record["code"] for r in results_of(delivered)] == ["unconfirmed"]
+
+    agent.command(Op.CREATE_PROSPECT, "account", "ssm:2", {"ssm_id": 2, "fields": {"name": "Suivant"}},
+                  command_id="cmd-2")
+    agent.run()
+    codes = sorted(agent.exchange.read_import(path)[1][0].values["Code"] for path in agent.exchange.imports())
+    assert codes == ["SSM000001", "SSM000002"]         # Sage 50 may still import the first file late
+    agent.bus.close()
