@@ -45,7 +45,8 @@ from shared.telemetry import get_logger, log_context
 STAGING_COMMIT_BATCHES = 20
 
 SourceOpener = Callable[[], ContextManager[tuple[object, object]]]
-"""Opens a dossier's Sage source: a context manager yielding (pyodbc connection, reader)."""
+"""Opens a dossier's Sage source: a context manager yielding (connection, reader), as the dossier's
+source adapter (`agent.sources`) makes them."""
 
 
 def outbox_message_id(run_id: str, batch: EnvelopeBatch) -> str:

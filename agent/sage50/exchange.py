@@ -6,7 +6,8 @@ own copy (in the agent's state folder) and reads only that copy, so a file refus
 match its layout), missing, or older than the one accepted before changes nothing the agent
 relays: the last accepted copy stays the dossier's snapshot. `refresh()` answers what it found
 (`report()`), which the run's start marker carries to the cloud: the time of the newest export,
-the files missing, refused (line, column, reason) or ignored as older.
+the files missing, refused (line, column, reason) or ignored as older. A file that changes while
+it is read (Sage 50 still writing it) is left for the next run.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Refresh:
     missing: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
+    writing: list[str] = field(default_factory=list)
 
 
 class Exchange:
@@ -76,8 +78,13 @@ class Exchange:
             if not source.is_file():
                 found.missing.append(layout.file)
                 continue
+            before = source.stat()
             data = source.read_bytes()
-            modified = source.stat().st_mtime
+            after = source.stat()
+            if (before.st_mtime, before.st_size) != (after.st_mtime, after.st_size) or len(data) != after.st_size:
+                found.writing.append(layout.file)     # Sage 50 is writing it: taken at the next run
+                continue
+            modified = after.st_mtime
             digest = hashlib.sha256(data).hexdigest()
             if known is not None and known["sha256"] == digest:
                 continue

@@ -142,7 +142,7 @@ class Sage50Writer:
                     results.append(result_envelope(command, outcome=outcome))
             elif now >= dt.datetime.fromisoformat(write["deadline"]):
                 hours = round(self.confirm_within_s / 3600, 1)
-                self.writes.answered[command_id] = {"outcome": None}
+                self.writes.answered[command_id] = {"outcome": None, "entity": write["entity"], "key": write["key"]}
                 if command is not None:
                     results.append(result_envelope(
                         command, error=f"the import file {write['file']} is not in Sage 50's exports after {hours} h",
@@ -286,11 +286,13 @@ class Sage50Writer:
             width = next(c.width for c in layout.single.columns if c.label == label)
         taken = [row.key.split(":", 1)[-1] for row in self.reader.rows(_entity(entity))]
         taken += [w["key"].split(":", 1)[-1] for w in self.writes.pending.values() if w["entity"] == entity]
-        taken += [a["outcome"]["key"].split(":", 1)[-1] for a in self.writes.answered.values()
-                  if a.get("outcome") and a.get("entity", entity) == entity]
+        taken += [(a["outcome"]["key"] if a.get("outcome") else a.get("key", "")).split(":", 1)[-1]
+                  for a in self.writes.answered.values() if a.get("entity", entity) == entity]   # a refused
+        # write keeps its code: Sage 50 may still import its file late
         highest = max((int(code[len(self.prefix):]) for code in taken
                        if code.startswith(self.prefix) and code[len(self.prefix):].isdigit()), default=0)
-        code = f"{self.prefix}{highest + 1:0{COUNTER_DIGITS}d}"
+        digits = COUNTER_DIGITS if width is None else max(1, min(COUNTER_DIGITS, width - len(self.prefix)))
+        code = f"{self.prefix}{highest + 1:0{digits}d}"            # SSM000001; a long prefix, fewer digits
         if width is not None and len(code) > width:
             raise CommandRefused(f"the next code {code} is longer than {width}", code="code_too_long",
                                  code_value=code, width=width)

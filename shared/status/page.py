@@ -298,6 +298,8 @@ def _facts(d: DossierStatus, ctx: PageContext) -> str:
     if d.pending is not None and d.pending.available and d.pending.dead_lettered:
         facts.append(("status.fact.dead_lettered", _number(d.pending.dead_lettered)))
     facts.append(("status.fact.open_incidents", _number(d.open_incidents)))
+    if d.last_export:
+        facts.append(("status.fact.last_export", _e(d.last_export)))
     if d.needs_realignment:
         facts.append(("status.fact.realignment", _t("status.fact.realignment_due")))
     else:

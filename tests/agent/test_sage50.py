@@ -401,3 +401,87 @@ def test_a_prospect_changed_in_ssm_is_imported_whole_and_confirmed_by_its_new_va
                   command_id="cmd-2")
     result, delivered = agent.run()                        # nothing to change: answered at once, no file
     assert [r.record["ok"] for r in results_of(delivered)] == [True] and agent.exchange.imports() == []
+
+
+def test_a_file_changing_while_it_is_read_is_left_for_the_next_run(agent, monkeypatch):
+    from agent.sage50 import exchange as exchange_module
+
+    agent.run()
+    agent.exchange.rows["familles"].append({"Code": "MON", "Libellé": "Montres"})
+    agent.exchange.export("familles")
+    path = agent.exchange.path("familles")
+    real_read = exchange_module.Path.read_bytes
+
+    appended = []
+
+    def read_while_sage_writes(self):
+        data = real_read(self)
+        if self == path:                          # Sage 50 is still appending during this run
+            appended.append(f"BR{len(appended)}")
+            with open(path, "ab") as more:
+                more.write(f"{appended[-1]}\tBracelets\r\n".encode("cp1252"))
+        return data
+
+    monkeypatch.setattr(exchange_module.Path, "read_bytes", read_while_sage_writes)
+    result, delivered = agent.run()
+    monkeypatch.undo()
+    assert upserts(delivered, "product_family") == {} and delivered.changes(Op.DELETE) == []
+
+    result, delivered = agent.run()
+    assert start_report(delivered)["refused"] == []
+    assert set(upserts(delivered, "product_family")) == {"MON", *appended} and len(appended) == 2
+
+
+def test_a_long_prospect_prefix_still_gives_codes_within_13_characters(tmp_path):
+    agent = Agent(tmp_path, prospect_prefix="PROSPECTSM")
+    agent.exchange.export()
+    agent.run()
+    for number in (1, 2):
+        agent.command(Op.CREATE_PROSPECT, "account", f"ssm:{number}", {"ssm_id": number, "fields": {"name": f"N{number}"}},
+                      command_id=f"cmd-{number}")
+    agent.run()
+    codes = sorted(agent.exchange.read_import(path)[1][0].values["Code"] for path in agent.exchange.imports())
+    assert codes == ["PROSPECTSM001", "PROSPECTSM002"] and all(len(code) == 13 for code in codes)
+    agent.bus.close()
+
+
+def test_a_contact_changed_in_ssm_is_imported_and_its_names_stay_sage_50s(agent):
+    agent.run()
+    key = "C0001/Dupont/Jeanne"
+    agent.command(Op.UPDATE_CONTACT, "contact", key, {"ssm_id": 700, "fields": {"job_title": "Directrice\tachats"},
+                                                      "base": {"job_title": "Gérante"}})
+    agent.run()
+    [written] = agent.exchange.imports()
+    _, [record] = agent.exchange.read_import(written)
+    assert (record.values["Code client"], record.values["Nom"], record.values["Prénom"], record.values["Fonction"],
+            record.values["E-mail"]) == ("C0001", "Dupont", "Jeanne", "Directrice\tachats", "jeanne@oeildor.fr")
+    agent.exchange.import_all()
+    result, delivered = agent.run()
+    [answer] = results_of(delivered)
+    assert (answer.key, answer.record["outcome"]["written"]) == (key, {"job_title": "Directrice\tachats"})
+    assert upserts(delivered, "contact")[key]["job_title"] == "Directrice\tachats"
+
+    agent.command(Op.UPDATE_CONTACT, "contact", key, {"ssm_id": 700, "fields": {"last_name": "Durand"}},
+                  command_id="cmd-2")
+    result, delivered = agent.run()
+    [answer] = results_of(delivered)
+    assert (answer.record["ok"], answer.record["code"]) == (False, "contact_rename")
+    assert agent.exchange.imports() == []
+
+
+def test_the_code_of_a_prospect_never_confirmed_is_not_given_again(tmp_path):
+    agent = Agent(tmp_path, confirm_within_s=1.0)
+    agent.exchange.export()
+    agent.run()
+    agent.command(Op.CREATE_PROSPECT, "account", "ssm:1", {"ssm_id": 1, "fields": {"name": "Jamais importé"}})
+    agent.run()
+    time.sleep(1.1)
+    result, delivered = agent.run()
+    assert [r.record["code"] for r in results_of(delivered)] == ["unconfirmed"]
+
+    agent.command(Op.CREATE_PROSPECT, "account", "ssm:2", {"ssm_id": 2, "fields": {"name": "Suivant"}},
+                  command_id="cmd-2")
+    agent.run()
+    codes = sorted(agent.exchange.read_import(path)[1][0].values["Code"] for path in agent.exchange.imports())
+    assert codes == ["SSM000001", "SSM000002"]         # Sage 50 may still import the first file late
+    agent.bus.close()

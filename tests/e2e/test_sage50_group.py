@@ -9,6 +9,7 @@ import datetime as dt
 from local.runtime import LocalRuntime
 from shared.config import load_settings
 from shared.state.records import IncidentState
+from shared.status.page import render_status_page
 from shared.status.report import StatusQuery, StatusReader
 from shared.sync.binder import external_id
 from tests.agent.sage50_support import ExchangeFolder
@@ -64,6 +65,9 @@ def test_a_sage100_and_a_sage50_dossier_synchronise_side_by_side(make_pipeline):
         "Dernière exportation reçue il y a 3 h (attendue au moins toutes les 2 h) : vérifiez que Sage 50 "
         "exporte toujours vers le dossier d'échange."]
     assert not [i for i in s100.incidents if i.key.startswith("export:")]
+    page = render_status_page(StatusReader.from_settings(p.settings, p.runtime.store, p.runtime.bus).report())
+    assert "<dt>Exportations de Sage 50</dt><dd>Dernière exportation reçue il y a 3 h.</dd>" in page
+    assert page.count("Exportations de Sage 50") == 1                 # the Sage 100 dossier has none
 
     # Sage 50's client file comes back malformed (a tab in a postcode shifts the columns): the
     # Sage 50 dossier says so, in French, on its own; nothing of the file reaches SSM, and the
@@ -90,6 +94,13 @@ def test_a_sage100_and_a_sage50_dossier_synchronise_side_by_side(make_pipeline):
     assert not [k for k in open_incidents(p, S50) if k.startswith("export:")]
     assert status(p, S50).last_export == "Dernière exportation reçue il y a 0 min."
     assert p.ssm("accounts", external_id(S50, "C0001"))["city"] == "Dole"
+
+    exchange.rows["articles"] = exchange.rows["articles"][:1]
+    exchange.export("articles", age_s=24 * 3600)          # an old copy put back: ignored, said in CIEL's journal
+    assert p.run().ok
+    assert [e.message for e in status(p, S50).journal if e.event == "export-ignored"] == [
+        "Le fichier « articles.txt » déposé est plus ancien que la dernière exportation lue : il a été ignoré."]
+    assert p.ssm("products", external_id(S50, "COL-PERLE"))                     # not deleted
     assert not [e for e in p.runtime.store.list_journal(S100, limit=500) if (e.key or "").startswith("export:")]
 
 
