@@ -63,6 +63,8 @@ class IncidentStateFilter(str, Enum):
 class StatusQueryError(ValueError):
     """A status query parameter has a value the report cannot use; the message says which."""
 
+    code = "status.query.invalid"
+
 
 class StatusQuery(BaseModel):
     """What to show: one dossier or all, incidents of one entity or all, in which state, how many;
