@@ -117,7 +117,7 @@ def fill_rich_state(store) -> None:
         incidents.record(dossier, entity, f"K{n:03d}", "update", sample_text(code))
     for n, code in enumerate(walked_codes(JOURNAL_PREFIXES)):
         dossier, entity = list(DOSSIERS)[n % len(DOSSIERS)], ENTITIES[n % len(ENTITIES)]
-        store.append_journal(JournalEntry(dossier=dossier, at=NOW - dt.timedelta(minutes=10, seconds=n),
+        store.append_journal(JournalEntry(dossier=dossier, at=NOW - dt.timedelta(hours=2, minutes=-2, seconds=-n),
                                           run_id=f"{dossier}-run-1", entity=entity, key=f"J{n:03d}",
                                           event=JOURNAL_EVENTS[code.split(".")[1]], message=sample_text(code)))
     incidents.record_on_group("account", "INCONNU:C9", "read", text("sync.unknown_dossier", dossier="INCONNU"))
