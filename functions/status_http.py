@@ -1,8 +1,9 @@
-"""HTTP triggers of the status: the JSON report, the HTML page, one dossier's detail.
+"""HTTP triggers of the status: the JSON report, the HTML page, one dossier's detail, and the
+OpenAPI description of the app's routes (`functions/openapi.json`, see `shared.status.openapi`).
 
-All three are GET and need the function key (auth level FUNCTION). Query parameters `dossier`,
-`entity` and `state` (open, resolved, all; open by default) filter the incidents; a bad value is
-a 400 that says which. The report is read from the state store and the bus the settings name,
+All are GET and need the function key (auth level FUNCTION). Query parameters `dossier`,
+`entity` and `state` (open, resolved, all; open by default) filter the incidents, `run` shows one
+run's journal; a bad value is a 400 that says which, in French, with its catalogue code. The report is read from the state store and the bus the settings name,
 opened once per worker process (`functions.context`); the local runtime and tests can hand in
 their own reader with `use_reader`.
 """
@@ -17,6 +18,8 @@ import azure.functions as func
 from functions import context
 from shared.config import Settings
 from shared.errors import NotFoundError
+from shared.messages import code_of
+from shared.status.openapi import load as load_openapi
 from shared.status.page import render_error_page, render_status_page
 from shared.status.report import StatusQuery, StatusQueryError, StatusReader
 
@@ -91,8 +94,9 @@ def _json(body: str, status: int = 200) -> func.HttpResponse:
                              headers=COMMON_HEADERS)
 
 
-def _json_error(status: int, message: str) -> func.HttpResponse:
-    return _json(json.dumps({"error": message}, ensure_ascii=False), status)
+def _json_error(status: int, message: str, code: Optional[str] = None) -> func.HttpResponse:
+    body = {"code": code or code_of(message), "error": message}
+    return _json(json.dumps(body, ensure_ascii=False), status)
 
 
 @bp.function_name("status")
@@ -101,7 +105,7 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
     try:
         query = StatusQuery.from_params(req.params)
     except StatusQueryError as exc:
-        return _json_error(400, str(exc))
+        return _json_error(400, str(exc), exc.code)
     return _json(status_reader().report(query).model_dump_json())
 
 
@@ -125,6 +129,12 @@ def status_dossier(req: func.HttpRequest) -> func.HttpResponse:
         query = StatusQuery.from_params({**req.params, "dossier": req.route_params["dossier"]})
         return _json(status_reader().dossier(req.route_params["dossier"], query).model_dump_json())
     except StatusQueryError as exc:
-        return _json_error(400, str(exc))
+        return _json_error(400, str(exc), exc.code)
     except NotFoundError as exc:
-        return _json_error(404, exc.user_message)
+        return _json_error(404, exc.user_message, "status.dossier.unknown")
+
+
+@bp.function_name("status_openapi")
+@bp.route(route="status/openapi.json", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+def status_openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return _json(load_openapi())

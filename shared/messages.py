@@ -453,7 +453,6 @@ CATALOGUE: dict[str, str] = {
     "status.event.conflict": "Conflit",
     "status.event.ssm-deletion-ignored": "Suppression SSM ignorée",
     "status.event.invite-needed": "Invitation requise",
-    "status.event.invited": "Invitation acceptée",
     "status.event.deletion-not-propagated": "Suppression non reportée",
     "status.event.dossier-inactive": "Dossier désactivé",
     "status.event.dossier-activated": "Dossier réactivé",
@@ -469,6 +468,10 @@ CATALOGUE: dict[str, str] = {
     "status.event.quote-transformed": "Devis transformé",
     "status.event.mass-deletion-held": "Suppressions retenues",
     "status.event.export-ignored": "Exportation ignorée",
+    "status.event.ssm-change-refused": "Modification SSM refusée",
+    "status.event.recreated": "Recréé depuis Sage",
+    "status.event.invite-matched": "Invitation acceptée",
+    "status.event.quote-created-in-sage": "Devis créé dans Sage",
     "sync.resource.accounts": "le compte",
     "sync.resource.accountTypes": "le type de compte",
     "sync.resource.contacts": "le contact",
@@ -487,12 +490,12 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.no_details": "sans précision",
     "sync.ssm.keys_refused": "SSM refuse les clés d'intégration (clé publique {public_key}) : vérifiez les clés "
                              "publique et privée de SSM dans les réglages du connecteur.",
-    "sync.ssm.no_login": "SSM n'a pas de service de connexion à {resource} : vérifiez l'adresse de SSM "
+    "sync.ssm.no_login": "SSM n'a pas de service de connexion à « {resource} » : vérifiez l'adresse de SSM "
                          "([ssm] base_url) dans les réglages du connecteur.",
     "sync.ssm.already_gone": "{target} : plus aucune fiche dans SSM ; rien à supprimer.",
     "sync.ssm.database": "SSM a signalé une erreur de base de données sur {entity} {attempts} fois de suite "
                          "(HTTP {status}) : « {message} »",
-    "sync.ssm.query": "SSM n'a pas pu exécuter la requête sur {resource} : « {message} »",
+    "sync.ssm.query": "SSM n'a pas pu exécuter la requête sur « {resource} » : « {message} »",
     "sync.ssm.refers_to_missing": "SSM a refusé {entity} : « {message} » (la fiche renvoie à un élément que SSM n'a "
                                   "pas)",
     "sync.ssm.session_refused": "SSM a encore refusé la session du connecteur juste après une nouvelle "
@@ -506,12 +509,12 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.refused": "SSM a refusé {entity} : « {message} »",
     "sync.ssm.forbidden": "SSM n'autorise pas cette modification sur {entity} : « {message} »",
     "sync.ssm.not_found": "SSM n'a pas {target}.",
-    "sync.ssm.method": "SSM n'accepte pas cette opération sur {resource} : « {message} »",
+    "sync.ssm.method": "SSM n'accepte pas cette opération sur « {resource} » : « {message} »",
     "sync.ssm.conflict": "SSM a refusé {entity}, en conflit avec une autre fiche : « {message} »",
     "sync.ssm.too_large": "SSM a refusé {entity}, de taille excessive : « {message} »",
     "sync.ssm.refused_status": "SSM a refusé {entity} (HTTP {status}) : « {message} »",
     "sync.ssm.failed_status": "SSM a échoué sur {entity} (HTTP {status}) : « {message} »",
-    "sync.ssm.other_status": "SSM a répondu HTTP {status} au sujet de {entity} : « {message} »",
+    "sync.ssm.other_status": "SSM a répondu HTTP {status} sur {entity} : « {message} »",
     "sync.ssm.target": "{entity} {id}",
     "sync.ssm.target_resource": "la ressource « {resource} »",
     "sync.ssm.missing": "{entity} {id} : aucune fiche dans SSM.",
@@ -519,8 +522,8 @@ CATALOGUE: dict[str, str] = {
     "sync.ssm.not_a_list": "SSM a répondu à la liste « {resource} » par autre chose qu'une liste.",
     "sync.ssm.same_page": "SSM a renvoyé deux fois la même page de « {resource} » : la pagination ne "
                           "fonctionne pas, la lecture a été arrêtée.",
-    "sync.ssm.not_a_record": "SSM a répondu à {resource}/{id} par autre chose qu'une fiche.",
-    "sync.ssm.not_a_description": "SSM a répondu à {path} par autre chose qu'une description.",
+    "sync.ssm.not_a_record": "SSM a répondu à « {resource}/{id} » par autre chose qu'une fiche.",
+    "sync.ssm.not_a_description": "SSM a répondu à « {path} » par autre chose qu'une description.",
     "sync.ssm.no_id": "SSM a accepté {entity} sans dire quel numéro il lui a donné.",
     "sync.ssm.no_token": "SSM a accepté les clés d'intégration mais n'a donné aucun jeton de session.",
     "sync.ssm.not_json": "SSM a répondu au sujet de « {resource} » par autre chose que du JSON.",
@@ -553,7 +556,7 @@ CATALOGUE: dict[str, str] = {
     "sync.invalid.not_a_number": "« {value} » n'est pas un nombre",
     "sync.invalid.not_whole": "« {value} » n'est pas un nombre entier",
     "sync.invalid.not_a_date": "« {value} » n'est pas une date",
-    "sync.unexpected": "Une erreur inattendue a arrêté la synchronisation de {record} ; nouvel essai automatique.",
+    "sync.unexpected": "Une erreur inattendue a arrêté la synchronisation pour {record} ; nouvel essai automatique.",
     "sync.unreadable": "L'agent n'a pas pu lire {record} dans Sage.",
     "sync.not_understood": "L'agent a envoyé une modification que le cloud ne comprend pas ({record}, "
                            "opération {op}).",
@@ -622,7 +625,6 @@ CATALOGUE: dict[str, str] = {
     "journal.run.end": "Fin de la synchronisation {direction} : {counts}.",
     "journal.run.end_conflicts": "Fin de la synchronisation {direction} : {counts} ; {conflicts} conflit(s), la "
                                  "valeur de Sage a été gardée (détail ci-dessous).",
-    "journal.run.failed": "Échec de la synchronisation {direction} : {reason}",
     "journal.inactive_changes": "{count} modification(s) de Sage sont arrivées alors que le dossier est "
                                 "désactivé ; elles n'ont pas été appliquées (la prochaine activation réaligne le "
                                 "dossier).",
@@ -669,7 +671,7 @@ CATALOGUE: dict[str, str] = {
                                             "reste, les utilisateurs se gèrent dans SSM.",
     "journal.invite_matched": "{email} a été invité dans SSM ; la fiche de {record} est désormais reliée à cet "
                               "utilisateur.",
-    "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans {resource} (il a : {known}) ; "
+    "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans « {resource} » (il a : {known}) ; "
                               "créez-la dans SSM ou corrigez les réglages du connecteur.",
 }
 
@@ -684,10 +686,11 @@ def label(prefix: str, value: object) -> str:
 
 def record_name(entity: Optional[str], key: Optional[str]) -> str:
     """A record named in a sentence, with its article: « le tiers « C001 » »."""
+    kind = label("status.entity", entity).lower() if entity else "?"
     if not key:
-        return text("sync.record.no_key", entity=entity or "?")
+        return text("sync.record.no_key", entity=kind)
     code = f"sync.record.{entity}"
-    return text(code, key=key) if code in CATALOGUE else text("sync.record.other", key=key, entity=entity or "?")
+    return text(code, key=key) if code in CATALOGUE else text("sync.record.other", key=key, entity=kind)
 
 
 def sentence(words: str) -> str:

@@ -35,7 +35,7 @@ from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
 from shared.errors import ConfigurationError, ConnectorError, RetryableError
-from shared.messages import record_name, text as message_text
+from shared.messages import label, record_name, text as message_text
 from shared.models import Entity, describe_validation_error
 from shared.rules import sync_order
 
@@ -344,7 +344,8 @@ class Sage100Reader:
                 latest = group.modified
         key = spec.key(raw)
         entity = spec.entity.value
-        who = record_name(entity, key) if key else message_text("sync.record.marq", entity=entity, marq=main.marq)
+        who = record_name(entity, key) if key else message_text("sync.record.marq", entity=label("status.entity", entity).lower(),
+                                                                   marq=main.marq)
         record, error = None, None
         problems += spec.problems(raw)
         try:

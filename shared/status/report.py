@@ -64,6 +64,8 @@ class IncidentStateFilter(str, Enum):
 class StatusQueryError(ValueError):
     """A status query parameter has a value the report cannot use; the message says which."""
 
+    code = "status.query.invalid"
+
 
 class StatusQuery(BaseModel):
     """What to show: one dossier or all, incidents of one entity or all, in which state, how many;
@@ -434,7 +436,7 @@ class StatusReader:
         if query.run is None:
             return self.store.list_journal(dossier_id, limit=query.journal, entity=query.entity) \
                 if query.journal else []
-        entries = self.store.list_journal(dossier_id, limit=RUN_JOURNAL_READ, entity=query.entity)
+        entries = self.store.list_journal(dossier_id, limit=RUN_JOURNAL_READ)     # the whole run, every entity
         return [e for e in entries if e.run_id == query.run][:max(query.journal, 1)]
 
     def _lag(self, runs: list[Run], pending: Optional[PendingStatus], dossier_id: str,
