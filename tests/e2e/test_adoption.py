@@ -243,3 +243,45 @@ def test_a_dry_run_shows_what_the_realignment_would_do_and_changes_nothing(make_
     assert p.run().ok                                                      # and the run does what was shown
     assert p.ssm("accounts", external_id(D, "RUBIS"))["phone"] == "04 72 00 00 01"
     assert p.sage(D, "SELECT COUNT(*) FROM F_COMPTET WHERE CT_Intitule = 'Nouveau prospect saisi dans SSM'")[0][0] == 1
+
+
+def test_the_status_routes_show_the_preview_in_french_and_take_the_administrators_decisions(make_pipeline):
+    import httpx
+
+    made = HandMade(ambiguous=True)
+    p = make_pipeline(before_start=made)
+    server = p.runtime.start_status_server(port=0)
+    with httpx.Client(timeout=30) as client:
+        assert client.get(server.url(f"status/dossiers/{D}/preview")).status_code == 401
+        missing = client.get(server.url(f"status/dossiers/{D}/preview", with_key=True))
+        assert missing.status_code == 404 and "--dry-run" in missing.json()["error"]
+        assert main(["local", "--config", str(p.config_path), "--dry-run", "--dossier", D]) == 0
+
+        preview = client.get(server.url(f"status/dossiers/{D}/preview", with_key=True)).json()
+        items = {(a["entity"], a["sage_key"]): a for a in preview["adoptions"]}
+        assert items[("account", "LEFEVRE")]["rule"] == "siret" and items[("account", "LEFEVRE")]["status"] == "unique"
+        assert [c["ssm_id"] for c in items[("account", "AMETHYSTE")]["candidates"]] == [made.ids["first"],
+                                                                                       made.ids["second"]]
+        page = client.get(server.url(f"status/dossiers/{D}/preview/page", with_key=True))
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "Aperçu du premier chargement du dossier BIJOU" in page.text
+        assert "ambiguë : en attente de votre choix" in page.text and "L’Écrin d’Émeraude" in page.text
+        assert ssm_writes(p) == []
+
+        refused = client.post(server.url(f"status/dossiers/{D}/adoptions", with_key=True), json={"action": "x"})
+        assert refused.status_code == 400 and "Demande illisible" in refused.json()["error"]
+        confirmed = client.post(server.url(f"status/dossiers/{D}/adoptions", with_key=True), json={"action": "confirm"})
+        assert confirmed.json()["message"].startswith("Reprises : 4 fiche(s) reliée(s) ; 1 correspondance(s)")
+        assert p.run().ok
+        assert p.runtime.store.get_link(D, "account", "AMETHYSTE") is None
+
+        chosen = client.post(server.url(f"status/dossiers/{D}/adoptions", with_key=True),
+                             json={"action": "bind", "entity": "account", "key": "AMETHYSTE", "ssm_id": made.ids["first"]})
+        assert chosen.status_code == 200 and chosen.json()["replayed"] is True
+        taken = client.post(server.url(f"status/dossiers/{D}/adoptions", with_key=True),
+                            json={"action": "bind", "entity": "account", "key": "AMETHYSTE", "ssm_id": made.ids["second"]})
+        assert taken.status_code == 409 and "déjà relié" in taken.json()["error"]
+    account = p.simulator.record("accounts", made.ids["first"])
+    assert (account["extId"], account["name"]) == (external_id(D, "AMETHYSTE"), "Galerie Améthyste")
+    assert p.run().ok
+    assert_never_duplicated(p)
