@@ -42,3 +42,60 @@ def read_dossier(settings, dossier: str) -> SagePicture:
     from agent.relay import open_sage100
 
     return read_picture(open_sage100(connection_string_for(settings, dossier), batch_rows=settings.agent.batch_rows))
+
+
+@dataclass
+class EntitySend:
+    """What the agent's next full read would send for one entity, against what it sent before."""
+
+    entity: str
+    records: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    invalid: int = 0
+
+
+def compare_with_shadow(picture: SagePicture, checkpoint, dossier: str) -> list[EntitySend]:
+    """Per entity: records never sent, changed since sent, unchanged, and sent ones gone from Sage.
+    Reads the checkpoint only."""
+    result = []
+    for entity in sorted(set(picture.records) | set(picture.invalid), key=_order):
+        records = picture.records.get(entity, [])
+        shadow = checkpoint.shadow_lookup(dossier, entity, [r.key for r in records])
+        send = EntitySend(entity, records=len(records), invalid=picture.invalid.get(entity, 0))
+        for record in records:
+            prior = shadow.get(record.key)
+            if prior is None or not prior.record_hash:
+                send.new += 1
+            elif prior.record_hash != record.hash:
+                send.changed += 1
+            else:
+                send.unchanged += 1
+        send.deleted = max(0, checkpoint.shadow_size(dossier, entity) - len(shadow) - send.invalid)
+        result.append(send)
+    return result
+
+
+def _order(entity: str) -> int:
+    from shared.rules import sync_order
+
+    order = [e.value for e in sync_order()]
+    return order.index(entity) if entity in order else len(order)
+
+
+def render_sends(dossier: str, sends: list[EntitySend], *, realignment: bool) -> str:
+    """The agent's side of a preview, in French."""
+    from shared.messages import text
+
+    lines = [text("preview.agent.title", dossier=dossier),
+             text("preview.agent.realignment" if realignment else "preview.agent.incremental"),
+             text("preview.nothing_written")]
+    columns = ("entity", "records", "new", "changed", "unchanged", "deleted", "invalid")
+    rows = [[text(f"preview.agent.column.{c}") for c in columns]]
+    rows += [[text(f"preview.entity.{s.entity}")] + [str(getattr(s, c)) for c in columns[1:]] for s in sends]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.append(text("preview.agent.ssm_side"))
+    return "\n".join(lines)

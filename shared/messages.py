@@ -130,6 +130,18 @@ CATALOGUE: dict[str, str] = {
     "preview.ambiguous.how": "Pour chacune, choisissez : « ssm-connector adopt --config FICHIER --dossier {dossier} "
                              "--bind ENTITÉ:CLÉ=N°SSM » pour la relier à une fiche SSM, ou « --create ENTITÉ:CLÉ » "
                              "pour en créer une nouvelle.",
+    "preview.agent.title": "Ce que l'agent enverrait pour le dossier {dossier}",
+    "preview.agent.realignment": "Sa prochaine exécution est une lecture complète (premier chargement ou réalignement).",
+    "preview.agent.incremental": "Sa prochaine exécution n'enverra que les fiches nouvelles ou modifiées.",
+    "preview.agent.column.entity": "Fiches",
+    "preview.agent.column.records": "Dans Sage",
+    "preview.agent.column.new": "Jamais envoyées",
+    "preview.agent.column.changed": "Modifiées depuis l'envoi",
+    "preview.agent.column.unchanged": "Inchangées",
+    "preview.agent.column.deleted": "Supprimées de Sage",
+    "preview.agent.column.invalid": "Illisibles",
+    "preview.agent.ssm_side": "Ce que SSM en ferait (création, mise à jour, reprise de fiches existantes) : "
+                              "« ssm-connector local --dry-run » ou la page d'état du dossier.",
     "preview.none": "Aucun aperçu n'a encore été calculé pour ce dossier : lancez « ssm-connector local --config "
                     "FICHIER --dry-run --dossier {dossier} ».",
     "preview.page.title": "Aperçu du réalignement",

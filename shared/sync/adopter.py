@@ -59,6 +59,20 @@ def held_keys(store, dossier: str) -> frozenset[tuple[str, str]]:
     return frozenset((a.entity, a.sage_key) for a in store.list_adoptions(dossier) if a.state is AdoptionState.HELD)
 
 
+@dataclass(frozen=True)
+class _OneAccount:
+    """`adoption.MatchContext` knowing one account's SSM id (custom fields do not matter to contacts)."""
+
+    account_key: str
+    account_ssm_id: int
+
+    def custom_field(self, resource: str, hints: tuple[str, ...]) -> Optional[str]:
+        return None
+
+    def account_id(self, account_key: str) -> Optional[int]:
+        return self.account_ssm_id if account_key == self.account_key else None
+
+
 @dataclass
 class Decided:
     """What a decision did: the link made (bind), and the held change applied now, if one was parked."""
@@ -149,7 +163,26 @@ class Adopter:
         """Bind a held Sage record to the SSM record the administrator chose, then apply its change."""
         held = self.store.get_adoption(self.dossier, entity, sage_key)
         link = self.bind(entity, sage_key, ssm_id)
+        if entity == Entity.ACCOUNT.value:
+            self._adopt_waiting_contacts(sage_key, int(ssm_id))
         return Decided(link=link, replayed=self._release(held, entity, sage_key, delete=True))
+
+    def _adopt_waiting_contacts(self, account_key: str, account_id: int) -> None:
+        """The contacts that waited for this account are matched (by e-mail) with the SSM contacts
+        of the account chosen, and bound when unique, before their changes are applied."""
+        waiting = [a for a in self.store.list_adoptions(self.dossier)
+                   if a.entity == Entity.CONTACT.value and a.waits_for == f"{Entity.ACCOUNT.value}:{account_key}"
+                   and a.parked]
+        if not waiting:
+            return
+        records = [{**(a.parked.get("record") or {}), "key": a.sage_key} for a in waiting]
+        linked = {link.ssm_id for link in self.store.list_links(self.dossier, Entity.CONTACT.value) if link.ssm_id}
+        dossiers = [self.dossier] + [d.id for d in self.store.list_dossiers()]
+        candidates = adoption.adoptable(self.ssm.list(adoption.RESOURCE_OF[Entity.CONTACT.value]),
+                                        linked_ids=linked, dossiers=dossiers)
+        for found in adoption.match(Entity.CONTACT.value, records, candidates, _OneAccount(account_key, account_id)):
+            if found.status == adoption.UNIQUE:
+                self.bind(Entity.CONTACT.value, found.sage_key, found.ssm_id)
 
     def decide_create(self, entity: str, sage_key: str) -> Decided:
         """The administrator says the held Sage record is none of SSM's: it is created (now, when its

@@ -76,6 +76,16 @@ def ssm_state(p) -> dict:
             ("accounts", "contacts", "products", "productFamilies", "salesorders", "salesordersLines", "sales", "users")}
 
 
+def sync_state(p) -> list[tuple]:
+    """Every row of the state store but the kept reports (tenant check, previews)."""
+    connection = sqlite3.connect(p.settings.state.path)
+    try:
+        return connection.execute("SELECT table_name, partition_key, row_key, data FROM entities"
+                                  " WHERE table_name <> 'checks' ORDER BY 1, 2, 3").fetchall()
+    finally:
+        connection.close()
+
+
 def ssm_writes(p) -> list:
     return [c for c in p.simulator.calls if c.method in ("POST", "PUT", "DELETE") and c.resource != "login"]
 
@@ -142,6 +152,11 @@ def test_hand_made_accounts_contacts_and_products_are_adopted_without_duplicates
 def test_an_ambiguous_match_waits_for_the_administrator_then_is_bound_to_the_one_chosen(make_pipeline, capsys):
     made = HandMade(ambiguous=True)
     p = make_pipeline(before_start=made)
+    [row] = p.sage(D, "SELECT CT_No, CT_Prenom, CT_Nom, CT_EMail FROM F_CONTACTT WHERE CT_Num = 'AMETHYSTE'")
+    contact_key = str(row["CT_No"])
+    hand_contact = p.simulator.add_record("contacts", {
+        "accountId": made.ids["second"], "firstName": "Prénom", "lastName": "À COMPLÉTER",
+        "email": row["CT_EMail"].strip().upper(), "salesRepId": p.simulator.admin_id, "comment": "noté au salon"})
 
     assert adopt(p, "--confirm") == 0
     shown = capsys.readouterr().out
@@ -157,7 +172,6 @@ def test_an_ambiguous_match_waits_for_the_administrator_then_is_bound_to_the_one
     named = [a for a in p.simulator.records("accounts") if "ameth" in a["name"].casefold().replace("é", "e")]
     assert sorted(a["id"] for a in named) == [made.ids["first"], made.ids["second"]]
     assert all(not a.get("extId") for a in named)
-    contact_key = str(p.sage(D, "SELECT CT_No FROM F_CONTACTT WHERE CT_Num = 'AMETHYSTE'")[0][0])
     waiting = {(i.entity, i.key): i.message for i in p.runtime.store.list_incidents(D, state=IncidentState.OPEN)
                if i.operation == ADOPT}
     assert set(waiting) == {("account", "AMETHYSTE"), ("contact", contact_key)}
@@ -173,8 +187,11 @@ def test_an_ambiguous_match_waits_for_the_administrator_then_is_bound_to_the_one
     assert not p.simulator.record("accounts", made.ids["first"]).get("extId")
     assert p.runtime.store.get_adoption(D, "account", "AMETHYSTE") is None
     assert p.runtime.store.get_incident(D, "account", "AMETHYSTE", ADOPT).state is IncidentState.RESOLVED
-    contact = p.ssm("contacts", external_id(D, contact_key))                # applied with it, at once
-    assert contact["accountId"]["id"] == made.ids["second"]
+    contact = p.ssm("contacts", external_id(D, contact_key))    # its hand-made contact adopted, at once
+    assert (contact["id"], contact["accountId"]["id"], contact["comment"]) == (hand_contact, made.ids["second"],
+                                                                               "noté au salon")
+    assert (contact["firstName"], contact["lastName"], contact["email"]) == (
+        row["CT_Prenom"], row["CT_Nom"], row["CT_EMail"].strip())
     assert p.runtime.store.get_incident(D, "contact", contact_key, ADOPT).state is IncidentState.RESOLVED
 
     assert p.run().ok
@@ -202,8 +219,7 @@ def test_an_ambiguous_match_the_administrator_says_is_new_is_created_and_the_can
 def test_a_dry_run_shows_what_the_realignment_would_do_and_changes_nothing(make_pipeline, capsys):
     made = HandMade()
     p = make_pipeline(before_start=made)
-    sage_before, ssm_before = sage_dump(p), ssm_state(p)
-    links_before = list(p.runtime.store.list_links(D))
+    sage_before, ssm_before, state_before = sage_dump(p), ssm_state(p), sync_state(p)
 
     assert main(["local", "--config", str(p.config_path), "--dry-run", "--dossier", D, "--json"]) == 0
 
@@ -213,8 +229,7 @@ def test_a_dry_run_shows_what_the_realignment_would_do_and_changes_nothing(make_
     assert (counts["account"]["adopt"], counts["account"]["create"]) == (2, len(customers(p)) - 2)
     assert (counts["account"]["ssm_only"], counts["contact"]["adopt"], counts["product"]["adopt"]) == (1, 1, 1)
     assert sage_dump(p) == sage_before and ssm_state(p) == ssm_before        # both systems, by content
-    assert ssm_writes(p) == []
-    assert list(p.runtime.store.list_links(D)) == links_before
+    assert ssm_writes(p) == [] and sync_state(p) == state_before            # nor the sync's own state
     assert p.runtime.checkpoint.snapshot(D) is None                         # the agent has not read for real
 
     assert adopt(p, "--confirm") == 0
@@ -225,7 +240,7 @@ def test_a_dry_run_shows_what_the_realignment_would_do_and_changes_nothing(make_
     with SsmUserSession(p.simulator.base_url, *p.simulator.user_credentials(rep), email=rep) as session:
         session.create_account("Nouveau prospect saisi dans SSM", postcode="25000")
     capsys.readouterr()
-    sage_before, ssm_before = sage_dump(p), ssm_state(p)
+    sage_before, ssm_before, state_before = sage_dump(p), ssm_state(p), sync_state(p)
     p.simulator.reset_calls()
 
     assert main(["local", "--config", str(p.config_path), "--dry-run", "--dossier", D, "--json"]) == 0
@@ -237,8 +252,18 @@ def test_a_dry_run_shows_what_the_realignment_would_do_and_changes_nothing(make_
     assert counts["account"]["unchanged"] == len(customers(p)) - 1
     assert (counts["account"]["sage_create"], counts["product"]["delete"]) == (1, 1)
     assert sage_dump(p) == sage_before and ssm_state(p) == ssm_before
-    assert ssm_writes(p) == []
+    assert ssm_writes(p) == [] and sync_state(p) == state_before
     assert p.runtime.store.last_preview(D)["entities"] == preview["entities"]   # kept for the status page
+
+    checkpoint = p.runtime.checkpoint
+    agent_before = (checkpoint.watermarks(D), checkpoint.shadow_counts(D), checkpoint.runs(D, limit=50))
+    assert main(["agent", "run-once", "--config", str(p.config_path), "--dry-run"]) == 0
+    shown = capsys.readouterr().out
+    assert "Ce que l'agent enverrait pour le dossier BIJOU" in shown
+    [accounts] = [line for line in shown.splitlines() if line.startswith("Comptes")]
+    assert accounts.split()[1:] == [str(len(customers(p))), "0", "1", str(len(customers(p)) - 1), "0", "0"]
+    assert (checkpoint.watermarks(D), checkpoint.shadow_counts(D), checkpoint.runs(D, limit=50)) == agent_before
+    assert sage_dump(p) == sage_before and ssm_writes(p) == [] and sync_state(p) == state_before
 
     assert p.run().ok                                                      # and the run does what was shown
     assert p.ssm("accounts", external_id(D, "RUBIS"))["phone"] == "04 72 00 00 01"
