@@ -200,6 +200,7 @@ class PreviewBuilder:
         self.dossier_branches = {k: v for k, v in (dossier_branches or {}).items() if v}
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self._ssm_records: dict[str, list[dict]] = {}
+        self._waiting: set[tuple[str, str]] = set()
 
     def ssm_records(self, resource: str) -> list[dict]:
         """Every record of `resource`, all pages, read once per builder."""
@@ -238,6 +239,10 @@ class PreviewBuilder:
         deps = BatchDependencies(self.store, self.ssm, dossier, self.defaults)
         previews: list[EntityPreview] = []
         items: list[AdoptionItem] = []
+        self._waiting = {(a.entity, a.sage_key) for a in decisions.values() if a.state is AdoptionState.HELD}
+        self._waiting |= {(m.entity, m.sage_key) for found in matches.values() for m in found
+                          if m.status == adoption.AMBIGUOUS
+                          and getattr(decisions.get((m.entity, m.sage_key)), "state", None) is not AdoptionState.CREATE}
         for entity in (e.value for e in sync_order()):
             if entity in LEFT_OUT or rule_for(entity).direction is Direction.SSM_TO_SAGE:
                 continue
@@ -254,10 +259,18 @@ class PreviewBuilder:
             previews.append(preview)
         return Preview(dossier=dossier, at=self.clock(), first_load=first_load, entities=previews, adoptions=items)
 
+    def _waits(self, record: SageRecord) -> bool:
+        """Whether the record refers to one held for the administrator (it is held with it)."""
+        refers = [(Entity.ACCOUNT.value, record.record.get("account_key"))]
+        refers += [(Entity.PRODUCT.value, (line or {}).get("product_key")) for line in record.record.get("lines") or ()]
+        return any(ref in self._waiting for ref in refers)
+
     def _by_hash(self, entity: str, records: list[SageRecord], links: dict[str, Link], preview: EntityPreview) -> None:
         for record in records:
             link = links.get(record.key)
-            if not _live(link, entity):
+            if not _live(link, entity) and self._waits(record):
+                preview.held += 1
+            elif not _live(link, entity):
                 preview.create += 1
             elif link.hash == record.hash and link.hash:
                 preview.unchanged += 1
@@ -290,6 +303,8 @@ class PreviewBuilder:
             found = by_key.get(record.key)
             if decision is not None and decision.state is AdoptionState.CREATE:
                 preview.create += 1
+            elif found is None and decision is None and self._waits(record):
+                preview.held += 1
             elif found is None and decision is None:
                 preview.create += 1
             elif found is not None and found.status == adoption.UNIQUE and decision is None:

@@ -284,6 +284,8 @@ def test_the_status_routes_show_the_preview_in_french_and_take_the_administrator
 
         preview = client.get(server.url(f"status/dossiers/{D}/preview", with_key=True)).json()
         items = {(a["entity"], a["sage_key"]): a for a in preview["adoptions"]}
+        counts = {e["entity"]: e for e in preview["entities"]}
+        assert (counts["account"]["held"], counts["account"]["adopt"], counts["contact"]["held"]) == (1, 2, 1)
         assert items[("account", "LEFEVRE")]["rule"] == "siret" and items[("account", "LEFEVRE")]["status"] == "unique"
         assert [c["ssm_id"] for c in items[("account", "AMETHYSTE")]["candidates"]] == [made.ids["first"],
                                                                                        made.ids["second"]]
