@@ -5,14 +5,14 @@ our link (no `extId` of the group's scheme). Each Sage record without a link is 
 those SSM records through the rules of its entity, tried in order; the first rule that finds a
 candidate decides:
 
-| Entity  | Rule (code)     | Sage                         | SSM                                               |
-|---------|-----------------|------------------------------|---------------------------------------------------|
-| account | `siret`         | `CT_Siret` (14 digits)       | the tenant's `Z_*` field named like "siret"       |
-| account | `vat`           | `CT_Identifiant`             | `vatNumber`                                       |
-| account | `siren`         | `CT_Siret`'s first 9 digits  | the SIREN inside a French `vatNumber` (FRkk + 9)  |
-| account | `name_postcode` | normalized `CT_Intitule` + `CT_CodePostal` | normalized `name` + `postcode`      |
-| contact | `email`         | `CT_EMail`, within its account | `email`, within the same SSM account            |
-| product | `reference`     | `AR_Ref`                     | `model`, or the tenant's `Z_*` field named like "ref"/"sku" |
+| Entity  | Rule (code)     | Sage (canonical field)          | SSM                                              |
+|---------|-----------------|---------------------------------|--------------------------------------------------|
+| account | `siret`         | `siret` (14 digits)             | the tenant's `Z_*` field named like "siret"      |
+| account | `vat`           | `vat_number`                    | `vatNumber`                                      |
+| account | `siren`         | the first 9 digits of `siret`   | the SIREN inside a French `vatNumber` (FRkk + 9) |
+| account | `name_postcode` | normalized `name` + `postcode`  | normalized `name` + `postcode`                   |
+| contact | `email`         | `email`, within its account     | `email`, within the same SSM account             |
+| product | `reference`     | the key (the article reference) | `model`, or the tenant's `Z_*` field named like "ref"/"sku" |
 
 A candidate found by a weaker rule is dropped when both records carry an identifier of a
 stronger rule and the identifiers differ (same name and postcode, another SIRET: another firm).
