@@ -182,8 +182,9 @@ CATALOGUE: dict[str, str] = {
                              "changé.",
     "adoption.refused.unknown_entity": "« {value} » n'est pas une fiche qui se reprend (account, contact ou "
                                        "product) : écrivez ENTITÉ:CLÉ, par exemple account:DUPRE.",
-    "adoption.refused.bad_request": "Demande illisible : envoyez {{\"action\": \"confirm\"}}, ou \"bind\" avec "
-                                    "\"entity\", \"key\" et \"ssm_id\", ou \"create\" avec \"entity\" et \"key\".",
+    "adoption.refused.bad_request": "Demande illisible : envoyez un JSON dont « action » vaut « confirm », « bind » "
+                                    "(avec « entity », « key » et « ssm_id ») ou « create » (avec « entity » et "
+                                    "« key »).",
     "adoption.refused.bad_choice": "« {value} » ne se lit pas : écrivez ENTITÉ:CLÉ=N°SSM, par exemple "
                                    "account:DUPRE=12.",
     "adoption.done": "Reprises : {bound} fiche(s) reliée(s) ; {held} correspondance(s) ambiguë(s) retenue(s) en "

@@ -69,7 +69,8 @@ def _adoptions(items: list[dict], dossier: str) -> str:
             else text(f"adoption.status.{item['status']}")
         candidates = "<br>".join(_e(text("preview.candidate", ssm_id=c["ssm_id"], label=c["label"]))
                                  for c in item.get("candidates", []))
-        what = f"{text('adoption.what.' + item['entity'])} « {item['sage_key']} » ({item.get('label') or ''})"
+        entity = item["entity"]
+        what = f"{text(f'adoption.what.{entity}')} « {item['sage_key']} » ({item.get('label') or ''})"
         rows.append(f'<tr class="{_e(item["status"])}"><td>{_e(what)}</td><td>{_e(item.get("rule_label"))}</td>'
                     f"<td>{_e(state)}</td><td>{candidates}</td></tr>")
     how = [text("preview.adopt.how", dossier=dossier)]
