@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import ConnectorError
 from shared.messages import text
+from shared.inbound.reader import CURSOR, HORIZON
 from shared.models import AccountKind, Entity, parse_record
 from shared.rules import DeletePolicy, Direction, Side, rule_for, sync_order
 from shared.ssm.contract import parse_datetime
@@ -39,8 +40,8 @@ from shared.sync.incidents import GROUP_DOSSIER
 from shared.sync.merge import merge, realign, reference_id, ssm_values
 
 LEFT_OUT = frozenset({Entity.USER.value, Entity.QUOTE.value})
-INBOUND_CURSOR = "ssm-changes:{resource}"
-"""The SSM → Sage path's cursor (`shared.inbound.reader.CURSOR`): what SSM created before it is not copied."""
+INBOUND_HORIZONS = (HORIZON, CURSOR)
+"""The SSM → Sage path's horizon, else its cursor: what SSM created before it is not copied into Sage."""
 
 
 @dataclass(frozen=True)
@@ -354,8 +355,10 @@ class PreviewBuilder:
 
     def _created_in_ssm(self, dossier: str, entity: str, own: list[dict]) -> int:
         """SSM's own records the SSM → Sage path will create in this dossier's Sage."""
-        cursor = self.store.get_cursor(GROUP_DOSSIER, INBOUND_CURSOR.format(resource=adoption.RESOURCE_OF[entity]))
-        since = parse_datetime(cursor.value) if cursor is not None and cursor.value else None
+        resource = adoption.RESOURCE_OF[entity]
+        cursors = [self.store.get_cursor(GROUP_DOSSIER, name.format(resource=resource)) for name in INBOUND_HORIZONS]
+        cursor = next((c for c in cursors if c is not None and c.value), None)
+        since = parse_datetime(cursor.value) if cursor is not None else None
         if since is None:
             return 0
         count = 0
