@@ -21,6 +21,7 @@ from shared.messages import text
 from shared.status.preview_section import render_preview_page
 from shared.sync import adoption
 from shared.sync.adopter import Adopter
+from shared.sync.preview import matches_of
 
 bp = func.Blueprint()
 
@@ -88,15 +89,3 @@ def adoptions(req: func.HttpRequest) -> func.HttpResponse:
     except ConnectorError as exc:
         return _json({"error": exc.user_message, "code": "adoption.refused"}, 409)
 
-
-def matches_of(preview: dict) -> dict[str, list[adoption.Match]]:
-    """The matches a kept preview showed, not decided yet (a unique one is bound by `confirm`)."""
-    found: dict[str, list[adoption.Match]] = {}
-    for item in preview.get("adoptions") or []:
-        if item.get("decision"):
-            continue
-        ids = tuple(c["ssm_id"] for c in item.get("candidates", []))
-        contested = ("?",) if item["status"] == adoption.AMBIGUOUS and len(ids) == 1 else ()
-        found.setdefault(item["entity"], []).append(
-            adoption.Match(item["entity"], item["sage_key"], item["rule"], ids, contested))
-    return found

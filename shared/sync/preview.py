@@ -383,3 +383,17 @@ class PreviewBuilder:
         branch = reference_id(record.get("branchId"))
         matching = [d for d, name in self.dossier_branches.items() if self.ssm.find_id(BRANCHES, name) == branch]
         return matching[0] if len(matching) == 1 else None
+
+
+def matches_of(preview: dict) -> dict[str, list[adoption.Match]]:
+    """The matches a kept preview (its JSON form) showed and nobody decided yet, by entity: what
+    `Adopter.confirm` binds (unique) or holds (ambiguous) without reading Sage again."""
+    found: dict[str, list[adoption.Match]] = {}
+    for item in preview.get("adoptions") or []:
+        if item.get("decision"):
+            continue
+        ids = tuple(c["ssm_id"] for c in item.get("candidates", []))
+        contested = ("",) if item["status"] == adoption.AMBIGUOUS and len(ids) == 1 else ()
+        found.setdefault(item["entity"], []).append(
+            adoption.Match(item["entity"], item["sage_key"], item["rule"], ids, contested))
+    return found
