@@ -94,7 +94,7 @@ class Adopter:
         self.incidents = IncidentBook(store, clock=clock)
 
     # --- confirmation ---------------------------------------------------------------------------
-    def bind(self, entity: str, sage_key: str, ssm_id: int) -> Link:
+    def bind(self, entity: str, sage_key: str, ssm_id: int, *, journal: bool = True) -> Link:
         """Make SSM record `ssm_id` the one of Sage record `sage_key`: our `extId`, then the link.
 
         Raises:
@@ -116,13 +116,14 @@ class Adopter:
         if record is None or record.get("deleted"):
             raise AdoptionRefused(text("adoption.refused.gone", ssm_id=ssm_id))
         ext_id = binder.ext_id(sage_key)
-        if adoption.is_ours(record.get("extId"), [self.dossier]) and record.get("extId") != ext_id:
+        if adoption.is_ours(record.get("extId"), self._group()) and record.get("extId") != ext_id:
             raise AdoptionRefused(text("adoption.refused.taken", ssm_id=ssm_id, key=record.get("extId")))
         if record.get("extId") != ext_id:
             self.ssm.update(resource, int(ssm_id), {"extId": ext_id})
         link = binder.bind(sage_key, int(ssm_id), base=base_of(entity, record), hash="", link=link)
-        self._journal("adopted", text("adoption.bound", what=text(f"adoption.what.{entity}"), key=sage_key,
-                                      ssm_id=ssm_id), entity, sage_key, {"ssm_id": int(ssm_id)})
+        if journal:
+            self._journal("adopted", text("adoption.bound", what=text(f"adoption.what.{entity}"), key=sage_key,
+                                          ssm_id=ssm_id), entity, sage_key, {"ssm_id": int(ssm_id)})
         return link
 
     def hold(self, match: adoption.Match) -> Adoption:
@@ -149,13 +150,16 @@ class Adopter:
                     held += 1
                     continue
                 try:
-                    self.bind(entity, found.sage_key, found.ssm_id)
+                    self.bind(entity, found.sage_key, found.ssm_id, journal=False)
                 except AdoptionRefused as exc:
                     refused.append(exc.user_message)
                     continue
                 if decision is not None:
                     self.store.delete_adoption(decision)
                 bound += 1
+        if bound or held:
+            self._journal("adoption-confirmed", text("adoption.done", bound=bound, held=held), None, None,
+                          {"bound": bound, "held": held})
         return bound, held, refused
 
     # --- the administrator's decision on a held record ---------------------------------------
@@ -177,9 +181,8 @@ class Adopter:
             return
         records = [{**(a.parked.get("record") or {}), "key": a.sage_key} for a in waiting]
         linked = {link.ssm_id for link in self.store.list_links(self.dossier, Entity.CONTACT.value) if link.ssm_id}
-        dossiers = [self.dossier] + [d.id for d in self.store.list_dossiers()]
         candidates = adoption.adoptable(self.ssm.list(adoption.RESOURCE_OF[Entity.CONTACT.value]),
-                                        linked_ids=linked, dossiers=dossiers)
+                                        linked_ids=linked, dossiers=self._group())
         for found in adoption.match(Entity.CONTACT.value, records, candidates, _OneAccount(account_key, account_id)):
             if found.status == adoption.UNIQUE:
                 self.bind(Entity.CONTACT.value, found.sage_key, found.ssm_id)
@@ -246,6 +249,10 @@ class Adopter:
                                        envelopes=[Envelope.model_validate(change) for change in changes]))
         return True
 
-    def _journal(self, event: str, message: str, entity: str, key: str, detail: dict) -> None:
+    def _group(self) -> list[str]:
+        """The group's dossiers (their `extId`s are never adopted)."""
+        return [self.dossier] + [d.id for d in self.store.list_dossiers() if d.id != self.dossier]
+
+    def _journal(self, event: str, message: str, entity: Optional[str], key: Optional[str], detail: dict) -> None:
         self.store.append_journal(JournalEntry(dossier=self.dossier, at=self.clock(), entity=entity, key=key,
                                                event=event, message=message, detail=detail))

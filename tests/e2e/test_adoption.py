@@ -141,6 +141,8 @@ def test_hand_made_accounts_contacts_and_products_are_adopted_without_duplicates
     assert live == linked | {made.ids["unrelated"]}                        # every Sage customer once, no double
     assert len(linked) == len(customers(p))
     assert store.get_link(D, "product", "BAAR01").ssm_id == made.ids["product"]
+    [confirmed] = store.list_journal(D, event="adoption-confirmed")       # one line for the confirmation
+    assert confirmed.detail == {"bound": 4, "held": 0} and store.list_journal(D, event="adopted") == []
     assert_never_duplicated(p)
     assert [r[0] for r in p.sage(D, "SELECT COUNT(*) FROM F_COMPTET WHERE CT_Num LIKE 'SSM%'")] == [0]
 
@@ -185,6 +187,8 @@ def test_an_ambiguous_match_waits_for_the_administrator_then_is_bound_to_the_one
     assert (chosen["extId"], chosen["name"], chosen["comment"]) == (
         external_id(D, "AMETHYSTE"), "Galerie Améthyste", "doublon saisi par un autre commercial")
     assert not p.simulator.record("accounts", made.ids["first"]).get("extId")
+    adopted = {(e.entity, e.key) for e in p.runtime.store.list_journal(D, event="adopted")}
+    assert adopted == {("account", "AMETHYSTE"), ("contact", contact_key)}   # the choice, and its contact
     assert p.runtime.store.get_adoption(D, "account", "AMETHYSTE") is None
     assert p.runtime.store.get_incident(D, "account", "AMETHYSTE", ADOPT).state is IncidentState.RESOLVED
     contact = p.ssm("contacts", external_id(D, contact_key))    # its hand-made contact adopted, at once
