@@ -57,6 +57,8 @@ def register(subparsers) -> None:
 
     run_once = commands.add_parser("run-once", parents=[config], help="run every selected dossier once")
     run_once.add_argument("--dossier", metavar="ID", help="only this dossier")
+    run_once.add_argument("--dry-run", action="store_true",
+                          help="read Sage and say what the run would send; send and record nothing")
     run_once.set_defaults(handler=cmd_run_once)
 
     run = commands.add_parser("run", parents=[config], help="run continuously until stopped (Ctrl+C, SIGTERM)")
@@ -220,6 +222,8 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
 
 def cmd_run_once(args) -> int:
     settings = _settings(args)
+    if getattr(args, "dry_run", False):
+        return dry_run(settings, args.dossier)
     with _checkpoint(settings) as checkpoint:
         note_activity(settings, checkpoint)
         if args.dossier and not is_selected(settings, checkpoint, args.dossier):
@@ -241,6 +245,23 @@ def cmd_run_once(args) -> int:
     else:
         print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
     return 1 if failed or not all(notice.ok for notice in notices) else 0
+
+
+def dry_run(settings: Settings, dossier: Optional[str]) -> int:
+    """The agent's side of a preview, per selected dossier: what its next run would send."""
+    from agent.snapshot import compare_with_shadow, read_dossier, render_sends
+
+    with _checkpoint(settings) as checkpoint:
+        targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
+        if not targets:
+            print(NOTHING_SELECTED)
+            return 0
+        for target in targets:
+            state = checkpoint.dossier_state(target)
+            realignment = checkpoint.snapshot(target) is None or bool(state and state.needs_realignment)
+            sends = compare_with_shadow(read_dossier(settings, target), checkpoint, target)
+            print(render_sends(target, sends, realignment=realignment))
+    return 0
 
 
 def cmd_run(args) -> int:

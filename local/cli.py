@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "local.demo",
     "local.packaging",
     "local.admin_cli",
+    "local.adopt_cli",
 )
 
 

@@ -7,7 +7,8 @@ the Function App's own registered functions, which reach the state store of `[st
 SSM endpoint of `[ssm]` through `functions.context`, configured with the same settings. A cycle
 (`run_once`) is one agent run of every selected dossier, then the bus drained until quiet.
 
-`ssm-connector local --config FILE --once` runs one cycle and prints its summary; without
+`ssm-connector local --config FILE --once` runs one cycle and prints its summary (`--dry-run`:
+what a realignment would do, nothing written, `local.adopt_cli`); without
 `--once` it serves the status page and repeats every `[agent] interval_s` until Ctrl-C. With
 `[agent] log_path` set, the log also goes to that file, JSON lines rotated as `agent run` writes them.
 """
@@ -216,6 +217,10 @@ def register(subparsers) -> None:
                         help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
     parser.add_argument("--once", action="store_true", help="run one cycle, print its summary and exit")
     parser.add_argument("--no-status", action="store_true", help="do not serve the status page")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what a realignment would do (and what SSM records it would adopt); write nothing")
+    parser.add_argument("--dossier", metavar="ID", help="with --dry-run: only this dossier")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: print the preview as JSON")
     parser.set_defaults(handler=cmd_local)
 
 
@@ -232,6 +237,10 @@ def configure_log_file(settings: Settings, *, verbose: int = 0) -> bool:
 def cmd_local(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_log_file(settings, verbose=getattr(args, "verbose", 0))
+    if getattr(args, "dry_run", False):
+        from local.adopt_cli import dry_run
+
+        return dry_run(settings, args.dossier, as_json=args.json)
     with LocalRuntime(settings) as runtime:
         if args.once:
             summary = runtime.run_once()

@@ -122,6 +122,106 @@ CATALOGUE: dict[str, str] = {
     "tenant.addresses.undocumented": "L'API de SSM ne documente pas l'écriture des adresses de compte : les adresses "
                                      "de livraison ne sont pas synchronisées (delivery_addresses = true n'y change "
                                      "rien) ; un devis prend l'adresse principale du client dans Sage.",
+    # --- realignment preview and adoption (shared.sync.preview, shared.sync.adopter) ----------
+    "preview.title.first_load": "Aperçu du premier chargement du dossier {dossier} (calculé le {at})",
+    "preview.title.realignment": "Aperçu du réalignement du dossier {dossier} (calculé le {at})",
+    "preview.nothing_written": "Aperçu seulement : rien n'a été écrit, ni dans Sage, ni dans SSM.",
+    "preview.column.entity": "Fiches",
+    "preview.column.sage_records": "Dans Sage",
+    "preview.column.create": "SSM : à créer",
+    "preview.column.update": "SSM : à modifier",
+    "preview.column.unchanged": "SSM : inchangées",
+    "preview.column.delete": "SSM : à supprimer",
+    "preview.column.adopt": "SSM : à reprendre",
+    "preview.column.held": "SSM : en attente de votre choix",
+    "preview.column.ssm_only": "SSM seul : laissées telles quelles",
+    "preview.column.sage_create": "Sage : à créer",
+    "preview.column.sage_update": "Sage : à modifier",
+    "preview.column.sage_unchanged": "Sage : laissées telles quelles",
+    "preview.entity.account": "Comptes",
+    "preview.entity.contact": "Contacts",
+    "preview.entity.product_family": "Familles d'articles",
+    "preview.entity.product": "Articles",
+    "preview.entity.order": "Commandes",
+    "preview.entity.invoice": "Factures",
+    "preview.entity.user": "Collaborateurs",
+    "preview.entity.quote": "Devis",
+    "preview.candidate": "n° SSM {ssm_id} « {label} »",
+    "preview.adopt.title": "Fiches déjà présentes dans SSM, reconnues sans ambiguïté ({count}) : elles seront "
+                           "reprises (reliées à Sage) au lieu d'être créées en double.",
+    "preview.adopt.line": "  {what} « {key} » ({label}) = fiche SSM n° {ssm_id} « {ssm_label} » ({rule})",
+    "preview.adopt.how": "Pour les reprendre : « ssm-connector adopt --config FICHIER --dossier {dossier} --confirm » "
+                         "(avant le premier chargement).",
+    "preview.ambiguous.title": "Correspondances ambiguës ({count}) : ces fiches Sage ne seront pas créées dans SSM "
+                               "tant que vous n'aurez pas choisi.",
+    "preview.ambiguous.line": "  {what} « {key} » ({label}), {rule} : {candidates}",
+    "preview.ambiguous.how": "Pour chacune, choisissez : « ssm-connector adopt --config FICHIER --dossier {dossier} "
+                             "--bind ENTITÉ:CLÉ=N°SSM » pour la relier à une fiche SSM, ou « --create ENTITÉ:CLÉ » "
+                             "pour en créer une nouvelle.",
+    "preview.agent.title": "Ce que l'agent enverrait pour le dossier {dossier}",
+    "preview.agent.realignment": "Sa prochaine exécution est une lecture complète (premier chargement ou réalignement).",
+    "preview.agent.incremental": "Sa prochaine exécution n'enverra que les fiches nouvelles ou modifiées.",
+    "preview.agent.column.entity": "Fiches",
+    "preview.agent.column.records": "Dans Sage",
+    "preview.agent.column.new": "Jamais envoyées",
+    "preview.agent.column.changed": "Modifiées depuis l'envoi",
+    "preview.agent.column.unchanged": "Inchangées",
+    "preview.agent.column.deleted": "Supprimées de Sage",
+    "preview.agent.column.invalid": "Illisibles",
+    "preview.agent.ssm_side": "Ce que SSM en ferait (création, mise à jour, reprise de fiches existantes) : "
+                              "« ssm-connector local --dry-run » ou la page d'état du dossier.",
+    "preview.none": "Aucun aperçu n'a encore été calculé pour ce dossier : lancez « ssm-connector local --config "
+                    "FICHIER --dry-run --dossier {dossier} ».",
+    "preview.page.title": "Aperçu du réalignement",
+    "preview.page.adoptions": "Reprise des fiches déjà présentes dans SSM",
+    "preview.page.no_adoption": "Aucune fiche de SSM ne correspond à une fiche Sage non reliée.",
+    "preview.page.column.what": "Fiche Sage",
+    "preview.page.column.rule": "Reconnue par",
+    "preview.page.column.status": "État",
+    "preview.page.column.candidates": "Fiche(s) SSM",
+    "adoption.status.unique": "reconnue : reprise à la confirmation",
+    "adoption.status.ambiguous": "ambiguë : en attente de votre choix",
+    "adoption.decision.held": "retenue : non créée dans SSM",
+    "adoption.decision.create": "nouvelle fiche choisie",
+    "adoption.rule.siret": "SIRET",
+    "adoption.rule.vat": "n° de TVA intracommunautaire",
+    "adoption.rule.siren": "SIREN (dans le n° de TVA)",
+    "adoption.rule.name_postcode": "nom et code postal",
+    "adoption.rule.email": "e-mail dans le même compte",
+    "adoption.rule.reference": "référence article",
+    "adoption.what.account": "le compte",
+    "adoption.what.contact": "le contact",
+    "adoption.what.product": "l'article",
+    "adoption.bound": "Reprise : {what} « {key} » de Sage est désormais la fiche SSM n° {ssm_id} (elle garde son "
+                      "numéro et ses champs propres à SSM ; Sage remplit les champs synchronisés).",
+    "adoption.create_chosen": "Choix de l'administrateur : {what} « {key} » de Sage n'est aucune des fiches SSM "
+                              "proposées ; une nouvelle fiche est créée dans SSM.",
+    "adoption.held": "{what} « {key} » de Sage ressemble à plusieurs fiches de SSM (n° {candidates}) : il n'est pas "
+                     "créé dans SSM tant que vous n'avez pas choisi. Reliez-le à l'une d'elles avec "
+                     "« ssm-connector adopt --dossier {dossier} --bind {entity}:{key}={first} », ou créez-en une "
+                     "nouvelle avec « ssm-connector adopt --dossier {dossier} --create {entity}:{key} ».",
+    "adoption.to.account": "au compte",
+    "adoption.to.product": "à l'article",
+    "adoption.waits": "{what} « {key} » de Sage se rapporte {other} « {other_key} », dont la reprise attend "
+                      "votre choix : il sera envoyé à SSM dès que vous aurez choisi.",
+    "adoption.refused.linked": "{what} « {key} » est déjà relié à la fiche SSM n° {ssm_id} : rien n'a été changé.",
+    "adoption.refused.taken": "La fiche SSM n° {ssm_id} est déjà celle de « {key} » : rien n'a été changé.",
+    "adoption.refused.gone": "La fiche SSM n° {ssm_id} n'existe pas ou a été supprimée dans SSM : rien n'a été "
+                             "changé.",
+    "adoption.refused.unknown_entity": "« {value} » n'est pas une fiche qui se reprend (account, contact ou "
+                                       "product) : écrivez ENTITÉ:CLÉ, par exemple account:DUPRE.",
+    "adoption.refused.bad_request": "Demande illisible : envoyez un JSON dont « action » vaut « confirm », « bind » "
+                                    "(avec « entity », « key » et « ssm_id ») ou « create » (avec « entity » et "
+                                    "« key »).",
+    "adoption.refused.bad_choice": "« {value} » ne se lit pas : écrivez ENTITÉ:CLÉ=N°SSM, par exemple "
+                                   "account:DUPRE=12.",
+    "adoption.done": "Reprises : {bound} fiche(s) reliée(s) ; {held} correspondance(s) ambiguë(s) retenue(s) en "
+                     "attente de votre choix.",
+    "adoption.decided.bind": "{what} « {key} » est relié à la fiche SSM n° {ssm_id}.",
+    "adoption.decided.create": "{what} « {key} » sera créé comme nouvelle fiche dans SSM.",
+    "adoption.decided.applied": "Sa modification retenue a été appliquée tout de suite.",
+    "adoption.unknown_dossier": "Le dossier « {dossier} » n'est pas dans la configuration.",
+    "adoption.choose_dossier": "Plusieurs dossiers sont réglés : précisez lequel avec --dossier.",
 
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",

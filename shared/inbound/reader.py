@@ -5,7 +5,10 @@ One cursor per resource for the whole group (SSM is one tenant): the newest `dat
 differ and its stamps are only a few milliseconds apart. The first pass starts from now (what SSM
 held before the connector is adopted on purpose, not taken as news). Records a pass could not
 decide yet (a contact whose account Sage has not created yet, a record of a deactivated
-dossier) are kept by id and read again at every pass until they are.
+dossier) are kept by id and read again at every pass until they are. For accounts and contacts
+the first pass also keeps the *horizon*: the newest creation stamp SSM shows in the last overlap
+window (SSM's own clock), else the window's start; a record created at or before it was in SSM
+before the connector and is never taken for one created since (`predates`).
 """
 from __future__ import annotations
 
@@ -20,13 +23,15 @@ from shared.sync.incidents import GROUP_DOSSIER
 
 CURSOR = "ssm-changes:{resource}"
 PENDING = "ssm-pending:{resource}"
+HORIZON = "ssm-horizon:{resource}"
 IDS_PER_READ = 40
 
 
 class ChangeReader:
     """The SSM records of one resource to look at in this pass (see the module docstring)."""
 
-    def __init__(self, store, ssm, resource: str, *, overlap: dt.timedelta, clock: Callable[[], dt.datetime]):
+    def __init__(self, store, ssm, resource: str, *, overlap: dt.timedelta, clock: Callable[[], dt.datetime],
+                 keep_horizon: bool = False):
         self.store = store
         self.ssm = ssm
         self.resource = resource
@@ -35,10 +40,16 @@ class ChangeReader:
         self._cursor = store.get_cursor(GROUP_DOSSIER, CURSOR.format(resource=resource))
         self._pending = store.get_cursor(GROUP_DOSSIER, PENDING.format(resource=resource))
         self.newest: Optional[dt.datetime] = None
+        self.keep_horizon = keep_horizon
+        horizon = store.get_cursor(GROUP_DOSSIER, HORIZON.format(resource=resource)) if keep_horizon else None
+        self._horizon = dt.datetime.fromisoformat(horizon.value) if horizon is not None else None
+        self._new_horizon: Optional[dt.datetime] = None
 
     def records(self) -> list[dict]:
         """The records changed since the cursor, then those waiting from earlier passes."""
         since = self.since()
+        if since is None and self.keep_horizon and self._horizon is None:
+            self._new_horizon = self._horizon = self._first_horizon()
         found: dict[int, dict] = {}
         if since is not None:
             for row in self.ssm.changed_since(self.resource, since - self.overlap):
@@ -50,6 +61,21 @@ class ChangeReader:
             for row in self.ssm.list(self.resource, where=where):
                 found.setdefault(int(row["id"]), row)
         return [found[i] for i in sorted(found)]
+
+    def _first_horizon(self) -> dt.datetime:
+        start = self.clock() - self.overlap
+        newest: Optional[dt.datetime] = None
+        for row in self.ssm.changed_since(self.resource, start):
+            created = _stamp(row.get("dateCreated"))
+            if created is not None:
+                newest = max(newest or created, created)
+        return newest or start
+
+    def predates(self, record: dict) -> bool:
+        """Whether the record was in SSM before the connector first read it (adopted or left
+        alone, never copied into Sage as new)."""
+        created = _stamp(record.get("dateCreated"))
+        return self._horizon is not None and created is not None and created <= self._horizon
 
     def since(self) -> Optional[dt.datetime]:
         return None if self._cursor is None else dt.datetime.fromisoformat(self._cursor.value)
@@ -63,12 +89,13 @@ class ChangeReader:
         if start is not None:
             self._save(self._cursor, CURSOR, start.isoformat())
         self._save(self._pending, PENDING, json.dumps(sorted(set(pending))))
+        if self._new_horizon is not None:
+            self._save(None, HORIZON, self._new_horizon.isoformat())
 
     def _saw(self, row: dict) -> None:
         for name in ("dateCreated", "dateUpdated", "dateDeleted"):
-            stamp = parse_datetime(row.get(name)) if row.get(name) else None
-            if stamp is not None and stamp.year > 1900:
-                stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+            stamp = _stamp(row.get(name))
+            if stamp is not None:
                 self.newest = max(self.newest or stamp, stamp)
 
     def _save(self, current: Optional[Cursor], name: str, value: str) -> None:
@@ -81,3 +108,11 @@ class ChangeReader:
             self.store.save_cursor(cursor)
         except ConcurrencyError:        # another pass moved it meanwhile: its value stands
             pass
+
+
+def _stamp(value) -> Optional[dt.datetime]:
+    """An SSM date as an aware UTC time; None when absent or a placeholder (year 1900 or before)."""
+    stamp = parse_datetime(value) if value else None
+    if stamp is None or stamp.year <= 1900:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)

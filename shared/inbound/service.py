@@ -96,11 +96,12 @@ class InboundService:
         commands: dict[str, list[Envelope]] = {}
         for entity in (ACCOUNT, CONTACT):
             inbound = INBOUND[entity]
-            reader = ChangeReader(self.store, self.ssm, inbound.resource, overlap=self.overlap, clock=self.clock)
+            reader = ChangeReader(self.store, self.ssm, inbound.resource, overlap=self.overlap, clock=self.clock,
+                                  keep_horizon=True)
             waiting: list[int] = []
             for record in reader.records():
                 outcome.read += 1
-                decision = self._decide(inbound, record, dossiers, outcome)
+                decision = self._decide(inbound, record, dossiers, outcome, predates=reader.predates(record))
                 if decision is WAIT:
                     waiting.append(int(record["id"]))
                 elif decision is not None:
@@ -161,12 +162,13 @@ class InboundService:
         return status is not None and any(status == self.ssm.find_id(SALES_ORDER_STATUSES, label)
                                           for statuses in QUOTE_STATUSES.values() for label in statuses.labels)
 
-    def _decide(self, inbound: InboundMapping, record: dict, dossiers: dict, outcome: PassOutcome):
+    def _decide(self, inbound: InboundMapping, record: dict, dossiers: dict, outcome: PassOutcome, *,
+                predates: bool = False):
         ssm_id = int(record["id"])
         dossier, link = self._linked(inbound.entity, ssm_id, dossiers)
         if link is None:
-            if record.get("deleted") or record.get("extId"):
-                return None                     # gone, or born elsewhere (Sage, another tool)
+            if record.get("deleted") or record.get("extId") or predates:
+                return None                     # gone, born elsewhere (Sage, another tool), or before the connector
             dossier = self._route_new(inbound, record, dossiers, outcome)
             if dossier in (None, WAIT):
                 return dossier

@@ -107,3 +107,23 @@ class Incident(_Record):
     parked: dict[str, Any] = Field(default_factory=dict)   # a dead-lettered change (envelope JSON), to replay
     replay_at: Optional[dt.datetime] = None                 # when the parked change is tried again
     replays: int = 0                                        # how many times it was tried again
+
+
+class AdoptionState(str, Enum):
+    HELD = "held"            # ambiguous: not created in SSM until the administrator decides
+    CREATE = "create"        # the administrator chose a new SSM record
+
+
+class Adoption(_Record):
+    """A Sage record whose adoption of an SSM record waits for (or got) the administrator's choice."""
+
+    dossier: str
+    entity: str
+    sage_key: str
+    state: AdoptionState = AdoptionState.HELD
+    rule: str = ""
+    candidates: list[int] = Field(default_factory=list)
+    parked: dict[str, Any] = Field(default_factory=dict)   # the Sage change held back (envelope JSON)
+    waits_for: str = ""       # "<entity>:<key>" of the held record this one refers to (its account, a product)
+    held_at: dt.datetime = Field(default_factory=utcnow)
+    decided_at: Optional[dt.datetime] = None

@@ -12,7 +12,10 @@ another's. Rows are laid out for the reads the sync and the status page make:
   `id|<run id>` with the same content, both written in one transaction, so `get_run` is one read.
 - `journal`: RowKey `<inverted time>|<sequence>`: newest first.
 - `incidents`: RowKey `<entity>|<key>|<operation>`.
-- `checks`: PartitionKey "group", RowKey `tenant`: the last tenant check (`ssm-connector check-tenant`).
+- `checks`: PartitionKey "group", RowKey `tenant`: the last tenant check (`ssm-connector check-tenant`);
+  PartitionKey the dossier, RowKey `preview`: the dossier's last realignment preview.
+- `adoptions`: RowKey `<entity>|<sage key>`: a Sage record held back from creation until the
+  administrator says which SSM record it is, or that it is new (`shared.sync.adopter`).
 
 Key components go through `shared.keys`, so any Sage key is a legal RowKey. Dict and list fields
 are canonical JSON, split across `<name>_0`, `<name>_1`… when longer than one property may hold;
@@ -35,6 +38,7 @@ from shared.keys import SEPARATOR, encode_key, row_key
 from shared.state.limits import utf16_length
 from shared.state.protocol import OperationKind, TableEntity, TableOperation, TableStore
 from shared.state.records import (
+    Adoption,
     Cursor,
     Dossier,
     Incident,
@@ -47,7 +51,8 @@ from shared.state.records import (
 
 DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS = "dossiers", "links", "cursors", "runs", "journal", "incidents"
 CHECKS = "checks"
-TABLES = (DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS, CHECKS)
+ADOPTIONS = "adoptions"
+TABLES = (DOSSIERS, LINKS, CURSORS, RUNS, JOURNAL, INCIDENTS, CHECKS, ADOPTIONS)
 GROUP_PARTITION = "group"
 JSON_CHUNK_UNITS = 30_000
 MAX_WRITE_ATTEMPTS = 10
@@ -55,11 +60,12 @@ MAX_INCIDENT_TEXT = 16_000
 _LINK, _BY_SSM_ID = "link", "ssm"
 _RUN_BY_TIME, _RUN_BY_ID = "at", "id"
 _TENANT_CHECK = "tenant"
+_PREVIEW = "preview"
 _TIME_ORIGIN = dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)
 _INVERTED_TIME_CEILING = 10**18 - 1
 _journal_sequence = itertools.count()
 
-R = TypeVar("R", Dossier, Link, Cursor, Run, JournalEntry, Incident)
+R = TypeVar("R", Dossier, Link, Cursor, Run, JournalEntry, Incident, Adoption)
 
 
 # --- record ⇄ entity ---------------------------------------------------------------------------
@@ -499,3 +505,47 @@ class StateStore:
         except NotFoundError:
             return None
         return None if stored is None else _read_json("report", stored.data)
+
+    # --- realignment preview and adoptions ----------------------------------------------------
+    def save_preview(self, dossier: str, report: dict[str, Any]) -> None:
+        """Keep `report` (a realignment preview's JSON form) as the dossier's last preview."""
+        properties = {"checked_at": self.clock(), **_json_properties("report", report)}
+        self.tables.upsert(CHECKS, TableEntity(_partition(dossier), _PREVIEW, properties))
+
+    def last_preview(self, dossier: str) -> Optional[dict[str, Any]]:
+        """The dossier's last preview, None when there is none."""
+        try:
+            stored = self.tables.try_get(CHECKS, _partition(dossier), _PREVIEW)
+        except NotFoundError:
+            return None
+        return None if stored is None else _read_json("report", stored.data)
+
+    def get_adoption(self, dossier: str, entity: str, sage_key: str) -> Optional[Adoption]:
+        try:
+            stored = self.tables.try_get(ADOPTIONS, _partition(dossier), row_key(entity, sage_key))
+        except NotFoundError:           # a store whose tables predate adoptions holds none
+            return None
+        return None if stored is None else from_entity(Adoption, stored)
+
+    def save_adoption(self, adoption: Adoption) -> Adoption:
+        """Insert (no etag) or conditionally replace; `ConcurrencyError` when another writer got there first."""
+        entity = TableEntity(_partition(adoption.dossier), row_key(adoption.entity, adoption.sage_key),
+                             to_properties(adoption))
+        try:
+            if adoption.etag is None:
+                stored = self.tables.insert(ADOPTIONS, entity)
+            else:
+                stored = self.tables.update(ADOPTIONS, entity, etag=adoption.etag)
+        except (AlreadyExistsError, NotFoundError) as error:
+            raise ConcurrencyError("Another process changed this adoption first.", detail=error.detail) from error
+        return adoption.model_copy(update={"etag": stored.etag})
+
+    def delete_adoption(self, adoption: Adoption) -> None:
+        """Delete an adoption row (already gone: nothing)."""
+        self.tables.delete(ADOPTIONS, _partition(adoption.dossier), row_key(adoption.entity, adoption.sage_key))
+
+    def list_adoptions(self, dossier: str) -> list[Adoption]:
+        try:
+            return [from_entity(Adoption, e) for e in self.tables.query(ADOPTIONS, _partition(dossier))]
+        except NotFoundError:
+            return []

@@ -41,6 +41,7 @@ from shared.messages import record_name, text
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay
+from shared.sync.adopter import held_keys
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
 from shared.sync.exchange_report import apply_source_report
@@ -264,6 +265,7 @@ class SyncService:
                           clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
                           links_lost=state_lost, replayed_since=replayed_since)
         ctx.transformed_quotes = transformed_quotes(envelopes)
+        ctx.held_for_adoption = held_keys(self.store, dossier.id)
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)

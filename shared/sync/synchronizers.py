@@ -84,6 +84,8 @@ class SyncContext:
         self.transformed_quotes: dict[str, tuple[str, str]] = {}
         """Devis pieces the batch's orders and invoices came from (`DL_PieceDE`): piece → (entity, piece)."""
         """For a replay of dead-lettered changes: (entity, key) → when that change was last tried."""
+        self.held_for_adoption: frozenset[tuple[str, str]] = frozenset()
+        """(entity, key) of records held back until the administrator decides their adoption."""
 
     @property
     def dossier_id(self) -> str:
@@ -133,7 +135,7 @@ class Synchronizer:
             attempt.operation = DELETE
             return self._delete(envelope, link)
         record = self._validate_data(envelope)
-        skipped = self._must_skip(record, link, envelope)
+        skipped = self._must_skip(record, link, envelope) or self._held_for_adoption(record, link, envelope)
         if skipped is not None:
             return skipped
         outcome, link = self._import(record, link, envelope, attempt, realignment)
@@ -167,6 +169,24 @@ class Synchronizer:
     def _after_import(self, record, link: Link, envelope: Envelope, outcome: Outcome,
                       realignment: bool) -> Outcome:
         return outcome
+
+    def _held_for_adoption(self, record, link: Optional[Link], envelope: Envelope) -> Optional[Outcome]:
+        """A record SSM may already hold (an ambiguous adoption) is not created until the
+        administrator says which SSM record it is, or that it is new (`shared.sync.adopter`); nor
+        is a record that refers to one (its contacts, its documents), which waits with it."""
+        held = self.ctx.held_for_adoption
+        if not held or self._has_live_target(link):
+            return None
+        from shared.sync.adopter import Adopter, references
+
+        waits_for = None
+        if (self.entity, record.key) not in held:
+            waits_for = next((ref for ref in references(record) if ref in held), None)
+            if waits_for is None:
+                return None
+        Adopter(self.ctx.store, self.ctx.ssm, self.ctx.dossier_id, clock=self.ctx.clock).park(
+            self.entity, record.key, envelope, waits_for=waits_for)
+        return Outcome(PENDING)
 
     def _is_bidirectional(self, record) -> bool:
         return self.rule.three_way_merge
