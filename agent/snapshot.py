@@ -37,11 +37,10 @@ def read_picture(open_source, entities: Optional[set[str]] = None) -> SagePictur
 
 
 def read_dossier(settings, dossier: str) -> SagePicture:
-    """The picture of one configured dossier, read through its ODBC connection."""
-    from agent.catalog import connection_string_for
-    from agent.relay import open_sage100
+    """The picture of one configured dossier, read through its product's source adapter."""
+    from agent.sources import adapter_for
 
-    return read_picture(open_sage100(connection_string_for(settings, dossier), batch_rows=settings.agent.batch_rows))
+    return read_picture(adapter_for(settings, dossier).open_source(settings, dossier))
 
 
 @dataclass

@@ -105,7 +105,8 @@ CATALOGUE: dict[str, str] = {
     "quote.address.main": "l'adresse de livraison principale du client (n° {number})",
     "quote.address.none": "aucune adresse de livraison (le client n'a pas d'adresse principale dans Sage)",
     "sage.refused.default_depot": "le dossier n'a pas un et un seul dépôt principal dans Sage (F_DEPOT, "
-                                  "DE_Principal) : marquez-en un, ou réglez stock_depot = \"all\" pour ce dossier",
+                                  "DE_Principal) : marquez-en un, ou faites compter le stock de tous les dépôts "
+                                  "(réglage stock_depot) pour ce dossier",
     "tenant.addresses.off": "Adresses de livraison : non synchronisées pour ce dossier (delivery_addresses = false) ; "
                             "un devis prend l'adresse principale du client dans Sage.",
     "tenant.addresses.on": "Adresses de livraison : synchronisées vers les adresses de compte de SSM (ce tenant "
@@ -146,6 +147,7 @@ CATALOGUE: dict[str, str] = {
     "preview.entity.invoice": "Factures",
     "preview.entity.user": "Collaborateurs",
     "preview.entity.quote": "Devis",
+    "preview.entity.delivery_address": "Adresses de livraison",
     "preview.candidate": "n° SSM {ssm_id} « {label} »",
     "preview.adopt.title": "Fiches déjà présentes dans SSM, reconnues sans ambiguïté ({count}) : elles seront "
                            "reprises (reliées à Sage) au lieu d'être créées en double.",
