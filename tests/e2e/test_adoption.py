@@ -176,7 +176,9 @@ def test_an_ambiguous_match_waits_for_the_administrator_then_is_bound_to_the_one
     assert all(not a.get("extId") for a in named)
     waiting = {(i.entity, i.key): i.message for i in p.runtime.store.list_incidents(D, state=IncidentState.OPEN)
                if i.operation == ADOPT}
-    assert set(waiting) == {("account", "AMETHYSTE"), ("contact", contact_key)}
+    addresses = {("delivery_address", str(r["LI_No"]))
+                 for r in p.sage(D, "SELECT LI_No FROM F_LIVRAISON WHERE CT_Num = 'AMETHYSTE'")}
+    assert set(waiting) == {("account", "AMETHYSTE"), ("contact", contact_key)} | addresses
     assert f"--bind account:AMETHYSTE={made.ids['first']}" in waiting[("account", "AMETHYSTE")]
     assert waiting[("account", "AMETHYSTE")].startswith("Le compte « AMETHYSTE » de Sage ressemble")
     assert p.runtime.store.get_link(D, "contact", contact_key) is None     # its contact waits with it
