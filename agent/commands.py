@@ -9,6 +9,8 @@ id, dropped by the bus). A command Sage refuses (a value it cannot hold) gets a 
 once; a database error (a lock, a timeout) gives the message back to be tried again, and past the
 queue's deliveries its commands get failed results: nothing is set aside silently. Results go out
 before the dossier's run reads Sage, so the cloud links a new record before it sees it come back.
+Commands are applied only while the dossier's lifecycle state lets SSM → Sage through
+(`shared.lifecycle`): a deactivated or realigning dossier's commands wait on the queue.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from agent.sage100.writer import CommandRefused, Outcome, Sage100Writer
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash
 from shared.errors import ConnectorError
+from shared.lifecycle import Direction, State, lets_through
 
 log = logging.getLogger("ssm_connector.agent.commands")
 MESSAGES_PER_RECEIVE = 10
@@ -51,9 +54,13 @@ def result_envelope(command: Envelope, *, outcome: Optional[Outcome] = None, err
 
 
 def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue: str, connect,
-                   max_deliveries: int, prospect_prefix: str = "SSM", max_wait_s: float = 0.0) -> CommandStats:
-    """Apply every command waiting for `dossier`; `connect()` opens the Sage connection."""
+                   max_deliveries: int, prospect_prefix: str = "SSM", max_wait_s: float = 0.0,
+                   state: State = State.ACTIVE) -> CommandStats:
+    """Apply every command waiting for `dossier` in its lifecycle `state` (none unless SSM → Sage
+    goes through); `connect()` opens the Sage connection."""
     stats = CommandStats()
+    if not lets_through(state, Direction.SSM_TO_SAGE):
+        return stats
     receiver = bus.accept_session(commands_queue, dossier, max_wait_s=max_wait_s)
     if receiver is None:
         return stats

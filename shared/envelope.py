@@ -147,8 +147,11 @@ class Envelope(BaseModel):
 
     @classmethod
     def run_marker(cls, *, dossier: str, run_id: str, start: bool, counts: Optional[dict[str, int]] = None,
-                   sent_at: Optional[dt.datetime] = None, realignment: bool = False) -> "Envelope":
-        record = {"realignment": realignment} if start else None
+                   sent_at: Optional[dt.datetime] = None, realignment: bool = False,
+                   facts: Optional[dict[str, Any]] = None) -> "Envelope":
+        """A run's start (`realignment`, and `facts` about the dossier: its `name`, `ssm_branch`,
+        database `identity` and realignment `cause`) or its end (`counts`)."""
+        record = {**(facts or {}), "realignment": realignment} if start else None
         return cls(kind=EnvelopeKind.RUN_MARKER, dossier=dossier, run_id=run_id,
                    op=Op.RUN_START if start else Op.RUN_END, counts=counts, record=record, sent_at=sent_at)
 
