@@ -144,9 +144,11 @@ def cmd_databases(args) -> int:
         for database in databases:
             runs = checkpoint.runs(database.id, limit=1)
             last = f"{runs[0].started_at} {runs[0].state}" if runs else "-"
-            state = dossier_state(settings, checkpoint, database.id)
+            state = text(f"lifecycle.state.{dossier_state(settings, checkpoint, database.id).value}")
+            if database.id in group and not dossiers.chosen(database.id) and checkpoint.snapshot(database.id) is None:
+                state = text("lifecycle.databases.to_choose")
             rows.append([database.id, database.company_name or "-", text(f"lifecycle.databases.source.{database.source}"),
-                         text(f"lifecycle.state.{state.value}"), last, _group_cell(group.get(database.id))])
+                         state, last, _group_cell(group.get(database.id))])
         seen = {database.id for database in databases}
         for known in group.values():
             if known.id not in seen:

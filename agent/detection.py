@@ -248,12 +248,13 @@ class ChangeDetector:
         for entity in self.source.entities():
             self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
         snapshot = self.checkpoint.snapshot(self.dossier)
+        again = ["the dossier is selected again after a pause (deselected, deactivated or reinstalled)"] \
+            if self.realignment_requested else []
         if snapshot is None:
-            reasons, restored = ["first synchronisation of this dossier"], []
+            reasons, restored = again or ["first synchronisation of this dossier"], []
         else:
             restored = self._restore_signals(snapshot, signpost, identity, probes)
-            reasons = (["the dossier is selected again after a pause (deselected, deactivated or reinstalled)"]
-                       if self.realignment_requested else []) + restored
+            reasons = again + restored
         return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed,
                        restored=bool(restored))
 

@@ -133,6 +133,7 @@ CATALOGUE: dict[str, str] = {
     "lifecycle.databases.source.server": "serveur",
     "lifecycle.databases.source.config": "configuration",
     "lifecycle.databases.source.group": "groupe seulement",
+    "lifecycle.databases.to_choose": "à choisir (connu du groupe)",
     "lifecycle.databases.group.unknown": "-",
     "lifecycle.databases.group.known": "{state}, {records} fiche(s), dernier cycle {last_run}",
     "lifecycle.databases.none": "Aucune base de société trouvée : renseignez [agent] server_odbc ou des [[dossiers]] "
