@@ -307,3 +307,31 @@ def test_a_database_of_another_company_under_a_known_dossiers_name_is_refused_in
     with Checkpoint(p.settings.agent.state_path) as checkpoint:
         assert AgentDossiers(checkpoint, p.settings).state(OFF) is State.SELECTED and not AgentDossiers(checkpoint, p.settings).chosen(OFF)
     assert_never_duplicated(p)
+
+
+def test_while_a_dossier_realigns_ssm_changes_wait_then_reach_sage_once_it_is_active(make_pipeline):
+    from shared.lifecycle import Event, cloud_changes
+    from shared.state.records import utcnow
+
+    p = three_dossiers(make_pipeline)
+    prospect, prospect_id = first_prospect(p, "ORFEVRE")
+    cloud = p.runtime.store.get_dossier("ORFEVRE")           # the cloud got a restored database's run-start
+    p.runtime.store.upsert_dossier(cloud.model_copy(update=cloud_changes(cloud, Event.RESTORE, at=utcnow())))
+    with Checkpoint(p.settings.agent.state_path) as checkpoint:
+        AgentDossiers(checkpoint, p.settings).restored("ORFEVRE")        # as the agent's detection found it
+    with session(p, "ORFEVRE") as rep:
+        rep.edit_account(prospect_id, phone="04 93 00 00 00")
+
+    held = p.runtime.pass_ssm_changes()
+
+    assert "ORFEVRE" not in held.commands and held.waiting >= 1
+    assert p.runtime.bus.pending_count(p.settings.bus.commands_queue, "ORFEVRE") == 0
+    realigned = p.run()
+    assert realigned.ok and [r.dossier for r in realigned.agent_results if r.realignment] == ["ORFEVRE"]
+    assert sage_value(p, "ORFEVRE", "CT_Telephone", prospect) != "04 93 00 00 00"
+    assert status_of(p, "ORFEVRE")["state"] == "active"
+
+    assert p.run().ok
+    assert sage_value(p, "ORFEVRE", "CT_Telephone", prospect) == "04 93 00 00 00"
+    assert p.simulator.record("accounts", prospect_id)["phone"] == "04 93 00 00 00"
+    assert_never_duplicated(p)
