@@ -184,6 +184,9 @@ def cmd_select(args) -> int:
         print(text("lifecycle.select.config_inactive", dossier=args.dossier), file=sys.stderr)
         return 2
     group, group_error = _known_to_group(settings)
+    if group_error:                 # whether it is a dossier the group knows, and which company, is unknown
+        print(text("lifecycle.group_unreachable", reason=group_error), file=sys.stderr)
+        return 1
     known = group.get(args.dossier)
     extra = []
     if known is not None:
@@ -200,9 +203,6 @@ def cmd_select(args) -> int:
             extra.append(text("lifecycle.select.restored_copy", created=found.get("created_at")))
     with _checkpoint(settings) as checkpoint:
         dossiers = AgentDossiers(checkpoint, settings)
-        if dossiers.is_fresh() and group_error:
-            print(text("lifecycle.group_unreachable", reason=group_error), file=sys.stderr)
-            return 1
         before, after = dossiers.select(args.dossier, known_to_group=known is not None)
     if before is after:
         message = text("lifecycle.select.already", dossier=args.dossier)

@@ -294,3 +294,21 @@ def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(si
     assert bus.pending_count(settings.bus.commands_queue, "ORFEVRE") == 1       # waits for its dossier
     assert bus.pending_count(settings.bus.changes_queue, "BIJOU") >= 1           # the result went to the cloud
     bus.close()
+
+
+def test_selecting_while_the_groups_dossiers_cannot_be_read_is_refused_in_french(site, capsys, monkeypatch):
+    from local.demo import free_port
+
+    folder, config = site
+    monkeypatch.setenv("SSMCONN__AGENT__CLOUD_URL", f"http://127.0.0.1:{free_port()}/api")   # nothing listens
+
+    assert agent(config, "select", "BIJOU") == 1
+    assert "Les dossiers déjà connus du groupe n'ont pas pu être lus" in capsys.readouterr().err
+    config.write_text(config.read_text(encoding="utf-8") + f"""
+[[dossiers]]
+id = "BIJOU"
+odbc = "Driver=SQLite3;Database={folder / 'sage' / 'BIJOU.db'}"
+""", encoding="utf-8")
+    assert agent(config, "run-once") == 1                  # a new agent runs nothing it could not check
+    assert "rien n'est synchronisé avant que l'agent puisse les consulter" in capsys.readouterr().err
+    assert delivered(folder, "BIJOU").messages == []
