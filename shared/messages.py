@@ -164,6 +164,12 @@ CATALOGUE: dict[str, str] = {
                                   "d'abord.",
     "lifecycle.run.told": "{dossier} : le cloud est averti que le dossier est {state}.",
     "lifecycle.run.refused": "{dossier} : ÉCHEC : {error}",
+    "lifecycle.journal.reactivated": "Le dossier {dossier} est réaligné sur Sage : les valeurs de Sage priment sur "
+                                     "les champs synchronisés, les champs propres à SSM sont gardés.",
+    "lifecycle.journal.reinstalled": "L'agent a été réinstallé et le dossier {dossier} choisi de nouveau : ce cycle "
+                                     "le réaligne sur Sage, sans rien créer en double.",
+    "lifecycle.journal.restored": "La base Sage du dossier {dossier} a été restaurée ou remplacée : ce cycle le "
+                                  "réaligne sur Sage (les valeurs de la base restaurée priment).",
 
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.lifecycle import Cause, Direction, Event, LifecycleError, cloud_changes, cloud_state, lets_through
+from shared.messages import text
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
                            EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
                            SsmError)
@@ -258,6 +259,8 @@ class SyncService:
                           run_id=envelopes[0].run_id, detail={"count": len(envelopes)})
             outcome.ignored += len(envelopes)
             return
+        if dossier.ssm_branch:              # as its agent's run-start gave it, for a process that did not see it
+            self.defaults.dossier_branches.setdefault(dossier.id, dossier.ssm_branch)
         open_records = self.incidents.open_records(dossier.id)
         state_lost = self._state_lost(dossier.id)
         deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults, find_unlinked=state_lost)
@@ -529,10 +532,16 @@ class SyncService:
         event = Event.RESTORE if cause == Cause.RESTORED.value else Event.REALIGN
         why = Cause(cause) if cause in {c.value for c in Cause} else None
         try:
-            return self._update_dossier(dossier.id, lambda d: cloud_changes(d, event, at=self.clock(), cause=why))[0]
+            dossier, changed = self._update_dossier(
+                dossier.id, lambda d: cloud_changes(d, event, at=self.clock(), cause=why))
         except LifecycleError as exc:
             log.warning("dossier %s: %s", dossier.id, exc)
             return dossier
+        if changed:
+            self._journal(dossier.id, "dossier-realigning",
+                          text(f"lifecycle.journal.{dossier.realignment_cause or Cause.REACTIVATED.value}",
+                               dossier=dossier.id), run_id=envelope.run_id, detail={"cause": dossier.realignment_cause})
+        return dossier
 
     def _reactivate_for_realignment(self, dossier: Dossier, envelope: Envelope) -> Dossier:
         cause = (envelope.record or {}).get("cause")

@@ -41,6 +41,8 @@ def test_a_restored_database_realigns_the_dossier_then_it_is_active_again(sim, s
 
     dossier = store.get_dossier("BIJOU")
     assert cloud_state(dossier) is State.RESTORED and dossier.realignment_cause == "restored"
+    [entry] = store.list_journal("BIJOU", event="dossier-realigning")
+    assert "La base Sage du dossier BIJOU a été restaurée ou remplacée" in entry.message
 
     service.apply_batch(agent.batch(agent.upsert(client(city="Nice")), agent.end(read=1)))
 
@@ -56,5 +58,6 @@ def test_a_dossier_chosen_again_after_a_reinstall_realigns_under_that_cause(serv
 
     dossier = store.get_dossier("BIJOU")
     assert cloud_state(dossier) is State.REALIGNING and dossier.realignment_cause == "reinstalled"
+    assert "L'agent a été réinstallé" in store.list_journal("BIJOU", event="dossier-realigning")[0].message
     service.apply_batch(agent.batch(agent.end(read=0)))
     assert cloud_state(store.get_dossier("BIJOU")) is State.ACTIVE
