@@ -78,9 +78,10 @@ class AgentDossiers:
         self.checkpoint = checkpoint
         self.configured = {d.id: d for d in settings.dossiers} if settings is not None else {}
         self._db = checkpoint.connection
-        self._db.executescript(_SCHEMA)
-        self._import_earlier_flags()
-        self._db.commit()
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lifecycle'").fetchone() is None:
+            self._db.executescript(_SCHEMA)        # once per state file (executescript commits first)
+            self._import_earlier_flags()
+            self._db.commit()
 
     # --- reading --------------------------------------------------------------------------------
     _ENTRY = "SELECT dossier, state, cause, changed_by, changed_at FROM lifecycle"

@@ -293,3 +293,27 @@ def test_only_the_dossiers_asked_for_are_announced(agent, bijou):
         assert [n.dossier for n in notices] == ["ORFEVRE"]
         assert [c.dossier for c in AgentDossiers(checkpoint).unannounced()] == ["BIJOU"]
     assert agent.drain("BIJOU").messages == [] and len(agent.drain("ORFEVRE").messages) == 1
+
+
+def test_a_state_file_of_an_earlier_agent_keeps_its_selection_deactivation_and_pending_realignment(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "agent.db"
+    with sqlite3.connect(path) as old:                  # the flags as earlier agents kept them
+        old.executescript("""
+            CREATE TABLE dossiers (dossier TEXT PRIMARY KEY, selected INTEGER,
+                needs_realignment INTEGER NOT NULL DEFAULT 0, changed_at TEXT NOT NULL, last_error TEXT,
+                last_error_at TEXT, last_success_at TEXT) WITHOUT ROWID;
+            CREATE TABLE snapshots (dossier TEXT PRIMARY KEY, identity TEXT NOT NULL, probes TEXT NOT NULL,
+                taken_at TEXT NOT NULL) WITHOUT ROWID;
+            INSERT INTO dossiers (dossier, selected, needs_realignment, changed_at) VALUES
+                ('ON', 1, 0, 'x'), ('OFF', 0, 0, 'x'), ('AGAIN', 1, 1, 'x'), ('NEW', 1, 0, 'x');
+            INSERT INTO snapshots VALUES ('ON', '{}', '{}', 'x'), ('OFF', '{}', '{}', 'x'), ('AGAIN', '{}', '{}', 'x');
+        """)
+    from agent.checkpoint import Checkpoint
+
+    with Checkpoint(path) as checkpoint:
+        dossiers = AgentDossiers(checkpoint)
+        assert {d: dossiers.state(d) for d in ("ON", "OFF", "AGAIN", "NEW")} == {
+            "ON": State.ACTIVE, "OFF": State.INACTIVE, "AGAIN": State.REALIGNING, "NEW": State.SELECTED}
+        assert dossiers.running() == ["AGAIN", "NEW", "ON"] and not dossiers.is_fresh()
