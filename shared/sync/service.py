@@ -37,7 +37,8 @@ from typing import Callable, Iterable, Optional
 from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
-from shared.lifecycle import Cause, Direction, Event, LifecycleError, cloud_changes, cloud_state, lets_through
+from shared.lifecycle import (Cause, Direction, Event, LifecycleError, State, cloud_changes, cloud_state,
+                              lets_through)
 from shared.messages import text
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
                            EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
@@ -397,11 +398,11 @@ class SyncService:
             if dossier is None:
                 dossier = self._register(envelope, name=record.get("name"), state_lost=not realignment)
             dossier = self._learn_facts(dossier, record)
-            if not dossier.active and realignment and in_order:
+            if cloud_state(dossier) is State.INACTIVE and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
-            if realignment and dossier.active:
+            if realignment and cloud_state(dossier) is not State.INACTIVE:
                 dossier = self._realigning(dossier, envelope)
-            if not dossier.active:
+            if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
                 self._journal(dossier.id, "dossier-inactive", "A run started while the dossier is "
                               "deactivated; its changes are not applied.", run_id=envelope.run_id)
                 outcome.ignored += 1
@@ -413,7 +414,7 @@ class SyncService:
             return dossier
         if dossier is None:
             dossier = self._register(envelope, state_lost=True)
-        if not dossier.active:
+        if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
             outcome.ignored += 1
             return dossier
         if outcome.retry:
