@@ -75,7 +75,7 @@ def created_from_ssm(p, dossier: str) -> list[str]:
 
 def change_both_sides(p, dossier: str, tag: str) -> dict:
     """In Sage a client's city and a prospect's name; in SSM (the dossier's rep) the same prospect's
-    name, phone and comment, and a new prospect in the dossier's branch."""
+    name, phone and comment, a new contact of that prospect, and a new prospect in the dossier's branch."""
     client, city, client_id = first_client(p, dossier)
     prospect, prospect_id = first_prospect(p, dossier)
     update_row(p.databases[dossier], "F_COMPTET", {"CT_Num": client}, {"CT_Ville": f"Ville {tag}"})
@@ -84,7 +84,9 @@ def change_both_sides(p, dossier: str, tag: str) -> dict:
     with session(p, dossier) as rep:
         rep.edit_account(prospect_id, name=f"Nom SSM {tag}", phone="04 78 00 00 00", comment=f"Rappeler {tag}")
         new_id = rep.create_account(f"Nouveau {tag}", **({"branchId": branch} if branch else {}))
-    return {"client": client, "city": city, "client_id": client_id, "prospect": prospect,
+        contact_id = rep.create_contact(prospect_id, first_name="Inès", last_name=f"Garnier {tag}",
+                                        email=f"ines.{tag}@exemple.fr")
+    return {"contact_id": contact_id, "email": f"ines.{tag}@exemple.fr","client": client, "city": city, "client_id": client_id, "prospect": prospect,
             "prospect_id": prospect_id, "new_id": new_id, "tag": tag}
 
 
@@ -110,6 +112,9 @@ def applied_to_both(p, dossier: str, change: dict) -> None:
     assert f"Nouveau {tag}" in created_from_ssm(p, dossier)
     [new] = p.sage(dossier, "SELECT CT_Num FROM F_COMPTET WHERE CT_Intitule = ?", (f"Nouveau {tag}",))
     assert p.simulator.record("accounts", change["new_id"])["extId"] == external_id(dossier, new[0])
+    [contact] = p.sage(dossier, "SELECT CT_Num, CT_No FROM F_CONTACTT WHERE CT_EMail = ?", (change["email"],))
+    assert contact["CT_Num"] == change["prospect"]
+    assert p.simulator.record("contacts", change["contact_id"])["extId"] == external_id(dossier, str(contact["CT_No"]))
 
 
 def deactivated_mid_stream(p) -> tuple[dict, dict]:
@@ -137,6 +142,7 @@ def test_a_dossier_deactivated_mid_stream_moves_nothing_either_way_and_the_other
     assert p.simulator.record("accounts", change["client_id"])["city"] == change["city"]     # Sage → SSM: nothing
     assert sage_value(p, OFF, "CT_Telephone", change["prospect"]) != "04 78 00 00 00"     # SSM → Sage: nothing
     assert created_from_ssm(p, OFF) == [] and p.simulator.record("accounts", change["new_id"])["extId"] is None
+    assert p.sage(OFF, "SELECT COUNT(*) FROM F_CONTACTT WHERE CT_EMail = ?", (change["email"],))[0][0] == 0
     assert p.runtime.bus.pending_count(p.settings.bus.commands_queue, OFF) == 0   # no command produced for it
     for dossier in ON:
         applied_to_both(p, dossier, changes[dossier])
