@@ -46,7 +46,7 @@ from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
 from shared.errors import ConnectorError
-from shared.group_directory import company_mismatch
+from shared.group_directory import IDENTITY_FIELDS, company_mismatch
 from shared.lifecycle import Direction, lets_through
 from shared.messages import text
 from shared.telemetry import get_logger, log_context
@@ -284,7 +284,7 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
 
 def _identity_facts(identity: dict) -> dict:
     """What the cloud keeps of a database's identity, to recognise its company later."""
-    return {name: identity.get(name) for name in ("company_name", "siret", "created_at", "database_name")}
+    return {name: identity.get(name) for name in IDENTITY_FIELDS}
 
 
 def open_sage100(odbc_connection_string: str, *, batch_rows: int = 1000, read_workers: int = 1) -> SourceOpener:
@@ -384,7 +384,7 @@ def awaiting_choice(dossiers: AgentDossiers, directory) -> dict[str, str]:
     if not fresh and not unchosen:
         return {}
     try:
-        known = {k.id: k for k in directory.known()}
+        known = {k.id: k for k in directory.known(records=False)}
     except ConnectorError as exc:
         if fresh:
             raise ChoiceRequired(text("lifecycle.group_unreachable", reason=exc.user_message)) from None

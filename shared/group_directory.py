@@ -28,6 +28,8 @@ from shared.messages import text
 
 ROUTE = "group/dossiers"
 KEY_HEADER = "x-functions-key"
+RECORDS_PARAMETER = "records"
+"""`?records=false`: the list without the linked record counts (cheap, for the agent's every cycle)."""
 IDENTITY_FIELDS = ("company_name", "siret", "created_at", "database_name")
 
 
@@ -53,25 +55,26 @@ class GroupDirectory(BaseModel):
     dossiers: list[KnownDossier]
 
 
-def known_dossiers(store) -> list[KnownDossier]:
-    """Every dossier of the group, from the state store (reads every link once: an administrator's call)."""
+def known_dossiers(store, *, records: bool = True) -> list[KnownDossier]:
+    """Every dossier of the group, from the state store. Counting the `records` reads every link
+    once (an administrator's call); without them, the list costs a few reads per dossier."""
     found = []
     for dossier in sorted(store.list_dossiers(), key=lambda d: d.id.lower()):
         runs = sorted(store.list_runs(dossier.id, limit=5), key=lambda r: r.started_at, reverse=True)
-        records: dict[str, int] = {}
-        for link in store.list_links(dossier.id):
+        counts: dict[str, int] = {}
+        for link in store.list_links(dossier.id) if records else ():
             if not link.deleted and link.ssm_id is not None:
-                records[link.entity] = records.get(link.entity, 0) + 1
+                counts[link.entity] = counts.get(link.entity, 0) + 1
         found.append(KnownDossier(
             id=dossier.id, name=dossier.name, product=dossier.product, state=cloud_state(dossier).value,
             active=dossier.active, ssm_branch=dossier.ssm_branch,
             last_run_at=runs[0].started_at if runs else None, last_run_state=runs[0].state.value if runs else None,
-            records=dict(sorted(records.items())), identity=dict(dossier.identity or {})))
+            records=dict(sorted(counts.items())), identity=dict(dossier.identity or {})))
     return found
 
 
 class Directory(Protocol):
-    def known(self) -> list[KnownDossier]: ...
+    def known(self, *, records: bool = True) -> list[KnownDossier]: ...
 
 
 class StoreDirectory:
@@ -81,15 +84,15 @@ class StoreDirectory:
         self.store = store
         self.state_settings = state_settings
 
-    def known(self) -> list[KnownDossier]:
+    def known(self, *, records: bool = True) -> list[KnownDossier]:
         if self.store is not None:
-            return known_dossiers(self.store)
+            return known_dossiers(self.store, records=records)
         from shared.state.factory import open_state_store
 
         store = open_state_store(self.state_settings)
         try:
             store.ensure_tables()
-            return known_dossiers(store)
+            return known_dossiers(store, records=records)
         finally:
             store.close()
 
@@ -102,11 +105,12 @@ class HttpDirectory:
         self.key = key
         self.timeout_s = timeout_s
 
-    def known(self) -> list[KnownDossier]:
+    def known(self, *, records: bool = True) -> list[KnownDossier]:
         import httpx
 
         try:
-            answer = httpx.get(self.url, headers={KEY_HEADER: self.key} if self.key else {}, timeout=self.timeout_s)
+            answer = httpx.get(self.url, params={} if records else {RECORDS_PARAMETER: "false"},
+                               headers={KEY_HEADER: self.key} if self.key else {}, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise ConnectorError(text("lifecycle.group_http_failed", url=self.url, reason=type(exc).__name__),
                                  detail=str(exc)) from None
@@ -164,6 +168,7 @@ def restored_copy(known: dict, found: dict) -> bool:
                 and known.get("created_at") != found.get("created_at"))
 
 
-__all__ = ["Directory", "GroupDirectory", "HttpDirectory", "IDENTITY_FIELDS", "KnownDossier", "ROUTE",
+__all__ = ["Directory", "GroupDirectory", "HttpDirectory", "IDENTITY_FIELDS", "KnownDossier", "RECORDS_PARAMETER",
+           "ROUTE",
            "StoreDirectory", "company_mismatch", "describe_company", "directory_for", "known_dossiers",
            "restored_copy"]
