@@ -4,9 +4,10 @@ Two places list databases: the Sage 100 server named by `[agent] server_odbc` (o
 online database the login may open that has Sage 100's tiers table, `COMPANY_TABLE`; for the local
 runtime and the demo, `Driver=SQLite3;Database=<folder>` names a folder whose SQLite files with
 that table are the company databases), and the `[[dossiers]]` of the configuration, each with its
-own connection string (or, Sage 50 FR, its exchange folder). A dossier is synchronised when it is *selected*: explicitly
-with `agent select`, or by being listed in the configuration with `active = true` and not
-deselected since. A configuration entry with `active = false` is never synchronised.
+own connection string (or, Sage 50 FR, its exchange folder). Whether a dossier is synchronised is
+its lifecycle state (`shared.lifecycle`, kept by `agent.dossiers`): chosen with `agent select`, or
+listed in the configuration with `active = true` and not deselected since; `active = false`
+deactivates it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Optional
 
 from agent.checkpoint import Checkpoint
 from agent.sage100.schema import COMPANY_INFO_TABLE, COMPANY_TABLE
+from agent.dossiers import AgentDossiers
+from shared.lifecycle import State, is_running
 from shared.config import Settings
 from shared.errors import ConfigurationError
 
@@ -167,17 +170,30 @@ def connection_string_for(settings: Settings, dossier: str) -> str:
                              " configured Sage server.")
 
 
+def dossier_state(settings: Settings, checkpoint: Checkpoint, dossier: str) -> State:
+    """The dossier's lifecycle state on this agent."""
+    return AgentDossiers(checkpoint, settings).state(dossier)
+
+
 def is_selected(settings: Settings, checkpoint: Checkpoint, dossier: str) -> bool:
-    configured = next((d for d in settings.dossiers if d.id == dossier), None)
-    if configured is not None and not configured.active:
-        return False
-    state = checkpoint.dossier_state(dossier)
-    if state is not None and state.selected is not None:
-        return state.selected
-    return configured is not None
+    """Whether the agent runs the dossier (its state lets Sage → SSM through)."""
+    return is_running(dossier_state(settings, checkpoint, dossier))
 
 
 def selected_dossiers(settings: Settings, checkpoint: Checkpoint) -> list[str]:
     """Dossiers to synchronise, in a stable order."""
-    candidates = {d.id for d in settings.dossiers} | set(checkpoint.dossier_states())
-    return sorted((d for d in candidates if is_selected(settings, checkpoint, d)), key=str.lower)
+    return AgentDossiers(checkpoint, settings).running()
+
+
+def database_identity(settings: Settings, dossier: str) -> dict:
+    """What identifies the company database of `dossier` (its company name and SIRET, the
+    database's creation date, as its source adapter reads them), read without running it.
+
+    Raises:
+        ConfigurationError: the dossier is neither configured nor on the configured server.
+    """
+    from agent.detection import identity_dict
+    from agent.sources import adapter_for
+
+    with adapter_for(settings, dossier).open_source(settings, dossier)() as (_, reader):
+        return identity_dict(reader.identity())

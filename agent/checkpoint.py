@@ -1,15 +1,15 @@
 """The agent's local state, in one SQLite file beside the agent.
 
-Per dossier it keeps: whether the user selected it, the watermark of each entity, the *shadow*
+Per dossier it keeps: the watermark of each entity, the *shadow*
 (per record: the hashes last sent, so unchanged rows send nothing and deletions are found by
 key comparison), the identity and table probes seen at the last completed run (restore
 detection), and the run history. A run does not touch any of these while it is in flight: its
 outgoing batches and the watermark/shadow/snapshot updates they imply are *staged* in the
 outbox tables, and applied in one local transaction only once the bus accepted every batch.
 One dossier has at most one pending run; a pending run is *sealed* once its last batch (the
-run-end marker) is written, and only sealed runs are ever sent. The *activity* of a dossier is
-an outbox of its own: a dossier deactivated, or activated again, is a notice for the cloud that
-stays unannounced until the bus accepted it. *Deletion holds* are the mass deletions a run did
+run-end marker) is written, and only sealed runs are ever sent. A dossier's lifecycle state
+(selected, active, inactive, realigning, restored) and the notices of its changes for the cloud
+are kept in the same file by `agent.dossiers`. *Deletion holds* are the mass deletions a run did
 not send (per entity: how many, out of how many records, and the keys): they stay in the shadow
 until the rows come back or the user confirms them; a sealed run records the dossier's holds.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ KEY_CHUNK = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
     dossier           TEXT PRIMARY KEY,
-    selected          INTEGER,
-    needs_realignment INTEGER NOT NULL DEFAULT 0,
     changed_at        TEXT NOT NULL,
     last_error        TEXT,
     last_error_at     TEXT,
@@ -136,13 +133,6 @@ CREATE TABLE IF NOT EXISTS staged_held_deletions (
     key     TEXT NOT NULL,
     PRIMARY KEY (dossier, entity, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS activity (
-    dossier      TEXT PRIMARY KEY,
-    active       INTEGER NOT NULL,
-    change_id    TEXT NOT NULL,
-    changed_at   TEXT NOT NULL,
-    announced_at TEXT
-) WITHOUT ROWID;
 """
 
 _CURRENT_KEYS = """
@@ -182,31 +172,13 @@ def utc_text(value: Optional[dt.datetime] = None) -> str:
 
 @dataclass(frozen=True)
 class DossierState:
-    """`selected` is None while the user never selected nor deselected the dossier."""
+    """How the dossier's runs went (its lifecycle state is `agent.dossiers`')."""
 
     dossier: str
-    selected: Optional[bool]
-    needs_realignment: bool
     changed_at: str
     last_error: Optional[str]
     last_error_at: Optional[str]
     last_success_at: Optional[str]
-
-
-@dataclass(frozen=True)
-class ActivityChange:
-    """The last time a dossier was deactivated or activated again, and when the bus accepted the
-    notice of it to the cloud (`announced_at` is None until then)."""
-
-    dossier: str
-    active: bool
-    change_id: str
-    changed_at: str
-    announced_at: Optional[str]
-
-    @property
-    def announced(self) -> bool:
-        return self.announced_at is not None
 
 
 # How the messages name several records of an entity, where adding an "s" is not enough.
@@ -373,101 +345,20 @@ class Checkpoint:
     def rollback(self) -> None:
         self._db.rollback()
 
-    # --- selection ----------------------------------------------------------------------------
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The state file's connection, for the modules keeping their own tables in it (`agent.dossiers`)."""
+        return self._db
+
+    # --- how each dossier's runs went ---------------------------------------------------------
+    _DOSSIER = "SELECT dossier, changed_at, last_error, last_error_at, last_success_at FROM dossiers"
+
     def dossier_state(self, dossier: str) -> Optional[DossierState]:
-        row = self._db.execute(
-            "SELECT dossier, selected, needs_realignment, changed_at, last_error, last_error_at, last_success_at"
-            " FROM dossiers WHERE dossier = ?", (dossier,)).fetchone()
-        return None if row is None else self._dossier_state(row)
+        row = self._db.execute(f"{self._DOSSIER} WHERE dossier = ?", (dossier,)).fetchone()
+        return None if row is None else DossierState(*row)
 
     def dossier_states(self) -> dict[str, DossierState]:
-        rows = self._db.execute(
-            "SELECT dossier, selected, needs_realignment, changed_at, last_error, last_error_at, last_success_at"
-            " FROM dossiers ORDER BY dossier").fetchall()
-        return {row[0]: self._dossier_state(row) for row in rows}
-
-    @staticmethod
-    def _dossier_state(row) -> DossierState:
-        return DossierState(row[0], None if row[1] is None else bool(row[1]), bool(row[2]), *row[3:])
-
-    def select(self, dossier: str) -> bool:
-        """Select a dossier; returns True when it had been deselected (its next run realigns)."""
-        state = self.dossier_state(dossier)
-        again = state is not None and state.selected is False
-        self._db.execute(
-            "INSERT INTO dossiers (dossier, selected, needs_realignment, changed_at) VALUES (?, 1, ?, ?)"
-            " ON CONFLICT (dossier) DO UPDATE SET selected = 1, changed_at = excluded.changed_at,"
-            " needs_realignment = needs_realignment OR excluded.needs_realignment",
-            (dossier, int(again), utc_text()))
-        again = self._note_activity(dossier, True) or again
-        self._db.commit()
-        return again
-
-    def deselect(self, dossier: str) -> None:
-        """Deselect a dossier: nothing of it is sent any more, and the cloud is to be told so."""
-        self._db.execute(
-            "INSERT INTO dossiers (dossier, selected, changed_at) VALUES (?, 0, ?)"
-            " ON CONFLICT (dossier) DO UPDATE SET selected = 0, changed_at = excluded.changed_at",
-            (dossier, utc_text()))
-        self._note_activity(dossier, False)
-        self._db.commit()
-
-    # --- activity: the notices of deactivation and activation for the cloud ---------------------
-    _ACTIVITY = "SELECT dossier, active, change_id, changed_at, announced_at FROM activity"
-
-    @staticmethod
-    def _activity_change(row) -> ActivityChange:
-        return ActivityChange(row[0], bool(row[1]), *row[2:])
-
-    def activity(self, dossier: str) -> Optional[ActivityChange]:
-        row = self._db.execute(f"{self._ACTIVITY} WHERE dossier = ?", (dossier,)).fetchone()
-        return None if row is None else self._activity_change(row)
-
-    def note_activity(self, dossier: str, active: bool) -> bool:
-        """Record whether the dossier is active; True when that is a change the cloud must be told.
-
-        A dossier active since its first run needs no notice: its runs register it. A change
-        replaces a notice not sent yet; a dossier active again realigns on its next run.
-        """
-        changed = self._note_activity(dossier, active)
-        self._db.commit()
-        return changed
-
-    def _note_activity(self, dossier: str, active: bool) -> bool:
-        current = self.activity(dossier)
-        if (current is None and active) or (current is not None and current.active == active):
-            return False
-        now = dt.datetime.now(dt.timezone.utc)
-        self._db.execute(
-            "INSERT INTO activity (dossier, active, change_id, changed_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (dossier) DO UPDATE SET active = excluded.active, change_id = excluded.change_id,"
-            " changed_at = excluded.changed_at, announced_at = NULL",
-            (dossier, int(active), f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(3)}",
-             now.isoformat(timespec="microseconds")))
-        if active:
-            self._mark_for_realignment(dossier)
-        return True
-
-    def unannounced(self) -> list[ActivityChange]:
-        """The changes of activity the bus has not accepted a notice of yet, oldest first."""
-        rows = self._db.execute(f"{self._ACTIVITY} WHERE announced_at IS NULL ORDER BY changed_at, dossier")
-        return [self._activity_change(row) for row in rows]
-
-    def mark_announced(self, dossier: str, change_id: str) -> bool:
-        """The bus accepted the notice of `change_id`; False when a newer change replaced it meanwhile."""
-        cursor = self._db.execute("UPDATE activity SET announced_at = ? WHERE dossier = ? AND change_id = ?",
-                                  (utc_text(), dossier, change_id))
-        self._db.commit()
-        return cursor.rowcount == 1
-
-    def request_realignment(self, dossier: str) -> None:
-        """The dossier's next run is a realignment (it was deactivated, or its state is in doubt)."""
-        self._mark_for_realignment(dossier)
-        self._db.commit()
-
-    def _mark_for_realignment(self, dossier: str) -> None:
-        self._ensure_dossier(dossier)
-        self._db.execute("UPDATE dossiers SET needs_realignment = 1 WHERE dossier = ?", (dossier,))
+        return {row[0]: DossierState(*row) for row in self._db.execute(f"{self._DOSSIER} ORDER BY dossier")}
 
     def record_error(self, dossier: str, message: str) -> None:
         self._ensure_dossier(dossier)
@@ -476,7 +367,7 @@ class Checkpoint:
         self._db.commit()
 
     def _ensure_dossier(self, dossier: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO dossiers (dossier, selected, changed_at) VALUES (?, NULL, ?)",
+        self._db.execute("INSERT OR IGNORE INTO dossiers (dossier, changed_at) VALUES (?, ?)",
                          (dossier, utc_text()))
 
     # --- watermarks, shadow, snapshot (the applied state) ---------------------------------------
@@ -718,8 +609,6 @@ class Checkpoint:
     def apply_pending(self, dossier: str) -> str:
         """Apply a fully sent run in one transaction: shadow, watermarks, snapshot, history.
 
-        Only a realignment answers a request for one: a run planned before the request (a run
-        recovered after the dossier was activated again) leaves it for the next run.
         Returns the run id. Raises RuntimeError if the run is not sealed or a batch is unsent.
         """
         pending = self.pending(dossier)
@@ -744,9 +633,8 @@ class Checkpoint:
                        (utc_text(), dossier))
             self._clear_pending(dossier)
             self._ensure_dossier(dossier)
-            db.execute("UPDATE dossiers SET needs_realignment = needs_realignment AND NOT ?, last_error = NULL,"
-                       " last_error_at = NULL, last_success_at = ? WHERE dossier = ?",
-                       (int(pending.realignment), utc_text(), dossier))
+            db.execute("UPDATE dossiers SET last_error = NULL, last_error_at = NULL, last_success_at = ?"
+                       " WHERE dossier = ?", (utc_text(), dossier))
             db.execute("UPDATE runs SET state = ?, ended_at = ?, error = NULL WHERE run_id = ?",
                        (RunState.SUCCEEDED, utc_text(), pending.run_id))
             db.execute("COMMIT")
@@ -812,5 +700,5 @@ class Checkpoint:
 
     def known_dossiers(self) -> list[str]:
         rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
-                                " UNION SELECT dossier FROM snapshots UNION SELECT dossier FROM activity ORDER BY 1")
+                                " UNION SELECT dossier FROM snapshots ORDER BY 1")
         return [row[0] for row in rows]

@@ -1,8 +1,11 @@
 """`ssm-connector agent ...`: the agent's command line on the Sage server.
 
-`databases` lists the company databases the agent can see and which are selected; `select` and
-`deselect` choose them (the cloud learns of a deselection, or of a dossier selected again, at the
-agent's next run); `run-once` runs every selected dossier once; `run` repeats that every
+`databases` lists the company databases the agent can see, their lifecycle state, and beside them
+the dossiers the group already knows (read from the cloud, `shared.group_directory`); `select`
+chooses one — a new dossier, one deactivated before, or one the group knows (after a reinstall),
+refused when its database is another company — and `deselect` deactivates it (the cloud learns
+of either at the agent's next run); an agent whose state is new runs nothing while the group knows
+dossiers it has not chosen among; `run-once` runs every selected dossier once; `run` repeats that every
 `--interval` seconds until SIGINT/SIGTERM, finishing the dossier in progress; `state` shows the
 agent's local state (selection, last runs, watermarks, shadow sizes, pending batches, errors,
 held deletions); `confirm-deletions` lets the next run send a mass deletion the agent held.
@@ -19,11 +22,16 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from agent.catalog import is_selected, list_databases, selected_dossiers
+from agent.catalog import database_identity, dossier_state, is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
-from agent.relay import (ActivityNotice, DossierRunResult, activity_text, apply_dossier_commands, note_activity,
+from agent.dossiers import AgentDossiers
+from agent.relay import (ActivityNotice, ChoiceRequired, DossierRunResult, activity_text, apply_dossier_commands,
                          run_selected)
 from shared.config import Settings, load_settings
+from shared.errors import ConnectorError
+from shared.group_directory import company_mismatch, directory_for, restored_copy
+from shared.lifecycle import State
+from shared.messages import text
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
 
@@ -31,7 +39,6 @@ COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_uncha
 SHOWN_WHEN_NOT_ZERO = {"deletions_held"}
 COMMAND_WAIT_S = 5.0
 """Between cycles, how often the agent applies the cloud's commands (SSM → Sage), in seconds."""
-NOTHING_SELECTED = "No dossier is selected; `agent databases` lists them, `agent select ID` selects one."
 
 
 def register(subparsers) -> None:
@@ -108,23 +115,57 @@ def _table(rows: list[list[str]], out=None) -> None:
 
 
 # --- databases, select, deselect -----------------------------------------------------------------
+def _known_to_group(settings: Settings) -> tuple[dict, Optional[str]]:
+    """The dossiers the group already knows, by id, and why they could not be read (if so)."""
+    directory = directory_for(settings)
+    if directory is None:
+        return {}, None
+    try:
+        return {k.id: k for k in directory.known()}, None
+    except ConnectorError as exc:
+        return {}, exc.user_message
+
+
+def _group_cell(known) -> str:
+    if known is None:
+        return text("lifecycle.databases.group.unknown")
+    last = f"{known.last_run_at:%Y-%m-%d %H:%M}" if known.last_run_at else "-"
+    return text("lifecycle.databases.group.known", state=text(f"lifecycle.state.{known.state}"),
+                records=sum(known.records.values()), last_run=last)
+
+
 def cmd_databases(args) -> int:
     settings = _settings(args)
     databases, error = list_databases(settings)
+    group, group_error = _known_to_group(settings)
     with _checkpoint(settings) as checkpoint:
-        rows = [["ID", "COMPANY", "SOURCE", "SELECTED", "LAST RUN"]]
+        dossiers = AgentDossiers(checkpoint, settings)
+        fresh = dossiers.is_fresh()
+        rows = [[text(f"lifecycle.databases.column.{c}") for c in ("id", "company", "source", "state", "last_run",
+                                                                    "group")]]
         for database in databases:
             runs = checkpoint.runs(database.id, limit=1)
             last = f"{runs[0].started_at} {runs[0].state}" if runs else "-"
-            selected = "inactive" if not database.active else (
-                "yes" if is_selected(settings, checkpoint, database.id) else "no")
-            rows.append([database.id, database.company_name or "-", database.source, selected, last])
+            state = text(f"lifecycle.state.{dossier_state(settings, checkpoint, database.id).value}")
+            if database.id in group and not dossiers.chosen(database.id) and checkpoint.snapshot(database.id) is None:
+                state = text("lifecycle.databases.to_choose")
+            rows.append([database.id, database.company_name or "-", text(f"lifecycle.databases.source.{database.source}"),
+                         state, last, _group_cell(group.get(database.id))])
+        seen = {database.id for database in databases}
+        for known in group.values():
+            if known.id not in seen:
+                rows.append([known.id, known.identity.get("company_name") or known.name or "-",
+                             text("lifecycle.databases.source.group"), "-", "-", _group_cell(known)])
     if len(rows) > 1:
         _table(rows)
     else:
-        print("No company database found: set [agent] server_odbc or list [[dossiers]] in the configuration.")
+        print(text("lifecycle.databases.none"))
+    if fresh and group:
+        print(text("lifecycle.databases.choose"))
+    if group_error:
+        print(text("lifecycle.databases.group_error", error=group_error), file=sys.stderr)
     if error:
-        print(f"The Sage server could not be listed: {error}", file=sys.stderr)
+        print(text("lifecycle.databases.server_error", error=error), file=sys.stderr)
         return 1
     return 0
 
@@ -138,23 +179,42 @@ def cmd_select(args) -> int:
     settings = _settings(args)
     database, error = _find(settings, args.dossier)
     if database is None:
-        print(f"'{args.dossier}' is not a company database the agent can see"
-              + (f" (the server could not be listed: {error})" if error else "")
-              + "; `agent databases` lists them.", file=sys.stderr)
+        print(text("lifecycle.select.unknown", dossier=args.dossier)
+              + (" " + text("lifecycle.databases.server_error", error=error) if error else ""), file=sys.stderr)
         return 2
     if not database.active:
-        print(f"'{args.dossier}' is deactivated in the configuration (active = false).", file=sys.stderr)
+        print(text("lifecycle.select.config_inactive", dossier=args.dossier), file=sys.stderr)
         return 2
+    group, group_error = _known_to_group(settings)
+    if group_error:                 # whether it is a dossier the group knows, and which company, is unknown
+        print(text("lifecycle.group_unreachable", reason=group_error), file=sys.stderr)
+        return 1
+    known = group.get(args.dossier)
+    extra = []
+    if known is not None:
+        try:
+            found = database_identity(settings, args.dossier)
+        except Exception as exc:                 # noqa: BLE001 - unreadable: never guessed to be the same
+            print(text("lifecycle.unreadable", dossier=args.dossier, reason=str(exc)), file=sys.stderr)
+            return 1
+        other = company_mismatch(known.identity, found)
+        if other is not None:
+            print(text("lifecycle.other_company_select", dossier=args.dossier, **other), file=sys.stderr)
+            return 1
+        if restored_copy(known.identity, found):
+            extra.append(text("lifecycle.select.restored_copy", created=found.get("created_at")))
     with _checkpoint(settings) as checkpoint:
-        again = checkpoint.select(args.dossier)
-        first = checkpoint.snapshot(args.dossier) is None
-    if again:
-        print(f"{args.dossier} selected again: its next run tells the cloud and is a full realignment"
-              " (Sage values take precedence).")
-    elif first:
-        print(f"{args.dossier} selected: its first run reads the whole dossier.")
+        dossiers = AgentDossiers(checkpoint, settings)
+        before, after = dossiers.select(args.dossier, known_to_group=known is not None)
+    if before is after:
+        message = text("lifecycle.select.already", dossier=args.dossier)
+    elif before is State.INACTIVE:
+        message = text("lifecycle.select.again", dossier=args.dossier)
+    elif after is State.REALIGNING:
+        message = text("lifecycle.select.adopted", dossier=args.dossier)
     else:
-        print(f"{args.dossier} selected.")
+        message = text("lifecycle.select.first", dossier=args.dossier)
+    print(" ".join([message, *extra]))
     return 0
 
 
@@ -162,12 +222,12 @@ def cmd_deselect(args) -> int:
     settings = _settings(args)
     database, _ = _find(settings, args.dossier)
     with _checkpoint(settings) as checkpoint:
-        if database is None and checkpoint.dossier_state(args.dossier) is None:
-            print(f"'{args.dossier}' is not a company database the agent knows.", file=sys.stderr)
+        dossiers = AgentDossiers(checkpoint, settings)
+        if database is None and dossiers.entry(args.dossier) is None:
+            print(text("lifecycle.deselect.unknown", dossier=args.dossier), file=sys.stderr)
             return 2
-        checkpoint.deselect(args.dossier)
-    print(f"{args.dossier} deselected: nothing is synchronised any more; its records stay in SSM."
-          " The cloud shows it deactivated after the agent's next run.")
+        dossiers.deselect(args.dossier)
+    print(text("lifecycle.deselect.done", dossier=args.dossier))
     return 0
 
 
@@ -194,9 +254,9 @@ def _print_result(result: DossierRunResult) -> None:
 
 def _print_notice(notice: ActivityNotice) -> None:
     if notice.ok:
-        print(f"{notice.dossier}: the cloud was told the dossier is {activity_text(notice.active)}")
+        print(text("lifecycle.run.told", dossier=notice.dossier, state=activity_text(notice.active)))
     else:
-        print(f"{notice.dossier}: FAILED: {notice.error}; it is tried again at the next run")
+        print(text("lifecycle.run.refused", dossier=notice.dossier, error=notice.error))
 
 
 def _open_bus(settings: Settings):
@@ -215,7 +275,7 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
     try:
         with _checkpoint(settings) as checkpoint:
             return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
-                                on_result=_print_result, on_notice=on_notice)
+                                on_result=_print_result, on_notice=on_notice, directory=directory_for(settings))
     finally:
         bus.close()
 
@@ -225,23 +285,24 @@ def cmd_run_once(args) -> int:
     if getattr(args, "dry_run", False):
         return dry_run(settings, args.dossier)
     with _checkpoint(settings) as checkpoint:
-        note_activity(settings, checkpoint)
+        dossiers = AgentDossiers(checkpoint, settings)
+        dossiers.reconcile()
         if args.dossier and not is_selected(settings, checkpoint, args.dossier):
-            print(f"'{args.dossier}' is not selected; `agent select {args.dossier}` first.", file=sys.stderr)
+            print(text("lifecycle.run.not_selected", dossier=args.dossier), file=sys.stderr)
             return 2
         nothing_selected = not args.dossier and not selected_dossiers(settings, checkpoint)
-        if nothing_selected and not checkpoint.unannounced():
-            print(NOTHING_SELECTED)
+        if nothing_selected and not dossiers.unannounced():
+            print(text("lifecycle.run.nothing_selected"))
             return 0
     notices: list[ActivityNotice] = []
     try:
         results = _run_cycle(settings, args.dossier, None, notices)
-    except AgentBusyError as exc:
+    except (AgentBusyError, ChoiceRequired) as exc:
         print(exc.user_message, file=sys.stderr)
         return 1
     failed = [r for r in results if not r.ok]
     if nothing_selected:
-        print(NOTHING_SELECTED)
+        print(text("lifecycle.run.nothing_selected"))
     else:
         print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
     return 1 if failed or not all(notice.ok for notice in notices) else 0
@@ -281,7 +342,7 @@ def cmd_run(args) -> int:
             cycles += 1
             try:
                 results = _run_cycle(settings, None, stop)
-            except AgentBusyError as exc:
+            except (AgentBusyError, ChoiceRequired) as exc:
                 print(f"cycle {cycles}: {exc.user_message}", flush=True)
             else:
                 failed = sum(1 for r in results if not r.ok)
@@ -310,16 +371,15 @@ def between_cycles(settings: Settings, interval: float, stop: threading.Event) -
 
 def apply_waiting_commands(settings: Settings) -> dict[str, int]:
     """Apply the commands waiting for each selected dossier; returns how many each applied."""
-    with _checkpoint(settings) as checkpoint:
-        dossiers = selected_dossiers(settings, checkpoint)
     bus = _open_bus(settings)
     try:
         applied = {}
-        for dossier in dossiers:
-            stats = apply_dossier_commands(settings, bus, dossier)
-            if stats is not None and (stats.applied or stats.refused):
-                applied[dossier] = stats.applied + stats.refused
-                print(f"{dossier}: {applied[dossier]} command(s) from SSM applied", flush=True)
+        with _checkpoint(settings) as checkpoint:
+            for dossier in selected_dossiers(settings, checkpoint):
+                stats = apply_dossier_commands(settings, bus, dossier, checkpoint=checkpoint)
+                if stats is not None and (stats.applied or stats.refused):
+                    applied[dossier] = stats.applied + stats.refused
+                    print(f"{dossier}: {applied[dossier]} command(s) from SSM applied", flush=True)
         return applied
     finally:
         bus.close()
@@ -351,20 +411,23 @@ def _hold_state(hold: DeletionHold) -> dict:
 # --- state --------------------------------------------------------------------------------------
 def _state(settings: Settings, checkpoint: Checkpoint, only: Optional[str]) -> list[dict]:
     configured = {d.id for d in settings.dossiers}
-    dossiers = sorted(set(checkpoint.known_dossiers()) | configured, key=str.lower)
+    lifecycle = AgentDossiers(checkpoint, settings)
+    dossiers = sorted(set(checkpoint.known_dossiers()) | set(lifecycle.entries()) | configured, key=str.lower)
     report = []
     for dossier in dossiers:
         if only and dossier != only:
             continue
         state = checkpoint.dossier_state(dossier)
         pending = checkpoint.pending(dossier)
-        activity = checkpoint.activity(dossier)
+        activity = lifecycle.activity(dossier)
+        lifecycle_state = lifecycle.state(dossier)
         report.append({
             "dossier": dossier,
             "selected": is_selected(settings, checkpoint, dossier),
+            "state": lifecycle_state.value,
             "activity": None if activity is None else {
                 "active": activity.active, "changed_at": activity.changed_at, "announced_at": activity.announced_at},
-            "needs_realignment": bool(state and state.needs_realignment),
+            "needs_realignment": lifecycle.realignment_cause(dossier) is not None,
             "last_success_at": state.last_success_at if state else None,
             "last_error": state.last_error if state else None,
             "last_error_at": state.last_error_at if state else None,

@@ -13,6 +13,8 @@ before the dossier's run reads Sage, so the cloud links a new record before it s
 The writer is the dossier's source adapter's (`agent.sources`): `apply(command_id, op, record)`
 answers an `Outcome`, or None when the write waits for Sage's confirmation (Sage 50 FR's import
 files: the adapter answers later, `pending` counts them), and `price(record)` prices a quote.
+Commands are applied only while the dossier's lifecycle state lets SSM → Sage through
+(`shared.lifecycle`): a deactivated or realigning dossier's commands wait on the queue.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from agent.outcomes import CommandRefused, Outcome
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash
 from shared.errors import ConnectorError
+from shared.lifecycle import Direction, State, lets_through
 
 log = logging.getLogger("ssm_connector.agent.commands")
 MESSAGES_PER_RECEIVE = 10
@@ -55,10 +58,12 @@ def result_envelope(command: Envelope, *, outcome: Optional[Outcome] = None, err
 
 
 def apply_commands(dossier: str, *, bus: Bus, commands_queue: str, changes_queue: str, open_writer: Callable,
-                   max_deliveries: int, max_wait_s: float = 0.0) -> CommandStats:
-    """Apply every command waiting for `dossier`; `open_writer()` opens the adapter's writer
-    (closed with `close()` at the end)."""
+                   max_deliveries: int, max_wait_s: float = 0.0, state: State = State.ACTIVE) -> CommandStats:
+    """Apply every command waiting for `dossier` in its lifecycle `state` (none unless SSM → Sage
+    goes through); `open_writer()` opens the adapter's writer (closed with `close()` at the end)."""
     stats = CommandStats()
+    if not lets_through(state, Direction.SSM_TO_SAGE):
+        return stats
     receiver = bus.accept_session(commands_queue, dossier, max_wait_s=max_wait_s)
     if receiver is None:
         return stats

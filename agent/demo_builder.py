@@ -199,6 +199,24 @@ DOSSIER_CREATED = dt.datetime(2019, 6, 3, 9, 30)
 
 # --- building ---------------------------------------------------------------------------------
 
+def _luhn_completed(digits: str) -> str:
+    """`digits` followed by the digit that makes the whole pass the Luhn check (as SIREN and SIRET do)."""
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return digits + str((10 - total % 10) % 10)
+
+
+def company_numbers(company: str) -> tuple[str, str]:
+    """A company's own SIRET (14 digits) and intra-community VAT number, the same every time for
+    the same company name, so two demo companies are never the same company."""
+    seed = sum((index + 1) * ord(char) for index, char in enumerate(company)) * 7919 % 10 ** 8
+    siren = _luhn_completed(f"{seed:08d}")
+    siret = _luhn_completed(siren + "0001")
+    return siret, f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
+
+
 def build_demo_dossier(odbc_or_path: str | Path, *, size: str = "tiny", seed: int = 0, company: str = "BIJOU",
                        database_name: str | None = None, bad_rows: bool = False) -> DemoStats:
     """Create a Sage 100 demo company database in a SQLite file (replacing a previous one).
@@ -324,12 +342,13 @@ class _DemoWriter:
         self.connection.executemany(sql, rows)
 
     def _dossier(self) -> None:
+        siret, vat = company_numbers(self.company)
         self._insert("P_DOSSIER", ("D_RaisonSoc", "D_Profession", "D_Adresse", "D_CodePostal", "D_Ville",
                                    "D_Pays", "D_Telephone", "D_EMail", "D_Siret", "D_Ape", "D_Identifiant",
                                    "D_DebutExo01", "D_FinExo01", "cbModification", "cbCreation"),
                      [(f"{self.company} SA", "Négoce de bijoux & joaillerie", "12 rue des Orfèvres", "25000",
                        "Besançon", "France", "03 81 00 00 00", f"contact@{self.company.lower()}.fr",
-                       "41234567800011", "4648Z", "FR07412345678", "2024-01-01 00:00:00.000",
+                       siret, "4648Z", vat, "2024-01-01 00:00:00.000",
                        "2024-12-31 00:00:00.000", sqlite_datetime(DOSSIER_CREATED),
                        sqlite_datetime(DOSSIER_CREATED))])
 

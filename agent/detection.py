@@ -111,6 +111,7 @@ class RunPlan:
     identity: dict[str, Any]
     probes: dict[str, dict[str, Any]]
     confirmed_deletions: dict[str, str] = field(default_factory=dict)   # entity -> confirmed_at
+    restored: bool = False      # the database was restored, replaced, or its records went back in time
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def server_now(connection) -> dt.datetime:
 def identity_dict(identity: Any) -> dict[str, Any]:
     created = getattr(identity, "created_at", None)
     return {"database_name": identity.database_name, "company_name": identity.company_name,
+            "siret": getattr(identity, "siret", None),
             "created_at": created.isoformat() if created else None, "fingerprint": identity.fingerprint}
 
 
@@ -224,9 +226,10 @@ class ChangeDetector:
     counts: RunCounts = field(default_factory=RunCounts)
     notes: list[str] = field(default_factory=list)
     sent_at: Optional[dt.datetime] = None
-    display_name: Optional[str] = None          # the dossier's name for people; else the company name the source reads
     holds: list[DeletionHold] = field(default_factory=list)
     confirmations_used: dict[str, str] = field(default_factory=dict)
+    realignment_requested: bool = False     # the dossier's lifecycle state asks for a full read
+    start_record: dict[str, Any] = field(default_factory=dict)   # what the run-start marker tells the cloud
 
     def __post_init__(self) -> None:
         self.overlap = max(self.overlap, MINIMUM_OVERLAP)
@@ -245,17 +248,18 @@ class ChangeDetector:
         self.checkpoint.clear_current_keys()
         for entity in self.source.entities():
             self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
-        reasons = self._realignment_reasons(signpost, identity, probes)
-        return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed)
-
-    def _realignment_reasons(self, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
         snapshot = self.checkpoint.snapshot(self.dossier)
+        again = [message_text("agent.reason.reselected")] if self.realignment_requested else []
         if snapshot is None:
-            return [message_text("agent.reason.first")]
+            reasons, restored = again or [message_text("agent.reason.first")], []
+        else:
+            restored = self._restore_signals(snapshot, signpost, identity, probes)
+            reasons = again + restored
+        return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed,
+                       restored=bool(restored))
+
+    def _restore_signals(self, snapshot, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
         reasons = []
-        state = self.checkpoint.dossier_state(self.dossier)
-        if state is not None and state.needs_realignment:
-            reasons.append(message_text("agent.reason.reselected"))
         before = snapshot.identity
         if before.get("fingerprint") != identity["fingerprint"]:
             changes = [f"{name} {before.get(name)!r} → {identity[name]!r}"
@@ -299,9 +303,9 @@ class ChangeDetector:
         self._rendering_checked = False
         self._render_heads: dict[str, str] = {}
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
-                                  realignment=plan.realignment, sent_at=self.sent_at,
+                                  realignment=plan.realignment, sent_at=self.sent_at, facts=self.start_record,
                                   source=getattr(self.source, "report", None),
-                                  name=self.display_name or plan.identity.get("company_name"),
+                                  name=self.start_record.get("name") or plan.identity.get("company_name"),
                                   reasons=plan.reasons)
         entities = self.source.entities()
         watermarks = self.checkpoint.watermarks(self.dossier)

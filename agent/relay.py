@@ -18,11 +18,16 @@ A batch's message id is derived from its content and its run (`outbox_message_id
 in the outbox, so a re-send after a crash carries exactly the same id, while a later run that
 happens to send the same envelopes again (a realignment) is not mistaken for a duplicate.
 
-A dossier deselected (or configured `active = false`) and one activated again are *notices* to
-the cloud (`announce_activity`), one message each in the dossier's session, kept in the agent's
-state until the bus accepted them. A deactivation goes out after whatever sealed run the dossier
-still had to send; an activation before the dossier's next run, which does not start until the
-bus accepted it (the cloud would set aside the changes of a dossier it believes deactivated).
+Which dossiers run, and whether a run must realign, is the dossier's lifecycle state
+(`shared.lifecycle`, kept by `agent.dossiers`). A dossier deselected (or configured `active =
+false`) and one activated again are *notices* to the cloud (`announce_activity`), one message each
+in the dossier's session, kept in the agent's state until the bus accepted them. A deactivation
+goes out after whatever sealed run the dossier still had to send; an activation before the
+dossier's next run, which does not start until the bus accepted it (the cloud would set aside the
+changes of a dossier it believes deactivated). On an agent whose state is new (installed again),
+nothing runs while the group already knows dossiers the administrator has not chosen among
+(`ChoiceRequired`), and a database whose company is not the one a dossier synchronised before is
+refused (`shared.group_directory.company_mismatch`).
 """
 from __future__ import annotations
 
@@ -32,13 +37,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
-from agent.checkpoint import ActivityChange, Checkpoint, DeletionHold, RunState
+from agent.checkpoint import Checkpoint, DeletionHold, RunState
 from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
+from agent.dossiers import ActivityChange, AgentDossiers
 from agent.sage100.source import open_sage100  # noqa: F401 - the Sage 100 opener, importable from here
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
 from shared.errors import ConnectorError
+from shared.group_directory import IDENTITY_FIELDS, company_mismatch
+from shared.lifecycle import Direction, lets_through
+from shared.messages import text
 from shared.telemetry import get_logger, log_context
 
 # Staged batches are committed in groups: an unsealed run is discarded after a crash anyway.
@@ -151,11 +160,13 @@ def describe_error(exc: BaseException) -> str:
 class Relay:
     """Sends a dossier's outbox to the bus and applies the staged state once all is accepted."""
 
-    def __init__(self, checkpoint: Checkpoint, bus: Bus, queue: str, *, batch_envelopes: int = 500):
+    def __init__(self, checkpoint: Checkpoint, bus: Bus, queue: str, *, batch_envelopes: int = 500,
+                 on_applied: Optional[Callable[[bool], None]] = None):
         self.checkpoint = checkpoint
         self.bus = bus
         self.queue = queue
         self.batch_envelopes = batch_envelopes
+        self.on_applied = on_applied        # called with the run's `realignment` once it is applied
 
     def stage(self, detector: ChangeDetector, plan) -> int:
         """Write the run's batches to the outbox and seal it; returns the number of batches."""
@@ -175,6 +186,7 @@ class Relay:
 
     def send_pending(self, dossier: str) -> int:
         """Send the sealed run's unsent batches in order, then apply it; returns batches sent."""
+        pending = self.checkpoint.pending(dossier)
         sent = 0
         for batch in self.checkpoint.unsent_batches(dossier):
             self.bus.send(self.queue, [OutgoingMessage(
@@ -183,6 +195,8 @@ class Relay:
             self.checkpoint.mark_sent(dossier, batch.seq)
             sent += 1
         self.checkpoint.apply_pending(dossier)
+        if self.on_applied is not None and pending is not None:
+            self.on_applied(pending.realignment)
         return sent
 
     def recover(self, dossier: str, result: DossierRunResult) -> None:
@@ -207,7 +221,9 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
                  deletion_guard: DeletionGuard = DeletionGuard(),
                  signpost_clock: Optional[Callable[[object], dt.datetime]] = None,
                  utc_clock: Optional[Callable[[], dt.datetime]] = None,
-                 batch_envelopes: int = 500, display_name: Optional[str] = None) -> DossierRunResult:
+                 batch_envelopes: int = 500, realignment_requested: bool = False,
+                 facts: Optional[dict] = None, on_restored: Optional[Callable[[], None]] = None,
+                 on_applied: Optional[Callable[[bool], None]] = None) -> DossierRunResult:
     """One run of one dossier: recover, detect and stage, send, apply.
 
     Never raises for a dossier-level failure (Sage unreachable, bus down, unreadable schema):
@@ -219,10 +235,14 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         signpost_clock: the run's signpost from the Sage connection (default: the server clock).
         utc_clock: the agent's UTC clock, for run ids and `sent_at`.
         batch_envelopes: at most this many envelopes per bus message.
-        display_name: the dossier's name for people (`[[dossiers]] name`); else the company name the source reads.
+        realignment_requested: the dossier's lifecycle state asks for a full read (reactivated,
+            chosen again after a reinstall).
+        facts: what the run-start marker tells the cloud of the dossier (name, ssm_branch, cause).
+        on_restored: called when detection finds the database restored or replaced.
+        on_applied: called with the run's `realignment` once a run is sent and applied.
     """
     result = DossierRunResult(dossier)
-    relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes)
+    relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes, on_applied=on_applied)
     utc_now = (utc_clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
     run_id = None
     try:
@@ -231,8 +251,16 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         with open_source() as (connection, reader):
             signpost = (signpost_clock or server_now)(connection)
             detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, deletion_guard=deletion_guard,
-                                      sent_at=utc_now, display_name=display_name)
+                                      sent_at=utc_now, realignment_requested=realignment_requested)
             plan = detector.plan(run_id, signpost)
+            snapshot = checkpoint.snapshot(dossier)
+            other = company_mismatch(snapshot.identity, plan.identity) if snapshot is not None else None
+            if other is not None:
+                raise ConnectorError(text("lifecycle.other_company_run", dossier=dossier, **other))
+            if plan.restored and on_restored is not None:
+                on_restored()
+            detector.start_record = {**(facts or {}), "identity": _identity_facts(plan.identity),
+                                     **({"cause": "restored"} if plan.restored else {})}
             checkpoint.start_run(dossier, run_id, realignment=plan.realignment, reasons=list(plan.reasons))
             result.run_id, result.realignment, result.reasons = run_id, plan.realignment, plan.reasons
             try:
@@ -254,28 +282,42 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
     return result
 
 
+def _identity_facts(identity: dict) -> dict:
+    """What the cloud keeps of a database's identity, to recognise its company later."""
+    return {name: identity.get(name) for name in IDENTITY_FIELDS}
+
+
+class ChoiceRequired(ConnectorError):
+    """The agent's state is new and the group already knows dossiers: the administrator chooses first."""
+
+
 def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optional[str] = None,
                  stop: Optional[threading.Event] = None,
                  on_result: Optional[Callable[[DossierRunResult], None]] = None,
-                 on_notice: Optional[Callable[[ActivityNotice], None]] = None) -> list[DossierRunResult]:
-    """One run of every selected dossier (or of `dossier`), one after the other.
+                 on_notice: Optional[Callable[[ActivityNotice], None]] = None,
+                 directory=None) -> list[DossierRunResult]:
+    """One run of every running dossier (or of `dossier`), one after the other.
 
     A dossier that fails does not stop the others. `stop`, once set, lets the current dossier
     finish and skips the rest. First the cloud is told of every dossier deactivated or activated
-    again (`note_activity`, `announce_activity`); a dossier active again realigns, and does not
-    run while the cloud could not be told (its result carries the error).
+    again (`announce_activity`); a dossier active again realigns, and does not run while the
+    cloud could not be told (its result carries the error). `directory` (the group's known
+    dossiers, `shared.group_directory`) is asked when the agent's state is new or a configured
+    dossier was never chosen: a dossier the group already knows runs only once the administrator
+    chose it (`agent select`).
 
     Raises:
         AgentBusyError: another agent process is running dossiers with the same state file.
+        ChoiceRequired: the agent's state is new and the group already knows dossiers.
     """
-    from agent.catalog import selected_dossiers
-
-    targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
     overlap = dt.timedelta(seconds=settings.agent.overlap_s)
     guard = DeletionGuard(settings.agent.max_delete_fraction, settings.agent.max_delete_min)
     results = []
     with checkpoint.exclusive():
-        note_activity(settings, checkpoint)
+        dossiers = AgentDossiers(checkpoint, settings)
+        dossiers.reconcile()
+        waiting = awaiting_choice(dossiers, directory)
+        targets = [dossier] if dossier else [d for d in dossiers.running() if d not in waiting]
         announce_activity(settings, checkpoint=checkpoint, bus=bus, skip=set(targets), on_notice=on_notice)
         for target in targets:
             if stop is not None and stop.is_set():
@@ -295,7 +337,38 @@ def run_selected(settings, *, checkpoint: Checkpoint, bus: Bus, dossier: Optiona
             results.append(result)
             if on_result is not None:
                 on_result(result)
+        for target, why in waiting.items():
+            log.warning("%s", why)
+            result = DossierRunResult(target, error=why)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results
+
+
+def awaiting_choice(dossiers: AgentDossiers, directory) -> dict[str, str]:
+    """The configured dossiers the group already knows and the administrator has not chosen on
+    this agent, with why each waits (French). Asks `directory` only when there may be some.
+
+    Raises:
+        ChoiceRequired: the agent's state is new and the group knows dossiers (or cannot be asked).
+    """
+    if directory is None:
+        return {}
+    fresh = dossiers.is_fresh()
+    unchosen = [d for d in dossiers.running()
+                if not dossiers.chosen(d) and dossiers.checkpoint.snapshot(d) is None]
+    if not fresh and not unchosen:
+        return {}
+    try:
+        known = {k.id: k for k in directory.known(records=False)}
+    except ConnectorError as exc:
+        if fresh:
+            raise ChoiceRequired(text("lifecycle.group_unreachable", reason=exc.user_message)) from None
+        return {d: text("lifecycle.group_unreachable", reason=exc.user_message) for d in unchosen}
+    if fresh and known:
+        raise ChoiceRequired(text("lifecycle.choice_required", dossiers=", ".join(sorted(known))))
+    return {d: text("lifecycle.awaiting_choice", dossier=d) for d in unchosen if d in known}
 
 
 def _log_result(result: DossierRunResult) -> None:
@@ -310,21 +383,6 @@ def _log_result(result: DossierRunResult) -> None:
             log.error("run %s failed: %s", result.run_id, result.error)
 
 
-def note_activity(settings, checkpoint: Checkpoint) -> None:
-    """Record which dossiers the agent knows are active: selected, or configured and not deselected.
-
-    A configured dossier seen with `active = false`, or one the user deselected, becomes a notice
-    of deactivation; once active again, a notice of activation, and its next run realigns. A
-    dossier that never ran and was never selected or deselected is left out.
-    """
-    configured = {d.id: d for d in settings.dossiers}
-    for dossier, state in checkpoint.dossier_states().items():
-        entry = configured.get(dossier)
-        active = state.selected if entry is None else entry.active and state.selected is not False
-        if active is not None:
-            checkpoint.note_activity(dossier, active)
-
-
 def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optional[str] = None,
                       skip: Iterable[str] = (),
                       on_notice: Optional[Callable[[ActivityNotice], None]] = None) -> list[ActivityNotice]:
@@ -336,15 +394,17 @@ def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optio
     dossier's last error and stays for the next call; the others still go.
     """
     names = {d.id: d.name for d in settings.dossiers if d.name}
+    dossiers = AgentDossiers(checkpoint, settings)
     skipped = set(skip)
     notices = []
-    for change in checkpoint.unannounced():
+    for change in dossiers.unannounced():
         if (only is not None and change.dossier != only) or change.dossier in skipped:
             continue
         with log_context(dossier=change.dossier):
-            notice = _announce(checkpoint, bus, settings.bus.changes_queue, change, names.get(change.dossier))
+            notice = _announce(checkpoint, dossiers, bus, settings.bus.changes_queue, change,
+                               names.get(change.dossier))
             if notice.ok:
-                log.info("the cloud was told that the dossier is %s", activity_text(notice.active))
+                log.info("the cloud was told that the dossier is %s", "active again" if notice.active else "deactivated")
             else:
                 log.error("%s", notice.error)
         notices.append(notice)
@@ -355,10 +415,10 @@ def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optio
 
 def activity_text(active: bool) -> str:
     """How the notices name a dossier's activity."""
-    return "active again" if active else "deactivated"
+    return text("lifecycle.activity.active" if active else "lifecycle.activity.inactive")
 
 
-def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChange,
+def _announce(checkpoint: Checkpoint, dossiers: AgentDossiers, bus: Bus, queue: str, change: ActivityChange,
               name: Optional[str]) -> ActivityNotice:
     try:
         if not change.active:
@@ -371,11 +431,10 @@ def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChan
                                          application_properties={"change_id": change.change_id, "envelopes": 1})])
     except Exception as exc:
         checkpoint.rollback()
-        error = (f"the cloud could not be told that the dossier is {activity_text(change.active)}:"
-                 f" {describe_error(exc)}")
+        error = text("lifecycle.notice_failed", state=activity_text(change.active), reason=describe_error(exc))
         checkpoint.record_error(change.dossier, error)
         return ActivityNotice(change.dossier, change.active, change.change_id, error)
-    checkpoint.mark_announced(change.dossier, change.change_id)
+    dossiers.mark_announced(change.dossier, change.change_id)
     return ActivityNotice(change.dossier, change.active, change.change_id)
 
 
@@ -383,8 +442,8 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
              guard: DeletionGuard) -> DossierRunResult:
     from agent.sources import adapter_for
 
-    commands = apply_dossier_commands(settings, bus, target)
-    configured = next((d for d in settings.dossiers if d.id == target), None)
+    dossiers = AgentDossiers(checkpoint, settings)
+    commands = apply_dossier_commands(settings, bus, target, checkpoint=checkpoint)
     try:
         source = adapter_for(settings, target)
         source.before_run(settings, bus, target)
@@ -393,22 +452,30 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
-    name = next((d.name for d in settings.dossiers if d.id == target and d.name), None)
+    configured = next((d for d in settings.dossiers if d.id == target), None)
+    facts = {"name": configured.name if configured else None,
+             "ssm_branch": configured.ssm_branch if configured else None,
+             "cause": dossiers.realignment_cause(target)}
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
                           open_source=opener, overlap=overlap, deletion_guard=guard,
-                          signpost_clock=source.signpost_clock, display_name=name)
+                          signpost_clock=source.signpost_clock,
+                          facts={k: v for k, v in facts.items() if v}, **dossiers.run_options(target))
     result.commands = commands
     return result
 
 
-def apply_dossier_commands(settings, bus: Bus, target: str):
+def apply_dossier_commands(settings, bus: Bus, target: str, *, checkpoint: Checkpoint):
     """The cloud's commands for the dossier, applied to Sage by its adapter's writer before its
-    run reads Sage (their results reach the cloud first); a failure here is logged and the run goes on."""
+    run reads Sage (their results reach the cloud first), when its lifecycle state lets SSM → Sage
+    through (else they wait on the queue; None); a failure here is logged and the run goes on."""
     from agent.commands import apply_commands
     from agent.sources import adapter_for
 
+    state = AgentDossiers(checkpoint, settings).state(target)
+    if not lets_through(state, Direction.SSM_TO_SAGE):
+        return None
     try:
-        return apply_commands(target, bus=bus, commands_queue=settings.bus.commands_queue,
+        return apply_commands(target, state=state, bus=bus, commands_queue=settings.bus.commands_queue,
                               changes_queue=settings.bus.changes_queue,
                               open_writer=adapter_for(settings, target).open_writer(settings, target),
                               max_deliveries=settings.bus.max_delivery_count)
@@ -417,7 +484,6 @@ def apply_dossier_commands(settings, bus: Bus, target: str):
         return None
 
 
-__all__ = ["ActivityNotice", "DossierRunResult", "PackedBatch", "Relay", "activity_text", "announce_activity",
-           "apply_dossier_commands",
-           "note_activity",
+__all__ = ["ActivityNotice", "ChoiceRequired", "DossierRunResult", "PackedBatch", "Relay", "activity_text",
+           "announce_activity", "apply_dossier_commands", "awaiting_choice",
            "open_sage100", "outbox_message_id", "pack", "run_selected", "sync_dossier"]

@@ -65,11 +65,13 @@ class CycleSummary:
     dispatch: DispatchStats
     dossiers: list[DossierStatus]
     names: dict[str, str] = field(default_factory=dict)     # dossier id → name from the settings
+    refusal: Optional[str] = None  # why the agent ran nothing (agent.relay.ChoiceRequired), in French
 
     @property
     def ok(self) -> bool:
         """The agent reached every dossier and nothing is left on the bus (record incidents aside)."""
-        return all(r.ok for r in self.agent_results) and not any(self.dispatch.pending.values())
+        return self.refusal is None and all(r.ok for r in self.agent_results) \
+            and not any(self.dispatch.pending.values())
 
     @property
     def open_incidents(self) -> int:
@@ -78,6 +80,8 @@ class CycleSummary:
     def render(self) -> str:
         seconds = (self.ended_at - self.started_at).total_seconds()
         lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
+        if self.refusal:
+            lines.append(f"  {self.refusal}")
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
             name = status.name or self.names.get(status.id) or "no name"
@@ -133,8 +137,10 @@ class LocalRuntime:
     def run_agent(self, dossier: Optional[str] = None) -> list:
         """One agent run of every selected dossier (or of `dossier`); returns their results."""
         from agent.relay import run_selected
+        from shared.group_directory import StoreDirectory
 
-        return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier)
+        return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier,
+                            directory=StoreDirectory(self.store))
 
     def drain(self) -> DispatchStats:
         """Hand everything on the bus to the functions until it is quiet, then run the timer
@@ -151,12 +157,18 @@ class LocalRuntime:
 
     def run_once(self) -> CycleSummary:
         """One cycle: the agent for every selected dossier, then the bus drained until quiet."""
+        from agent.relay import ChoiceRequired
+
         started = utcnow()
         self.pass_ssm_changes()
-        results = self.run_agent()
+        refusal = None
+        try:
+            results = self.run_agent()
+        except ChoiceRequired as exc:
+            results, refusal = [], exc.user_message
         dispatch = self.drain()
         names = {d.id: d.name for d in self.settings.dossiers if d.name}
-        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names)
+        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names, refusal)
 
     def pass_ssm_changes(self):
         """SSM's changes read and turned into commands for the agents (as the `ssm_changes`

@@ -94,6 +94,10 @@ class AgentSettings(_Section):
     max_delete_min: int = Field(default=50, ge=0)
     log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
+    # The Function App's HTTP base (https://<app>.azurewebsites.net/api) and a function key: where
+    # the agent reads the dossiers its group already knows (shared.group_directory).
+    cloud_url: Optional[str] = None
+    cloud_key: Optional[SecretStr] = None
 
 
 class StatusSettings(_Section):

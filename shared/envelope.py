@@ -147,14 +147,16 @@ class Envelope(BaseModel):
 
     @classmethod
     def run_marker(cls, *, dossier: str, run_id: str, start: bool, counts: Optional[dict[str, int]] = None,
-                   sent_at: Optional[dt.datetime] = None, realignment: bool = False, name: Optional[str] = None,
+                   sent_at: Optional[dt.datetime] = None, realignment: bool = False,
+                   facts: Optional[dict[str, Any]] = None, name: Optional[str] = None,
                    reasons: tuple[str, ...] = (), source: Optional[dict[str, Any]] = None) -> "Envelope":
-        """A run's start (its realignment flag, the dossier's display name and the reasons for a
-        realignment when known, and from a file-exchange source its `source` report:
-        `shared.sync.exchange_report`) or end (the agent's counts)."""
+        """A run's start (`realignment`, and `facts` about the dossier: its `ssm_branch`, database
+        `identity` and realignment `cause`; its display `name` and the `reasons` for a realignment
+        when known; from a file-exchange source its `source` report: `shared.sync.exchange_report`)
+        or its end (`counts`)."""
         record = None
         if start:
-            record = {"realignment": realignment}
+            record = {**(facts or {}), "realignment": realignment}
             if name:
                 record["name"] = name
             if reasons:

@@ -224,6 +224,82 @@ CATALOGUE: dict[str, str] = {
     "adoption.decided.applied": "Sa modification retenue a été appliquée tout de suite.",
     "adoption.unknown_dossier": "Le dossier « {dossier} » n'est pas dans la configuration.",
     "adoption.choose_dossier": "Plusieurs dossiers sont réglés : précisez lequel avec --dossier.",
+    # --- dossier lifecycle and reinstall (shared.lifecycle, agent.dossiers, `agent` commands) ----
+    "lifecycle.state.unselected": "non sélectionné",
+    "lifecycle.state.selected": "sélectionné, premier chargement à venir",
+    "lifecycle.state.active": "actif",
+    "lifecycle.state.inactive": "désactivé",
+    "lifecycle.state.realigning": "réactivé, réalignement au prochain cycle",
+    "lifecycle.state.restored": "base restaurée, réalignement au prochain cycle",
+    "lifecycle.activity.active": "actif de nouveau",
+    "lifecycle.activity.inactive": "désactivé",
+    "lifecycle.notice_failed": "le cloud n'a pas pu être averti que le dossier est {state} : {reason}. L'agent "
+                               "réessaie au prochain cycle.",
+    "lifecycle.choice_required": "L'agent n'a aucun état local (nouvelle installation) alors que le groupe connaît "
+                                 "déjà les dossiers {dossiers}. Rien n'est synchronisé avant votre choix : "
+                                 "« ssm-connector agent databases » les liste, « ssm-connector agent select CODE » "
+                                 "réactive un dossier connu ou en ajoute un nouveau.",
+    "lifecycle.awaiting_choice": "Le dossier {dossier} est déjà connu du groupe mais n'a pas été choisi sur cet "
+                                 "agent : il n'est pas synchronisé avant « ssm-connector agent select {dossier} ».",
+    "lifecycle.group_unreachable": "Les dossiers déjà connus du groupe n'ont pas pu être lus ({reason}) : rien "
+                                   "n'est synchronisé avant que l'agent puisse les consulter.",
+    "lifecycle.group_http_failed": "le service du groupe ({url}) n'a pas répondu ({reason})",
+    "lifecycle.company.unnamed": "une société sans raison sociale",
+    "lifecycle.company.with_siret": "{name} (SIRET {siret})",
+    "lifecycle.other_company_run": "La base du dossier {dossier} est celle de {found}, alors que le dossier "
+                                   "synchronise {known} : ce n'est pas la même société. Rien n'a été envoyé ; "
+                                   "vérifiez la connexion ODBC du dossier.",
+    "lifecycle.other_company_select": "La base « {dossier} » est celle de {found}, mais le dossier {dossier} que le "
+                                      "groupe connaît est celui de {known} : ce n'est pas la même société, la base "
+                                      "n'est pas sélectionnée. Présentez la base de {known}, ou donnez à cette "
+                                      "société un autre code de dossier.",
+    "lifecycle.unreadable": "La base « {dossier} » n'a pas pu être lue : {reason}",
+    "lifecycle.databases.column.id": "CODE",
+    "lifecycle.databases.column.company": "SOCIÉTÉ",
+    "lifecycle.databases.column.source": "ORIGINE",
+    "lifecycle.databases.column.state": "ÉTAT",
+    "lifecycle.databases.column.last_run": "DERNIER CYCLE",
+    "lifecycle.databases.column.group": "DANS LE GROUPE",
+    "lifecycle.databases.source.server": "serveur",
+    "lifecycle.databases.source.config": "configuration",
+    "lifecycle.databases.source.group": "groupe seulement",
+    "lifecycle.databases.to_choose": "à choisir (connu du groupe)",
+    "lifecycle.databases.group.unknown": "-",
+    "lifecycle.databases.group.known": "{state}, {records} fiche(s), dernier cycle {last_run}",
+    "lifecycle.databases.none": "Aucune base de société trouvée : renseignez [agent] server_odbc ou des [[dossiers]] "
+                                "dans la configuration.",
+    "lifecycle.databases.server_error": "Le serveur Sage n'a pas pu être listé : {error}",
+    "lifecycle.databases.group_error": "Les dossiers déjà connus du groupe n'ont pas pu être lus : {error}",
+    "lifecycle.databases.choose": "L'agent n'a encore rien synchronisé et le groupe connaît déjà des dossiers : "
+                                  "réactivez-les ou ajoutez-en avec « ssm-connector agent select CODE » ; rien "
+                                  "n'est synchronisé avant ce choix.",
+    "lifecycle.select.unknown": "« {dossier} » n'est pas une base de société que l'agent voit ; « ssm-connector "
+                                "agent databases » les liste.",
+    "lifecycle.select.config_inactive": "« {dossier} » est désactivé dans la configuration (active = false).",
+    "lifecycle.select.first": "{dossier} sélectionné : son premier cycle lit tout le dossier.",
+    "lifecycle.select.again": "{dossier} réactivé : le cloud en est averti au prochain cycle, qui réaligne le "
+                              "dossier (les valeurs de Sage priment, les champs propres à SSM sont gardés).",
+    "lifecycle.select.adopted": "{dossier} repris : le groupe le connaissait déjà ; son prochain cycle le réaligne "
+                                "(les valeurs de Sage priment, rien n'est créé en double).",
+    "lifecycle.select.restored_copy": "Sa base a été recréée depuis la dernière synchronisation (copie restaurée, "
+                                      "créée le {created}) : le réalignement reprend les valeurs de cette copie.",
+    "lifecycle.select.already": "{dossier} est déjà sélectionné.",
+    "lifecycle.deselect.unknown": "« {dossier} » n'est pas un dossier que l'agent connaît.",
+    "lifecycle.deselect.done": "{dossier} désactivé : plus rien n'est synchronisé, dans un sens ni dans l'autre ; "
+                               "ses fiches restent dans SSM. Le cloud l'affiche désactivé après le prochain cycle "
+                               "de l'agent.",
+    "lifecycle.run.nothing_selected": "Aucun dossier n'est sélectionné : « ssm-connector agent databases » les "
+                                      "liste, « ssm-connector agent select CODE » en sélectionne un.",
+    "lifecycle.run.not_selected": "« {dossier} » n'est pas sélectionné : « ssm-connector agent select {dossier} » "
+                                  "d'abord.",
+    "lifecycle.run.told": "{dossier} : le cloud est averti que le dossier est {state}.",
+    "lifecycle.run.refused": "{dossier} : ÉCHEC : {error}",
+    "lifecycle.journal.reactivated": "Le dossier {dossier} est réaligné sur Sage : les valeurs de Sage priment sur "
+                                     "les champs synchronisés, les champs propres à SSM sont gardés.",
+    "lifecycle.journal.reinstalled": "L'agent a été réinstallé et le dossier {dossier} choisi de nouveau : ce cycle "
+                                     "le réaligne sur Sage, sans rien créer en double.",
+    "lifecycle.journal.restored": "La base Sage du dossier {dossier} a été restaurée ou remplacée : ce cycle le "
+                                  "réaligne sur Sage (les valeurs de la base restaurée priment).",
 
     # --- tenant check (shared.ssm.tenant, `ssm-connector check-tenant`) -------------------------
     "tenant.title": "Vérification du tenant Sage Sales Management — groupe « {group} », le {at}",
@@ -713,7 +789,7 @@ CATALOGUE: dict[str, str] = {
     "agent.note.read_in_full": "{count} fiche(s) « {entity} » de Sage étaient plus anciennes que le dernier "
                                "relevé et inconnues de l'agent : cette entité a été relue en entier.",
     "agent.reason.first": "première synchronisation de ce dossier",
-    "agent.reason.reselected": "le dossier est de nouveau sélectionné après une pause (désélectionné ou désactivé)",
+    "agent.reason.reselected": "le dossier est de nouveau sélectionné après une pause (désélectionné, désactivé ou agent réinstallé)",
     "agent.reason.other_database": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou remplacée)",
     "agent.reason.other_database_changes": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou "
                                            "remplacée : {changes})",

@@ -78,6 +78,7 @@ class DossierIdentity:
     company_name: str | None       # P_DOSSIER.D_RaisonSoc
     created_at: dt.datetime | None  # SQL Server: sys.databases.create_date; SQLite: EMU_SERVER, else P_DOSSIER.cbCreation
     fingerprint: str               # hash of what identifies this database (name and creation date)
+    siret: str | None = None       # P_DOSSIER.D_Siret: which company it is, whatever its name
 
 
 class Sage100Reader:
@@ -146,8 +147,10 @@ class Sage100Reader:
     def identity(self) -> DossierIdentity:
         """What identifies this company database; a new creation date means a restore."""
         with self._reading():
-            company = normalize.text(self._fetch_one("SELECT D_RaisonSoc FROM P_DOSSIER ORDER BY cbMarq")[0]
-                                     if self._has_rows("P_DOSSIER") else None)
+            company = siret = None
+            if self._has_rows("P_DOSSIER"):
+                row = self._fetch_one("SELECT D_RaisonSoc, D_Siret FROM P_DOSSIER ORDER BY cbMarq")
+                company, siret = normalize.text(row[0]), normalize.text(row[1])
             if is_sqlite(self._connection):
                 name, created = self._sqlite_identity()
             else:
@@ -155,7 +158,7 @@ class Sage100Reader:
         stamp = created.isoformat() if created else ""
         fingerprint = hashlib.sha256(f"{name}\x1f{stamp}".encode("utf-8")).hexdigest()
         return DossierIdentity(database_name=name, company_name=company, created_at=created,
-                               fingerprint=fingerprint)
+                               fingerprint=fingerprint, siret=siret)
 
     # --- reading ----------------------------------------------------------------------------
 

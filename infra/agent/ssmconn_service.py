@@ -303,12 +303,14 @@ def run_cycle(settings, stop: threading.Event) -> list:
     from agent.checkpoint import Checkpoint
     from agent.relay import run_selected
     from shared.bus.factory import open_bus
+    from shared.group_directory import directory_for
 
     bus = open_bus(settings.bus)
     try:
         checkpoint = Checkpoint(settings.agent.state_path)
         try:
-            return run_selected(settings, checkpoint=checkpoint, bus=bus, stop=stop)
+            return run_selected(settings, checkpoint=checkpoint, bus=bus, stop=stop,
+                                directory=directory_for(settings))
         finally:
             checkpoint.close()
     finally:
@@ -344,7 +346,7 @@ def run_agent(config_path: Path | str, stop: threading.Event, *, store: Optional
         try:
             results = cycle(settings, stop)
         except Exception as exc:  # a failed cycle is logged; the next one runs at its time
-            if type(exc).__name__ == "AgentBusyError":
+            if type(exc).__name__ in ("AgentBusyError", "ChoiceRequired"):   # waits for another process, or a choice
                 log.warning("cycle %d: %s", cycles, getattr(exc, "user_message", exc))
             else:
                 log.error("cycle %d failed: %s", cycles, getattr(exc, "user_message", exc), exc_info=True)

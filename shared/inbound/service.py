@@ -14,7 +14,10 @@ a new contact to its account's dossier. What it decides, entity by entity (`shar
 - a deletion in SSM → nothing in Sage, journal line (a realignment creates it again);
 - the connector's own writes, read back, are equal to the base: nothing.
 A record it cannot route is an incident saying which branch to use; nothing is written. Records
-of a deactivated dossier, and contacts whose account Sage has not created yet, wait.
+of a dossier whose lifecycle state does not let SSM → Sage through (`shared.lifecycle`: inactive,
+realigning, restored, first load not done), and contacts whose account Sage has not created yet,
+wait: no command is produced, and the next pass reads them again. A dossier's branch is its
+`ssm_branch` setting, else the one its agent's last run gave.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Callable, Optional
 from shared.bus.protocol import OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash, message_id
 from shared.models import Entity
+from shared.lifecycle import Direction, cloud_state, lets_through
 from shared.rules import Side, rule_for
 from shared.ssm.lookups import ACCOUNT_TYPE_CLIENT, ACCOUNT_TYPES, BRANCHES, SALES_ORDER_STATUSES
 from shared.state.records import JournalEntry, Link, utcnow
@@ -145,7 +149,7 @@ class InboundService:
             if record.get("extId"):
                 continue                        # a Sage document (order, invoice, devis)
             dossier, _ = self._linked(ACCOUNT, reference_id(record.get("accountId")) or -1, dossiers)
-            if dossier is None or not dossiers[dossier].active:
+            if dossier is None or not _open_to_sage(dossiers[dossier]):
                 if self._in_a_quote_status(record):
                     waiting.append(ssm_id)      # its account is not in Sage yet, or its dossier is off
                 continue
@@ -173,7 +177,7 @@ class InboundService:
             if dossier in (None, WAIT):
                 return dossier
             return self._create(inbound, record, dossier)
-        if not dossiers[dossier].active:
+        if not _open_to_sage(dossiers[dossier]):
             return WAIT
         if record.get("deleted"):
             self._deleted_in_ssm(inbound, record, dossier, link)
@@ -194,10 +198,10 @@ class InboundService:
             dossier, account = self._linked(ACCOUNT, account_id, dossiers) if account_id else (None, None)
             if account is None:
                 return WAIT                     # its account is not in Sage (yet)
-            return dossier if dossiers[dossier].active else WAIT
+            return dossier if _open_to_sage(dossiers[dossier]) else WAIT
         branch = reference_id(record.get("branchId"))
-        by_branch = {d: self.ssm.lookup_id(BRANCHES, name) for d, name in self.dossier_branches.items()
-                     if d in dossiers}
+        branches = {**{d.id: d.ssm_branch for d in dossiers.values() if d.ssm_branch}, **self.dossier_branches}
+        by_branch = {d: self.ssm.lookup_id(BRANCHES, name) for d, name in branches.items() if d in dossiers}
         matching = [d for d, branch_id in by_branch.items() if branch_id == branch]
         active = [d for d in dossiers.values() if d.active]
         if len(matching) == 1:
@@ -214,7 +218,7 @@ class InboundService:
                                        branch=label or branch))
             return None
         self.incidents.resolve(GROUP_DOSSIER, inbound.entity, new_record_key(int(record["id"])), ROUTE)
-        return chosen if dossiers[chosen].active else WAIT
+        return chosen if _open_to_sage(dossiers[chosen]) else WAIT
 
     # --- decisions --------------------------------------------------------------------------------
     def _create(self, inbound: InboundMapping, record: dict, dossier: str) -> Optional[Envelope]:
@@ -294,6 +298,11 @@ class InboundService:
 
 
 WAIT = "wait"
+
+
+def _open_to_sage(dossier) -> bool:
+    """Whether the dossier's lifecycle state lets SSM's changes reach its Sage now."""
+    return lets_through(cloud_state(dossier), Direction.SSM_TO_SAGE)
 
 
 def _command(dossier: str, entity: str, op: Op, key: str, body: dict, *, command_id: Optional[str] = None) -> Envelope:

@@ -29,6 +29,10 @@ class Dossier(_Record):
     needs_realignment: bool = True
     last_realigned_at: Optional[dt.datetime] = None
     first_load_done: bool = False
+    # Its lifecycle state is read from these fields by `shared.lifecycle.cloud_state`.
+    realignment_cause: Optional[str] = None
+    ssm_branch: Optional[str] = None            # as the agent's run-start marker gives it
+    identity: dict[str, Any] = Field(default_factory=dict)   # its Sage database, as the last run read it
 
 
 class Link(_Record):

@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.errors import ConfigurationError, ConnectorError, NotFoundError
 from shared.inbound.pending import waiting_commands
 from shared.messages import code_of, text
+from shared.lifecycle import cloud_state, is_running
 from shared.state.records import (
     RUN_COUNTERS,
     Dossier,
@@ -211,6 +212,7 @@ class DossierStatus(_Out):
     name: Optional[str]
     product: str
     active: bool
+    state: str = Field(description="the dossier's lifecycle state (shared.lifecycle.State)")
     health: Health
     created_at: dt.datetime
     activated_at: Optional[dt.datetime]
@@ -327,7 +329,7 @@ def _newest_first(incidents: list[Incident]) -> list[Incident]:
 
 @dataclass(frozen=True)
 class _HealthFacts:
-    active: bool
+    running: bool
     last_run_state: Optional[RunState]
     open_incidents: int
     ever_completed: bool
@@ -335,7 +337,7 @@ class _HealthFacts:
 
 # The first rule that holds gives the health; none holding means OK.
 _HEALTH_RULES: tuple[tuple[Callable[[_HealthFacts], bool], Health], ...] = (
-    (lambda f: not f.active, Health.INACTIVE),
+    (lambda f: not f.running, Health.INACTIVE),
     (lambda f: f.last_run_state is RunState.FAILED, Health.ERROR),
     (lambda f: not f.ever_completed, Health.NEVER_SYNCED),
     (lambda f: f.open_incidents > 0 or f.last_run_state is RunState.PARTIAL, Health.ATTENTION),
@@ -344,7 +346,7 @@ _HEALTH_RULES: tuple[tuple[Callable[[_HealthFacts], bool], Health], ...] = (
 
 def _health(dossier: Dossier, runs: list[Run], open_incidents: int) -> Health:
     facts = _HealthFacts(
-        active=dossier.active, last_run_state=runs[0].state if runs else None, open_incidents=open_incidents,
+        running=is_running(cloud_state(dossier)), last_run_state=runs[0].state if runs else None, open_incidents=open_incidents,
         ever_completed=any(r.state in COMPLETED_RUN_STATES and r.ended_at for r in runs))
     for holds, health in _HEALTH_RULES:
         if holds(facts):
@@ -416,7 +418,7 @@ class StatusReader:
         pending = self._pending(dossier.id)
         return DossierStatus(
             id=dossier.id, name=dossier.name, product=dossier.product, active=dossier.active,
-            health=_health(dossier, runs, len(open_incidents)),
+            state=cloud_state(dossier).value, health=_health(dossier, runs, len(open_incidents)),
             created_at=_aware(dossier.created_at), activated_at=_aware(dossier.activated_at),
             deactivated_at=_aware(dossier.deactivated_at), needs_realignment=dossier.needs_realignment,
             last_realigned_at=_aware(dossier.last_realigned_at), first_load_done=dossier.first_load_done,

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from shared.messages import text
 from shared.counts import AddableCounts
 from shared.envelope import Envelope, EnvelopeBatch
+from shared.lifecycle import Direction, cloud_state, lets_through
 from shared.state.records import Incident, IncidentState
 
 log = logging.getLogger("ssm_connector.sync")
@@ -91,7 +92,7 @@ def replay_parked(service, *, now: Optional[dt.datetime] = None) -> ReplayOutcom
     now = now or service.clock()
     total = ReplayOutcome()
     for dossier in service.store.list_dossiers():
-        if not dossier.active:
+        if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
             continue
         try:
             total.add(_replay_dossier(service, dossier.id, due(service.store, dossier.id, now)

@@ -1,6 +1,9 @@
 """The sync service: applies one bus message (an `EnvelopeBatch`) of Sage changes to SSM.
 
-Run markers register the dossier and open and close its cloud-side run. An ordinary (not
+Run markers register the dossier and open and close its cloud-side run; a run-start also gives
+the dossier's name, SSM branch and database identity, which the cloud keeps. A dossier's state is
+its lifecycle (`shared.lifecycle`): the cloud moves it as the agent's notices and markers say, and
+applies Sage's changes only in a state that lets Sage → SSM through. An ordinary (not
 realigning) run or a change of a dossier the store does not know means the cloud lost its state
 of that dossier: it is registered again and, until its next realignment, every record without a
 link is looked up in SSM by its `extId` before it is created (references too), so nothing is
@@ -34,6 +37,9 @@ from typing import Callable, Iterable, Optional
 from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
+from shared.lifecycle import (Cause, Direction, Event, LifecycleError, State, cloud_changes, cloud_state,
+                              lets_through)
+from shared.messages import text
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
                            EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
                            SsmError)
@@ -251,11 +257,13 @@ class SyncService:
                        replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None) -> None:
         if not envelopes:
             return
-        if not dossier.active:
+        if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
             self._journal(dossier.id, "dossier-inactive", text("journal.inactive_changes", count=len(envelopes)),
                           run_id=envelopes[0].run_id, detail={"count": len(envelopes)})
             outcome.ignored += len(envelopes)
             return
+        if dossier.ssm_branch:              # as its agent's run-start gave it, for a process that did not see it
+            self.defaults.dossier_branches.setdefault(dossier.id, dossier.ssm_branch)
         open_records = self.incidents.open_records(dossier.id)
         state_lost = self._state_lost(dossier.id)
         deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults, find_unlinked=state_lost)
@@ -386,16 +394,16 @@ class SyncService:
                       tally: _Tally, *, match_invites: bool = True, in_order: bool = True) -> Optional[Dossier]:
         """Open or close a run. `in_order` is False for a dead-lettered message, read out of order."""
         if envelope.op is Op.RUN_START:
-            realignment = bool((envelope.record or {}).get("realignment"))
+            record = envelope.record or {}
+            realignment = bool(record.get("realignment"))
             if dossier is None:
-                dossier = self._register(envelope, name=(envelope.record or {}).get("name"),
-                                         state_lost=not realignment)
-            name = (envelope.record or {}).get("name")
-            if name and dossier.name != name:      # [[dossiers]] name, else the company name the source reads
-                dossier = self._update_dossier(dossier.id, lambda d: {"name": name} if d.name != name else {})[0]
-            if not dossier.active and realignment and in_order:
+                dossier = self._register(envelope, name=record.get("name"), state_lost=not realignment)
+            dossier = self._learn_facts(dossier, record)
+            if cloud_state(dossier) is State.INACTIVE and realignment and in_order:
                 dossier = self._reactivate_for_realignment(dossier, envelope)
-            if not dossier.active:
+            if realignment and cloud_state(dossier) is not State.INACTIVE:
+                dossier = self._realigning(dossier, envelope)
+            if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
                 self._journal(dossier.id, "dossier-inactive", text("journal.run_inactive"), run_id=envelope.run_id)
                 outcome.ignored += 1
                 return dossier
@@ -408,7 +416,7 @@ class SyncService:
             return dossier
         if dossier is None:
             dossier = self._register(envelope, state_lost=True)
-        if not dossier.active:
+        if not lets_through(cloud_state(dossier), Direction.SAGE_TO_SSM):
             outcome.ignored += 1
             return dossier
         if outcome.retry:
@@ -490,28 +498,54 @@ class SyncService:
                                    else "journal.state_outdated.deactivated",
                                    at=f"{changed_at:%d/%m/%Y %H:%M}"), run_id=envelope.run_id)
                 return dossier
-        update = {"active": True, "activated_at": changed_at, "needs_realignment": True} if active \
-            else {"active": False, "deactivated_at": changed_at}
-        if record.get("name"):
-            update["name"] = record["name"]
-        dossier, changed = self._set_active(dossier.id, active, update)
+        event = Event.REACTIVATE if active else Event.DEACTIVATE
+
+        def changes_of(current: Dossier) -> dict:
+            update = cloud_changes(current, event, at=changed_at)
+            if update and record.get("name"):
+                update["name"] = record["name"]
+            return update
+        dossier, changed = self._update_dossier(dossier.id, changes_of)
         if changed:
             message = text("journal.activated" if active else "journal.deactivated", dossier=dossier.id)
             self._journal(dossier.id, "dossier-activated" if active else "dossier-deactivated", message,
                           run_id=envelope.run_id, detail={"changed_at": changed_at.isoformat()})
         return dossier
 
+    def _learn_facts(self, dossier: Dossier, record: dict) -> Dossier:
+        """Keep what a run-start marker tells of the dossier: its name, SSM branch, database identity."""
+        facts = {name: record[name] for name in ("name", "ssm_branch", "identity") if record.get(name)}
+        if facts.get("ssm_branch"):
+            self.defaults.dossier_branches.setdefault(dossier.id, facts["ssm_branch"])
+        return self._update_dossier(dossier.id, lambda d: {k: v for k, v in facts.items()
+                                                           if getattr(d, k) != v})[0]
+
+    def _realigning(self, dossier: Dossier, envelope: Envelope) -> Dossier:
+        """A realignment run starts: the dossier is realigning (restored, when the agent says so)."""
+        cause = (envelope.record or {}).get("cause")
+        event = Event.RESTORE if cause == Cause.RESTORED.value else Event.REALIGN
+        why = Cause(cause) if cause in {c.value for c in Cause} else None
+        try:
+            dossier, changed = self._update_dossier(
+                dossier.id, lambda d: cloud_changes(d, event, at=self.clock(), cause=why))
+        except LifecycleError as exc:
+            log.warning("dossier %s: %s", dossier.id, exc)
+            return dossier
+        if changed:
+            self._journal(dossier.id, "dossier-realigning",
+                          text(f"lifecycle.journal.{dossier.realignment_cause or Cause.REACTIVATED.value}",
+                               dossier=dossier.id), run_id=envelope.run_id, detail={"cause": dossier.realignment_cause})
+        return dossier
+
     def _reactivate_for_realignment(self, dossier: Dossier, envelope: Envelope) -> Dossier:
-        dossier, changed = self._set_active(dossier.id, True, {"active": True, "activated_at": self.clock(),
-                                                               "needs_realignment": True})
+        cause = (envelope.record or {}).get("cause")
+        why = Cause(cause) if cause in {c.value for c in Cause} else Cause.REACTIVATED
+        dossier, changed = self._update_dossier(
+            dossier.id, lambda d: cloud_changes(d, Event.REACTIVATE, at=self.clock(), cause=why))
         if changed:
             self._journal(dossier.id, "dossier-activated", text("journal.reactivated_by_realignment", dossier=dossier.id),
                           run_id=envelope.run_id)
         return dossier
-
-    def _set_active(self, dossier_id: str, active: bool, update: dict) -> tuple[Dossier, bool]:
-        """Apply `update` unless the dossier is already `active`; returns it and whether it changed."""
-        return self._update_dossier(dossier_id, lambda dossier: {} if dossier.active == active else update)
 
     def _update_dossier(self, dossier_id: str, changes_of: Callable[[Dossier], dict]) -> tuple[Dossier, bool]:
         """Save `changes_of(dossier)` on the stored dossier under its ETag, read again after a
@@ -541,10 +575,12 @@ class SyncService:
 
         def changes_of(dossier: Dossier) -> dict:
             changes = {}
-            if not dossier.first_load_done and first_load_ends:
-                changes.update(first_load_done=True, needs_realignment=state_lost)
+            if realignment or (not dossier.first_load_done and first_load_ends):
+                changes = cloud_changes(dossier, Event.SYNCED, at=self.clock())
             if realignment:
-                changes.update(needs_realignment=False, last_realigned_at=self.clock())
+                changes.update(needs_realignment=False, realignment_cause=None, last_realigned_at=self.clock())
+            elif changes.get("first_load_done") and state_lost:
+                changes.update(needs_realignment=True)
             return changes
         return self._update_dossier(dossier_id, changes_of)[0]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from agent.checkpoint import Checkpoint
+from agent.dossiers import AgentDossiers
 from agent.demo_builder import build_demo_dossier, set_clock
 from agent.odbc import connect, sqlite_connection_string
 from agent.relay import DossierRunResult, open_sage100, sync_dossier
@@ -121,7 +122,8 @@ class Harness:
                               read_workers=read_workers)
         with Checkpoint(self.state_path) as checkpoint:
             return sync_dossier(dossier, checkpoint=checkpoint, bus=bus or self.bus, queue=QUEUE, open_source=opener,
-                                overlap=overlap, batch_envelopes=batch_envelopes)
+                                overlap=overlap, batch_envelopes=batch_envelopes,
+                                **AgentDossiers(checkpoint).run_options(dossier))
 
     def drain(self, dossier: str) -> Delivered:
         return drain(self.bus, dossier)

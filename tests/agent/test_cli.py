@@ -73,19 +73,20 @@ def test_databases_lists_the_company_databases_of_the_server_and_the_configurati
     assert agent(config, "databases") == 0
     lines = capsys.readouterr().out.splitlines()
 
-    assert lines[0].split() == ["ID", "COMPANY", "SOURCE", "SELECTED", "LAST", "RUN"]
+    assert lines[0].split() == ["CODE", "SOCIÉTÉ", "ORIGINE", "ÉTAT", "DERNIER", "CYCLE", "DANS", "LE", "GROUPE"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {"ARCHIVE", "BIJOU", "ORFEVRE"}
-    assert "BIJOU SA" in rows["BIJOU"] and " server " in rows["BIJOU"] and " no " in rows["BIJOU"]
-    assert " config " in rows["ARCHIVE"] and " inactive " in rows["ARCHIVE"]
+    assert "BIJOU SA" in rows["BIJOU"] and " serveur " in rows["BIJOU"] and " non sélectionné " in rows["BIJOU"]
+    assert " configuration " in rows["ARCHIVE"] and " non sélectionné " in rows["ARCHIVE"]
 
 
 def test_select_run_once_and_state(site, capsys):
     folder, config = site
     assert agent(config, "select", "BIJOU") == 0
-    assert "BIJOU selected: its first run reads the whole dossier." in capsys.readouterr().out
+    assert "BIJOU sélectionné : son premier cycle lit tout le dossier." in capsys.readouterr().out
     assert agent(config, "databases") == 0
-    assert " yes " in [l for l in capsys.readouterr().out.splitlines() if l.startswith("BIJOU")][0]
+    assert " sélectionné, premier chargement à venir " in \
+        [l for l in capsys.readouterr().out.splitlines() if l.startswith("BIJOU")][0]
 
     assert agent(config, "run-once") == 0
     out = capsys.readouterr().out
@@ -126,14 +127,14 @@ def test_runs_are_logged_as_json_lines_with_dossier_and_run_id(site):
 def test_selecting_unknown_or_inactive_databases_is_refused(site, capsys):
     folder, config = site
     assert agent(config, "select", "INCONNU") == 2
-    assert "'INCONNU' is not a company database the agent can see" in capsys.readouterr().err
+    assert "« INCONNU » n'est pas une base de société que l'agent voit" in capsys.readouterr().err
     assert agent(config, "select", "notes") == 2
     assert agent(config, "select", "ARCHIVE") == 2
-    assert "deactivated in the configuration" in capsys.readouterr().err
+    assert "désactivé dans la configuration" in capsys.readouterr().err
     assert agent(config, "run-once", "--dossier", "ORFEVRE") == 2
-    assert "not selected" in capsys.readouterr().err
+    assert "n'est pas sélectionné" in capsys.readouterr().err
     assert agent(config, "run-once") == 0
-    assert "No dossier is selected" in capsys.readouterr().out
+    assert "Aucun dossier n'est sélectionné" in capsys.readouterr().out
 
 
 def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(site, capsys):
@@ -142,20 +143,21 @@ def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(si
     agent(config, "run-once")
     delivered(folder, "BIJOU")
     assert agent(config, "deselect", "BIJOU") == 0
-    assert "BIJOU deselected" in capsys.readouterr().out
+    assert "BIJOU désactivé : plus rien n'est synchronisé" in capsys.readouterr().out
 
     assert agent(config, "run-once") == 0
     assert [(e.kind, e.op) for e in delivered(folder, "BIJOU").envelopes] == [(EnvelopeKind.DOSSIER_STATE,
                                                                                Op.DEACTIVATE)]
     assert agent(config, "select", "BIJOU") == 0
-    assert "selected again: its next run tells the cloud and is a full realignment" in capsys.readouterr().out
+    assert "BIJOU réactivé : le cloud en est averti au prochain cycle, qui réaligne" in capsys.readouterr().out
     assert agent(config, "state") == 0
     assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
 
     assert agent(config, "run-once", "--dossier", "BIJOU") == 0
     assert "realignment because le dossier est de nouveau sélectionné après une pause" in capsys.readouterr().out
     notice, start, *_ = delivered(folder, "BIJOU").envelopes
-    assert notice.op is Op.ACTIVATE and start.record["realignment"] is True
+    assert notice.op is Op.ACTIVATE and start.record["realignment"] is True and start.record["cause"] == "reactivated"
+    assert start.record["identity"]["company_name"] == "BIJOU SA"
 
 
 def test_a_dossier_that_cannot_be_read_fails_alone_and_its_error_shows_in_state(site, capsys):
@@ -253,14 +255,14 @@ def test_a_configured_dossier_runs_without_select_and_realigns_when_reactivated(
     assert delivered(tmp_path, "BIJOU").runs()[0][0].record["realignment"] is True
     configure(False)
     assert agent(config, "run-once") == 0
-    assert "No dossier is selected" in capsys.readouterr().out
+    assert "Aucun dossier n'est sélectionné" in capsys.readouterr().out
     assert agent(config, "run-once", "--dossier", "BIJOU") == 2
     configure(True)
     capsys.readouterr()
 
     assert agent(config, "run-once") == 0
     [(start, end)] = delivered(tmp_path, "BIJOU").runs()
-    assert start.record["realignment"] is True and end.counts["resent"] > 0
+    assert start.record["realignment"] is True and start.record["cause"] == "reactivated" and end.counts["resent"] > 0
 
 
 def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(site):
@@ -273,6 +275,7 @@ def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(si
     agent(config, "select", "BIJOU")
     settings = load_settings(config)
     assert apply_waiting_commands(settings) == {}
+    assert agent(config, "run-once") == 0                 # its first load done: SSM → Sage goes through
 
     bus = LocalBus(folder / "bus.db")
     for dossier in ("ORFEVRE", "BIJOU"):                  # ORFEVRE is not selected on this server
@@ -291,3 +294,21 @@ def test_between_cycles_the_commands_of_selected_dossiers_are_applied_at_once(si
     assert bus.pending_count(settings.bus.commands_queue, "ORFEVRE") == 1       # waits for its dossier
     assert bus.pending_count(settings.bus.changes_queue, "BIJOU") >= 1           # the result went to the cloud
     bus.close()
+
+
+def test_selecting_while_the_groups_dossiers_cannot_be_read_is_refused_in_french(site, capsys, monkeypatch):
+    from local.demo import free_port
+
+    folder, config = site
+    monkeypatch.setenv("SSMCONN__AGENT__CLOUD_URL", f"http://127.0.0.1:{free_port()}/api")   # nothing listens
+
+    assert agent(config, "select", "BIJOU") == 1
+    assert "Les dossiers déjà connus du groupe n'ont pas pu être lus" in capsys.readouterr().err
+    config.write_text(config.read_text(encoding="utf-8") + f"""
+[[dossiers]]
+id = "BIJOU"
+odbc = "Driver=SQLite3;Database={folder / 'sage' / 'BIJOU.db'}"
+""", encoding="utf-8")
+    assert agent(config, "run-once") == 1                  # a new agent runs nothing it could not check
+    assert "rien n'est synchronisé avant que l'agent puisse les consulter" in capsys.readouterr().err
+    assert delivered(folder, "BIJOU").messages == []

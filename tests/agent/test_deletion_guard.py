@@ -14,6 +14,7 @@ import pytest
 
 from agent import demo_builder as sage
 from agent.checkpoint import Checkpoint
+from agent.dossiers import AgentDossiers
 from agent.cli import register
 from agent.detection import DeletionGuard
 from agent.odbc import sqlite_connection_string
@@ -38,7 +39,7 @@ def run(agent: Harness, guard: DeletionGuard = GUARD) -> DossierRunResult:
         return sync_dossier("BIJOU", checkpoint=checkpoint, bus=agent.bus, queue=QUEUE,
                             open_source=open_sage100(sqlite_connection_string(agent.path("BIJOU")),
                                                      delivery_addresses=False),
-                            deletion_guard=guard)
+                            deletion_guard=guard, **AgentDossiers(checkpoint).run_options("BIJOU"))
 
 
 def hide_rows(path: Path, table: str, keep: dict[str, tuple] = None) -> None:
@@ -291,7 +292,8 @@ def test_a_whole_small_table_emptied_is_deleted_under_the_default_minimum_of_fif
 def test_a_realignment_holds_a_mass_deletion_too(agent, bijou, synced):
     accounts, contacts = hidden_accounts(bijou, synced)
     with agent.checkpoint() as checkpoint:
-        checkpoint.request_realignment("BIJOU")
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")             # selected again: a realignment
     sage.set_clock(bijou, T0 + minutes(10))
 
     result = run(agent)

@@ -10,11 +10,14 @@ import pytest
 
 from agent import demo_builder as sage
 from agent.checkpoint import Checkpoint
+from agent.dossiers import AgentDossiers
 from agent.detection import ChangeDetector, new_run_id, server_now
 from agent.odbc import connect, dbms_name, sqlite_connection_string
 from agent.relay import open_sage100, sync_dossier
+from shared.messages import text
 from agent.sage100.reader import Sage100Reader
 from shared.envelope import Envelope, Op
+from shared.lifecycle import State
 from shared.models import Entity, parse_record
 from shared.rules import sync_order
 
@@ -151,13 +154,13 @@ def test_a_dossier_selected_again_is_realigned_once_with_every_record_resent(age
     agent.run("BIJOU")
     agent.drain("BIJOU")
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-        assert checkpoint.select("BIJOU") is True
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        assert AgentDossiers(checkpoint).select("BIJOU") == (State.INACTIVE, State.REALIGNING)
 
     result = agent.run("BIJOU")
     delivered = agent.drain("BIJOU")
 
-    assert result.realignment and result.reasons == ("le dossier est de nouveau sélectionné après une pause (désélectionné ou désactivé)",)
+    assert result.realignment and result.reasons == (text("agent.reason.reselected"),)
     total = sum(len(keys) for keys in current_keys(path).values())
     assert len(delivered.changes()) == total
     assert len(delivered.changes(Op.INVALID)) == result.counts["invalid"] == 4

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from agent.checkpoint import Checkpoint
+from agent.dossiers import AgentDossiers
 from agent.relay import announce_activity, run_selected
+from shared.lifecycle import State
 from shared.config import AgentSettings, BusSettings, DossierSettings, Settings
 from shared.envelope import EnvelopeKind, Op
 
-from agent_support import QUEUE, CrashingBus, Harness
+from agent_support import QUEUE, CrashingBus, Harness, build_dossier
 
 NOTICE_OPS = (Op.ACTIVATE, Op.DEACTIVATE)
 
@@ -32,7 +33,7 @@ def cycle(agent: Harness, settings: Settings, *, bus=None, notices: list = None)
 def synced_once(agent: Harness, settings: Settings) -> None:
     """BIJOU selected, synced once, and what that sent drained from the bus."""
     with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
     cycle(agent, settings)
     agent.drain("BIJOU")
 
@@ -41,7 +42,7 @@ def deselected_after_a_sync(agent: Harness, settings: Settings) -> None:
     """BIJOU synced once (`synced_once`), then deselected; nothing announced yet."""
     synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
+        AgentDossiers(checkpoint).deselect("BIJOU")
 
 
 def synced_then_deselected(agent: Harness, settings: Settings) -> None:
@@ -70,8 +71,8 @@ def test_a_deselected_dossier_is_announced_once_with_its_name_then_nothing_is_se
     assert (notice.kind, notice.op, notice.record["active"]) == (EnvelopeKind.DOSSIER_STATE, Op.DEACTIVATE, False)
     assert message.session_id == "BIJOU" and notice.v == 2
     with agent.checkpoint() as checkpoint:
-        change = checkpoint.activity("BIJOU")
-        assert not change.active and change.announced and checkpoint.unannounced() == []
+        change = AgentDossiers(checkpoint).activity("BIJOU")
+        assert not change.active and change.announced and AgentDossiers(checkpoint).unannounced() == []
 
     assert cycle(agent, settings) == []
     assert agent.drain("BIJOU").messages == []
@@ -83,8 +84,8 @@ def test_the_notice_carries_the_configured_name_and_the_time_of_the_change(agent
     cycle(agent, settings)
     agent.drain("BIJOU")
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-        changed_at = checkpoint.activity("BIJOU").changed_at
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        changed_at = AgentDossiers(checkpoint).activity("BIJOU").changed_at
 
     cycle(agent, settings)
 
@@ -104,7 +105,7 @@ def test_a_notice_the_bus_refused_stays_and_goes_with_the_next_cycle(agent, bijo
     assert not refused.ok and "network" in refused.error
     assert agent.bus.pending_count(QUEUE, "BIJOU") == 0
     with agent.checkpoint() as checkpoint:
-        assert [c.dossier for c in checkpoint.unannounced()] == ["BIJOU"]
+        assert [c.dossier for c in AgentDossiers(checkpoint).unannounced()] == ["BIJOU"]
         assert checkpoint.dossier_state("BIJOU").last_error == refused.error
 
     cycle(agent, settings)
@@ -147,7 +148,7 @@ def test_selected_again_the_activation_goes_before_a_realignment_run(agent, bijo
     settings = server_settings(agent)
     synced_then_deselected(agent, settings)
     with agent.checkpoint() as checkpoint:
-        assert checkpoint.select("BIJOU") is True
+        assert AgentDossiers(checkpoint).select("BIJOU") == (State.INACTIVE, State.REALIGNING)
 
     [result] = cycle(agent, settings)
 
@@ -161,14 +162,15 @@ def test_no_run_goes_before_the_cloud_knows_the_dossier_is_active_again(agent, b
     settings = server_settings(agent)
     synced_then_deselected(agent, settings)
     with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
 
     [refused] = cycle(agent, settings, bus=CrashingBus(agent.bus, 0, when="before-send"))
 
-    assert not refused.ok and "could not be told that the dossier is active again" in refused.error
+    assert not refused.ok and "n'a pas pu être averti que le dossier est actif de nouveau" in refused.error
     assert agent.bus.pending_count(QUEUE, "BIJOU") == 0
     with agent.checkpoint() as checkpoint:
-        assert checkpoint.pending("BIJOU") is None and checkpoint.dossier_state("BIJOU").needs_realignment
+        assert checkpoint.pending("BIJOU") is None
+        assert AgentDossiers(checkpoint).state("BIJOU") is State.REALIGNING
 
     [result] = cycle(agent, settings)
 
@@ -199,11 +201,11 @@ def test_a_configured_dossier_seen_inactive_then_active_again(agent, bijou):
 def test_a_run_left_half_sent_is_finished_before_the_deactivation(agent, bijou):
     settings = server_settings(agent)
     with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
     crashed = agent.run("BIJOU", bus=CrashingBus(agent.bus, 2, when="before-send"), batch_envelopes=10)
     assert not crashed.ok
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
+        AgentDossiers(checkpoint).deselect("BIJOU")
 
     cycle(agent, settings)
 
@@ -219,9 +221,9 @@ def test_changes_of_mind_before_a_cycle_make_one_notice_and_a_realignment(agent,
     settings = server_settings(agent)
     synced_once(agent, settings)
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-        checkpoint.select("BIJOU")
-        [change] = checkpoint.unannounced()
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
+        [change] = AgentDossiers(checkpoint).unannounced()
         assert change.active
 
     [result] = cycle(agent, settings)
@@ -233,14 +235,14 @@ def test_changes_of_mind_before_a_cycle_make_one_notice_and_a_realignment(agent,
 def test_a_run_recovered_after_the_reselection_does_not_answer_the_realignment(agent, bijou):
     settings = server_settings(agent)
     with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
     cycle(agent, settings)
     agent.drain("BIJOU")
     stuck = agent.run("BIJOU", bus=CrashingBus(agent.bus, 0, when="before-send"))
     assert not stuck.ok and not stuck.realignment
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-        checkpoint.select("BIJOU")
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
 
     [result] = cycle(agent, settings)
 
@@ -253,34 +255,65 @@ def test_a_run_recovered_after_the_reselection_does_not_answer_the_realignment(a
 def test_a_dossier_active_from_its_first_run_needs_no_notice(agent, bijou):
     settings = server_settings(agent)
     with agent.checkpoint() as checkpoint:
-        assert checkpoint.select("BIJOU") is False
+        assert AgentDossiers(checkpoint).select("BIJOU") == (State.UNSELECTED, State.SELECTED)
 
     cycle(agent, settings)
 
     assert all(e.kind is not EnvelopeKind.DOSSIER_STATE for e in agent.drain("BIJOU").envelopes)
     with agent.checkpoint() as checkpoint:
-        assert checkpoint.activity("BIJOU") is None
+        assert AgentDossiers(checkpoint).activity("BIJOU") is None
+        assert AgentDossiers(checkpoint).state("BIJOU") is State.ACTIVE
 
 
-def test_a_newer_change_is_not_marked_sent_by_the_notice_of_an_older_one(tmp_path: Path):
-    with Checkpoint(tmp_path / "agent.db") as checkpoint:
-        checkpoint.deselect("BIJOU")
-        older = checkpoint.activity("BIJOU")
-        checkpoint.select("BIJOU")
+def test_a_newer_change_is_not_marked_sent_by_the_notice_of_an_older_one(agent, bijou):
+    synced_once(agent, server_settings(agent))
+    with agent.checkpoint() as checkpoint:
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        older = AgentDossiers(checkpoint).activity("BIJOU")
+        AgentDossiers(checkpoint).select("BIJOU")
 
-        assert checkpoint.mark_announced("BIJOU", older.change_id) is False
-        newer = checkpoint.activity("BIJOU")
+        assert AgentDossiers(checkpoint).mark_announced("BIJOU", older.change_id) is False
+        newer = AgentDossiers(checkpoint).activity("BIJOU")
         assert newer.active and not newer.announced and newer.change_id != older.change_id
-        assert checkpoint.mark_announced("BIJOU", newer.change_id) is True
-        assert checkpoint.unannounced() == []
+        assert AgentDossiers(checkpoint).mark_announced("BIJOU", newer.change_id) is True
+        assert AgentDossiers(checkpoint).unannounced() == []
 
 
 def test_only_the_dossiers_asked_for_are_announced(agent, bijou):
+    build_dossier(agent.folder, "ORFEVRE")
     settings = server_settings(agent)
     with agent.checkpoint() as checkpoint:
-        checkpoint.deselect("BIJOU")
-        checkpoint.deselect("ORFEVRE")
+        AgentDossiers(checkpoint).select("ORFEVRE")
+    synced_once(agent, settings)
+    agent.drain("ORFEVRE")
+    with agent.checkpoint() as checkpoint:
+        AgentDossiers(checkpoint).deselect("BIJOU")
+        AgentDossiers(checkpoint).deselect("ORFEVRE")
         notices = announce_activity(settings, checkpoint=checkpoint, bus=agent.bus, only="ORFEVRE")
         assert [n.dossier for n in notices] == ["ORFEVRE"]
-        assert [c.dossier for c in checkpoint.unannounced()] == ["BIJOU"]
+        assert [c.dossier for c in AgentDossiers(checkpoint).unannounced()] == ["BIJOU"]
     assert agent.drain("BIJOU").messages == [] and len(agent.drain("ORFEVRE").messages) == 1
+
+
+def test_a_state_file_of_an_earlier_agent_keeps_its_selection_deactivation_and_pending_realignment(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "agent.db"
+    with sqlite3.connect(path) as old:                  # the flags as earlier agents kept them
+        old.executescript("""
+            CREATE TABLE dossiers (dossier TEXT PRIMARY KEY, selected INTEGER,
+                needs_realignment INTEGER NOT NULL DEFAULT 0, changed_at TEXT NOT NULL, last_error TEXT,
+                last_error_at TEXT, last_success_at TEXT) WITHOUT ROWID;
+            CREATE TABLE snapshots (dossier TEXT PRIMARY KEY, identity TEXT NOT NULL, probes TEXT NOT NULL,
+                taken_at TEXT NOT NULL) WITHOUT ROWID;
+            INSERT INTO dossiers (dossier, selected, needs_realignment, changed_at) VALUES
+                ('ON', 1, 0, 'x'), ('OFF', 0, 0, 'x'), ('AGAIN', 1, 1, 'x'), ('NEW', 1, 0, 'x');
+            INSERT INTO snapshots VALUES ('ON', '{}', '{}', 'x'), ('OFF', '{}', '{}', 'x'), ('AGAIN', '{}', '{}', 'x');
+        """)
+    from agent.checkpoint import Checkpoint
+
+    with Checkpoint(path) as checkpoint:
+        dossiers = AgentDossiers(checkpoint)
+        assert {d: dossiers.state(d) for d in ("ON", "OFF", "AGAIN", "NEW")} == {
+            "ON": State.ACTIVE, "OFF": State.INACTIVE, "AGAIN": State.REALIGNING, "NEW": State.SELECTED}
+        assert dossiers.running() == ["AGAIN", "NEW", "ON"] and not dossiers.is_fresh()

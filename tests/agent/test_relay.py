@@ -12,6 +12,7 @@ import pytest
 
 from agent import demo_builder as sage
 from agent.checkpoint import RunState
+from agent.dossiers import AgentDossiers
 from agent.relay import outbox_message_id, run_selected
 from shared.config import AgentSettings, BusSettings, DossierSettings, Settings
 from shared.envelope import Envelope, EnvelopeBatch, Op
@@ -75,7 +76,10 @@ def test_first_run_realigns_and_sends_every_record_of_every_entity_between_run_m
 
     assert result.ok and result.realignment and result.reasons == ("première synchronisation de ce dossier",)
     envelopes = delivered.envelopes
-    assert envelopes[0].op is Op.RUN_START and envelopes[0].record == {"realignment": True, "name": "BIJOU SA", "reasons": ["première synchronisation de ce dossier"]}
+    assert envelopes[0].op is Op.RUN_START and envelopes[0].record["realignment"] is True
+    assert envelopes[0].record["identity"]["company_name"] == "BIJOU SA" and "cause" not in envelopes[0].record
+    assert envelopes[0].record["name"] == "BIJOU SA"
+    assert envelopes[0].record["reasons"] == ["première synchronisation de ce dossier"]
     assert envelopes[-1].op is Op.RUN_END and envelopes[-1].run_id == result.run_id
     keys = current_keys(bijou)
     for entity in ENTITIES:
@@ -200,7 +204,7 @@ def test_restoring_an_older_copy_realigns_the_dossier_from_sage(agent, bijou, tm
 
     assert result.realignment and any("version plus ancienne" in reason for reason in result.reasons)
     start = delivered.envelopes[0]
-    assert start.op is Op.RUN_START and start.record["realignment"] is True
+    assert start.op is Op.RUN_START and start.record["realignment"] is True and start.record["cause"] == "restored"
     keys = current_keys(bijou)
     for entity in ENTITIES:
         assert delivered.keys(Op.UPSERT, entity) == keys[entity], entity
@@ -433,8 +437,8 @@ def test_dossiers_run_in_their_own_sessions_and_one_failing_does_not_stop_the_ot
         bus=BusSettings(path=str(agent.folder / "bus.db")),
         dossiers=[DossierSettings(id="CASSE", odbc="Driver={No Such Driver};Database=CASSE")])
     with agent.checkpoint() as checkpoint:
-        checkpoint.select("BIJOU")
-        checkpoint.select("ORFEVRE")
+        AgentDossiers(checkpoint).select("BIJOU")
+        AgentDossiers(checkpoint).select("ORFEVRE")
         results = {r.dossier: r for r in run_selected(settings, checkpoint=checkpoint, bus=agent.bus)}
 
     assert set(results) == {"BIJOU", "CASSE", "ORFEVRE"}

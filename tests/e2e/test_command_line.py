@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def ssm_connector(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SSMCONN")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [environ.get("PYTHONPATH")])])  # this checkout
     return subprocess.run([sys.executable, "-m", "local.cli", *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, encoding="utf-8", timeout=timeout)
 

@@ -1,8 +1,8 @@
-"""Tests of the Azure Functions glue.
+"""Tests of the Function App's functions.
 
-With `tests/` first on pytest's path this package is imported under the name `functions`,
-shadowing the app's own `functions` package: the app's modules are looked up here too, from this
-checkout (else an editable install elsewhere would answer for them).
+Under pytest this package is imported as `functions` (its parent, `tests/`, goes first on the
+path), shadowing the real `functions` package; the real one's folder is added to this package's
+path so `functions.<module>` is the repository's own module, whichever way the project is installed.
 """
 from pathlib import Path
 

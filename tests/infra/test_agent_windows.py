@@ -182,8 +182,10 @@ def test_the_example_configuration_loads_with_its_secrets_resolved(tmp_path):
     store.put("bus-connection-string", "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=agent-send;"
                                        "SharedAccessKey=abc=;EntityPath=sage-changes")
     store.put("sql-writer", "p;a}ss")
+    store.put("cloud-key", "function-key")
 
     settings = svc.load_agent_settings(config, store, environ={})
+    assert settings.agent.cloud_key.get_secret_value() == "function-key"
 
     assert settings.bus.connection_string.get_secret_value().endswith("SharedAccessKey=abc=;EntityPath=sage-changes")
     writer = settings.dossiers[0].odbc_writer.get_secret_value()
