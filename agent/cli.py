@@ -318,8 +318,8 @@ def dry_run(settings: Settings, dossier: Optional[str]) -> int:
             print(NOTHING_SELECTED)
             return 0
         for target in targets:
-            state = checkpoint.dossier_state(target)
-            realignment = checkpoint.snapshot(target) is None or bool(state and state.needs_realignment)
+            realignment = (checkpoint.snapshot(target) is None
+                           or AgentDossiers(checkpoint, settings).realignment_cause(target) is not None)
             sends = compare_with_shadow(read_dossier(settings, target), checkpoint, target)
             print(render_sends(target, sends, realignment=realignment))
     return 0

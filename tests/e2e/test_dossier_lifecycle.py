@@ -15,6 +15,7 @@ from agent.demo_builder import build_demo_dossier, company_numbers, update_row
 from agent.dossiers import AgentDossiers
 from local.simulator.user import SsmUserSession
 from shared.lifecycle import State
+from shared.messages import text
 from shared.sync.binder import external_id
 from tests.e2e.conftest import assert_never_duplicated
 from tests.e2e.test_dossier_activation import agent_command
@@ -161,7 +162,7 @@ def test_reactivated_after_changes_on_both_sides_sage_wins_mapped_fields_and_ssm
     realigning = p.run()
     assert realigning.ok, realigning.render()
     [result] = [r for r in realigning.agent_results if r.dossier == OFF]
-    assert result.realignment and "selected again" in result.reasons[0]
+    assert result.realignment and result.reasons[0] == text("agent.reason.reselected")
     assert status_of(p, OFF)["state"] == "active" and status_of(p, OFF)["last_realigned_at"]
     assert p.run().ok                                          # what waited in SSM goes to Sage now
 
@@ -260,7 +261,7 @@ def test_a_database_restored_to_an_older_copy_is_detected_and_realigned_without_
 
     assert summary.ok, summary.render()
     results = {r.dossier: r for r in summary.agent_results}
-    assert results["ORFEVRE"].realignment and any("restored" in reason for reason in results["ORFEVRE"].reasons)
+    assert results["ORFEVRE"].realignment and any("restaurée" in reason for reason in results["ORFEVRE"].reasons)
     assert not results["BIJOU"].realignment and not results["ATELIER"].realignment
     assert p.simulator.record("accounts", client_id)["city"] == city                 # Sage's restored value
     assert p.live("accounts").keys() == accounts_before.keys()
