@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
-from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
-                             message_id)
+from shared import sage_rows
+from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, WARNINGS_SINCE_VERSION, Envelope,
+                             EnvelopeKind, Op, message_id)
+from shared.messages import text
 from shared.models import Entity
 from shared.rules import rule_for
 
@@ -333,7 +335,10 @@ class ChangeDetector:
                  newest: Optional[tuple[dt.datetime, int]]):
         """Yield the entity's upserts/invalids; returns the newest (modified, marq) read."""
         name = entity.value
+        copies = self._duplicate_copies(entity)
         for chunk in _chunks(self.source.changed(entity, since), LOOKUP_CHUNK):
+            if copies:
+                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
             keys = [row.key for row in chunk]
             already = self.checkpoint.staged_keys(self.dossier, name, keys)
             shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
@@ -356,6 +361,23 @@ class ChangeDetector:
                 self.checkpoint.stage_records(self.dossier, staged)
             yield from out
         return newest
+
+    def _duplicate_copies(self, entity: Entity) -> dict[int, str]:
+        """Rows repeating an older row's key (cbMarq → key), as the source's key read found them."""
+        copies = getattr(self.source, "duplicate_copies", None)
+        return copies(entity) if copies is not None else {}
+
+    def _as_copy(self, entity: Entity, row: Any) -> Any:
+        """A row repeating an older row's key: not synced, an incident of its own (keyed by its
+        cbMarq) that closes once the row gets a key of its own or is deleted."""
+        record = row.record or {}
+        names = ", ".join(f"« {record[field]} »" for field in ("name", "last_name", "first_name", "account_key")
+                          if record.get(field)) or text("sage_row.no_names")
+        count = getattr(self.source, "copies_of", lambda *_: 0)(entity, row.key) or 2
+        error = text("sage_row.duplicate", key=row.key, count=count, table=rule_for(entity).sage_source[0],
+                     marq=row.marq, names=names)
+        return dataclasses.replace(row, key=sage_rows.row_key(row.marq, row.key), record_text=None, record_hash="",
+                                   error=error, raw_hash=row.raw_hash or row.record_hash, warnings=None)
 
     def _compare(self, plan: RunPlan, entity: str, row: Any,
                  prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope | RenderedEnvelope],
@@ -391,6 +413,10 @@ class ChangeDetector:
     def _render_upsert(self, run_id: str, entity: str, row: Any, record_text: str,
                        record_hash: str) -> Envelope | RenderedEnvelope:
         """The upsert in wire form; the run's first one is checked against pydantic's rendering."""
+        if row.warnings is not None:     # synced without some of its values: the warnings travel with it
+            return Envelope(v=WARNINGS_SINCE_VERSION, kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id,
+                            entity=entity, key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record,
+                            sent_at=self.sent_at, warnings=json.loads(row.warnings))
         if not self._rendering_checked:
             self._rendering_checked = True
             model = Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id, entity=entity,

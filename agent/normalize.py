@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from typing import Any, Callable, Sequence
@@ -84,6 +85,24 @@ def _parse_decimal(value: Any) -> Decimal | None:
         return value if isinstance(value, Decimal) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
         raise ValueError(f"'{value}' is not a number") from None
+
+
+_STORED_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def stored_number(value: str, scale: int | None) -> Decimal:
+    """The exact number of a text a numeric column holds (a database without column types, such as
+    the SQLite stand-in, keeps what was typed): digits with at most one `.` or `,` as the decimal
+    separator, so the French '12,50' is 12.50. Anything else (thousands separators, letters, two
+    separators) is ambiguous.
+
+    Raises:
+        ValueError: the text is not such a number.
+    """
+    cleaned = value.strip()
+    if not _STORED_NUMBER.fullmatch(cleaned):
+        raise ValueError(f"'{value}' is not a number")
+    return decimal(cleaned.replace(",", "."), scale=scale)
 
 
 def integer(value: Any) -> int | None:

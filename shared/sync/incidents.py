@@ -24,7 +24,8 @@ GROUP_DOSSIER = "_group"
 
 CREATE, UPDATE, DELETE, READ, INVITE = "create", "update", "delete", "read", "invite"
 NAME_FILLED = "name-filled"     # a warning: the record synced with a name SSM requires filled in
-WARNINGS = frozenset({NAME_FILLED})
+VALUES_LEFT_OUT = "values-left-out"  # a warning: the record synced without Sage values it could not take
+WARNINGS = frozenset({NAME_FILLED, VALUES_LEFT_OUT})
 """Operations of incidents that say how a record was synced, not that it failed: a successful
 sync of the record does not resolve them; the record's own next state does."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -251,11 +252,16 @@ def test_bad_rows_are_reported_and_the_others_still_come_out(reader, dossier, op
     valid = [row for row in accounts.values() if row.record is not None]
     assert len(valid) == len(accounts) - 2 and all(row.error is None for row in valid)
 
+    # an e-mail is optional: the contact syncs without it, and a warning says why
     contacts = by_key(reader.changed(Entity.CONTACT, None))
-    assert contacts[str(BAD_CONTACT_LONG_EMAIL)].error == (
-        f"contact '{BAD_CONTACT_LONG_EMAIL}' cannot be synced: email: is longer than the 69 characters SSM accepts")
-    assert "is not a valid e-mail address" in contacts[str(BAD_CONTACT_INVALID_EMAIL)].error
-    assert sum(row.record is None for row in contacts.values()) == 2
+    too_long, invalid = contacts[str(BAD_CONTACT_LONG_EMAIL)], contacts[str(BAD_CONTACT_INVALID_EMAIL)]
+    assert too_long.record["email"] is None and invalid.record["email"] is None
+    assert json.loads(too_long.warnings) == [{"column": "CT_EMail", "field": "email", "reason": "too_long", "limit": 69,
+                                              "value": "a" * 39 + "…"}]
+    assert json.loads(invalid.warnings) == [{"column": "CT_EMail", "field": "email", "reason": "email",
+                                             "value": "irene.sans-arobase(at)bijou.fr"}]
+    assert invalid.record_hash != content_hash(invalid.record)      # the warning is part of what was sent
+    assert all(row.record is not None for row in contacts.values())
 
 
 def test_a_rep_created_later_resolves_the_account_error(reader, dossier):
