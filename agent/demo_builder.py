@@ -893,3 +893,61 @@ def add_hostile_rows(target: str | Path) -> HostileRows:
                        ambiguous_price=HOSTILE_KEY_PRODUCT, duplicate_product=duplicated_product,
                        duplicate_product_marq=duplicate_product_marq, impossible_date=f"1:{order}",
                        zero_date=f"F:{invoice}")
+
+
+def add_hostile_share(target: str | Path, one_in: int) -> int:
+    """Damage about one row in `one_in` of the tiers, contacts, articles and sales documents with
+    the cases of `add_hostile_rows`, in turn (a benchmark's hostile dossier); returns how many
+    rows are hostile. Existing rows get only values that cost a field or that nothing depends
+    on (an invoice's date); the rows that cannot be synced at all are added."""
+    hostile = 0
+    with _session(target, None) as connection:
+        def chosen(sql: str) -> list[tuple]:
+            """Rows of `sql` spread evenly, one for every `one_in` rows of its table."""
+            table = sql.split(" FROM ")[1].split()[0]
+            wanted = round(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] / one_in)
+            rows = connection.execute(sql + " ORDER BY cbMarq").fetchall()
+            return [rows[int(i * len(rows) / wanted)] for i in range(wanted)] if wanted and rows else []
+
+        def update(sql: str, *parameters) -> None:
+            nonlocal hostile
+            hostile += connection.execute(sql, parameters).rowcount
+
+        account_cases = (
+            "UPDATE F_COMPTET SET cbModification = 'pas une date' WHERE cbMarq = ?",
+            f"UPDATE F_COMPTET SET CT_Telephone = {BINARY_PHONE_SQL} WHERE cbMarq = ?",
+            "UPDATE F_COMPTET SET CT_EMail = REPLACE(COALESCE(CT_EMail, 'contact@x.fr'), '@', '(at)') WHERE cbMarq = ?",
+            "UPDATE F_COMPTET SET CT_Site = 'www.' || hex(randomblob(40)) || '.fr' WHERE cbMarq = ?",
+            "copy", "unreadable")
+        for index, (marq, num) in enumerate(chosen("SELECT cbMarq, CT_Num FROM F_COMPTET WHERE CT_Type = 0")):
+            case = account_cases[index % len(account_cases)]
+            if case == "copy":
+                _copy_row(connection, "F_COMPTET", marq, {"CT_Num": num + " ", "CT_Intitule": "Doublon"})
+                hostile += 1
+            elif case == "unreadable":
+                copy = _copy_row(connection, "F_COMPTET", marq, {"CT_Num": f"ILL{marq}"[:17], "CT_Intitule": None})
+                update(f"UPDATE F_COMPTET SET CT_Intitule = {_surrogate_text('Bijouterie illisible')}"
+                       " WHERE cbMarq = ?", copy)
+            else:
+                update(case, marq)
+        for index, (marq,) in enumerate(chosen("SELECT cbMarq FROM F_CONTACTT")):
+            if index % 2:
+                _copy_row(connection, "F_CONTACTT", marq, {"CT_No": f"A{marq}", "CT_Telephone": None})
+                hostile += 1
+            else:
+                update(f"UPDATE F_CONTACTT SET CT_Telephone = {_surrogate_text('03 81 25 19 40')} WHERE cbMarq = ?",
+                       marq)
+        for index, (marq, ref) in enumerate(chosen("SELECT cbMarq, AR_Ref FROM F_ARTICLE")):
+            if index % 3 == 0:
+                update("UPDATE F_ARTICLE SET AR_PrixVen = REPLACE(CAST(AR_PrixVen AS TEXT), '.', ',')"
+                       " WHERE cbMarq = ?", marq)
+            else:
+                changes = {"AR_Ref": ref + " "} if index % 3 == 1 else {"AR_Ref": f"AMB{marq}"[:19],
+                                                                         "AR_PrixVen": "1 250,00"}
+                _copy_row(connection, "F_ARTICLE", marq, changes)
+                hostile += 1
+        for marq, doc_type in chosen("SELECT cbMarq, DO_Type FROM F_DOCENTETE WHERE DO_Domaine = 0"
+                                     " AND DO_Type IN (1, 6, 7)"):
+            update("UPDATE F_DOCENTETE SET DO_Date = ? WHERE cbMarq = ?",
+                   "2026-02-30 00:00:00.000" if doc_type == 1 else "0000-00-00 00:00:00", marq)
+    return hostile

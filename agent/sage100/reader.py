@@ -335,20 +335,28 @@ class Sage100Reader:
         return out
 
     def _stored_values(self, spec: EntitySpec, values: _Values) -> _Values:
-        """A suspect row's own values as stored (SQLite): numbers held as text are parsed when
-        unambiguous (the French '12,50'); anything else is None and a problem."""
-        alias = spec.alias
-        columns = (*spec.columns, MODIFIED)
-        selection = ", ".join(f"typeof({alias}.{c}), CASE WHEN typeof({alias}.{c}) = 'blob' THEN hex({alias}.{c})"
-                              f" ELSE CAST({alias}.{c} AS TEXT) END" for c in columns)
-        row = self._fetch_one(f"SELECT {selection} FROM {spec.table} {alias} WHERE {alias}.{MARQ} = ?", [values.marq])
+        """A suspect main row with its own values as stored (`_stored`)."""
+        raw, problems, modified = self._stored(spec.table, spec.columns, values.marq, values.raw)
+        if modified is not None:
+            modified = modified if values.modified is None else max(modified, values.modified)
+        return _Values(raw, values.marq, modified or values.modified, values.problems + tuple(problems))
+
+    def _stored(self, table: str, columns: Sequence[str], marq: int,
+                raw: Raw) -> tuple[Raw, list[Problem], dt.datetime | None]:
+        """A suspect row's values of `columns` as stored (SQLite): numbers held as text are parsed
+        when unambiguous (the French '12,50'); anything else is None and a problem. Returns the
+        values, the problems and the row's own change time when the driver could not read it."""
+        columns = (*columns, MODIFIED)
+        selection = ", ".join(f"typeof({c}), CASE WHEN typeof({c}) = 'blob' THEN hex({c}) ELSE CAST({c} AS TEXT) END"
+                              for c in columns)
+        row = self._fetch_one(f"SELECT {selection} FROM {table} WHERE {MARQ} = ?", [marq])
+        raw, problems, modified = dict(raw), [], None
         if row is None:
-            return values
-        raw, problems, modified = dict(values.raw), list(values.problems), values.modified
+            return raw, problems, modified
         for index, column in enumerate(columns):
             stored, value = row[2 * index], row[2 * index + 1]
             try:
-                parsed = _parse_stored(column_type(spec.table, column), stored, value)
+                parsed = _parse_stored(column_type(table, column), stored, value)
             except ValueError as exc:
                 problems.append((column, str(exc), f"X'{value}'" if stored == "blob" else value))
                 parsed = None
@@ -357,9 +365,9 @@ class Sage100Reader:
                     continue
             if column != MODIFIED:
                 raw[column] = parsed
-            elif parsed is not None:
-                modified = parsed if modified is None else max(modified, parsed)
-        return _Values(raw, values.marq, modified, tuple(problems))
+            else:
+                modified = parsed
+        return raw, problems, modified
 
     def _fetch_rows(self, sql: str, parameters: Sequence[Any]) -> list:
         cursor = self._connection.cursor()
@@ -427,7 +435,9 @@ class Sage100Reader:
         if not all(candidates):
             return {}
         *fixed, varying = candidates
-        shape = _child_shape(child)
+        checked = self._check_storage
+        shape = _child_shape(child, checked)
+        suspect = len(_times(child.alias, child.lookups)) + 1     # where a row's storage check is
         order = ", ".join(f"{child.alias}.{column}" for column in (*child_columns, *child.order_by))
         grouped: dict[tuple, _Children] = {}
 
@@ -451,6 +461,11 @@ class Sage100Reader:
             previous, group = None, None
             for row in rows:
                 raw, modified, problems = shape.child_values(row)
+                if checked and row[suspect]:
+                    raw, more, own = self._stored(child.table, child.columns, int(row[suspect - 1]), raw)
+                    problems = (*problems, *((f"{child.table}.{column}", code, value) for column, code, value in more))
+                    if own is not None:
+                        modified = own if modified is None else max(own, modified)
                 link_values = child_link_values(raw)
                 if link_values != previous:  # rows come grouped by link: fold each link once
                     previous = link_values
@@ -688,7 +703,9 @@ class _Shape:
             head, raw = self._normalize(row)
         except ValueError:
             head, raw, problems = self._values_one_by_one(row)
-            return raw, _latest(head), problems
+            return raw, _latest(head[:-2] if self.checked else head), problems
+        if self.checked:
+            return raw, _latest(head[:-2]), ()
         return raw, head[0] if len(head) == 1 else _latest(head), ()
 
     def _values_one_by_one(self, row) -> tuple[list, Raw, tuple[str, ...]]:
@@ -857,10 +874,13 @@ def _key_shape(spec: EntitySpec, checked: bool = False) -> _Shape:
 
 
 @lru_cache(maxsize=None)
-def _child_shape(child: Child) -> _Shape:
-    """The change times, then every column of the child and of its lookups (no cbMarq: unused)."""
-    return _Shape(head=_times(child.alias, child.lookups),
-                  columns=_columns(child.alias, child.table, child.columns, child.lookups))
+def _child_shape(child: Child, checked: bool = False) -> _Shape:
+    """The change times (and with `checked`, cbMarq and the storage check of the row's own
+    columns), then every column of the child and of its lookups."""
+    head = _times(child.alias, child.lookups)
+    if checked:
+        head += [_marq_selection(child.alias), _storage_check(child.alias, child.table, (*child.columns, MODIFIED))]
+    return _Shape(head=head, columns=_columns(child.alias, child.table, child.columns, child.lookups), checked=checked)
 
 
 def _times(alias: str, lookups: Sequence[Lookup]) -> Selection:
