@@ -106,9 +106,15 @@ def test_hostile_rows_cost_their_row_or_field_and_sync_once_fixed(make_pipeline)
     assert orders[f"{D}:{bad.impossible_date}"].get("closedDate") is None
     assert f"{D}:{bad.zero_date}" not in orders and f"{D}:{bad.zero_date}" not in p.live("sales")
 
-    # a second run with nothing fixed changes nothing and keeps every incident open
+    # a second run with nothing fixed changes nothing and keeps every incident open; an e-mail
+    # spoilt in a record already in SSM is left out too: SSM keeps the one it had
+    spoilt = p.sage(D, "SELECT CT_Num, CT_EMail FROM F_COMPTET WHERE CT_Type = 0 AND CT_Num = ?",
+                    (bad.duplicate_account,))[0]
+    update_row(database, "F_COMPTET", {"CT_Num": spoilt["CT_Num"]}, {"CT_EMail": "compta@@bijou"})
     assert p.run().ok
-    assert open_incidents(p).keys() == incidents.keys()
+    assert open_incidents(p).keys() == incidents.keys() | {("account", spoilt["CT_Num"], VALUES_LEFT_OUT)}
+    assert p.ssm("accounts", f"{D}:{spoilt['CT_Num']}")["email"] == spoilt["CT_EMail"]
+    update_row(database, "F_COMPTET", {"CT_Num": spoilt["CT_Num"]}, {"CT_EMail": "compta@dupre.fr"})
 
     # the administrator fixes each row in Sage
     update_row(database, "F_COMPTET", {"CT_Num": bad.modified_text}, {"CT_Ville": "Besançon"})
@@ -130,6 +136,7 @@ def test_hostile_rows_cost_their_row_or_field_and_sync_once_fixed(make_pipeline)
 
     assert fixed.ok, fixed.render()
     assert open_incidents(p) == {}
+    assert p.ssm("accounts", f"{D}:{spoilt['CT_Num']}")["email"] == "compta@dupre.fr"
     assert_accounts_exact(p, except_keys=set(), without={})
     assert decimal(p.ssm("products", f"{D}:{bad.ambiguous_price}")["price"]) == Decimal("1250")
     assert p.ssm("contacts", f"{D}:990500")["lastName"] == "Sans-Numéro"
