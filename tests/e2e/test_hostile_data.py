@@ -143,3 +143,6 @@ def test_hostile_rows_cost_their_row_or_field_and_sync_once_fixed(make_pipeline)
     assert p.ssm("contacts", f"{D}:{bad.unreadable_phone}")["phone1"] == "03 81 00 00 01"
     assert p.ssm("salesorders", f"{D}:{bad.impossible_date}")["closedDate"][:10] == "2024-05-02"
     assert p.ssm("salesorders", f"{D}:{bad.zero_date}")["closedDate"][:10] == "2024-05-03"
+    # the rows known by their cbMarq only ever were incidents: SSM never heard of them
+    assert not [call for call in p.simulator.calls if "cbMarq" in call.path or "cbMarq" in str(call.query)
+                or "cbMarq" in str(call.body)]
