@@ -315,6 +315,7 @@ class ChangeDetector:
                 self.notes.append(f"{missing} {entity.value} record(s) in Sage were older than the watermark"
                                   f" and unknown to the agent; {entity.value} was read in full")
                 newest = yield from self._upserts(plan, entity, None, newest)
+            newest = yield from self._copies_left_alone(plan, entity, newest)
             if newest is not None:
                 modified, marq = newest
                 if modified > plan.signpost:
@@ -332,11 +333,12 @@ class ChangeDetector:
         return previous.modified, previous.marq or 0
 
     def _upserts(self, plan: RunPlan, entity: Entity, since: Optional[dt.datetime],
-                 newest: Optional[tuple[dt.datetime, int]]):
-        """Yield the entity's upserts/invalids; returns the newest (modified, marq) read."""
+                 newest: Optional[tuple[dt.datetime, int]], rows: Optional[Iterable[Any]] = None):
+        """Yield the entity's upserts/invalids (of `rows`, else of the rows changed since `since`);
+        returns the newest (modified, marq) read."""
         name = entity.value
         copies = self._duplicate_copies(entity)
-        for chunk in _chunks(self.source.changed(entity, since), LOOKUP_CHUNK):
+        for chunk in _chunks(self.source.changed(entity, since) if rows is None else rows, LOOKUP_CHUNK):
             if copies:
                 chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
             keys = [row.key for row in chunk]
@@ -360,6 +362,19 @@ class ChangeDetector:
             if staged:
                 self.checkpoint.stage_records(self.dossier, staged)
             yield from out
+        return newest
+
+    def _copies_left_alone(self, plan: RunPlan, entity: Entity, newest: Optional[tuple[dt.datetime, int]]):
+        """Rows that repeated an older row's key and are gone as such: each is read again, since
+        with the older row deleted it is that key's record now (it is not read otherwise when it
+        did not change). Returns the newest (modified, marq) read."""
+        read_span = getattr(self.source, "changed_between", None)
+        if read_span is None:
+            return newest
+        marqs = [parsed[1] for key in self.checkpoint.deleted_keys(self.dossier, entity.value)
+                 if (parsed := sage_rows.parse_row_key(key)) is not None and parsed[0]]
+        for marq in marqs:
+            newest = yield from self._upserts(plan, entity, None, newest, rows=read_span(entity, marq - 1, marq))
         return newest
 
     def _duplicate_copies(self, entity: Entity) -> dict[int, str]:

@@ -35,6 +35,12 @@ def is_row_key(key: Optional[str]) -> bool:
     return bool(key) and _ROW_KEY.match(key) is not None
 
 
+def parse_row_key(key: str) -> Optional[tuple[str, int]]:
+    """(the older row's key, or "" for an unreadable key; cbMarq) of a `row_key`, None for any other key."""
+    match = _ROW_KEY.match(key)
+    return (match.group("key") or "", int(match.group("marq"))) if match else None
+
+
 def shown(value: Any) -> str:
     """A value as an incident quotes it: at most `MAX_SHOWN` characters."""
     value = "" if value is None else str(value)

@@ -120,6 +120,9 @@ class ParallelReader:
     def keys(self, entity: Entity | str) -> Iterator[str]:
         return self.reader.keys(entity)
 
+    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+        return self.reader.changed_between(entity, low, top)
+
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         return self.reader.duplicate_copies(entity)
 
