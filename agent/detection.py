@@ -315,7 +315,6 @@ class ChangeDetector:
                 self.notes.append(f"{missing} {entity.value} record(s) in Sage were older than the watermark"
                                   f" and unknown to the agent; {entity.value} was read in full")
                 newest = yield from self._upserts(plan, entity, None, newest)
-            newest = yield from self._copies_left_alone(plan, entity, newest)
             if newest is not None:
                 modified, marq = newest
                 if modified > plan.signpost:
@@ -364,18 +363,17 @@ class ChangeDetector:
             yield from out
         return newest
 
-    def _copies_left_alone(self, plan: RunPlan, entity: Entity, newest: Optional[tuple[dt.datetime, int]]):
-        """Rows that repeated an older row's key and are gone as such: each is read again, since
-        with the older row deleted it is that key's record now (it is not read otherwise when it
-        did not change). Returns the newest (modified, marq) read."""
+    def _copies_left_alone(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope | RenderedEnvelope]:
+        """Among the keys gone from Sage, rows that repeated an older row's key: each is read again,
+        since with the older row deleted it is that key's record now (not read otherwise when it
+        did not change)."""
         read_span = getattr(self.source, "changed_between", None)
         if read_span is None:
-            return newest
+            return
         marqs = [parsed[1] for key in self.checkpoint.deleted_keys(self.dossier, entity.value)
                  if (parsed := sage_rows.parse_row_key(key)) is not None and parsed[0]]
         for marq in marqs:
-            newest = yield from self._upserts(plan, entity, None, newest, rows=read_span(entity, marq - 1, marq))
-        return newest
+            yield from self._upserts(plan, entity, None, None, rows=read_span(entity, marq - 1, marq))
 
     def _duplicate_copies(self, entity: Entity) -> dict[int, str]:
         """Rows repeating an older row's key (cbMarq → key), as the source's key read found them."""
@@ -472,6 +470,8 @@ class ChangeDetector:
             self.confirmations_used[name] = confirmed_at
         unconfirmed = self.checkpoint.count_deleted_keys(self.dossier, name,
                                                          held=False if confirmed_at is not None else None)
+        if unconfirmed:
+            yield from self._copies_left_alone(plan, entity)
         records = self.checkpoint.shadow_size(self.dossier, name) if unconfirmed else 0
         if not self.deletion_guard.holds(unconfirmed, records):
             yield from self._send_deletions(plan, name, held=None)
