@@ -24,12 +24,26 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def text(value: Any, *, encoding: str = SOURCE_ENCODING) -> str | None:
-    """Trimmed text; None for NULL or blank. Bytes are decoded from the Sage code page."""
+    """Trimmed text; None for NULL or blank. Bytes are decoded from the Sage code page.
+
+    Raises:
+        ValueError: bytes that are not text (control characters, or not of the code page): a
+            binary value, never handed on as text.
+    """
     if value is None:
         return None
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode(encoding)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            value = raw.decode(encoding)
+        except UnicodeDecodeError:
+            value = "\x00"
+        if _CONTROL.search(value):
+            raise ValueError(f"X'{raw.hex().upper()}' is a binary value, not text")
     elif not isinstance(value, str):
         value = str(value)
     value = value.strip()

@@ -42,7 +42,9 @@ def parse_row_key(key: str) -> Optional[tuple[str, int]]:
 
 
 def shown(value: Any) -> str:
-    """A value as an incident quotes it: at most `MAX_SHOWN` characters."""
+    """A value as an incident quotes it: at most `MAX_SHOWN` characters, binary as `X'…'`."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = f"X'{bytes(value).hex().upper()}'"
     value = "" if value is None else str(value)
     return value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN - 1] + "…"
 
