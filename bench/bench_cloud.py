@@ -64,9 +64,9 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
         with LocalRuntime(settings) as runtime:
             started = time.perf_counter()
             runtime.pass_ssm_changes()
-            agent_started = time.perf_counter()
+            agent_started, agent_cpu = time.perf_counter(), time.process_time()
             results = runtime.run_agent()
-            agent_seconds = time.perf_counter() - agent_started
+            agent_seconds, agent_cpu = time.perf_counter() - agent_started, time.process_time() - agent_cpu
             summary = runtime.drain()
             seconds = time.perf_counter() - started
             dossiers = runtime.status()
@@ -75,7 +75,7 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
     span = (calls[-1].at - calls[0].at).total_seconds() if len(calls) > 1 else 0.0
     return {
         "size": size, "ok": all(r.ok for r in results) and not any(summary.pending.values()), "seconds": seconds,
-        "agent_seconds": agent_seconds, "hostile": hostile, "rows": sum(stats.counts[table] for table in DAMAGED_TABLES),
+        "agent_seconds": agent_seconds, "agent_cpu": agent_cpu, "hostile": hostile, "rows": sum(stats.counts[table] for table in DAMAGED_TABLES),
         "span": span, "calls": len(calls), "created": created,
         "by_kind": Counter("write" if c.method in WRITE_METHODS and c.resource != "login" else
                            "login" if c.resource == "login" else "read" for c in calls),
@@ -112,13 +112,16 @@ def compare(clean: dict, hostile: dict) -> None:
     """The two first loads side by side."""
     share = hostile["hostile"] / hostile["rows"] if hostile["rows"] else 0.0
     print()
-    print(f"first load, clean     : agent {clean['agent_seconds']:.1f} s, whole cycle {clean['seconds']:.1f} s,"
+    print(f"first load, clean     : agent {clean['agent_seconds']:.2f} s ({clean['agent_cpu']:.2f} s CPU),"
+          f" whole cycle {clean['seconds']:.1f} s,"
           f" {clean['incidents']} open incident(s), cycle {'ok' if clean['ok'] else 'NOT ok'}")
-    print(f"first load, hostile   : agent {hostile['agent_seconds']:.1f} s, whole cycle {hostile['seconds']:.1f} s,"
+    print(f"first load, hostile   : agent {hostile['agent_seconds']:.2f} s ({hostile['agent_cpu']:.2f} s CPU),"
+          f" whole cycle {hostile['seconds']:.1f} s,"
           f" {hostile['incidents']} open incident(s), cycle {'ok' if hostile['ok'] else 'NOT ok'}"
           f" ({hostile['hostile']} hostile rows: {share:.2%} of the {hostile['rows']} rows of {', '.join(DAMAGED_TABLES)})")
     if clean["agent_seconds"]:
-        print(f"hostile / clean       : agent x{hostile['agent_seconds'] / clean['agent_seconds']:.2f},"
+        print(f"hostile / clean       : agent x{hostile['agent_seconds'] / clean['agent_seconds']:.2f}"
+              f" (CPU x{hostile['agent_cpu'] / clean['agent_cpu']:.2f}),"
               f" whole cycle x{hostile['seconds'] / clean['seconds']:.2f}")
 
 
