@@ -57,6 +57,7 @@ OPERATION_LABELS = {
     "invalid": "Donnée invalide",
     "decode": "Lecture du message",
     "command": "Commande SSM",
+    "values-left-out": "Synchronisé sans une valeur",
 }
 EVENT_LABELS = {
     "conflict": "Conflit",
