@@ -824,3 +824,170 @@ def transform_document(target: str | Path, *, doc_type: int, piece: str, to_type
         connection.execute("DELETE FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = ? AND DO_Piece = ?",
                            (doc_type, piece))
         return new_piece
+
+
+# --- hostile data -----------------------------------------------------------------------------
+# Values a damaged or hand-edited database holds and the connector must survive row by row. The
+# SQLite stand-in keeps whatever is written, as a database without column types does; SQL Server
+# would refuse most of them, except text Sage's own drivers cannot decode (a lone UTF-16
+# surrogate in an nvarchar column).
+
+LONE_SURROGATE_SQL = "CAST(X'{prefix}EDA080{suffix}' AS TEXT)"
+"""A text holding a lone UTF-16 surrogate (U+D800, CESU-8 bytes): what a driver cannot decode."""
+BINARY_PHONE_SQL = "X'0381251940'"
+HOSTILE_KEY_ACCOUNT = "ILLISIBLE"
+HOSTILE_KEY_PRODUCT = "PRIXAMBIGU"
+
+
+@dataclass(frozen=True)
+class HostileRows:
+    """What `add_hostile_rows` wrote, by case: the business key (or cbMarq) of each row."""
+
+    modified_text: str           # account whose cbModification is text
+    unreadable_name: str         # account whose CT_Intitule holds a lone surrogate (not synced)
+    binary_phone: str            # account whose CT_Telephone is a blob
+    bad_email: str               # account whose e-mail is malformed
+    long_website: str            # account whose CT_Site is longer than SSM takes
+    duplicate_account: str       # key of an account repeated by a second row
+    duplicate_account_marq: int  # the repeating row
+    bad_key_marq: int            # contact whose CT_No is 'A12'
+    unreadable_phone: str        # contact whose CT_Telephone holds a lone surrogate
+    french_price: str            # article whose AR_PrixVen is the text '12,50'
+    ambiguous_price: str         # article whose AR_PrixVen is the text '1 250,00' (not synced)
+    duplicate_product: str
+    duplicate_product_marq: int
+    impossible_date: str         # order whose DO_Date is '2026-02-30' (synced without date)
+    zero_date: str               # invoice whose DO_Date is '0000-00-00' (not synced: its date is required)
+
+
+def _surrogate_text(text: str) -> str:
+    """SQL for `text` with a lone surrogate in its middle."""
+    head, tail = text[: len(text) // 2].encode("utf-8").hex(), text[len(text) // 2:].encode("utf-8").hex()
+    return LONE_SURROGATE_SQL.format(prefix=head.upper(), suffix=tail.upper())
+
+
+def _copy_row(connection: sqlite3.Connection, table: str, marq: int, changes: dict[str, Any]) -> int:
+    """Insert a copy of row `marq` of `table` with `changes`; returns the copy's cbMarq."""
+    columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})") if row[1] != "cbMarq"]
+    values = dict(zip(columns, connection.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE cbMarq = ?",
+                                                  (marq,)).fetchone()))
+    values.update(changes)
+    cursor = connection.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                                list(values.values()))
+    return int(cursor.lastrowid)
+
+
+def add_hostile_rows(target: str | Path) -> HostileRows:
+    """Damage a demo dossier with one row of each hostile case (`HostileRows`), the rest untouched.
+
+    Rows that cannot be synced at all are new rows nothing else refers to, so their absence from
+    SSM costs nothing else; the other cases alter existing rows.
+    """
+    with _session(target, None) as connection:
+        def first(sql: str, *parameters) -> tuple:
+            return connection.execute(sql, parameters).fetchone()
+
+        clients = [row[0] for row in connection.execute(
+            "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 ORDER BY cbMarq LIMIT 6")]
+        modified_text, binary_phone, bad_email, long_website, duplicated, contact_owner = clients
+        connection.execute("UPDATE F_COMPTET SET cbModification = 'pas une date' WHERE CT_Num = ?", (modified_text,))
+        connection.execute(f"UPDATE F_COMPTET SET CT_Telephone = {BINARY_PHONE_SQL} WHERE CT_Num = ?", (binary_phone,))
+        connection.execute("UPDATE F_COMPTET SET CT_EMail = 'contact(at)bijou.fr' WHERE CT_Num = ?", (bad_email,))
+        connection.execute("UPDATE F_COMPTET SET CT_Site = ? WHERE CT_Num = ?",
+                           ("www." + "joaillerie-" * 8 + "bijou.fr", long_website))
+        marq = first("SELECT cbMarq FROM F_COMPTET WHERE CT_Num = ?", duplicated)[0]
+        duplicate_account_marq = _copy_row(connection, "F_COMPTET", marq,
+                                           {"CT_Num": duplicated + " ", "CT_Intitule": "Doublon saisi à la main"})
+        marq = first("SELECT cbMarq FROM F_COMPTET WHERE CT_Num = ?", clients[0])[0]
+        _copy_row(connection, "F_COMPTET", marq, {"CT_Num": HOSTILE_KEY_ACCOUNT, "CT_Intitule": None})
+        connection.execute(f"UPDATE F_COMPTET SET CT_Intitule = {_surrogate_text('Bijouterie illisible')}"
+                           " WHERE CT_Num = ?", (HOSTILE_KEY_ACCOUNT,))
+
+        contact_marq, unreadable_phone = first("SELECT cbMarq, CT_No FROM F_CONTACTT WHERE CT_Num = ?"
+                                               " ORDER BY cbMarq", contact_owner)
+        bad_key_marq = _copy_row(connection, "F_CONTACTT", contact_marq,
+                                 {"CT_No": "A12", "CT_Nom": "Sans-Numéro", "CT_Prenom": "Aline",
+                                  "CT_Telephone": None})
+        connection.execute(f"UPDATE F_CONTACTT SET CT_Telephone = {_surrogate_text('03 81 25 19 40')}"
+                           " WHERE cbMarq = ?", (contact_marq,))
+
+        articles = [row[0] for row in connection.execute("SELECT AR_Ref FROM F_ARTICLE ORDER BY cbMarq LIMIT 2")]
+        french_price, duplicated_product = articles
+        connection.execute("UPDATE F_ARTICLE SET AR_PrixVen = '12,50' WHERE AR_Ref = ?", (french_price,))
+        marq = first("SELECT cbMarq FROM F_ARTICLE WHERE AR_Ref = ?", duplicated_product)[0]
+        duplicate_product_marq = _copy_row(connection, "F_ARTICLE", marq,
+                                           {"AR_Ref": duplicated_product + " ", "AR_Design": "Doublon d'article"})
+        _copy_row(connection, "F_ARTICLE", marq, {"AR_Ref": HOSTILE_KEY_PRODUCT, "AR_PrixVen": "1 250,00"})
+
+        order = first("SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 1 ORDER BY cbMarq")[0]
+        connection.execute("UPDATE F_DOCENTETE SET DO_Date = '2026-02-30 00:00:00.000'"
+                           " WHERE DO_Domaine = 0 AND DO_Type = 1 AND DO_Piece = ?", (order,))
+        invoice = first("SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)"
+                        " ORDER BY cbMarq")[0]
+        connection.execute("UPDATE F_DOCENTETE SET DO_Date = '0000-00-00 00:00:00'"
+                           " WHERE DO_Domaine = 0 AND DO_Type IN (6, 7) AND DO_Piece = ?", (invoice,))
+    return HostileRows(modified_text=modified_text, unreadable_name=HOSTILE_KEY_ACCOUNT, binary_phone=binary_phone,
+                       bad_email=bad_email, long_website=long_website, duplicate_account=duplicated,
+                       duplicate_account_marq=duplicate_account_marq, bad_key_marq=bad_key_marq,
+                       unreadable_phone=str(unreadable_phone), french_price=french_price,
+                       ambiguous_price=HOSTILE_KEY_PRODUCT, duplicate_product=duplicated_product,
+                       duplicate_product_marq=duplicate_product_marq, impossible_date=f"1:{order}",
+                       zero_date=f"F:{invoice}")
+
+
+def add_hostile_share(target: str | Path, one_in: int) -> int:
+    """Damage about one row in `one_in` of the tiers, contacts, articles and sales documents with
+    the cases of `add_hostile_rows`, in turn (a benchmark's hostile dossier); returns how many
+    rows are hostile. Existing rows get only values that cost a field or that nothing depends
+    on (an invoice's date); the rows that cannot be synced at all are added."""
+    hostile = 0
+    with _session(target, None) as connection:
+        def chosen(sql: str) -> list[tuple]:
+            """Rows of `sql` spread evenly, one for every `one_in` rows of its table."""
+            table = sql.split(" FROM ")[1].split()[0]
+            wanted = round(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] / one_in)
+            rows = connection.execute(sql + " ORDER BY cbMarq").fetchall()
+            return [rows[int(i * len(rows) / wanted)] for i in range(wanted)] if wanted and rows else []
+
+        def update(sql: str, *parameters) -> None:
+            nonlocal hostile
+            hostile += connection.execute(sql, parameters).rowcount
+
+        account_cases = (
+            "UPDATE F_COMPTET SET cbModification = 'pas une date' WHERE cbMarq = ?",
+            f"UPDATE F_COMPTET SET CT_Telephone = {BINARY_PHONE_SQL} WHERE cbMarq = ?",
+            "UPDATE F_COMPTET SET CT_EMail = REPLACE(COALESCE(CT_EMail, 'contact@x.fr'), '@', '(at)') WHERE cbMarq = ?",
+            "UPDATE F_COMPTET SET CT_Site = 'www.' || hex(randomblob(40)) || '.fr' WHERE cbMarq = ?",
+            "copy", "unreadable")
+        for index, (marq, num) in enumerate(chosen("SELECT cbMarq, CT_Num FROM F_COMPTET WHERE CT_Type = 0")):
+            case = account_cases[index % len(account_cases)]
+            if case == "copy":
+                _copy_row(connection, "F_COMPTET", marq, {"CT_Num": num + " ", "CT_Intitule": "Doublon"})
+                hostile += 1
+            elif case == "unreadable":
+                copy = _copy_row(connection, "F_COMPTET", marq, {"CT_Num": f"ILL{marq}"[:17], "CT_Intitule": None})
+                update(f"UPDATE F_COMPTET SET CT_Intitule = {_surrogate_text('Bijouterie illisible')}"
+                       " WHERE cbMarq = ?", copy)
+            else:
+                update(case, marq)
+        for index, (marq,) in enumerate(chosen("SELECT cbMarq FROM F_CONTACTT")):
+            if index % 2:
+                _copy_row(connection, "F_CONTACTT", marq, {"CT_No": f"A{marq}", "CT_Telephone": None})
+                hostile += 1
+            else:
+                update(f"UPDATE F_CONTACTT SET CT_Telephone = {_surrogate_text('03 81 25 19 40')} WHERE cbMarq = ?",
+                       marq)
+        for index, (marq, ref) in enumerate(chosen("SELECT cbMarq, AR_Ref FROM F_ARTICLE")):
+            if index % 3 == 0:
+                update("UPDATE F_ARTICLE SET AR_PrixVen = REPLACE(CAST(AR_PrixVen AS TEXT), '.', ',')"
+                       " WHERE cbMarq = ?", marq)
+            else:
+                changes = {"AR_Ref": ref + " "} if index % 3 == 1 else {"AR_Ref": f"AMB{marq}"[:19],
+                                                                         "AR_PrixVen": "1 250,00"}
+                _copy_row(connection, "F_ARTICLE", marq, changes)
+                hostile += 1
+        for marq, doc_type in chosen("SELECT cbMarq, DO_Type FROM F_DOCENTETE WHERE DO_Domaine = 0"
+                                     " AND DO_Type IN (1, 6, 7)"):
+            update("UPDATE F_DOCENTETE SET DO_Date = ? WHERE cbMarq = ?",
+                   "2026-02-30 00:00:00.000" if doc_type == 1 else "0000-00-00 00:00:00", marq)
+    return hostile

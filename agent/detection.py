@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
-from shared.messages import label, record_name, text as message_text
-from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
-                             message_id)
+from shared import sage_rows
+from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, WARNINGS_SINCE_VERSION, Envelope,
+                             EnvelopeKind, Op, message_id)
+from shared.messages import label, record_name, text
+from shared.messages import text as message_text
 from shared.models import Entity
 
 LOOKUP_CHUNK = 500
@@ -338,10 +340,14 @@ class ChangeDetector:
         return previous.modified, previous.marq or 0
 
     def _upserts(self, plan: RunPlan, entity: Entity, since: Optional[dt.datetime],
-                 newest: Optional[tuple[dt.datetime, int]]):
-        """Yield the entity's upserts/invalids; returns the newest (modified, marq) read."""
+                 newest: Optional[tuple[dt.datetime, int]], rows: Optional[Iterable[Any]] = None):
+        """Yield the entity's upserts/invalids (of `rows`, else of the rows changed since `since`);
+        returns the newest (modified, marq) read."""
         name = entity.value
-        for chunk in _chunks(self.source.changed(entity, since), LOOKUP_CHUNK):
+        copies = self._duplicate_copies(entity)
+        for chunk in _chunks(self.source.changed(entity, since) if rows is None else rows, LOOKUP_CHUNK):
+            if copies:
+                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
             keys = [row.key for row in chunk]
             already = self.checkpoint.staged_keys(self.dossier, name, keys)
             shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
@@ -364,6 +370,36 @@ class ChangeDetector:
                 self.checkpoint.stage_records(self.dossier, staged)
             yield from out
         return newest
+
+    def _copies_left_alone(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope | RenderedEnvelope]:
+        """Among the keys gone from Sage, rows that repeated an older row's key: each is read again,
+        since with the older row deleted it is that key's record now (not read otherwise when it
+        did not change)."""
+        read_span = getattr(self.source, "changed_between", None)
+        if read_span is None:
+            return
+        marqs = [parsed[1] for key in self.checkpoint.deleted_keys(self.dossier, entity.value)
+                 if (parsed := sage_rows.parse_row_key(key)) is not None and parsed[0]]
+        for marq in marqs:
+            yield from self._upserts(plan, entity, None, None, rows=read_span(entity, marq - 1, marq))
+
+    def _duplicate_copies(self, entity: Entity) -> dict[int, str]:
+        """Rows repeating an older row's key (cbMarq → key), as the source's key read found them."""
+        copies = getattr(self.source, "duplicate_copies", None)
+        return copies(entity) if copies is not None else {}
+
+    def _as_copy(self, entity: Entity, row: Any) -> Any:
+        """A row repeating an older row's key: not synced, an incident of its own (keyed by its
+        cbMarq) that closes once the row gets a key of its own or is deleted."""
+        record = row.record or {}
+        names = ", ".join(f"« {record[field]} »" for field in ("name", "last_name", "first_name", "account_key")
+                          if record.get(field)) or text("sage_row.no_names")
+        count = getattr(self.source, "copies_of", lambda *_: 0)(entity, row.key) or 2
+        table = getattr(self.source, "table_of", lambda _: label("status.entity", entity.value))(entity)
+        error = text("sage_row.duplicate", key=row.key, count=count, table=table,
+                     marq=row.marq, names=names)
+        return dataclasses.replace(row, key=sage_rows.row_key(row.marq, row.key), record_text=None, record_hash="",
+                                   error=error, raw_hash=row.raw_hash or row.record_hash, warnings=None)
 
     def _compare(self, plan: RunPlan, entity: str, row: Any,
                  prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope | RenderedEnvelope],
@@ -399,6 +435,10 @@ class ChangeDetector:
     def _render_upsert(self, run_id: str, entity: str, row: Any, record_text: str,
                        record_hash: str) -> Envelope | RenderedEnvelope:
         """The upsert in wire form; the run's first one is checked against pydantic's rendering."""
+        if row.warnings is not None:     # synced without some of its values: the warnings travel with it
+            return Envelope(v=WARNINGS_SINCE_VERSION, kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id,
+                            entity=entity, key=row.key, op=Op.UPSERT, hash=record_hash, record=row.record,
+                            sent_at=self.sent_at, warnings=json.loads(row.warnings))
         if not self._rendering_checked:
             self._rendering_checked = True
             model = Envelope(kind=EnvelopeKind.CHANGE, dossier=self.dossier, run_id=run_id, entity=entity,
@@ -439,6 +479,8 @@ class ChangeDetector:
             self.confirmations_used[name] = confirmed_at
         unconfirmed = self.checkpoint.count_deleted_keys(self.dossier, name,
                                                          held=False if confirmed_at is not None else None)
+        if unconfirmed:
+            yield from self._copies_left_alone(plan, entity)
         records = self.checkpoint.shadow_size(self.dossier, name) if unconfirmed else 0
         if not self.deletion_guard.holds(unconfirmed, records):
             yield from self._send_deletions(plan, name, held=None)

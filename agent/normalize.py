@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from typing import Any, Callable, Sequence
@@ -25,12 +26,26 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def text(value: Any, *, encoding: str = SOURCE_ENCODING) -> str | None:
-    """Trimmed text; None for NULL or blank. Bytes are decoded from the Sage code page."""
+    """Trimmed text; None for NULL or blank. Bytes are decoded from the Sage code page.
+
+    Raises:
+        ValueError: bytes that are not text (control characters, or not of the code page): a
+            binary value, never handed on as text.
+    """
     if value is None:
         return None
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode(encoding)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            value = raw.decode(encoding)
+        except UnicodeDecodeError:
+            value = "\x00"
+        if _CONTROL.search(value):
+            raise ValueError(f"X'{raw.hex().upper()}' is a binary value, not text")
     elif not isinstance(value, str):
         value = str(value)
     value = value.strip()
@@ -86,6 +101,24 @@ def _parse_decimal(value: Any) -> Decimal | None:
         return value if isinstance(value, Decimal) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
         raise ValueError(message_text("sync.invalid.not_a_number", value=value)) from None
+
+
+_STORED_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def stored_number(value: str, scale: int | None) -> Decimal:
+    """The exact number of a text a numeric column holds (a database without column types, such as
+    the SQLite stand-in, keeps what was typed): digits with at most one `.` or `,` as the decimal
+    separator, so the French '12,50' is 12.50. Anything else (thousands separators, letters, two
+    separators) is ambiguous.
+
+    Raises:
+        ValueError: the text is not such a number.
+    """
+    cleaned = value.strip()
+    if not _STORED_NUMBER.fullmatch(cleaned):
+        raise ValueError(f"'{value}' is not a number")
+    return decimal(cleaned.replace(",", "."), scale=scale)
 
 
 def integer(value: Any) -> int | None:

@@ -82,26 +82,29 @@ def pack(dossier: str, envelopes: Iterable[Envelope | RenderedEnvelope], *,
     """
     frame = len(EnvelopeBatch(dossier="x" * 128, envelopes=()).to_bytes())
     head = f'{{"dossier":{json.dumps(dossier, ensure_ascii=False)},"envelopes":['
-    tail = f'],"v":{SCHEMA_VERSION}}}'
     texts: list[str] = []
     ids: list[str] = []
     size = 0
+    version = SCHEMA_VERSION      # a batch takes the highest version of its envelopes
 
     def batch() -> PackedBatch:
-        return PackedBatch((head + ",".join(texts) + tail).encode("utf-8"),
+        return PackedBatch((head + ",".join(texts) + f'],"v":{version}}}').encode("utf-8"),
                            message_id(dossier, "batch", *ids), len(texts))
 
     for envelope in envelopes:
+        newer = SCHEMA_VERSION
         if isinstance(envelope, Envelope):
             if envelope.dossier != dossier:
                 raise ValueError(f"an envelope of dossier {envelope.dossier} in a batch of {dossier}")
+            newer = envelope.v
             envelope = RenderedEnvelope(envelope.id, envelope.to_json())
         item = len(envelope.text.encode("utf-8")) + 1
         if item + frame > max_bytes:
             raise ValueError(f"an envelope of {item} bytes is too large to send")
         if texts and (size + item + frame > max_bytes or len(texts) >= max_envelopes):
             yield batch()
-            texts, ids, size = [], [], 0
+            texts, ids, size, version = [], [], 0, SCHEMA_VERSION
+        version = max(version, newer)
         texts.append(envelope.text)
         ids.append(envelope.id)
         size += item

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 """The version of the original kinds, stamped on every batch that carries only those."""
-LATEST_SCHEMA_VERSION = 2
+LATEST_SCHEMA_VERSION = 3
+WARNINGS_SINCE_VERSION = 3
+"""Upserts carrying `warnings` (values of the Sage row left out of the record) are of version 3."""
 READABLE_VERSIONS = frozenset(range(1, LATEST_SCHEMA_VERSION + 1))
 MAX_MESSAGE_BYTES = 256 * 1024
 # Room for the AMQP envelope, application properties and headers around the body.
@@ -105,10 +107,13 @@ class Envelope(BaseModel):
     error: Optional[str] = None
     sent_at: Optional[dt.datetime] = None
     correlation_id: Optional[str] = None
+    warnings: Optional[list[dict[str, Any]]] = None
 
     @model_validator(mode="after")
     def _kind_fits_version(self) -> "Envelope":
         needed = KIND_SINCE_VERSION.get(self.kind, SCHEMA_VERSION)
+        if self.warnings:
+            needed = max(needed, WARNINGS_SINCE_VERSION)
         if not needed <= self.v <= LATEST_SCHEMA_VERSION:
             raise ValueError(f"a {self.kind.value} envelope cannot be of schema version {self.v}")
         return self

@@ -398,6 +398,38 @@ CATALOGUE: dict[str, str] = {
     "users.choose_dossier": "Plusieurs dossiers sont réglés : précisez lequel avec --dossier.",
     "users.unknown_dossier": "Le dossier « {dossier} » n'est pas dans la configuration.",
 
+    # --- Sage rows read in part (agent.sage100.reader, shared.sage_rows) --------------------------
+    "sage_row.what.user": "le collaborateur",
+    "sage_row.what.account": "le compte",
+    "sage_row.what.contact": "le contact",
+    "sage_row.what.product_family": "la famille",
+    "sage_row.what.product": "l'article",
+    "sage_row.what.quote": "le devis",
+    "sage_row.what.order": "la commande",
+    "sage_row.what.invoice": "la facture",
+    "sage_row.reason.email": "{column} « {value} » n'est pas une adresse e-mail valide",
+    "sage_row.reason.too_long": "{column} « {value} » dépasse les {limit} caractères que SSM accepte",
+    "sage_row.reason.date": "{column} « {value} » n'est pas une date valide",
+    "sage_row.reason.binary": "{column} contient une valeur binaire ({value}), pas du texte",
+    "sage_row.reason.unreadable": "{column} contient un caractère illisible (texte Unicode invalide)",
+    "sage_row.reason.number": "{column} « {value} » n'est pas un nombre",
+    "sage_row.reason.whole": "{column} « {value} » n'est pas un nombre entier",
+    "sage_row.reason.invalid": "{column} « {value} » est refusé par SSM",
+    "sage_row.reason.modified": "sa date de modification cbModification « {value} » est illisible",
+    "sage_row.left_out": "Le connecteur synchronise {what} « {key} » sans {fields} : {reasons}. Corrigez la fiche "
+                         "dans Sage : la valeur sera envoyée et cet avertissement se fermera.",
+    "sage_row.read_in_part": "Le connecteur synchronise {what} « {key} », mais {reasons}. Enregistrez la fiche à "
+                             "nouveau dans Sage : cet avertissement se fermera.",
+    "sage_row.not_synced": "Le connecteur ne synchronise pas {what} « {key} » : {reasons}. Corrigez la fiche dans "
+                           "Sage : elle sera synchronisée et cet incident se fermera.",
+    "sage_row.no_key": "Le connecteur ne synchronise pas la fiche {table} de cbMarq {marq} ({names}) : sa clé est "
+                       "illisible ({reasons}). Corrigez-la dans Sage : elle sera synchronisée et cet incident se "
+                       "fermera.",
+    "sage_row.duplicate": "{table} contient {count} fiches de clé « {key} » : seule la plus ancienne (le plus petit "
+                          "cbMarq) est synchronisée ; celle de cbMarq {marq} ({names}) ne l'est pas. Donnez-lui une clé "
+                          "unique ou supprimez le doublon dans Sage : cet incident se fermera.",
+    "sage_row.no_names": "sans autre information",
+
     # --- status page (shared.status.page) -------------------------------------------------------
     "status.collaborators.title": "Collaborateurs Sage",
     "status.collaborators.none": "Aucun collaborateur Sage connu pour l'instant.",
@@ -624,6 +656,8 @@ CATALOGUE: dict[str, str] = {
     "status.operation.sage-write": "Écriture dans Sage",
     "status.operation.sage-warning": "Avertissement Sage",
     "status.operation.name-filled": "Nom complété",
+    "status.operation.delivery-address": "Adresse de livraison remplacée",
+    "status.operation.values-left-out": "Synchronisé sans une valeur",
     "status.operation.route": "Choix du dossier",
     "status.operation.price": "Calcul des prix",
     "status.event.run-start": "Début",

@@ -33,7 +33,7 @@ SLICES_IN_FLIGHT_PER_PROCESS = 4
 SLICE_WIDTH_FACTOR = 2      # a slice spans 2 × batch_rows cbMarq values
 MIN_SLICES = 8              # a table spanning fewer slices is read in-process
 
-_Packed = tuple[str, Optional[str], str, Optional[str], str, Optional[dt.datetime], int]
+_Packed = tuple[str, Optional[str], str, Optional[str], str, Optional[dt.datetime], int, Optional[str]]
 
 
 def peak_rss_mb() -> Optional[float]:
@@ -71,8 +71,8 @@ def _helper_reader() -> Sage100Reader:
 
 def _read_slice(entity: str, low: int, top: int) -> tuple[list[_Packed], int, Optional[float]]:
     """The rows of one slice, packed; with this helper's process id and peak memory."""
-    rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq)
-            for row in _helper_reader().changed_between(entity, low, top)]
+    rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq,
+             row.warnings) for row in _helper_reader().changed_between(entity, low, top)]
     return rows, os.getpid(), peak_rss_mb()
 
 
@@ -119,6 +119,18 @@ class ParallelReader:
 
     def keys(self, entity: Entity | str) -> Iterator[str]:
         return self.reader.keys(entity)
+
+    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+        return self.reader.changed_between(entity, low, top)
+
+    def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
+        return self.reader.duplicate_copies(entity)
+
+    def table_of(self, entity: Entity | str) -> str:
+        return self.reader.table_of(entity)
+
+    def copies_of(self, entity: Entity | str, key: str) -> int:
+        return self.reader.copies_of(entity, key)
 
     def probes(self):
         return self.reader.probes()
@@ -210,9 +222,9 @@ class ParallelReader:
         self.slices_read_by_helpers += 1
         if peak is not None:
             self.helper_peak_rss_mb[pid] = max(peak, self.helper_peak_rss_mb.get(pid, 0.0))
-        for key, record_text, record_hash, error, raw_hash, modified, marq in rows:
+        for key, record_text, record_hash, error, raw_hash, modified, marq, warnings in rows:
             yield SourceRow(entity=piece.entity, key=key, record_text=record_text, record_hash=record_hash, error=error,
-                            raw_hash=raw_hash, modified=modified, marq=marq)
+                            raw_hash=raw_hash, modified=modified, marq=marq, warnings=warnings)
 
     def _stopped(self, exc: BaseException) -> RetryableError:
         self._broken = True

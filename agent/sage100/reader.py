@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
@@ -34,10 +35,14 @@ from agent.canonical import CanonicalForm, canonical_json, content_hash, text_ha
 from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
 from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
+from shared import sage_rows
 from shared.errors import ConfigurationError, ConnectorError, RetryableError
 from shared.messages import label, record_name, text as message_text
+from shared.messages import text as message
 from shared.models import Entity, describe_validation_error
 from shared.rules import sync_order
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMETERS_PER_QUERY = 500
 MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq values
@@ -55,6 +60,7 @@ class SourceRow:
     raw_hash: str                  # invalid rows: content_hash of the normalised raw source values; valid rows: ""
     modified: dt.datetime | None   # max cbModification of the row and its child rows (naive, Sage server time)
     marq: int                      # cbMarq of the main row
+    warnings: str | None = None    # valid rows synced without some values: their `shared.sage_rows` warnings (JSON)
 
     @cached_property
     def record(self) -> dict | None:
@@ -95,6 +101,15 @@ class Sage100Reader:
         self._batch_rows = batch_rows
         self._spec = spec
         self._active_reads = 0
+        self._check_storage = is_sqlite(connection)
+        self._patched_rows = 0
+        self._copies: dict[Entity, dict[int, str]] = {}
+        self._copy_counts: dict[Entity, dict[str, int]] = {}
+
+    def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
+        """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
+        `keys` gave each of them `shared.sage_rows.row_key(cbMarq, key)` instead."""
+        return self._copies.get(Entity(entity), {})
 
     def entities(self) -> tuple[Entity, ...]:
         """The entities this source provides, dependencies first (`shared.rules.sync_order`)."""
@@ -141,8 +156,23 @@ class Sage100Reader:
         with self._reading():
             for name in tables:
                 row = self._fetch_one(f"SELECT COUNT(*), MAX({MARQ}), MAX({MODIFIED}) FROM {name}")
-                probes.append(TableProbe(name, int(row[0] or 0), int(row[1] or 0), normalize.datetime_(row[2])))
+                try:
+                    latest = normalize.datetime_(row[2])
+                except ValueError:   # a change time that is not a date (SQLite keeps any text)
+                    latest = self._latest_readable_change(name)
+                probes.append(TableProbe(name, int(row[0] or 0), int(row[1] or 0), latest))
         return probes
+
+    def _latest_readable_change(self, table: str) -> dt.datetime | None:
+        """The latest `cbModification` of `table` that is a date (the driver reads the others as NULL)."""
+        for (value,) in self._fetch_all(f"SELECT {MODIFIED} FROM {table} ORDER BY {MODIFIED} DESC", []):
+            try:
+                moment = normalize.datetime_(value)
+            except ValueError:
+                continue
+            if moment is not None:
+                return moment
+        return None
 
     def identity(self) -> DossierIdentity:
         """What identifies this company database; a new creation date means a restore."""
@@ -164,29 +194,64 @@ class Sage100Reader:
 
     def _changed(self, spec: EntitySpec, since: dt.datetime | None,
                  span: tuple[int, int] | None = None) -> Iterator[SourceRow]:
-        sql, since_parameters = _main_query(spec, since)
-        shape = _main_shape(spec)
+        checked = self._check_storage
+        sql, since_parameters = _main_query(spec, since, checked)
+        shape = _main_shape(spec, checked)
         form = CanonicalForm(spec.entity)
+        by_column = partial(self._row_by_column, shape, _from(spec), spec.alias)
         with self._reading():
-            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span):
+            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span, by_column):
                 for start in range(0, len(window), self._batch_rows):
-                    mains = [shape.values(row) for row in window[start:start + self._batch_rows]]
+                    rows = window[start:start + self._batch_rows]
+                    mains = [shape.values(row) for row in rows]
+                    if checked or self._patched_rows:
+                        mains = self._read_again(spec, rows, mains)
                     children = {child.name: self._child_rows(child, mains) for child in spec.children}
                     for values in mains:
                         yield self._source_row(spec, form, values, children)
 
     def _keys(self, spec: EntitySpec) -> Iterator[str]:
+        """Every key in cbMarq order. A row whose key cannot be read, or that repeats the key of
+        an older row (a lower cbMarq), is named by its cbMarq (`shared.sage_rows.row_key`)."""
         alias = spec.alias
-        key_shape = _Shape(head=[_marq_selection(alias)], columns=_column_selection(alias, spec.table, spec.key_columns))
+        checked = self._check_storage
+        key_shape = _key_shape(spec, checked)
         where = _where(spec, [_WINDOW.format(alias=alias)])
         sql = f"SELECT {key_shape.sql()} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
+        by_column = partial(self._row_by_column, key_shape, _from(spec), alias)
+        seen: set[str] = set()
+        copies: dict[int, str] = {}
+        counts: dict[str, int] = {}
+        key_values = _link_values(spec.key_columns)
+        self._copies[spec.entity], self._copy_counts[spec.entity] = copies, counts
         with self._reading():
-            for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
+            for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW, by_column=by_column):
                 for row in window:
-                    yield spec.key(key_shape.raw(row))
+                    raw = key_shape.raw(row)
+                    values = key_values(raw)
+                    if None in values or "" in values or (checked and row[1]) or type(row) is _PatchedRow:
+                        yield sage_rows.row_key(int(row[0]))
+                        continue
+                    key = spec.key(raw)
+                    if key in seen:
+                        copies[int(row[0])] = key
+                        counts[key] = counts.get(key, 1) + 1
+                        yield sage_rows.row_key(int(row[0]), key)
+                        continue
+                    seen.add(key)
+                    yield key
+
+    def table_of(self, entity: Entity | str) -> str:
+        """The Sage table an entity's rows come from (named in incidents)."""
+        return self._spec[Entity(entity)].table
+
+    def copies_of(self, entity: Entity | str, key: str) -> int:
+        """How many rows the last `keys(entity)` found with `key`, when more than one (else 0)."""
+        return self._copy_counts.get(Entity(entity), {}).get(key, 0)
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int,
-                 span: tuple[int, int] | None = None) -> Iterator[list]:
+                 span: tuple[int, int] | None = None,
+                 by_column: Callable[[int], tuple] | None = None) -> Iterator[list]:
         """The rows of `sql` over consecutive `cbMarq` windows (`cbMarq > ? AND cbMarq <= ?`).
 
         Each window's result is fetched whole and its cursor closed before the rows are used, so
@@ -196,7 +261,9 @@ class Sage100Reader:
         MAX_WINDOW_FACTOR` cbMarq values, and an empty window jumps to the table's next cbMarq
         (identity gaps). The read goes on until the table's highest cbMarq, checked again at the
         end, so rows inserted during the read are read too. With `span` (`low, top`), only the
-        rows with `low < cbMarq <= top` are read, and the end is not checked again.
+        rows with `low < cbMarq <= top` are read, and the end is not checked again. A window the
+        driver cannot decode (a lone UTF-16 surrogate) is split until the row at fault is alone;
+        `by_column(cbMarq)` then reads that row value by value.
         """
         if span is None:
             span = self._marq_bounds(table)
@@ -207,7 +274,7 @@ class Sage100Reader:
         while True:
             while low < top:
                 high = min(low + width, top)
-                rows = self._fetch_rows(sql, [low, high, *parameters])
+                rows = self._fetch_window(sql, low, high, parameters, by_column)
                 if rows:
                     yield rows
                     low = high
@@ -233,6 +300,86 @@ class Sage100Reader:
         if first is None or first[0] is None:
             return None
         return int(first[0]) - 1, int(self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0])
+
+    def _fetch_window(self, sql: str, low: int, high: int, parameters: Sequence[Any],
+                      by_column: Callable[[int], tuple] | None) -> list:
+        """The rows of one cbMarq window; a window that cannot be decoded is read in halves, and
+        a single row that cannot be decoded is read value by value (`by_column`)."""
+        try:
+            return self._fetch_rows(sql, [low, high, *parameters])
+        except UnicodeDecodeError:
+            if by_column is None:
+                raise
+        if high - low <= 1:
+            return [by_column(high)]
+        middle = (low + high) // 2
+        return (self._fetch_window(sql, low, middle, parameters, by_column)
+                + self._fetch_window(sql, middle, high, parameters, by_column))
+
+    def _row_by_column(self, shape: _Shape, source: str, alias: str, marq: int) -> _PatchedRow:
+        """One row read a value at a time: a value the driver cannot decode is None, and a problem."""
+        values, problems = [], []
+        for expression, name, _ in shape.selected:
+            try:
+                row = self._fetch_one(f"SELECT {expression} FROM {source} WHERE {alias}.{MARQ} = ?", [marq])
+                values.append(row[0] if row is not None else None)
+            except UnicodeDecodeError:
+                values.append(None)
+                problems.append((name, sage_rows.UNREADABLE, None))
+        values[0] = marq
+        patched = _PatchedRow(values)
+        patched.problems = tuple(problems)
+        self._patched_rows += 1
+        log.warning("%s cbMarq %s could not be read whole; read value by value: %s", source.split()[0], marq,
+                    ", ".join(name for name, _, _ in problems))
+        return patched
+
+    def _read_again(self, spec: EntitySpec, rows: list, mains: list[_Values]) -> list[_Values]:
+        """Main rows with their problems: values read value by value (`_PatchedRow`), and values
+        the storage check says are not stored as their column's type, read again as text."""
+        out = []
+        for row, values in zip(rows, mains):
+            if type(row) is _PatchedRow:
+                values = values._replace(problems=values.problems + row.problems)
+            if values.suspect:
+                values = self._stored_values(spec, values)
+            out.append(values)
+        return out
+
+    def _stored_values(self, spec: EntitySpec, values: _Values) -> _Values:
+        """A suspect main row with its own values as stored (`_stored`)."""
+        raw, problems, modified = self._stored(spec.table, spec.columns, values.marq, values.raw)
+        if modified is not None:
+            modified = modified if values.modified is None else max(modified, values.modified)
+        return _Values(raw, values.marq, modified or values.modified, values.problems + tuple(problems))
+
+    def _stored(self, table: str, columns: Sequence[str], marq: int,
+                raw: Raw) -> tuple[Raw, list[Problem], dt.datetime | None]:
+        """A suspect row's values of `columns` as stored (SQLite): numbers held as text are parsed
+        when unambiguous (the French '12,50'); anything else is None and a problem. Returns the
+        values, the problems and the row's own change time when the driver could not read it."""
+        columns = (*columns, MODIFIED)
+        selection = ", ".join(f"typeof({c}), CASE WHEN typeof({c}) = 'blob' THEN hex({c}) ELSE CAST({c} AS TEXT) END"
+                              for c in columns)
+        row = self._fetch_one(f"SELECT {selection} FROM {table} WHERE {MARQ} = ?", [marq])
+        raw, problems, modified = dict(raw), [], None
+        if row is None:
+            return raw, problems, modified
+        for index, column in enumerate(columns):
+            stored, value = row[2 * index], row[2 * index + 1]
+            try:
+                parsed = _parse_stored(column_type(table, column), stored, value)
+            except ValueError as exc:
+                problems.append((column, str(exc), f"X'{value}'" if stored == "blob" else value))
+                parsed = None
+            else:
+                if parsed is _AS_READ:
+                    continue
+            if column != MODIFIED:
+                raw[column] = parsed
+            else:
+                modified = parsed
+        return raw, problems, modified
 
     def _fetch_rows(self, sql: str, parameters: Sequence[Any]) -> list:
         cursor = self._connection.cursor()
@@ -300,21 +447,37 @@ class Sage100Reader:
         if not all(candidates):
             return {}
         *fixed, varying = candidates
-        shape = _child_shape(child)
+        checked = self._check_storage
+        shape = _child_shape(child, checked)
+        suspect = len(_times(child.alias, child.lookups)) + 1     # where a row's storage check is
         order = ", ".join(f"{child.alias}.{column}" for column in (*child_columns, *child.order_by))
         grouped: dict[tuple, _Children] = {}
-        for start in range(0, len(varying), MAX_PARAMETERS_PER_QUERY):
+
+        def query(part: list) -> tuple[str, list]:
             conditions, parameters = [], []
-            for column, values in zip(child_columns, [*fixed, varying[start:start + MAX_PARAMETERS_PER_QUERY]]):
+            for column, values in zip(child_columns, [*fixed, part]):
                 conditions.append(f"{child.alias}.{column} IN ({', '.join('?' * len(values))})")
                 parameters += values
             if child.filter:
                 conditions.append(child.filter)
-            sql = (f"SELECT {shape.sql()} FROM {_child_from(child)}"
-                   f" WHERE {' AND '.join(conditions)} ORDER BY {order}")
+            return (f"SELECT {shape.sql()} FROM {_child_from(child)}"
+                    f" WHERE {' AND '.join(conditions)} ORDER BY {order}"), parameters
+
+        for start in range(0, len(varying), MAX_PARAMETERS_PER_QUERY):
+            rows, unreadable = self._child_fetch(query, varying[start:start + MAX_PARAMETERS_PER_QUERY])
+            for value in unreadable:   # their parents cannot be read whole: each is a problem of its record
+                folded = _folded((value,))[0]
+                for link in links:
+                    if link[-1] == folded:
+                        grouped[link] = _Children([], None, [(child.table, sage_rows.UNREADABLE, None)])
             previous, group = None, None
-            for row in self._fetch_all(sql, parameters):
+            for row in rows:
                 raw, modified, problems = shape.child_values(row)
+                if checked and row[suspect]:
+                    raw, more, own = self._stored(child.table, child.columns, int(row[suspect - 1]), raw)
+                    problems = (*problems, *((f"{child.table}.{column}", code, value) for column, code, value in more))
+                    if own is not None:
+                        modified = own if modified is None else max(own, modified)
                 link_values = child_link_values(raw)
                 if link_values != previous:  # rows come grouped by link: fold each link once
                     previous = link_values
@@ -331,10 +494,24 @@ class Sage100Reader:
                     group.problems += problems
         return grouped
 
+    def _child_fetch(self, query: Callable[[list], tuple[str, list]], values: list) -> tuple[Sequence, list]:
+        """The child rows of the parents whose last link value is in `values`, and the values whose
+        child rows the driver cannot decode (found by halving `values`)."""
+        sql, parameters = query(values)
+        try:
+            return list(self._fetch_all(sql, parameters)), []
+        except UnicodeDecodeError:
+            if len(values) == 1:
+                return [], list(values)
+        middle = len(values) // 2
+        rows, unreadable = self._child_fetch(query, values[:middle])
+        more_rows, more_unreadable = self._child_fetch(query, values[middle:])
+        return rows + more_rows, unreadable + more_unreadable
+
     def _source_row(self, spec: EntitySpec, form: CanonicalForm, main: _Values,
                     children: dict[str, dict[tuple, _Children]]) -> SourceRow:
         raw = main.raw
-        problems = list(main.problems)
+        problems: list = list(main.problems)
         latest = main.modified
         for child in spec.children:
             group = children[child.name].get(_linker(tuple(parent for _, parent in child.link))(raw))
@@ -345,12 +522,23 @@ class Sage100Reader:
             problems += group.problems
             if group.modified is not None and (latest is None or group.modified > latest):
                 latest = group.modified
+        if problems:
+            return self._source_row_in_part(spec, form, main, raw, problems, latest)
         key = spec.key(raw)
+        if not key:
+            return self._source_row_in_part(spec, form, main, raw, problems, latest)
+        return self._mapped(spec, form, main, raw, key, latest, [], [])
+
+    def _mapped(self, spec: EntitySpec, form: CanonicalForm, main: _Values, raw: Raw, key: str,
+                latest: dt.datetime | None, refused: list[str], warnings: list[dict]) -> SourceRow:
+        """The row's record; invalid (with the reasons) when `refused` names values it cannot
+        do without, or when mapping or validation fails; synced without the optional values
+        that fail validation, with a warning each."""
         entity = spec.entity.value
         who = record_name(entity, key) if key else message_text("sync.record.marq", entity=label("status.entity", entity).lower(),
                                                                    marq=main.marq)
         record, error = None, None
-        problems += spec.problems(raw)
+        problems = spec.problems(raw)
         try:
             data = spec.to_canonical(raw)
         except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
@@ -359,19 +547,66 @@ class Sage100Reader:
             try:
                 canonical = form.record({**data, "key": key})
             except ValidationError as exc:
-                error = describe_validation_error(exc, entity=entity, key=key or None)
-            else:
-                if not problems:
-                    record = canonical
+                canonical, left_out = _without_invalid_optionals(spec, form, data, key, exc)
+                if canonical is None:
+                    error = describe_validation_error(exc, entity=entity, key=key or None)
+                warnings = warnings + left_out
+            if canonical is not None and not problems and not refused:
+                record = canonical
+        if refused:     # what validation says of the values refused would only repeat it
+            error = None
         if problems:
             error = error + "; " + "; ".join(problems) if error else \
                 message_text("sync.invalid", record=who, problems="; ".join(problems))
+        if refused:
+            french = message("sage_row.not_synced", what=sage_rows.what(entity), key=key, reasons="; ".join(refused))
+            error = french + (" " + error if error else "")
         if record is None:  # the raw values tell whether an invalid row changed; a valid row has its record
             return SourceRow(entity=spec.entity, key=key, record_text=None, record_hash="", error=error,
-                             raw_hash=content_hash(raw), modified=latest, marq=main.marq)
+                             raw_hash=content_hash(raw if not refused else {**raw, "~refused": refused}),
+                             modified=latest, marq=main.marq)
         text = canonical_json(record)
-        return SourceRow(entity=spec.entity, key=key, record_text=text, record_hash=text_hash(text), error=None,
-                         raw_hash="", modified=latest, marq=main.marq)
+        if not warnings:
+            return SourceRow(entity=spec.entity, key=key, record_text=text, record_hash=text_hash(text), error=None,
+                             raw_hash="", modified=latest, marq=main.marq)
+        noted = canonical_json(sorted(warnings, key=lambda w: (w["column"], w.get("field") or "")))
+        return SourceRow(entity=spec.entity, key=key, record_text=text, record_hash=text_hash(f"{text}\x1e{noted}"),
+                         error=None, raw_hash="", modified=latest, marq=main.marq, warnings=noted)
+
+    def _source_row_in_part(self, spec: EntitySpec, form: CanonicalForm, main: _Values, raw: Raw,
+                            problems: list, latest: dt.datetime | None) -> SourceRow:
+        """A row some values of which could not be read: an unreadable key names the row by its
+        cbMarq (and the row is not synced), an optional value is left out with a warning, a
+        change time is ignored with a warning, any other value keeps the record out."""
+        key_values = _link_values(spec.key_columns)(raw)
+        key_problems = [p for p in problems if p[0] in spec.key_columns]
+        entity = spec.entity.value
+        if key_problems or None in key_values or "" in key_values:
+            reasons = [sage_rows.reason(column, code, value) for column, code, value in problems]
+            reasons += [message("sage_row.reason.whole" if "int" in column_type(spec.table, column) else
+                                "sage_row.reason.invalid", column=column, value="")
+                        for column, value in zip(spec.key_columns, key_values)
+                        if value in (None, "") and not any(p[0] == column for p in key_problems)]
+            names = ", ".join(f"{column} « {sage_rows.shown(raw.get(column))} »" for column in spec.naming
+                              if raw.get(column) not in (None, "")) or message("sage_row.no_names")
+            error = message("sage_row.no_key", table=spec.table, marq=main.marq, names=names,
+                            reasons="; ".join(reasons))
+            return SourceRow(entity=spec.entity, key=sage_rows.row_key(main.marq), record_text=None, record_hash="",
+                             error=error, raw_hash=content_hash({**raw, "~problems": [list(map(str, p))
+                                                                                     for p in problems]}),
+                             modified=latest, marq=main.marq)
+        refused: list[str] = []
+        warnings: list[dict] = []
+        for column, code, value in problems:
+            field = spec.optional_columns.get(column)
+            if column == MODIFIED:
+                warnings.append({"column": column, "reason": sage_rows.MODIFIED, "value": sage_rows.shown(value)})
+            elif field is not None:
+                raw[column] = None
+                warnings.append({"column": column, "field": field, "reason": code, "value": sage_rows.shown(value)})
+            else:
+                refused.append(sage_rows.reason(column, code, value))
+        return self._mapped(spec, form, main, raw, spec.key(raw), latest, refused, warnings)
 
     # --- identity ---------------------------------------------------------------------------
 
@@ -407,14 +642,22 @@ Selection = list[tuple[str, str, Callable[[Any], Any]]]
 """(SQL expression, raw name, normaliser) of selected columns."""
 
 
+Problem = tuple[str, str, Any]
+"""A value that could not be read as its column's type: (column, reason code of
+`shared.sage_rows`, the value as Sage holds it)."""
+
+
 class _Values(NamedTuple):
     """One fetched row, normalised: raw values (no technical columns) plus cbMarq and the
-    latest change time of the row and of the joined rows that refresh it."""
+    latest change time of the row and of the joined rows that refresh it. `suspect`: the
+    database says a value is not stored as its column's type (SQLite only), so the row is read
+    again value by value."""
 
     raw: Raw
     marq: int
     modified: dt.datetime | None
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    suspect: bool = False
 
 
 @dataclass
@@ -423,7 +666,13 @@ class _Children:
 
     rows: list[Raw]
     modified: dt.datetime | None
-    problems: list[str]
+    problems: list[Problem]
+
+
+class _PatchedRow(tuple):
+    """A row read value by value because reading it whole failed: its unreadable values are None."""
+
+    problems: tuple[Problem, ...] = ()
 
 
 class _Shape:
@@ -434,10 +683,11 @@ class _Shape:
     order is quicker to write as canonical JSON).
     """
 
-    def __init__(self, *, head: Selection, columns: Selection):
+    def __init__(self, *, head: Selection, columns: Selection, checked: bool = False):
         columns = sorted(columns, key=lambda column: column[1])
         self.selected: Selection = head + columns
         self._head = len(head)
+        self.checked = checked      # the head ends with the storage check (`_storage_check`)
         self._normalize = normalize.row_normalizer([normalizer for _, _, normalizer in head],
                                                    [(name, normalizer) for _, name, normalizer in columns])
 
@@ -448,9 +698,11 @@ class _Shape:
         """A main row's values (cbMarq first)."""
         try:
             head, raw = self._normalize(row)
-            problems: tuple[str, ...] = ()
+            problems: tuple[Problem, ...] = ()
         except ValueError:
             head, raw, problems = self._values_one_by_one(row)
+        if self.checked:
+            return _Values(raw, head[0], _latest(head[1:-1]), problems, bool(head[-1]))
         return _Values(raw, head[0], _latest(head[1:]), problems)
 
     def raw(self, row) -> Raw:
@@ -466,7 +718,9 @@ class _Shape:
             head, raw = self._normalize(row)
         except ValueError:
             head, raw, problems = self._values_one_by_one(row)
-            return raw, _latest(head), problems
+            return raw, _latest(head[:-2] if self.checked else head), problems
+        if self.checked:
+            return raw, _latest(head[:-2]), ()
         return raw, head[0] if len(head) == 1 else _latest(head), ()
 
     def _values_one_by_one(self, row) -> tuple[list, Raw, tuple[str, ...]]:
@@ -476,11 +730,117 @@ class _Shape:
         for (_, name, normalizer), value in zip(self.selected, row):
             try:
                 values.append(normalizer(value))
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
+            except ValueError:
+                problems.append((name, _reason_of(normalizer), value))
                 values.append(None)
         names = [name for _, name, _ in self.selected[self._head:]]
         return values[:self._head], dict(zip(names, values[self._head:])), tuple(problems)
+
+
+def _without_invalid_optionals(spec: EntitySpec, form: CanonicalForm, data: dict, key: str,
+                               error: ValidationError) -> tuple[dict | None, list[dict]]:
+    """The record without the optional values validation refuses (an invalid e-mail, a website
+    longer than SSM takes), with a warning each; (None, []) when a refused value is not optional."""
+    failures = error.errors()
+    fields = {str(item["loc"][0]) for item in failures if item.get("loc")}
+    if not fields or len(fields) != len(failures) or not fields <= spec.optional_fields.keys():
+        return None, []
+    warnings = []
+    for item in failures:
+        field = str(item["loc"][0])
+        reason = (sage_rows.TOO_LONG if item.get("type") == "string_too_long"
+                  else sage_rows.EMAIL if field == "email" else sage_rows.INVALID)
+        warning = {"column": spec.optional_fields[field], "field": field, "reason": reason,
+                   "value": sage_rows.shown(item.get("input"))}
+        if reason == sage_rows.TOO_LONG:
+            warning["limit"] = item.get("ctx", {}).get("max_length")
+        warnings.append(warning)
+    try:
+        return form.record({**data, **dict.fromkeys(fields), "key": key}), warnings
+    except ValidationError:
+        return None, []
+
+
+def _reason_of(normalizer: Callable[[Any], Any]) -> str:
+    """Why a value its normaliser refuses cannot be read (`shared.sage_rows` reason codes)."""
+    kind = normalizer.func if isinstance(normalizer, partial) else normalizer
+    if kind is normalize.datetime_:
+        return sage_rows.DATE
+    if kind in (normalize.integer, int):
+        return sage_rows.WHOLE
+    if kind is normalize.decimal:
+        return sage_rows.NUMBER
+    return sage_rows.BINARY
+
+
+def _storage_check(alias: str, table: str, columns: Sequence[str]) -> tuple[str, str, Callable[[Any], Any]]:
+    """SQLite only: 1 when a value of `columns` is not stored as its declared type (text in a
+    number or date column, an impossible date, binary in a text column), which the SQLite ODBC
+    driver would otherwise hand out as NULL, as a truncated number or as `X'..'` text."""
+    terms = [_stored_wrong(f"{alias}.{column}", column_type(table, column)) for column in columns]
+    terms = [term for term in terms if term]
+    expression = f"(CASE WHEN {' OR '.join(terms)} THEN 1 ELSE 0 END)" if terms else "0"
+    return (expression, "~stored", int)
+
+
+def _stored_wrong(expression: str, declared: str) -> str | None:
+    kind = declared.lower().partition("(")[0].strip()
+    if kind in _NUMBER_TYPES:
+        return f"typeof({expression}) NOT IN ('integer', 'real', 'null')"
+    if kind in _INTEGER_TYPES:
+        return f"typeof({expression}) NOT IN ('integer', 'null')"
+    if kind in _DATE_TYPES:
+        return (f"({expression} IS NOT NULL AND (typeof({expression}) <> 'text'"
+                f" OR date({expression}, '+0 days') IS NOT substr({expression}, 1, 10)))")  # '+0 days': 02-30 → 03-02
+    if kind in _TEXT_TYPES:
+        return f"typeof({expression}) = 'blob'"
+    return None
+
+
+_AS_READ = object()
+
+
+def _parse_stored(declared: str, stored: str, value: str | None) -> Any:
+    """The value of a column of type `declared` that SQLite stores as `stored` (its `typeof`),
+    `value` being its text (hex for a blob): `_AS_READ` when the driver read it right.
+
+    Raises:
+        ValueError: the value is not of its column's type; the message is the reason code.
+    """
+    kind = declared.lower().partition("(")[0].strip()
+    if stored == "null":
+        return _AS_READ
+    if kind in _NUMBER_TYPES:
+        if stored in ("integer", "real"):
+            return _AS_READ
+        if stored == "text":
+            normalizer = normalize.normalizer_for(declared)
+            scale = normalizer.keywords.get("scale") if isinstance(normalizer, partial) else None
+            try:
+                return normalize.stored_number(value or "", scale)
+            except ValueError:
+                pass
+        raise ValueError(sage_rows.NUMBER)
+    if kind in _INTEGER_TYPES:
+        if stored == "integer":
+            return _AS_READ
+        raise ValueError(sage_rows.WHOLE)
+    if kind in _DATE_TYPES:
+        if stored == "text":
+            try:
+                return normalize.datetime_(value)
+            except ValueError:
+                pass
+        raise ValueError(sage_rows.DATE)
+    if kind in _TEXT_TYPES and stored == "blob":
+        raise ValueError(sage_rows.BINARY)
+    return _AS_READ
+
+
+_NUMBER_TYPES = frozenset({"numeric", "decimal", "float", "real"})
+_INTEGER_TYPES = frozenset({"smallint", "int", "integer", "tinyint", "bigint"})
+_DATE_TYPES = frozenset({"datetime", "smalldatetime", "datetime2", "date"})
+_TEXT_TYPES = frozenset({"varchar", "char", "nvarchar", "nchar", "text"})
 
 
 def _latest(moments: Sequence[dt.datetime | None]) -> dt.datetime | None:
@@ -510,17 +870,32 @@ def _lookup_times(lookups: Sequence[Lookup]) -> Selection:
 
 
 @lru_cache(maxsize=None)
-def _main_shape(spec: EntitySpec) -> _Shape:
-    """cbMarq, the change times, then every column of the entity and of its lookups."""
-    return _Shape(head=[_marq_selection(spec.alias), *_times(spec.alias, spec.lookups)],
-                  columns=_columns(spec.alias, spec.table, spec.columns, spec.lookups))
+def _main_shape(spec: EntitySpec, checked: bool = False) -> _Shape:
+    """cbMarq, the change times (and with `checked`, the storage check of the row's own
+    columns), then every column of the entity and of its lookups."""
+    head = [_marq_selection(spec.alias), *_times(spec.alias, spec.lookups)]
+    if checked:
+        head.append(_storage_check(spec.alias, spec.table, (*spec.columns, MODIFIED)))
+    return _Shape(head=head, columns=_columns(spec.alias, spec.table, spec.columns, spec.lookups), checked=checked)
 
 
 @lru_cache(maxsize=None)
-def _child_shape(child: Child) -> _Shape:
-    """The change times, then every column of the child and of its lookups (no cbMarq: unused)."""
-    return _Shape(head=_times(child.alias, child.lookups),
-                  columns=_columns(child.alias, child.table, child.columns, child.lookups))
+def _key_shape(spec: EntitySpec, checked: bool = False) -> _Shape:
+    """cbMarq (and with `checked`, the storage check of the key columns), then the key columns."""
+    head = [_marq_selection(spec.alias)]
+    if checked:
+        head.append(_storage_check(spec.alias, spec.table, spec.key_columns))
+    return _Shape(head=head, columns=_column_selection(spec.alias, spec.table, spec.key_columns), checked=checked)
+
+
+@lru_cache(maxsize=None)
+def _child_shape(child: Child, checked: bool = False) -> _Shape:
+    """The change times (and with `checked`, cbMarq and the storage check of the row's own
+    columns), then every column of the child and of its lookups."""
+    head = _times(child.alias, child.lookups)
+    if checked:
+        head += [_marq_selection(child.alias), _storage_check(child.alias, child.table, (*child.columns, MODIFIED))]
+    return _Shape(head=head, columns=_columns(child.alias, child.table, child.columns, child.lookups), checked=checked)
 
 
 def _times(alias: str, lookups: Sequence[Lookup]) -> Selection:
@@ -570,7 +945,7 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
     return sql, sql.count("?")
 
 
-def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]:
+def _main_query(spec: EntitySpec, since: dt.datetime | None, checked: bool = False) -> tuple[str, list]:
     """The windowed query of `spec` (first parameters: the cbMarq window) and its `since` parameters."""
     alias = spec.alias
     conditions = [_WINDOW.format(alias=alias)]
@@ -579,7 +954,8 @@ def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]
         clause, count = _since_clause(spec)
         conditions.append(clause)
         parameters = [since] * count
-    sql = f"SELECT {_main_shape(spec).sql()} FROM {_from(spec)}{_where(spec, conditions)} ORDER BY {alias}.{MARQ}"
+    sql = (f"SELECT {_main_shape(spec, checked).sql()} FROM {_from(spec)}{_where(spec, conditions)}"
+           f" ORDER BY {alias}.{MARQ}")
     return sql, parameters
 
 

@@ -91,8 +91,23 @@ class EntitySpec:
     lookups: tuple[Lookup, ...] = ()
     children: tuple[Child, ...] = ()
     checks: tuple[Check, ...] = ()
+    optional: tuple[tuple[str, str], ...] = ()
+    """(Sage column, canonical field) of values the record syncs without, with a warning, when
+    Sage holds one that cannot be read or sent (an invalid e-mail, a binary phone number)."""
+    naming: tuple[str, ...] = ()
+    """Columns that tell an administrator which row it is when its key cannot be read."""
 
     alias = "t"
+
+    @cached_property
+    def optional_fields(self) -> dict[str, str]:
+        """Canonical field → Sage column of the values left out rather than refused."""
+        return {field: column for column, field in self.optional}
+
+    @cached_property
+    def optional_columns(self) -> dict[str, str]:
+        """Sage column → canonical field of the values left out rather than refused."""
+        return dict(self.optional)
 
     @cached_property
     def _copy_direct(self) -> Callable[[Raw], dict]:
@@ -251,6 +266,8 @@ USER = EntitySpec(
     direct=(("CO_Prenom", "first_name"), ("CO_Nom", "last_name"), ("CO_EMail", "email"),
             ("CO_Telephone", "phone"), ("CO_TelPortable", "mobile"), ("CO_Fonction", "job_title")),
     computed=(("is_sales_rep", as_flag("CO_Vendeur")), ("dormant", as_flag("CO_Sommeil"))),
+    optional=(("CO_Telephone", "phone"), ("CO_TelPortable", "mobile"), ("CO_Fonction", "job_title")),
+    naming=("CO_Nom", "CO_Prenom", "CO_EMail"),
 )
 
 ACCOUNT = EntitySpec(
@@ -272,6 +289,8 @@ ACCOUNT = EntitySpec(
               ("tariff_category", zero_is_none("N_CatTarif")), ("dormant", as_flag("CT_Sommeil"))),
     lookups=(REP,),
     checks=(rep_must_exist(),),
+    optional=(("CT_Telephone", "phone"), ("CT_Telecopie", "fax"), ("CT_EMail", "email"), ("CT_Site", "website")),
+    naming=("CT_Intitule", "CT_Ville"),
 )
 
 CONTACT = EntitySpec(
@@ -286,6 +305,9 @@ CONTACT = EntitySpec(
             ("CT_TelPortable", "mobile"), ("CT_Telecopie", "fax"), ("CT_EMail", "email")),
     lookups=(Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
                     filter="owner.CT_Type = 0", refreshes=False),),
+    optional=(("CT_Telephone", "phone"), ("CT_TelPortable", "mobile"), ("CT_Telecopie", "fax"),
+              ("CT_EMail", "email"), ("CT_Fonction", "job_title")),
+    naming=("CT_Num", "CT_Nom", "CT_Prenom"),
 )
 
 PRODUCT_FAMILY = EntitySpec(
@@ -296,6 +318,7 @@ PRODUCT_FAMILY = EntitySpec(
     key=text_key("FA_CodeFamille"),
     columns=("FA_CodeFamille", "FA_Intitule", "FA_Type"),
     direct=(("FA_Intitule", "name"),),
+    naming=("FA_Intitule",),
 )
 
 PRODUCT = EntitySpec(
@@ -312,6 +335,8 @@ PRODUCT = EntitySpec(
               ("stock_available", total_of("stock", _available)),
               ("tariffs", category_prices)),
     lookups=(Lookup("P_UNITE", "unit", (("cbIndice", "AR_UniteVen"),), ("U_Intitule",)),),
+    optional=(("AR_CodeBarre", "barcode"),),
+    naming=("AR_Design", "FA_CodeFamille"),
     children=(
         Child("stock", "F_ARTSTOCK", "s", (("AR_Ref", "AR_Ref"),),
               ("AR_Ref", "DE_No", "AS_QteSto", "AS_QteRes", "AS_QteCom"), order_by=("DE_No",)),
@@ -324,7 +349,9 @@ PRODUCT = EntitySpec(
 
 
 def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = document_key,
-              key_columns: tuple[str, ...] = ("DO_Type", "DO_Piece")) -> EntitySpec:
+              key_columns: tuple[str, ...] = ("DO_Type", "DO_Piece"),
+              optional: tuple[tuple[str, str], ...] = (("DO_Date", "date"),)) -> EntitySpec:
+    """A sales document; its date may be left out (with a warning) unless `optional` says otherwise."""
     return EntitySpec(
         entity=entity,
         table="F_DOCENTETE",
@@ -346,6 +373,8 @@ def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = documen
                    "DL_PieceDE"),
                   order_by=("DL_Ligne", "DL_No")),
         ),
+        optional=optional,
+        naming=("DO_Tiers", "DO_Date"),
     )
 
 
@@ -366,7 +395,8 @@ DELIVERY_ADDRESS = EntitySpec(
 
 QUOTE = _document(Entity.QUOTE, "= 0")
 ORDER = _document(Entity.ORDER, "= 1")
-INVOICE = _document(Entity.INVOICE, "IN (6, 7)", key=invoice_key, key_columns=("DO_Piece",))
+# An invoice's date dates its sale in SSM's /sales totals: without it the invoice is not synced.
+INVOICE = _document(Entity.INVOICE, "IN (6, 7)", key=invoice_key, key_columns=("DO_Piece",), optional=())
 
 SAGE100_SPEC: dict[Entity, EntitySpec] = {spec.entity: spec for spec in
                                           (USER, ACCOUNT, CONTACT, PRODUCT_FAMILY, PRODUCT, QUOTE, ORDER, INVOICE,

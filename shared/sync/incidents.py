@@ -26,7 +26,8 @@ GROUP_DOSSIER = "_group"
 CREATE, UPDATE, DELETE, READ, INVITE = "create", "update", "delete", "read", "invite"
 NAME_FILLED = "name-filled"     # a warning: the record synced with a name SSM requires filled in
 DELIVERY_ADDRESS = "delivery-address"   # a warning: a devis took another delivery address than the quote's
-WARNINGS = frozenset({NAME_FILLED, DELIVERY_ADDRESS})
+VALUES_LEFT_OUT = "values-left-out"  # a warning: the record synced without Sage values it could not take
+WARNINGS = frozenset({NAME_FILLED, DELIVERY_ADDRESS, VALUES_LEFT_OUT})
 """Operations of incidents that say how a record was synced, not that it failed: a successful
 sync of the record does not resolve them; the record's own next state does."""
 

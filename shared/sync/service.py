@@ -52,7 +52,8 @@ from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
 from shared.sync.exchange_report import apply_source_report
 from shared.sync.invitations import match_invitations
-from shared.sync.incidents import GROUP_DOSSIER, READ, IncidentBook, failure_counted
+from shared.sage_rows import describe_left_out, is_row_key
+from shared.sync.incidents import GROUP_DOSSIER, READ, VALUES_LEFT_OUT, IncidentBook, failure_counted
 from shared.sync.runs import RunBook
 from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDING, SYNCHRONIZERS,
                                        UNCHANGED, UPDATED, Attempt, Outcome, SyncContext)
@@ -322,6 +323,8 @@ class SyncService:
                     ctx.dossier_id, entity, key, READ,
                     envelope.error or text("sync.unreadable", record=record_name(entity, key)))
                 return _Result(envelope, FAILED, message=incident.message, counted_failure=incident.attempts == 1)
+            if envelope.op is Op.DELETE and is_row_key(key):
+                return self._row_fixed(ctx, envelope, open_records)
             synchronizer = SYNCHRONIZERS.get(entity)
             if synchronizer is None or envelope.op not in (Op.UPSERT, Op.DELETE) or not key:
                 raise RecordError(text("sync.not_understood", record=record_name(entity, key), op=envelope.op.value))
@@ -350,7 +353,26 @@ class SyncService:
         breaker.succeeded()
         if outcome.action != PENDING and (entity, key) in open_records:
             self.incidents.resolve_failures(ctx.dossier_id, entity, key)
+        self._record_left_out(ctx, envelope, open_records)
         return _Result(envelope, outcome.action, conflicts=outcome.conflicts)
+
+    def _row_fixed(self, ctx: SyncContext, envelope: Envelope, open_records: dict) -> _Result:
+        """A Sage row known by its cbMarq (unreadable key, duplicate key) is fixed or gone: its
+        incidents close; it never was in SSM."""
+        if (envelope.entity, envelope.key) in open_records:
+            self.incidents.resolve(ctx.dossier_id, envelope.entity or "", envelope.key or "")
+        return _Result(envelope, UNCHANGED)
+
+    def _record_left_out(self, ctx: SyncContext, envelope: Envelope, open_records: dict) -> None:
+        """The warning of a record synced without some of its Sage values; closed once it syncs whole."""
+        entity, key = envelope.entity or "", envelope.key or ""
+        opened = [i for i in open_records.get((entity, key), ()) if i.operation == VALUES_LEFT_OUT]
+        if envelope.op is Op.UPSERT and envelope.warnings:
+            message = describe_left_out(entity, key, envelope.warnings)
+            if not opened or opened[0].message != message:
+                self.incidents.record(ctx.dossier_id, entity, key, VALUES_LEFT_OUT, message)
+        elif opened:
+            self.incidents.resolve(ctx.dossier_id, entity, key, VALUES_LEFT_OUT)
 
     def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
         kind = result.kind

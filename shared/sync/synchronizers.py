@@ -199,12 +199,23 @@ class Synchronizer:
         ext_id = self.binder.ext_id(record.key)
         if attempt.operation == CREATE:
             return self._create(record, values, link, envelope, attempt)
+        values = self._keep_left_out(values, link, envelope)
         current = None
         if realignment or self._is_bidirectional(record) or self._changes_a_kept_field(values, link.base):
             current = self._fetch(link.ssm_id, ext_id)
             if current is None or current.get("deleted"):
                 return self._deleted_in_ssm(record, values, link, envelope, realignment)
         return self._update(record, values, link, envelope, current=current, realignment=realignment)
+
+    def _keep_left_out(self, values: dict, link: Link, envelope: Envelope) -> dict:
+        """The values Sage holds but could not send (the envelope's warnings: an invalid e-mail, a
+        binary phone) stay as SSM has them: the record syncs without them, it does not clear them."""
+        if not envelope.warnings:
+            return values
+        fields = {warning.get("field") for warning in envelope.warnings}
+        kept = {ssm: link.base[ssm] for canonical, ssm in self.mapper.direct
+                if canonical in fields and ssm in link.base}
+        return {**values, **kept}
 
     def _changes_a_kept_field(self, values: dict, base: dict) -> bool:
         """Sage changed a field whose change made in SSM survives (the owner): SSM's value decides."""

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from agent import normalize
+from shared import sage_rows
 
 
 def test_text_is_trimmed_and_blank_is_none():
@@ -21,6 +22,13 @@ def test_cp1252_text_is_kept_intact():
     assert normalize.text("L’Écrin «Cœur» 50 € – œil") == "L’Écrin «Cœur» 50 € – œil"
     raw = "Perles & Œuvres d’Art 100 € «VIP» ‰".encode("cp1252")
     assert normalize.text(raw) == "Perles & Œuvres d’Art 100 € «VIP» ‰"
+
+
+def test_binary_is_never_handed_on_as_text():
+    for value in (b"\x03\x81%\x19@", bytearray(b"\x03\x81"), memoryview(b"\x00\x01")):
+        with pytest.raises(ValueError, match="is a binary value"):
+            normalize.text(value)
+    assert sage_rows.shown(b"\x03\x81%\x19@") == "X'0381251940'"
 
 
 def test_decimal_from_float_goes_through_text_not_binary_arithmetic():

@@ -403,18 +403,20 @@ def test_bad_rows_become_readable_invalid_envelopes_and_the_rest_syncs(agent):
     delivered = agent.drain("BIJOU")
 
     invalid = {(e.entity, e.key): e.error for e in delivered.changes(Op.INVALID)}
-    assert set(invalid) == {("account", sage.BAD_ACCOUNT_NO_NAME), ("account", sage.BAD_ACCOUNT_UNKNOWN_REP),
-                            ("contact", str(sage.BAD_CONTACT_LONG_EMAIL)),
-                            ("contact", str(sage.BAD_CONTACT_INVALID_EMAIL))}
+    assert set(invalid) == {("account", sage.BAD_ACCOUNT_NO_NAME), ("account", sage.BAD_ACCOUNT_UNKNOWN_REP)}
     assert "name" in invalid[("account", sage.BAD_ACCOUNT_NO_NAME)]
     assert "le commercial 999 n'existe pas" in invalid[("account", sage.BAD_ACCOUNT_UNKNOWN_REP)]
-    assert "dépasse les 69 caractères" in invalid[("contact", str(sage.BAD_CONTACT_LONG_EMAIL))]
     assert all(e.record is None and e.hash for e in delivered.changes(Op.INVALID))
+    # the contacts whose e-mail SSM cannot take sync without it, their warnings with them
+    warned = {e.key: e for e in delivered.changes(Op.UPSERT, "contact") if e.warnings}
+    assert set(warned) == {str(sage.BAD_CONTACT_LONG_EMAIL), str(sage.BAD_CONTACT_INVALID_EMAIL)}
+    assert all(e.record["email"] is None and e.warnings[0]["column"] == "CT_EMail" and e.v == 3
+               for e in warned.values())
     keys = current_keys(path)
     for entity in ENTITIES:
         bad = {key for (kind, key) in invalid if kind == entity}
         assert delivered.keys(Op.UPSERT, entity) == keys[entity] - bad
-    assert result.ok and result.counts["invalid"] == 4
+    assert result.ok and result.counts["invalid"] == 2
 
     again = agent.run("BIJOU")
     assert agent.drain("BIJOU").changes() == [] and again.counts["skipped_unchanged"] == again.counts["read"]
@@ -458,3 +460,32 @@ def test_dossiers_run_in_their_own_sessions_and_one_failing_does_not_stop_the_ot
     assert results["BIJOU"].counts["deleted"] == 1 and results["ORFEVRE"].counts["deleted"] == 0
     assert agent.drain("ORFEVRE").changes() == []
     assert agent.drain("BIJOU").keys(Op.DELETE, "contact") == {"3"}
+
+
+def test_a_row_repeating_a_key_is_an_incident_of_its_own_and_the_key_once_the_older_row_is_deleted(agent):
+    path = build_dossier(agent.folder, "BIJOU")
+    import sqlite3
+    ref, original = sqlite3.connect(path).execute("SELECT AR_Ref, AR_Design FROM F_ARTICLE WHERE cbMarq = 1").fetchone()
+    with sage._session(path, None) as connection:        # an import that left a second row of the same AR_Ref
+        marq = sage._copy_row(connection, "F_ARTICLE", 1, {"AR_Ref": ref + " ", "AR_Design": "Copie importée"})
+
+    first = agent.run("BIJOU")
+    delivered = agent.drain("BIJOU")
+
+    copy_key = f"{ref} (cbMarq {marq})"
+    invalid = {e.key: e.error for e in delivered.changes(Op.INVALID, "product")}
+    assert set(invalid) == {copy_key} and f"F_ARTICLE contient 2 fiches de clé « {ref} »" in invalid[copy_key]
+    assert [e.record["name"] for e in delivered.changes(Op.UPSERT, "product") if e.key == ref] == [original]
+    assert first.ok and first.counts["invalid"] == 1
+
+    again = agent.run("BIJOU")                          # nothing changed: nothing sent, the incident stays
+    assert agent.drain("BIJOU").changes() == [] and again.counts["invalid"] == 0
+
+    sage.delete_row(path, "F_ARTICLE", {"cbMarq": 1}, at=T0 + minutes(5))
+    later(path, T0 + minutes(10))
+    agent.run("BIJOU")
+    changes = agent.drain("BIJOU").changes(entity="product")
+
+    assert [(e.op, e.key, e.record["name"]) for e in changes if e.op is Op.UPSERT] == \
+        [(Op.UPSERT, ref, "Copie importée")]          # the remaining row is the article now
+    assert [e.key for e in changes if e.op is Op.DELETE] == [copy_key]   # and its incident closes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -251,12 +252,16 @@ def test_bad_rows_are_reported_and_the_others_still_come_out(reader, dossier, op
     valid = [row for row in accounts.values() if row.record is not None]
     assert len(valid) == len(accounts) - 2 and all(row.error is None for row in valid)
 
+    # an e-mail is optional: the contact syncs without it, and a warning says why
     contacts = by_key(reader.changed(Entity.CONTACT, None))
-    assert contacts[str(BAD_CONTACT_LONG_EMAIL)].error == (
-        f"Impossible de synchroniser le contact « {BAD_CONTACT_LONG_EMAIL} » : email : dépasse les 69 caractères "
-        f"acceptés par SSM")
-    assert "n'est pas une adresse e-mail valide" in contacts[str(BAD_CONTACT_INVALID_EMAIL)].error
-    assert sum(row.record is None for row in contacts.values()) == 2
+    too_long, invalid = contacts[str(BAD_CONTACT_LONG_EMAIL)], contacts[str(BAD_CONTACT_INVALID_EMAIL)]
+    assert too_long.record["email"] is None and invalid.record["email"] is None
+    assert json.loads(too_long.warnings) == [{"column": "CT_EMail", "field": "email", "reason": "too_long", "limit": 69,
+                                              "value": "a" * 39 + "…"}]
+    assert json.loads(invalid.warnings) == [{"column": "CT_EMail", "field": "email", "reason": "email",
+                                             "value": "irene.sans-arobase(at)bijou.fr"}]
+    assert invalid.record_hash != content_hash(invalid.record)      # the warning is part of what was sent
+    assert all(row.record is not None for row in contacts.values())
 
 
 def test_a_rep_created_later_resolves_the_account_error(reader, dossier):
@@ -516,3 +521,79 @@ def test_the_reader_accepts_an_odbc_connection_string_dossier(tmp_path):
         assert len(list(Sage100Reader(connection).keys(Entity.PRODUCT))) == 17
     finally:
         connection.close()
+
+
+# --- hostile values: one row or one field, never the read -----------------------------------------
+
+def test_a_line_the_driver_cannot_decode_costs_its_document_only(reader, dossier):
+    import sqlite3
+
+    piece = scalar_sqlite(dossier, "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 1"
+                                   " ORDER BY cbMarq")
+    with sqlite3.connect(dossier) as connection:
+        connection.execute(f"UPDATE F_DOCLIGNE SET DL_Design = {sage._surrogate_text('Bague or')}"
+                           " WHERE DO_Domaine = 0 AND DO_Type = 1 AND DO_Piece = ?", (piece,))
+
+    orders = by_key(reader.changed(Entity.ORDER, None))
+
+    assert orders[f"1:{piece}"].record is None
+    assert "F_DOCLIGNE contient un caractère illisible" in orders[f"1:{piece}"].error
+    assert all(row.record is not None for key, row in orders.items() if key != f"1:{piece}")
+
+
+def test_a_key_repeated_by_a_newer_row_names_that_row_by_its_cbmarq(reader, dossier):
+    import sqlite3
+
+    with sqlite3.connect(dossier) as connection:
+        marq = sage._copy_row(connection, "F_ARTICLE", 1, {"AR_Ref": scalar_sqlite(
+            dossier, "SELECT AR_Ref FROM F_ARTICLE WHERE cbMarq = 1") + " "})
+        connection.execute("UPDATE F_CONTACTT SET CT_No = 'B7' WHERE cbMarq = 3")
+    first = scalar_sqlite(dossier, "SELECT AR_Ref FROM F_ARTICLE WHERE cbMarq = 1")
+
+    keys = list(reader.keys(Entity.PRODUCT))
+
+    assert keys.count(first) == 1 and f"{first} (cbMarq {marq})" in keys
+    assert reader.duplicate_copies(Entity.PRODUCT) == {marq: first}
+    assert reader.copies_of(Entity.PRODUCT, first) == 2
+    # a key that is not a number names its row by cbMarq, in the key read and in the row read alike
+    assert "(cbMarq 3)" in list(reader.keys(Entity.CONTACT))
+    contacts = by_key(reader.changed(Entity.CONTACT, None))
+    assert contacts["(cbMarq 3)"].record is None and "CT_No « B7 » n'est pas un nombre entier" in \
+        contacts["(cbMarq 3)"].error
+
+
+def test_probes_skip_a_change_time_that_is_not_a_date(reader, dossier):
+    import sqlite3
+
+    with sqlite3.connect(dossier) as connection:
+        connection.execute("UPDATE F_ARTICLE SET cbModification = 'zzz' WHERE cbMarq = 1")
+    newest = scalar_sqlite(dossier, "SELECT MAX(cbModification) FROM F_ARTICLE WHERE cbMarq <> 1")
+
+    [probe] = [p for p in reader.probes() if p.table == "F_ARTICLE"]
+
+    assert probe.max_modified == dt.datetime.fromisoformat(newest)
+
+
+def scalar_sqlite(path, query: str, *parameters):
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        return connection.execute(query, parameters).fetchone()[0]
+
+
+def test_a_line_amount_typed_as_text_is_read_exactly_or_costs_its_document(reader, dossier):
+    import sqlite3
+
+    pieces = [row[0] for row in sqlite3.connect(dossier).execute(
+        "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 1 ORDER BY cbMarq LIMIT 2")]
+    with sqlite3.connect(dossier) as connection:
+        connection.execute("UPDATE F_DOCLIGNE SET DL_PrixUnitaire = '12,50' WHERE DO_Type = 1 AND DO_Piece = ?",
+                           (pieces[0],))
+        connection.execute("UPDATE F_DOCLIGNE SET DL_PrixUnitaire = '12.50 €' WHERE DO_Type = 1 AND DO_Piece = ?",
+                           (pieces[1],))
+
+    orders = by_key(reader.changed(Entity.ORDER, None))
+
+    assert {line["unit_price"] for line in orders[f"1:{pieces[0]}"].record["lines"]} == {"12.500000"}
+    assert orders[f"1:{pieces[1]}"].record is None
+    assert "F_DOCLIGNE.DL_PrixUnitaire « 12.50 € » n'est pas un nombre" in orders[f"1:{pieces[1]}"].error

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shared.envelope import (MAX_MESSAGE_BYTES, Envelope, EnvelopeBatch, Op, content_hash, pack_batches)
+from shared.envelope import (MAX_MESSAGE_BYTES, Envelope, EnvelopeBatch, EnvelopeKind, Op, content_hash, pack_batches)
 
 
 def change(key: str, **record) -> Envelope:
@@ -61,7 +61,7 @@ def test_batches_hold_one_dossier():
 
 
 @pytest.mark.parametrize("body, message", [
-    (b'{"v": 3, "dossier": "BIJOU", "envelopes": []}', "unsupported envelope batch version"),
+    (b'{"v": 4, "dossier": "BIJOU", "envelopes": []}', "unsupported envelope batch version"),
     (b'[1, 2]', "unsupported envelope batch version"),
     (json.dumps({"v": 1, "dossier": "BIJOU", "envelopes": [
         json.loads(Envelope.change(dossier="ATELIER", run_id="r", entity="account", key="C1",
@@ -77,3 +77,14 @@ def test_invalid_rows_travel_with_their_error():
                                 error="name: is required but empty in Sage", raw_hash="abc")
     again = EnvelopeBatch.from_bytes(EnvelopeBatch(dossier="BIJOU", envelopes=(envelope,)).to_bytes()).envelopes[0]
     assert again.op is Op.INVALID and again.error == envelope.error and again.record is None
+
+
+def test_an_upsert_with_warnings_is_of_version_3_and_its_batch_too():
+    warnings = [{"column": "CT_EMail", "field": "email", "reason": "email", "value": "a(at)b.fr"}]
+    with pytest.raises(ValueError, match="schema version 1"):
+        Envelope(kind=EnvelopeKind.CHANGE, dossier="BIJOU", run_id="r", entity="account", key="C1", op=Op.UPSERT,
+                 hash="h", record={"a": 1}, warnings=warnings)
+    envelope = Envelope(v=3, kind=EnvelopeKind.CHANGE, dossier="BIJOU", run_id="r", entity="account", key="C1",
+                        op=Op.UPSERT, hash="h", record={"a": 1}, warnings=warnings)
+    batch = EnvelopeBatch(dossier="BIJOU", envelopes=(envelope,))
+    assert batch.v == 3 and EnvelopeBatch.from_bytes(batch.to_bytes()).envelopes[0].warnings == warnings
