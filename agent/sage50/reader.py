@@ -36,6 +36,7 @@ class SnapshotRow:
     raw_hash: str
     modified: Optional[dt.datetime] = None
     marq: int = 0
+    warnings: Optional[str] = None      # never set: a Sage 50 file is taken whole or refused whole
 
     @cached_property
     def record(self) -> Optional[dict]:
