@@ -64,6 +64,7 @@ class CycleSummary:
     dispatch: DispatchStats
     dossiers: list[DossierStatus]
     names: dict[str, str] = field(default_factory=dict)     # dossier id → name from the settings
+    notices: list[str] = field(default_factory=list)         # French lines for the administrator
 
     @property
     def ok(self) -> bool:
@@ -77,6 +78,7 @@ class CycleSummary:
     def render(self) -> str:
         seconds = (self.ended_at - self.started_at).total_seconds()
         lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
+        lines += [f"  ! {notice}" for notice in self.notices]
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
             name = status.name or self.names.get(status.id) or "no name"
@@ -155,7 +157,22 @@ class LocalRuntime:
         results = self.run_agent()
         dispatch = self.drain()
         names = {d.id: d.name for d in self.settings.dossiers if d.name}
-        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names)
+        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names, self.lock_notices())
+
+    def lock_notices(self) -> list[str]:
+        """French lines for the locks of killed processes this cycle took over (agent run lock, bus sessions)."""
+        from shared.messages import text
+
+        notices = []
+        owner = self.checkpoint.lock_taken_over
+        if owner is not None:
+            notices.append(text("crash.run_lock_taken_over", path=f"{self.checkpoint.path}.lock", pid=owner.pid))
+            self.checkpoint.lock_taken_over = None
+        taken_over = getattr(self.bus, "taken_over", None)
+        for session in (taken_over() if taken_over is not None else ()):
+            notices.append(text("crash.bus_lock_taken_over", queue=session.queue, dossier=session.session_id,
+                                pid=session.owner.pid, messages=session.messages))
+        return notices
 
     def pass_ssm_changes(self):
         """SSM's changes read and turned into commands for the agents (as the `ssm_changes`

@@ -203,6 +203,14 @@ CATALOGUE: dict[str, str] = {
     "status.tenant.column.scope": "Portée",
     "status.tenant.column.text": "Constat",
     "status.tenant.group": "Groupe",
+
+    # --- crash safety and stuck records (locks taken over, bounded runs, parked records) -------
+    "crash.run_lock_taken_over": "Le verrou de l'agent ({path}) avait été laissé par un processus arrêté "
+                                 "brutalement (PID {pid}) : il a été repris, la synchronisation interrompue "
+                                 "reprend là où elle s'était arrêtée.",
+    "crash.bus_lock_taken_over": "Le dossier {dossier} était verrouillé sur la file « {queue} » par un processus "
+                                 "arrêté brutalement (PID {pid}) : le verrou a été repris et ses {messages} "
+                                 "message(s) en cours sont traités de nouveau.",
 }
 
 
