@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.messages import text
 from shared.models import Entity
 from shared.state.records import RUN_COUNTERS, IncidentState, RunState
+from shared.status.set_aside import set_aside_section
 from shared.status.report import (
     GROUP_INCIDENTS_DOSSIER,
     DossierStatus,
@@ -408,7 +409,7 @@ def _journal_table(entries: list[JournalStatus], title: str) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
-def _dossier_card(d: DossierStatus, index: int, report: StatusReport) -> str:
+def _dossier_card(d: DossierStatus, index: int, report: StatusReport, key: Optional[str] = None) -> str:
     anchor = f"dossier-{index}"
     name = _e(d.name or d.id)
     state_badge = ('<span class="badge ok">Actif</span>' if d.active
@@ -422,6 +423,7 @@ def _dossier_card(d: DossierStatus, index: int, report: StatusReport) -> str:
     {state_badge} {health}
   </header>
   {_facts(d)}
+  {set_aside_section(d, key)}
   {_invites(d)}
   {_collaborators_table(d)}
   {_runs_table(d, "Dernières synchronisations")}
@@ -475,7 +477,8 @@ def render_status_page(report: StatusReport, *, key: Optional[str] = None) -> st
     """
     query = report.query
     if report.dossiers:
-        cards = _overview(report) + "".join(_dossier_card(d, i, report) for i, d in enumerate(report.dossiers))
+        cards = _overview(report) + "".join(_dossier_card(d, i, report, key)
+                                           for i, d in enumerate(report.dossiers))
     elif query.dossier == GROUP_INCIDENTS_DOSSIER:
         cards = ""
     elif query.dossier is not None:

@@ -205,6 +205,8 @@ class DossierStatus(_Out):
     journal: list[JournalStatus]
     collaborators: list[CollaboratorStatus] = Field(
         default_factory=list, description="the dossier's Sage collaborators and their SSM user, by Sage key")
+    set_aside: int = Field(default=0, description="open incidents each holding one record's change set aside "
+                                                  "(dead letters), sent again by POST status/dossiers/{id}/replay")
 
 
 class DossierChoice(_Out):
@@ -401,7 +403,8 @@ class StatusReader:
             incidents_total=len(listed),
             invites=[_incident_status(i) for i in invites],
             journal=[_journal_status(e) for e in journal],
-            collaborators=_collaborators(self.store, dossier.id))
+            collaborators=_collaborators(self.store, dossier.id),
+            set_aside=sum(1 for i in open_incidents if i.parked))
 
     def _lag(self, runs: list[Run], pending: Optional[PendingStatus], dossier_id: str,
              now: dt.datetime) -> LagStatus:

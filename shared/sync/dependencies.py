@@ -175,7 +175,7 @@ class BatchDependencies:
             raise DependencyMissingError(
                 f"The {needed_by} refers to the {label} '{sage_key}', which is not in Sage Sales "
                 f"Management yet; it will be tried again.",
-                detail=f"no link {self.dossier}/{entity}/{sage_key}")
+                detail=f"no link {self.dossier}/{entity}/{sage_key}", entity=entity, key=sage_key)
         return found
 
     def try_linked_id(self, entity: str, sage_key: str) -> Optional[int]:

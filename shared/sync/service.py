@@ -35,11 +35,11 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
+                           DependencyMissingError, EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
                            SsmError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
-from shared.sync import replay
+from shared.sync import replay, waiting
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
 from shared.sync.invitations import match_invitations
@@ -50,9 +50,11 @@ from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDIN
 
 log = logging.getLogger("ssm_connector.sync")
 
-FAILED, RETRY = "failed", "retry"
+FAILED, RETRY, WAITING = "failed", "retry", "waiting"
 RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DELETED: "deleted",
-                  UNCHANGED: "skipped_unchanged", FAILED: "failed"}
+                  UNCHANGED: "skipped_unchanged", FAILED: "failed", WAITING: "failed"}
+APPLIED_KINDS = frozenset({CREATED, UPDATED, LINKED, UNCHANGED})
+"""What a record that others may wait for ended in when it is in SSM now."""
 CONNECTION_INCIDENT = ("connection", "ssm")
 """(entity, key) of the dossier's incident when SSM refuses the keys, the settings are wrong or SSM
 is not answering; the next batch that gets through resolves it."""
@@ -74,6 +76,8 @@ class BatchOutcome:
     retry: list[tuple[str, str, str]] = field(default_factory=list)
     pending: int = 0
     ignored: int = 0
+    waiting: int = 0                    # parked alone, waiting for a record they refer to (shared.sync.waiting)
+    released: list = field(default_factory=list)   # parked changes whose awaited record this batch applied
 
     @property
     def needs_redelivery(self) -> bool:
@@ -240,6 +244,8 @@ class SyncService:
             self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker, replayed_since)
         finally:
             self._merge_counts(batch.dossier, tally)
+        if outcome.released and replayed_since is None:     # a replay replays what it releases itself
+            replay.replay_released(self, batch.dossier, outcome.released)
         return outcome
 
     def _apply_changes(self, dossier: Optional[Dossier], envelopes: list[Envelope], outcome: BatchOutcome,
@@ -263,9 +269,13 @@ class SyncService:
                           clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
                           links_lost=state_lost, replayed_since=replayed_since)
         ctx.transformed_quotes = transformed_quotes(envelopes)
+        waiting_children = waiting.waiting_incidents(open_records)
+        retried: set[tuple[str, str]] = set()       # records of this batch left for its redelivery
+        ctx.retried_in_batch = retried
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)
+        applied: list[tuple[str, str]] = []
         for wave in waves:
             self._prefetch(ctx, wave.entity, wave.envelopes, breaker)
             task = lambda envelope: self._apply_one(ctx, envelope, open_records, delivery_count, breaker)
@@ -275,6 +285,11 @@ class SyncService:
                 results = self._executor().map(task, wave.envelopes)
             for result in results:
                 self._count(result, outcome, tally)
+                if result.kind in APPLIED_KINDS and waiting_children:
+                    applied.append((result.envelope.entity or "", result.envelope.key or ""))
+                elif result.kind == RETRY:
+                    retried.add((result.envelope.entity or "", result.envelope.key or ""))
+        outcome.released.extend(waiting.released(waiting_children, applied))
         if breaker.outage is not None:
             self._record_outage(dossier.id, breaker)
         elif not breaker.tripped and CONNECTION_INCIDENT in open_records and \
@@ -330,18 +345,30 @@ class SyncService:
                                                      attempt=delivery_count)
             return _Result(envelope, FAILED, message=incident.message,
                            counted_failure=not failure_counted(open_records.get((entity, key), ())))
+        except DependencyMissingError as exc:         # parked alone on the record it refers to
+            if exc.entity is None or exc.key is None or (exc.entity, exc.key) in ctx.retried_in_batch:
+                return self._retry(ctx, envelope, exc, attempt, delivery_count, breaker)  # with the batch
+            incident = waiting.park_on_parent(self.store, self.incidents, ctx.dossier_id, envelope, exc,
+                                              attempt.operation, now=self.clock())
+            return _Result(envelope, WAITING, message=incident.message,
+                           counted_failure=not failure_counted(open_records.get((entity, key), ())))
         except Exception as exc:                     # retryable, or unforeseen: never dropped
-            if breaker.trips_on(exc, _resource_of(entity)):
-                return _Result(envelope, RETRY, message=breaker.reason)
-            if not isinstance(exc, ConnectorError):
-                log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
-            incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
-                                                     attempt=delivery_count)
-            return _Result(envelope, RETRY, message=incident.message)
+            return self._retry(ctx, envelope, exc, attempt, delivery_count, breaker)
         breaker.succeeded()
         if outcome.action != PENDING and (entity, key) in open_records:
             self.incidents.resolve_failures(ctx.dossier_id, entity, key)
         return _Result(envelope, outcome.action, conflicts=outcome.conflicts)
+
+    def _retry(self, ctx: SyncContext, envelope: Envelope, exc: Exception, attempt: Attempt, delivery_count: int,
+               breaker: BatchBreaker) -> _Result:
+        entity, key = envelope.entity or "", envelope.key or ""
+        if breaker.trips_on(exc, _resource_of(entity)):
+            return _Result(envelope, RETRY, message=breaker.reason)
+        if not isinstance(exc, ConnectorError):
+            log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
+        incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
+                                                 attempt=delivery_count)
+        return _Result(envelope, RETRY, message=incident.message)
 
     def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
         kind = result.kind
@@ -357,6 +384,8 @@ class SyncService:
             outcome.pending += 1
         elif kind == IGNORED:
             outcome.ignored += 1
+        elif kind == WAITING:
+            outcome.waiting += 1
         tally.add(result)
 
     def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope], breaker: BatchBreaker) -> None:
@@ -653,6 +682,8 @@ class SyncService:
         if link is not None and link.hash == envelope.hash and link.deleted == (envelope.op is Op.DELETE):
             return False
         previous = open_by_record.get((entity, key))
+        if previous is not None and previous.waiting_for and previous.parked.get("hash") == envelope.hash:
+            return False            # parked alone already, waiting for the record it refers to
         if previous is not None:
             operation, cause = previous.operation, previous.message
         else:
