@@ -62,6 +62,9 @@ def decode(message: func.ServiceBusMessage) -> EnvelopeBatch:
 def wait_before_redelivery(delivery_count: int) -> None:
     """Sleep the backoff of this delivery (nothing on a first delivery)."""
     delay = RedeliveryBackoff(context.settings().bus.redelivery_backoff_s).delay_s(delivery_count)
+    left = context.time_left()
+    if left is not None:                   # a local cycle with a ceiling: never wait past it
+        delay = min(delay, left)
     if delay > 0:
         log.info("delivery %d of a Sage changes message: waiting %.1f s before applying it again",
                  delivery_count, delay)

@@ -93,6 +93,9 @@ class AgentSettings(_Section):
     max_delete_min: int = Field(default=50, ge=0)
     log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
+    # The longest one cycle of `ssm-connector local` (`--once` included) runs, whatever the data:
+    # past it no new message is taken and what is left waits for the next cycle, said in French.
+    cycle_max_s: float = Field(default=900.0, gt=0)
 
 
 class StatusSettings(_Section):

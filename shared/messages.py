@@ -217,6 +217,9 @@ CATALOGUE: dict[str, str] = {
     "crash.parent_missing": "{what} « {key} » fait référence {to_parent} « {parent_key} », qui n'existe pas "
                             "dans Sage : il n'est pas envoyé à SSM. Corrigez la référence dans Sage, ou créez "
                             "{parent_what} « {parent_key} » : il sera envoyé dès que Sage l'aura.",
+    "crash.cycle_ceiling": "Durée maximale d'un passage atteinte ({seconds} s, réglage [agent] cycle_max_s) : "
+                           "{pending} message(s) restent à traiter et les dossiers non lus attendent ; le "
+                           "prochain passage reprend là où celui-ci s'est arrêté.",
     "crash.set_aside.title": "Enregistrements mis de côté",
     "crash.set_aside.count": "{count} enregistrement(s) que SSM n'a pas encore reçus, chacun avec son incident "
                              "(référence absente, refus ou panne de SSM) ; ils sont renvoyés d'eux-mêmes, ou "
