@@ -222,8 +222,8 @@ CATALOGUE: dict[str, str] = {
                            "prochain passage reprend là où celui-ci s'est arrêté.",
     "crash.set_aside.title": "Enregistrements mis de côté",
     "crash.set_aside.count": "{count} enregistrement(s) que SSM n'a pas encore reçus, chacun avec son incident "
-                             "(référence absente, refus ou panne de SSM) ; ils sont renvoyés d'eux-mêmes, ou "
-                             "dès maintenant avec ce bouton.",
+                             "(référence absente, refus ou panne de SSM) ; ils sont renvoyés d'eux-mêmes quand "
+                             "leur cause disparaît, ou dès maintenant avec ce bouton.",
     "crash.set_aside.button": "Renvoyer maintenant",
     "crash.replay.done": "Dossier {dossier} : {replayed} enregistrement(s) mis de côté renvoyé(s) ; {resolved} sont "
                          "maintenant dans SSM, {still} restent mis de côté (voir leurs incidents).",
