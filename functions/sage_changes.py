@@ -25,9 +25,10 @@ dead-letter whole batches. The wait happens here, inside the invocation, because
 cannot be put back with a delay without losing its place in the dossier's order; the host renews
 the locks meanwhile (`maxAutoLockRenewalDuration` 30 min in host.json, above the longest wait plus
 the batch, and within the 30-minute function timeout). The price: while a message waits, its
-dossier's later messages wait too (other dossiers' sessions do not), the wait holds one of the
-host's concurrent sessions and counts as execution time, and a message that can never get through
-(a dependency that never comes) takes that quarter of an hour to be set aside instead of seconds.
+dossier's later messages wait too (other dossiers' sessions do not), and the wait holds one of the
+host's concurrent sessions and counts as execution time. A missing dependency never waits here: its
+record is parked alone at once. In the local runtime the wait never outlasts the cycle's ceiling
+(`functions.context.time_left`).
 """
 import time
 

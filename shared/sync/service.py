@@ -10,8 +10,9 @@ starts; change envelopes go to
 their entity's synchronizer, entity after entity in dependency order, records of one entity in
 parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
-invite), ignored by rule (a deactivated dossier, a quote from Sage), or to retry — then the
-batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
+invite), ignored by rule (a deactivated dossier, a quote from Sage), waiting (parked alone on a
+record it refers to that is not in SSM, sent as soon as that one is: `shared.sync.waiting`), or to
+retry — then the batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
 as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
 yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
 record. A dossier's first load is done at the first run-end that leaves no collaborateur failed
