@@ -23,6 +23,7 @@ from agent.catalog import is_selected, list_databases, selected_dossiers
 from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
 from agent.relay import (ActivityNotice, DossierRunResult, activity_text, apply_dossier_commands, note_activity,
                          run_selected)
+from shared.messages import text
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
@@ -212,8 +213,13 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
     bus = _open_bus(settings)
     try:
         with _checkpoint(settings) as checkpoint:
-            return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
-                                on_result=_print_result, on_notice=on_notice)
+            try:
+                return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
+                                    on_result=_print_result, on_notice=on_notice)
+            finally:
+                if checkpoint.lock_taken_over is not None:     # a killed run's lock: said to the administrator
+                    print(text("crash.run_lock_taken_over", path=f"{checkpoint.path}.lock",
+                               pid=checkpoint.lock_taken_over.pid), flush=True)
     finally:
         bus.close()
 

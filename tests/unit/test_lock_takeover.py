@@ -63,3 +63,24 @@ def test_a_process_is_gone_when_its_pid_no_longer_runs_or_was_reused():
     assert ProcessOwner(me.host, me.pid, "not-its-start-time").is_gone() is False     # itself, never
     assert ProcessOwner(me.host, os.getppid(), "0").is_gone()        # a live PID started at another time: reused
     assert not ProcessOwner(me.host + "-elsewhere", int(finished.stdout)).is_gone()
+
+
+def test_agent_run_once_after_a_killed_run_says_in_french_that_it_took_the_lock_over(tmp_path, monkeypatch, capsys):
+    from agent import cli
+
+    path = str(tmp_path / "agent.db")
+    child = multiprocessing.get_context("spawn").Process(target=_hold_run_lock_and_die, args=(path,))
+    child.start()
+    child.join(timeout=60)
+    monkeypatch.setattr(cli, "_open_bus", lambda settings: type("NoBus", (), {"close": lambda self: None})())
+
+    def run_selected(settings, *, checkpoint, **options):     # the relay's run, without dossiers
+        with checkpoint.exclusive():
+            return []
+    monkeypatch.setattr(cli, "run_selected", run_selected)
+    settings = type("S", (), {"agent": type("A", (), {"state_path": path})()})()
+
+    assert cli._run_cycle(settings, None, None) == []
+
+    out = capsys.readouterr().out
+    assert f"laissé par un processus arrêté brutalement (PID {child.pid})" in out
