@@ -157,7 +157,7 @@ def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.da
                                       replayed_since={(i.entity, i.key): i.last_seen for i in chunk})
         more = [i for i in applied.released if (i.entity, i.key) not in seen]   # grandchildren, once each
         seen.update((i.entity, i.key) for i in more)
-        readable.extend(_readable(service.store, more[:MAX_REPLAYS_PER_DOSSIER - len(readable)]))
+        readable.extend(_readable(service.store, more[:max(0, MAX_REPLAYS_PER_DOSSIER - len(readable))]))
         retry = {(entity, key) for entity, key, _ in applied.retry}
         outcome.replayed += len(chunk)
         for incident in chunk:

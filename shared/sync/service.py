@@ -12,8 +12,8 @@ parallel (one thread per record, `max_workers` at once). Every record ends in ex
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
 invite), ignored by rule (a deactivated dossier, a quote from Sage), waiting (parked alone on a
 record it refers to that is not in SSM, sent as soon as that one is: `shared.sync.waiting`), or to
-retry — then the batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
-as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
+retry — then the batch needs redelivery, and on redelivery what was applied already costs no SSM
+call. When SSM as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
 yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
 record. A dossier's first load is done at the first run-end that leaves no collaborateur failed
 or set aside: until then collaborateurs are created in SSM, afterwards they wait for an invitation.
@@ -36,8 +36,8 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, EnvelopeBatch, EnvelopeKind, Op
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           DependencyMissingError, EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
-                           SsmError)
+                           DependencyMissingError, EntityTooLargeError, RecordError, RetryableError, SkippableError,
+                           SsmAuthError, SsmError)
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
 from shared.sync import replay, waiting
