@@ -9,6 +9,7 @@ from shared.state.records import IncidentState
 D = "BIJOU"
 MISSING = "ZZART01"
 
+
 def test_an_order_whose_article_is_missing_from_sage_is_an_incident_at_once_and_follows_the_article(make_pipeline):
     p = make_pipeline()
     [(piece, line_no)] = p.sage(D, "SELECT DO_Piece, DL_No FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = 1"
