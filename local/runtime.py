@@ -196,8 +196,9 @@ class LocalRuntime:
             self.checkpoint.lock_taken_over = None
         taken_over = getattr(self.bus, "taken_over", None)
         for session in (taken_over() if taken_over is not None else ()):
-            notices.append(text("crash.bus_lock_taken_over", queue=session.queue, dossier=session.session_id,
-                                pid=session.owner.pid, messages=session.messages))
+            code = "crash.bus_lock_taken_over" if session.reason == "gone" else "crash.bus_lock_expired"
+            notices.append(text(code, queue=session.queue, dossier=session.session_id, pid=session.owner.pid,
+                                messages=session.messages))
         return notices
 
     def pass_ssm_changes(self):

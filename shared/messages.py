@@ -211,6 +211,9 @@ CATALOGUE: dict[str, str] = {
     "crash.bus_lock_taken_over": "Le dossier {dossier} était verrouillé sur la file « {queue} » par un processus "
                                  "arrêté brutalement (PID {pid}) : le verrou a été repris et ses {messages} "
                                  "message(s) en cours sont traités de nouveau.",
+    "crash.bus_lock_expired": "Le dossier {dossier} était verrouillé sur la file « {queue} » par un processus (PID "
+                              "{pid}) qui ne donnait plus signe de vie : son verrou a expiré et a été repris ; ses "
+                              "{messages} message(s) en cours sont traités de nouveau.",
     "crash.waiting_parent": "{what} « {key} » fait référence {to_parent} « {parent_key} », qui n'est pas "
                             "encore dans SSM (voir son incident) : il est mis de côté et sera envoyé dès que "
                             "{parent_what} « {parent_key} » y sera.",

@@ -151,6 +151,7 @@ class TakenOverSession:
     session_id: str
     owner: ProcessOwner
     messages: int            # the messages it held, back on the queue
+    reason: str = "gone"     # "gone": its process no longer runs; "expired": no heartbeat (renewal) in time
 
 
 def _utc(timestamp: float) -> dt.datetime:
@@ -366,22 +367,33 @@ class LocalBus:
 
     def _take_over_dead_holders(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
         """Session locks still running whose holder process is gone (killed) end now, not when
-        their lock would have expired: their messages come back at once, one delivery counted."""
-        rows = conn.execute("SELECT session_id, owner, locked_until FROM sessions WHERE queue = ?"
-                            " AND locked_until > ? AND owner IS NOT NULL", (queue, now)).fetchall()
+        their lock would have expired; locks whose heartbeat (renewal) stopped, messages still held,
+        are ended too. Either way their messages come back at once, one delivery counted, and the
+        takeover is noted (`taken_over`)."""
+        rows = conn.execute(
+            "SELECT s.session_id, s.owner, s.locked_until, (SELECT COUNT(*) FROM messages m WHERE m.queue = s.queue"
+            " AND m.session_id = s.session_id AND m.held_by = s.lock_token) AS held FROM sessions s"
+            " WHERE s.queue = ? AND s.owner IS NOT NULL", (queue,)).fetchall()
         for row in rows:
             owner = ProcessOwner.from_json(row["owner"])
-            if owner is None or not owner.is_gone():
+            if owner is None:
+                continue
+            if row["locked_until"] > now:
+                if not owner.is_gone():
+                    continue
+                reason = "gone"
+            elif row["held"]:
+                reason = "expired"
+            else:
                 continue
             conn.execute("DELETE FROM sessions WHERE queue = ? AND session_id = ? AND owner = ?",
                          (queue, row["session_id"], row["owner"]))
-            held = conn.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND session_id = ?"
-                                " AND held_by IS NOT NULL", (queue, row["session_id"])).fetchone()[0]
-            log.warning("local bus %s: session %s of queue %s was locked by %s, which is gone; lock taken over"
-                        " (%d message(s) it held come back)", self.path, row["session_id"], queue,
-                        owner.describe(), held)
+            log.warning("local bus %s: session %s of queue %s was locked by %s, %s; lock taken over (%d message(s)"
+                        " it held come back)", self.path, row["session_id"], queue, owner.describe(),
+                        "which is gone" if reason == "gone" else "whose lock expired without renewal",
+                        row["held"])
             with self._pool_lock:
-                self._taken_over.append(TakenOverSession(queue, row["session_id"], owner, int(held)))
+                self._taken_over.append(TakenOverSession(queue, row["session_id"], owner, int(row["held"]), reason))
 
     def _try_accept(self, queue: str, session_id: Optional[str]) -> Optional["LocalSessionReceiver"]:
         with self._transaction() as conn:

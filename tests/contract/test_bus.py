@@ -511,7 +511,7 @@ def test_a_process_killed_before_completing_leaves_its_message_to_the_next_recei
     assert bus.taken_over() == []
 
 
-def test_a_session_held_by_a_live_process_or_another_host_waits_for_its_lock_to_expire(tmp_path):
+def test_a_session_held_by_a_live_process_or_another_host_is_taken_over_once_its_heartbeat_is_stale(tmp_path):
     import json
     import socket
 
@@ -526,8 +526,11 @@ def test_a_session_held_by_a_live_process_or_another_host_waits_for_its_lock_to_
             conn.execute("UPDATE sessions SET owner = ? WHERE session_id = 'd2'", (other_host,))
 
         assert bus.accept_session("q") is None and bus.taken_over() == []
-        clock.advance(LOCK_S + 1)
+        clock.advance(LOCK_S + 1)             # no renewal (heartbeat) since: both locks are stale
+
         assert bus.accept_session("q") is not None
+        taken = {(t.session_id, t.reason, t.messages) for t in bus.taken_over()}
+        assert taken == {("d1", "expired", 1), ("d2", "expired", 1)}
 
 
 # --- local bus specifics ----------------------------------------------------------------------------
