@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from shared.errors import ConnectorError
+from shared.process_owner import OwnerFile
+from shared.telemetry import get_logger
+
+log = get_logger(__name__)
 
 SCHEMA_VERSION = 1
 KEY_CHUNK = 500
@@ -290,6 +294,7 @@ class Checkpoint:
 
     def __init__(self, path: str | Path):
         self.path = str(path)
+        self.lock_taken_over = None      # the killed process whose run lock the last `exclusive` took over
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30.0)
@@ -330,15 +335,23 @@ class Checkpoint:
             yield
             return
         lock = sqlite3.connect(f"{self.path}.lock", timeout=wait_s, isolation_level=None)
+        owner = OwnerFile(f"{self.path}.lock.owner")
         try:
             lock.execute("BEGIN EXCLUSIVE")
         except sqlite3.OperationalError as exc:
             lock.close()
+            holder = owner.read()
+            held_by = holder.describe() if holder else "holder unknown"
             raise AgentBusyError("Another agent process is already synchronising these dossiers; this run was"
-                                 " skipped.", detail=f"{self.path}.lock: {exc}") from None
+                                 " skipped.", detail=f"{self.path}.lock ({held_by}): {exc}") from None
+        self.lock_taken_over = owner.claim()
+        if self.lock_taken_over is not None:
+            log.warning("agent run lock %s.lock: its previous holder (%s) stopped without releasing it (killed);"
+                        " taken over, the interrupted run resumes", self.path, self.lock_taken_over.describe())
         try:
             yield
         finally:
+            owner.release()
             lock.execute("ROLLBACK")
             lock.close()
 

@@ -274,8 +274,13 @@ def _run_cycle(settings: Settings, dossier: Optional[str], stop: Optional[thread
     bus = _open_bus(settings)
     try:
         with _checkpoint(settings) as checkpoint:
-            return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
-                                on_result=_print_result, on_notice=on_notice, directory=directory_for(settings))
+            try:
+                return run_selected(settings, checkpoint=checkpoint, bus=bus, dossier=dossier, stop=stop,
+                                    on_result=_print_result, on_notice=on_notice, directory=directory_for(settings))
+            finally:
+                if checkpoint.lock_taken_over is not None:     # a killed run's lock: said to the administrator
+                    print(text("crash.run_lock_taken_over", path=f"{checkpoint.path}.lock",
+                               pid=checkpoint.lock_taken_over.pid), flush=True)
     finally:
         bus.close()
 

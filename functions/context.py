@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Optional
 
 from shared.config import Settings, load_settings
@@ -25,6 +26,20 @@ _settings: Optional[Settings] = None
 _sync_service: Optional["SyncService"] = None
 _inbound_service: Optional["InboundService"] = None
 _telemetry_configured = False
+_deadline: Optional[float] = None
+
+
+def set_deadline(deadline: Optional[float]) -> None:
+    """Set (a `time.monotonic()` value) or clear the time the current local cycle must end by;
+    the handlers shorten their waits to it. Azure's host has its own function timeout."""
+    global _deadline
+    _deadline = deadline
+
+
+def time_left() -> Optional[float]:
+    """Seconds left before the deadline (never negative); None when there is none."""
+    deadline = _deadline
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def settings() -> Settings:

@@ -8,10 +8,15 @@ neither: its locks are not renewed and it works one session at a time per instan
 
 Each body is an `EnvelopeBatch` handed to `SyncService.apply_batch`. A body that cannot be decoded
 (or claims another dossier than its session) is recorded as an incident and completed: one bad
-body never blocks the dossier. When the batch needs redelivery (SSM unreachable, a dependency not
-yet linked) the handler raises: the host abandons the message and Service Bus redelivers it, in
-order, dead-lettering it at the queue's `maxDeliveryCount`. Only that message counts a delivery:
-a message that keeps failing is set aside alone, never with the messages queued behind it.
+body never blocks the dossier. A record that refers to one not in SSM is parked alone at once
+(`shared.sync.waiting`), the batch goes on. When the batch needs redelivery (SSM unreachable, one
+record SSM keeps failing on) the handler raises: the host abandons the message and Service Bus
+redelivers it, in order. At its last delivery (`bus.max_delivery_count`, the queue's
+`maxDeliveryCount`) the message is split instead: each record still not applied is set aside alone
+in its own incident, holding its change for the replay (`record_dead_letter`), and the message is
+completed, so the dead-letter queue never holds a whole batch (only a body that crashed the
+handler every time lands there). Only that message counts a delivery: a message that keeps
+failing is set aside alone, never with the messages queued behind it.
 
 Service Bus redelivers an abandoned message at once, so a redelivered message first waits its
 backoff (`shared.sync.redelivery`: from `bus.redelivery_backoff_s`, doubling at each delivery, at
@@ -20,9 +25,10 @@ dead-letter whole batches. The wait happens here, inside the invocation, because
 cannot be put back with a delay without losing its place in the dossier's order; the host renews
 the locks meanwhile (`maxAutoLockRenewalDuration` 30 min in host.json, above the longest wait plus
 the batch, and within the 30-minute function timeout). The price: while a message waits, its
-dossier's later messages wait too (other dossiers' sessions do not), the wait holds one of the
-host's concurrent sessions and counts as execution time, and a message that can never get through
-(a dependency that never comes) takes that quarter of an hour to be set aside instead of seconds.
+dossier's later messages wait too (other dossiers' sessions do not), and the wait holds one of the
+host's concurrent sessions and counts as execution time. A missing dependency never waits here: its
+record is parked alone at once. In the local runtime the wait never outlasts the cycle's ceiling
+(`functions.context.time_left`).
 """
 import time
 
@@ -57,6 +63,9 @@ def decode(message: func.ServiceBusMessage) -> EnvelopeBatch:
 def wait_before_redelivery(delivery_count: int) -> None:
     """Sleep the backoff of this delivery (nothing on a first delivery)."""
     delay = RedeliveryBackoff(context.settings().bus.redelivery_backoff_s).delay_s(delivery_count)
+    left = context.time_left()
+    if left is not None:                   # a local cycle with a ceiling: never wait past it
+        delay = min(delay, left)
     if delay > 0:
         log.info("delivery %d of a Sage changes message: waiting %.1f s before applying it again",
                  delivery_count, delay)
@@ -79,6 +88,14 @@ def sage_changes(message: func.ServiceBusMessage) -> None:
     wait_before_redelivery(delivery_count)
     with log_context(dossier=batch.dossier, message_id=message.message_id):
         outcome = service.apply_batch(batch, delivery_count=delivery_count)
+        if outcome.needs_redelivery and delivery_count >= context.settings().bus.max_delivery_count:
+            # its last delivery: split, never a whole batch on the dead-letter queue
+            log.warning("message %s of dossier %s still needs redelivery at its last delivery (%d): each record"
+                        " not applied is set aside alone", message.message_id, batch.dossier, delivery_count)
+            service.record_dead_letter(message.get_body(), reason="MaxDeliveryCountExceeded",
+                                       description=f"{len(outcome.retry)} record(s) not applied after "
+                                                   f"{delivery_count} deliveries")
+            return
     if outcome.needs_redelivery:
         raise RedeliveryRequested(
             "Some Sage changes could not be sent to Sales Management yet; they will be retried.",

@@ -1,9 +1,11 @@
 """HTTP triggers of the status: the JSON report, the HTML page, one dossier's detail, and the
 OpenAPI description of the app's routes (`functions/openapi.json`, see `shared.status.openapi`).
 
-All are GET and need the function key (auth level FUNCTION). Query parameters `dossier`,
-`entity` and `state` (open, resolved, all; open by default) filter the incidents, `run` shows one
-run's journal; a bad value is a 400 that says which, in French, with its catalogue code. The report is read from the state store and the bus the settings name,
+All are GET and need the function key (auth level FUNCTION), except the POST
+`status/dossiers/{dossier}/replay` (same key), which sends the dossier's records set aside again
+at once. Query parameters `dossier`, `entity` and `state` (open, resolved, all; open by default)
+filter the incidents, `run` shows one run's journal; a bad value is a 400 that says which, in
+French, with its catalogue code. The report is read from the state store and the bus the settings name,
 opened once per worker process (`functions.context`); the local runtime and tests can hand in
 their own reader with `use_reader`.
 """
@@ -138,3 +140,32 @@ def status_dossier(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="status/openapi.json", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
 def status_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _json(load_openapi())
+
+
+# --- records set aside: sent again on the administrator's request -----------------------------
+@bp.function_name("status_replay")
+@bp.route(route="status/dossiers/{dossier}/replay", methods=[func.HttpMethod.POST],
+          auth_level=func.AuthLevel.FUNCTION)
+def status_replay(req: func.HttpRequest) -> func.HttpResponse:
+    """Every record set aside in the dossier tried again now (`shared.sync.replay.replay_now`).
+
+    JSON with the counts; an HTML page in French for a browser (the status page's form).
+    """
+    from shared.messages import text
+    from shared.status.set_aside import replay_done_page
+    from shared.sync.replay import replay_now
+
+    dossier = req.route_params["dossier"]
+    service = context.sync_service()
+    if service.store.try_get_dossier(dossier) is None:
+        return _json_error(404, text("crash.replay.unknown", dossier=dossier), "crash.replay.unknown")
+    done = replay_now(service, dossier)
+    still = sum(1 for i in service.store.list_incidents(dossier) if i.state.value == "open" and i.parked)
+    if "text/html" in (req.headers.get("accept") or ""):          # the page's form, from a browser
+        key = req.params.get("code")
+        back = "../../page?" + "&".join(f"{name}={value}" for name, value in
+                                       (("dossier", dossier), ("code", key)) if value)
+        page = replay_done_page(dossier, done.replayed, done.resolved, still, back)
+        return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers=PAGE_HEADERS)
+    return _json(json.dumps({"dossier": dossier, "replayed": done.replayed, "resolved": done.resolved,
+                             "parked_again": done.parked_again, "given_up": done.given_up, "set_aside": still}))

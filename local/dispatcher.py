@@ -19,6 +19,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +73,14 @@ class DispatchStats(AddableCounts):
     abandoned: int = 0
     dead_letters_handled: int = 0
     dead_letters_failed: int = 0
+    stopped_at_deadline: bool = False
     pending: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: "DispatchStats") -> None:
         super().add(other)
         self.errors.extend(other.errors)
+        self.stopped_at_deadline = self.stopped_at_deadline or other.stopped_at_deadline
 
     @property
     def quiet(self) -> bool:
@@ -299,16 +302,23 @@ class LocalDispatcher:
         if ledger_path is None and getattr(bus, "path", None):
             ledger_path = str(Path(bus.path).with_suffix(".dead-letters.db"))
         self.ledger = DeadLetterLedger(ledger_path)
+        self._deadline: Optional[float] = None
 
     @property
     def queues(self) -> list[str]:
         return [f.queue for f in self.functions if not f.reads_dead_letters]
 
-    def drain(self, *, max_rounds: int = 1000) -> DispatchStats:
+    def drain(self, *, max_rounds: int = 1000, deadline: Optional[float] = None) -> DispatchStats:
         """Process every session queue until quiet, then the dead letters; repeat until a round
-        does nothing. Returns the totals, with the messages still pending per queue."""
+        does nothing. Past `deadline` (a `time.monotonic()` value) no new message is received:
+        the invocation under way ends and the rest stays on the bus (`stopped_at_deadline`).
+        Returns the totals, with the messages still pending per queue."""
         total = DispatchStats()
+        self._deadline = deadline
         for _ in range(max_rounds):
+            if self._past_deadline():
+                total.stopped_at_deadline = True
+                break
             round_stats = DispatchStats()
             for function in self.functions:
                 if not function.reads_dead_letters:
@@ -319,8 +329,12 @@ class LocalDispatcher:
             total.add(round_stats)
             if round_stats.quiet:
                 break
+        self._deadline = None
         total.pending = {queue: self.bus.pending_count(queue) for queue in self.queues}
         return total
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     def run_timers(self) -> DispatchStats:
         """Call every timer-triggered function once, as its schedule would (the cycle is the clock)."""
@@ -351,7 +365,7 @@ class LocalDispatcher:
 
     def _session_worker(self, function: ServiceBusFunction) -> DispatchStats:
         stats = DispatchStats()
-        while True:
+        while not self._past_deadline():
             receiver = self.bus.accept_session(function.queue)
             if receiver is None:
                 return stats
@@ -362,10 +376,12 @@ class LocalDispatcher:
                     self._drain_session(function, receiver, stats)
             finally:
                 receiver.close()
+        stats.stopped_at_deadline = True
+        return stats
 
     def _drain_session(self, function: ServiceBusFunction, receiver: SessionReceiver, stats: DispatchStats) -> None:
         batch_size = self.max_batch_size if function.many else 1
-        while True:
+        while not self._past_deadline():
             messages = receiver.receive(max_messages=batch_size)
             if not messages:
                 return
@@ -400,6 +416,9 @@ class LocalDispatcher:
     def _drain_dead_letters(self, function: ServiceBusFunction) -> DispatchStats:
         stats = DispatchStats()
         for message in self.bus.dead_letters(function.source_queue):
+            if self._past_deadline():
+                stats.stopped_at_deadline = True
+                break
             if self.ledger.settled(function.queue, message.sequence_number, self.max_dead_letter_attempts):
                 continue
             argument = to_function_message(message, dead_letter_source=function.source_queue)

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Optional, TextIO
 
@@ -66,6 +67,7 @@ class CycleSummary:
     dossiers: list[DossierStatus]
     names: dict[str, str] = field(default_factory=dict)     # dossier id → name from the settings
     refusal: Optional[str] = None  # why the agent ran nothing (agent.relay.ChoiceRequired), in French
+    notices: list[str] = field(default_factory=list)         # French lines for the administrator
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,7 @@ class CycleSummary:
         lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
         if self.refusal:
             lines.append(f"  {self.refusal}")
+        lines += [f"  ! {notice}" for notice in self.notices]
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
             name = status.name or self.names.get(status.id) or "no name"
@@ -134,18 +137,23 @@ class LocalRuntime:
         self.dispatcher = LocalDispatcher(self.bus, app, app_settings=app_settings_of(settings))
         self.status_server = None
 
-    def run_agent(self, dossier: Optional[str] = None) -> list:
-        """One agent run of every selected dossier (or of `dossier`); returns their results."""
+    def run_agent(self, dossier: Optional[str] = None, *, stop: Optional[threading.Event] = None) -> list:
+        """One agent run of every selected dossier (or of `dossier`); returns their results.
+        Once `stop` is set, the dossier under way finishes and the others wait for the next cycle."""
         from agent.relay import run_selected
         from shared.group_directory import StoreDirectory
 
-        return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier,
+        return run_selected(self.settings, checkpoint=self.checkpoint, bus=self.bus, dossier=dossier, stop=stop,
                             directory=StoreDirectory(self.store))
 
-    def drain(self) -> DispatchStats:
-        """Hand everything on the bus to the functions until it is quiet, then run the timer
-        functions once (the replay of dead-lettered changes that are due)."""
-        stats = self.dispatcher.drain()
+    def drain(self, deadline: Optional[float] = None) -> DispatchStats:
+        """Hand everything on the bus to the functions until it is quiet (or `deadline`, a
+        `time.monotonic()` value, is past), then run the timer functions once (the replay of
+        dead-lettered changes that are due) unless the deadline is past."""
+        stats = self.dispatcher.drain(deadline=deadline)
+        if deadline is not None and time.monotonic() >= deadline:
+            stats.stopped_at_deadline = True
+            return stats
         timers = self.dispatcher.run_timers()
         stats.failed_invocations += timers.failed_invocations
         stats.errors.extend(timers.errors)
@@ -156,19 +164,54 @@ class LocalRuntime:
         return reader.report(StatusQuery(runs=5, journal=0)).dossiers
 
     def run_once(self) -> CycleSummary:
-        """One cycle: the agent for every selected dossier, then the bus drained until quiet."""
+        """One cycle: the agent for every selected dossier, then the bus drained until quiet;
+        never much longer than `[agent] cycle_max_s` (what is left then waits for the next cycle)."""
         from agent.relay import ChoiceRequired
+        from shared.messages import text
 
         started = utcnow()
-        self.pass_ssm_changes()
+        ceiling = self.settings.agent.cycle_max_s
+        deadline = time.monotonic() + ceiling
+        stop = threading.Event()
+        timer = threading.Timer(ceiling, stop.set)
+        timer.daemon = True
+        timer.start()
+        context.set_deadline(deadline)
         refusal = None
         try:
-            results = self.run_agent()
-        except ChoiceRequired as exc:
-            results, refusal = [], exc.user_message
-        dispatch = self.drain()
+            self.pass_ssm_changes()
+            try:
+                results = self.run_agent(stop=stop)
+            except ChoiceRequired as exc:
+                results, refusal = [], exc.user_message
+            dispatch = self.drain(deadline)
+        finally:
+            timer.cancel()
+            context.set_deadline(None)
         names = {d.id: d.name for d in self.settings.dossiers if d.name}
-        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names, refusal)
+        notices = self.lock_notices()
+        if stop.is_set() or dispatch.stopped_at_deadline:
+            pending = sum(dispatch.pending.values())
+            log.warning("cycle stopped at its ceiling of %g s ([agent] cycle_max_s): %d message(s) left on the bus,"
+                        " %d dossier(s) run by the agent", ceiling, pending, len(results))
+            notices.append(text("crash.cycle_ceiling", seconds=f"{ceiling:g}", pending=pending))
+        return CycleSummary(started, utcnow(), results, dispatch, self.status(), names, refusal, notices)
+
+    def lock_notices(self) -> list[str]:
+        """French lines for the locks of killed processes this cycle took over (agent run lock, bus sessions)."""
+        from shared.messages import text
+
+        notices = []
+        owner = self.checkpoint.lock_taken_over
+        if owner is not None:
+            notices.append(text("crash.run_lock_taken_over", path=f"{self.checkpoint.path}.lock", pid=owner.pid))
+            self.checkpoint.lock_taken_over = None
+        taken_over = getattr(self.bus, "taken_over", None)
+        for session in (taken_over() if taken_over is not None else ()):
+            code = "crash.bus_lock_taken_over" if session.reason == "gone" else "crash.bus_lock_expired"
+            notices.append(text(code, queue=session.queue, dossier=session.session_id, pid=session.owner.pid,
+                                messages=session.messages))
+        return notices
 
     def pass_ssm_changes(self):
         """SSM's changes read and turned into commands for the agents (as the `ssm_changes`

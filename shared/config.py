@@ -98,6 +98,9 @@ class AgentSettings(_Section):
     # the agent reads the dossiers its group already knows (shared.group_directory).
     cloud_url: Optional[str] = None
     cloud_key: Optional[SecretStr] = None
+    # The longest one cycle of `ssm-connector local` (`--once` included) runs, whatever the data:
+    # past it no new message is taken and what is left waits for the next cycle, said in French.
+    cycle_max_s: float = Field(default=900.0, gt=0)
 
 
 class StatusSettings(_Section):

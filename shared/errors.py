@@ -57,7 +57,14 @@ class ConfigurationError(ConnectorError):
 
 
 class DependencyMissingError(RetryableError):
-    """A record refers to another that is not linked yet (contact before its account)."""
+    """A record refers to another that is not linked yet (contact before its account): the
+    referenced record is `entity`/`key` when known."""
+
+    def __init__(self, user_message: str, *, detail: str | None = None, entity: str | None = None,
+                 key: str | None = None):
+        super().__init__(user_message, detail=detail)
+        self.entity = entity
+        self.key = key
 
 
 # --- state store ---------------------------------------------------------------------------

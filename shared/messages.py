@@ -885,6 +885,35 @@ CATALOGUE: dict[str, str] = {
                               "utilisateur.",
     "sync.ssm.unknown_value": "SSM n'a pas de valeur « {description} » dans « {resource} » (il a : {known}) ; "
                               "créez-la dans SSM ou corrigez les réglages du connecteur.",
+
+    # --- crash safety and stuck records (locks taken over, bounded runs, parked records) -------
+    "crash.run_lock_taken_over": "Le verrou de l'agent ({path}) avait été laissé par un processus arrêté "
+                                 "brutalement (PID {pid}) : il a été repris, la synchronisation interrompue "
+                                 "reprend là où elle s'était arrêtée.",
+    "crash.bus_lock_taken_over": "Le dossier {dossier} était verrouillé sur la file « {queue} » par un processus "
+                                 "arrêté brutalement (PID {pid}) : le verrou a été repris et ses {messages} "
+                                 "message(s) en cours sont traités de nouveau.",
+    "crash.bus_lock_expired": "Le dossier {dossier} était verrouillé sur la file « {queue} » par un processus (PID "
+                              "{pid}) qui ne donnait plus signe de vie : son verrou a expiré et a été repris ; ses "
+                              "{messages} message(s) en cours sont traités de nouveau.",
+    "crash.waiting_parent": "{what} « {key} » fait référence {to_parent} « {parent_key} », qui n'est pas "
+                            "encore dans SSM (voir son incident) : il est mis de côté et sera envoyé dès que "
+                            "{parent_what} « {parent_key} » y sera.",
+    "crash.parent_missing": "{what} « {key} » fait référence {to_parent} « {parent_key} », qui n'existe pas "
+                            "dans Sage : il n'est pas envoyé à SSM. Corrigez la référence dans Sage, ou créez "
+                            "{parent_what} « {parent_key} » : il sera envoyé dès que Sage l'aura.",
+    "crash.cycle_ceiling": "Durée maximale d'un passage atteinte ({seconds} s, réglage [agent] cycle_max_s) : "
+                           "{pending} message(s) restent à traiter et les dossiers non lus attendent ; le "
+                           "prochain passage reprend là où celui-ci s'est arrêté.",
+    "crash.set_aside.title": "Enregistrements mis de côté",
+    "crash.set_aside.count": "{count} enregistrement(s) que SSM n'a pas encore reçus, chacun avec son incident "
+                             "(référence absente, refus ou panne de SSM) ; ils sont renvoyés d'eux-mêmes quand "
+                             "leur cause disparaît, ou dès maintenant avec ce bouton.",
+    "crash.set_aside.button": "Renvoyer maintenant",
+    "crash.replay.done": "Dossier {dossier} : {replayed} enregistrement(s) mis de côté renvoyé(s) ; {resolved} sont "
+                         "maintenant dans SSM, {still} restent mis de côté (voir leurs incidents).",
+    "crash.replay.back": "Revenir à l'état de la synchronisation",
+    "crash.replay.unknown": "Le dossier « {dossier} » n'est pas connu de ce groupe.",
 }
 
 

@@ -23,12 +23,17 @@ import sqlite3
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from shared.bus.protocol import OutgoingMessage, ReceivedMessage
+from shared.process_owner import ProcessOwner
 from shared.envelope import MAX_MESSAGE_BYTES
 from shared.errors import RecordError, RetryableError
+from shared.telemetry import get_logger
+
+log = get_logger(__name__)
 
 MAX_ID_LENGTH = 128
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -61,6 +66,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     session_id   TEXT NOT NULL,
     lock_token   TEXT NOT NULL,
     locked_until REAL NOT NULL,
+    owner        TEXT,
     PRIMARY KEY (queue, session_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS accepted_ids (
@@ -137,6 +143,17 @@ def message_size(message: OutgoingMessage) -> int:
             + len(message.session_id.encode("utf-8")) + len(message.content_type.encode("utf-8")))
 
 
+@dataclass(frozen=True)
+class TakenOverSession:
+    """A session lock left by a process that is gone, ended by this bus at the next accept."""
+
+    queue: str
+    session_id: str
+    owner: ProcessOwner
+    messages: int            # the messages it held, back on the queue
+    reason: str = "gone"     # "gone": its process no longer runs; "expired": no heartbeat (renewal) in time
+
+
 def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc)
 
@@ -181,9 +198,13 @@ class LocalBus:
         self._pool_lock = threading.Lock()
         self._closed = False
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._taken_over: list[TakenOverSession] = []
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(sessions)")}
+            if "owner" not in columns:          # a bus file of an earlier release
+                conn.execute("ALTER TABLE sessions ADD COLUMN owner TEXT")
 
     # --- connections and transactions -----------------------------------------------------
     def _open_connection(self) -> sqlite3.Connection:
@@ -338,9 +359,46 @@ class LocalBus:
     def _exhausted_description(self) -> str:
         return f"Message could not be consumed after {self.max_delivery_count} delivery attempts."
 
+    def taken_over(self) -> list["TakenOverSession"]:
+        """The session locks of dead processes this bus took over since the last call (then forgotten)."""
+        with self._pool_lock:
+            found, self._taken_over = self._taken_over, []
+        return found
+
+    def _take_over_dead_holders(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
+        """Session locks still running whose holder process is gone (killed) end now, not when
+        their lock would have expired; locks whose heartbeat (renewal) stopped, messages still held,
+        are ended too. Either way their messages come back at once, one delivery counted, and the
+        takeover is noted (`taken_over`)."""
+        rows = conn.execute(
+            "SELECT s.session_id, s.owner, s.locked_until, (SELECT COUNT(*) FROM messages m WHERE m.queue = s.queue"
+            " AND m.session_id = s.session_id AND m.held_by = s.lock_token) AS held FROM sessions s"
+            " WHERE s.queue = ? AND s.owner IS NOT NULL", (queue,)).fetchall()
+        for row in rows:
+            owner = ProcessOwner.from_json(row["owner"])
+            if owner is None:
+                continue
+            if row["locked_until"] > now:
+                if not owner.is_gone():
+                    continue
+                reason = "gone"
+            elif row["held"]:
+                reason = "expired"
+            else:
+                continue
+            conn.execute("DELETE FROM sessions WHERE queue = ? AND session_id = ? AND owner = ?",
+                         (queue, row["session_id"], row["owner"]))
+            log.warning("local bus %s: session %s of queue %s was locked by %s, %s; lock taken over (%d message(s)"
+                        " it held come back)", self.path, row["session_id"], queue, owner.describe(),
+                        "which is gone" if reason == "gone" else "whose lock expired without renewal",
+                        row["held"])
+            with self._pool_lock:
+                self._taken_over.append(TakenOverSession(queue, row["session_id"], owner, int(row["held"]), reason))
+
     def _try_accept(self, queue: str, session_id: Optional[str]) -> Optional["LocalSessionReceiver"]:
         with self._transaction() as conn:
             now = self._now()
+            self._take_over_dead_holders(conn, queue, now)
             self._release_stale_holds(conn, queue, now)
             if session_id is not None:
                 held = conn.execute(
@@ -359,10 +417,10 @@ class LocalBus:
                 session_id = row[0]
             token = uuid.uuid4().hex
             conn.execute(
-                "INSERT INTO sessions (queue, session_id, lock_token, locked_until) VALUES (?, ?, ?, ?)"
+                "INSERT INTO sessions (queue, session_id, lock_token, locked_until, owner) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (queue, session_id) DO UPDATE SET lock_token = excluded.lock_token,"
-                " locked_until = excluded.locked_until",
-                (queue, session_id, token, now + self.lock_duration_s))
+                " locked_until = excluded.locked_until, owner = excluded.owner",
+                (queue, session_id, token, now + self.lock_duration_s, ProcessOwner.current().to_json()))
         return LocalSessionReceiver(self, queue, session_id, token)
 
     def _check_session_lock(self, conn: sqlite3.Connection, receiver: "LocalSessionReceiver", now: float) -> None:

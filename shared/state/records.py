@@ -111,6 +111,7 @@ class Incident(_Record):
     parked: dict[str, Any] = Field(default_factory=dict)   # a dead-lettered change (envelope JSON), to replay
     replay_at: Optional[dt.datetime] = None                 # when the parked change is tried again
     replays: int = 0                                        # how many times it was tried again
+    waiting_for: Optional[str] = None   # "entity:key" of the record the parked change waits for
 
 
 class AdoptionState(str, Enum):

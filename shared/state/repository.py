@@ -410,7 +410,7 @@ class StateStore:
     def record_incident(self, dossier: str, entity: str, key: str, operation: str, message: str,
                         detail: Optional[str] = None, next_attempt_at: Optional[dt.datetime] = None,
                         dead_lettered: bool = False, parked: Optional[dict] = None,
-                        replay_at: Optional[dt.datetime] = None) -> Incident:
+                        replay_at: Optional[dt.datetime] = None, waiting_for: Optional[str] = None) -> Incident:
         """Record that a record failed to sync.
 
         A new incident starts at one attempt. An open one gets one more attempt, `last_seen`
@@ -426,7 +426,8 @@ class StateStore:
             current = self.get_incident(dossier, entity, key, operation)
             changes = dict(message=message, detail=detail, last_seen=now, next_attempt_at=next_attempt_at,
                            dead_lettered=dead_lettered, state=IncidentState.OPEN, resolved_at=None,
-                           parked=parked or {}, replay_at=replay_at if parked else None, replays=0)
+                           parked=parked or {}, replay_at=replay_at if parked else None, replays=0,
+                           waiting_for=waiting_for if parked else None)
             if current is None:
                 incident = Incident(dossier=dossier, entity=entity, key=key, operation=operation,
                                     first_seen=now, attempts=1, **changes)
@@ -447,7 +448,8 @@ class StateStore:
         even if a failure recorded meanwhile dropped it (None: never again, the change is dropped).
         False when the incident is no longer open."""
         changes = {"parked": incident.parked if replay_at is not None else {}, "replay_at": replay_at,
-                   "replays": incident.replays + 1, "dead_lettered": True}
+                   "replays": incident.replays + 1, "dead_lettered": True,
+                   "waiting_for": incident.waiting_for if replay_at is not None else None}
         if message is not None:
             changes["message"] = _clip(message)
         return self._update_open_incident(incident.dossier, incident.entity, incident.key, incident.operation,

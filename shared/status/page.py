@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.messages import label, text
 from shared.models import Entity
 from shared.state.records import RUN_COUNTERS, IncidentState
+from shared.status.set_aside import set_aside_section
 from shared.status.report import (
     GROUP_INCIDENTS_DOSSIER,
     DossierStatus,
@@ -452,6 +453,7 @@ def _journal_table(d: DossierStatus, ctx: PageContext) -> str:
 
 DOSSIER_SECTIONS: list[Section] = [
     Section("facts", _facts),
+    Section("set_aside", lambda d, ctx: set_aside_section(d, ctx.key)),
     Section("invites", _invites),
     Section("collaborators", _collaborators_table),
     Section("runs", _runs_table),

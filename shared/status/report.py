@@ -234,6 +234,8 @@ class DossierStatus(_Out):
         default_factory=list, description="the dossier's Sage collaborators and their SSM user, by Sage key")
     last_export: Optional[str] = Field(
         default=None, description="file-exchange sources (Sage 50 FR): « Dernière exportation reçue il y a … »")
+    set_aside: int = Field(default=0, description="open incidents each holding one record's change set aside "
+                                                  "(dead letters), sent again by POST status/dossiers/{id}/replay")
 
 
 class DossierChoice(_Out):
@@ -432,7 +434,8 @@ class StatusReader:
             journal=[_journal_status(e) for e in journal],
             commands=[CommandStatus(**c) for c in waiting_commands(self.store, dossier.id)],
             collaborators=_collaborators(self.store, dossier.id),
-            last_export=last_export(self.store, dossier.id, now))
+            last_export=last_export(self.store, dossier.id, now),
+            set_aside=sum(1 for i in open_incidents if i.parked))
 
     def _journal(self, dossier_id: str, query: StatusQuery) -> list[JournalEntry]:
         if query.run is None:

@@ -167,7 +167,7 @@ class BatchDependencies:
         if found is None:
             raise DependencyMissingError(
                 sentence(text("sync.dependency_missing", needed_by=needed_by, record=record_name(entity, sage_key))),
-                detail=f"no link {self.dossier}/{entity}/{sage_key}")
+                detail=f"no link {self.dossier}/{entity}/{sage_key}", entity=entity, key=sage_key)
         return found
 
     def try_linked_id(self, entity: str, sage_key: str) -> Optional[int]:

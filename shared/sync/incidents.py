@@ -79,10 +79,11 @@ class IncidentBook:
 
     def record(self, dossier: str, entity: str, key: str, operation: str, message: str, *,
                detail: Optional[str] = None, dead_lettered: bool = False, parked: Optional[dict] = None,
-               replay_at: Optional[dt.datetime] = None) -> Incident:
+               replay_at: Optional[dt.datetime] = None, waiting_for: Optional[str] = None) -> Incident:
         log.warning("%s %s '%s' (%s): %s", dossier, entity, key, operation, message)
         return self.store.record_incident(dossier, entity, key, operation, message, detail=detail,
-                                          dead_lettered=dead_lettered, parked=parked, replay_at=replay_at)
+                                          dead_lettered=dead_lettered, parked=parked, replay_at=replay_at,
+                                          waiting_for=waiting_for)
 
     def record_on_group(self, entity: str, key: str, operation: str, message: str, *,
                         detail: Optional[str] = None, dead_lettered: bool = False) -> Incident:

@@ -116,15 +116,47 @@ def _readable(store, incidents: list[Incident]) -> list[tuple[Incident, Envelope
     return readable
 
 
+def replay_released(service, dossier: str, incidents: list[Incident], *,
+                    now: Optional[dt.datetime] = None) -> ReplayOutcome:
+    """Replay at once the parked changes whose awaited record was just applied
+    (`shared.sync.waiting`), and in turn those their own success releases."""
+    now = now or service.clock()
+    done = _replay_dossier(service, dossier, incidents, now)
+    if done.replayed:
+        log.info("%s: %d change(s) parked on a record now in SSM replayed at once, %d resolved", dossier,
+                 done.replayed, done.resolved)
+    return done
+
+
+def replay_now(service, dossier: str, *, now: Optional[dt.datetime] = None) -> ReplayOutcome:
+    """Every parked change of the dossier tried again now, due or not (the administrator's request
+    on the status page); what still cannot be applied is parked again as before."""
+    now = now or service.clock()
+    parked = [i for i in service.store.list_incidents(dossier, state=IncidentState.OPEN) if i.parked]
+    newest: dict[tuple[str, str], Incident] = {}
+    for incident in parked:
+        record = (incident.entity, incident.key)
+        if record not in newest or _age(incident) > _age(newest[record]):
+            newest[record] = incident
+    return _replay_dossier(service, dossier, sorted(newest.values(), key=lambda i: i.first_seen)
+                           [:MAX_REPLAYS_PER_DOSSIER], now)
+
+
 def _replay_dossier(service, dossier: str, incidents: list[Incident], now: dt.datetime) -> ReplayOutcome:
     outcome = ReplayOutcome()
     readable = _readable(service.store, incidents)
-    for start in range(0, len(readable), REPLAYS_PER_BATCH):
+    seen = {(i.entity, i.key) for i in incidents}
+    start = 0
+    while start < len(readable):
         chunk = [incident for incident, _ in readable[start:start + REPLAYS_PER_BATCH]]
         batch = EnvelopeBatch(dossier=dossier,
                               envelopes=tuple(envelope for _, envelope in readable[start:start + REPLAYS_PER_BATCH]))
+        start += REPLAYS_PER_BATCH
         applied = service.apply_batch(batch, delivery_count=2,
                                       replayed_since={(i.entity, i.key): i.last_seen for i in chunk})
+        more = [i for i in applied.released if (i.entity, i.key) not in seen]   # grandchildren, once each
+        seen.update((i.entity, i.key) for i in more)
+        readable.extend(_readable(service.store, more[:max(0, MAX_REPLAYS_PER_DOSSIER - len(readable))]))
         retry = {(entity, key) for entity, key, _ in applied.retry}
         outcome.replayed += len(chunk)
         for incident in chunk:
@@ -156,6 +188,8 @@ def _settled(store, incident: Incident) -> bool:
     still = store.get_incident(incident.dossier, incident.entity, incident.key, incident.operation)
     if still is None or still.state is IncidentState.RESOLVED:
         return True
+    if still.waiting_for and still.parked:
+        return False                # still waiting for the record it refers to (shared.sync.waiting)
     if still.parked and still.parked == incident.parked:
         return store.resolve_incident(incident.dossier, incident.entity, incident.key, incident.operation)
     return False

@@ -13,9 +13,10 @@ starts; change envelopes go to
 their entity's synchronizer, entity after entity in dependency order, records of one entity in
 parallel (one thread per record, `max_workers` at once). Every record ends in exactly one of:
 applied, skipped unchanged, failed (an incident until its data is fixed), pending (a user to
-invite), ignored by rule (a deactivated dossier, a quote from Sage), or to retry — then the
-batch needs redelivery, and on redelivery what was applied already costs no SSM call. When SSM
-as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
+invite), ignored by rule (a deactivated dossier, a quote from Sage), waiting (parked alone on a
+record it refers to that is not in SSM, sent as soon as that one is: `shared.sync.waiting`), or to
+retry — then the batch needs redelivery, and on redelivery what was applied already costs no SSM
+call. When SSM as a whole cannot be used (keys refused, not answering) the batch breaker leaves the records not
 yet attempted for the redelivery, with one incident on the dossier's connection instead of one per
 record. A dossier's first load is done at the first run-end that leaves no collaborateur failed
 or set aside: until then collaborateurs are created in SSM, afterwards they wait for an invitation.
@@ -41,12 +42,12 @@ from shared.lifecycle import (Cause, Direction, Event, LifecycleError, State, cl
                               lets_through)
 from shared.messages import text
 from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationError, ConnectorError,
-                           EntityTooLargeError, RecordError, RetryableError, SkippableError, SsmAuthError,
-                           SsmError)
+                           DependencyMissingError, EntityTooLargeError, RecordError, RetryableError, SkippableError,
+                           SsmAuthError, SsmError)
 from shared.messages import record_name, text
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
-from shared.sync import replay
+from shared.sync import replay, waiting
 from shared.sync.adopter import held_keys
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
@@ -60,9 +61,11 @@ from shared.sync.synchronizers import (CREATED, DELETED, IGNORED, LINKED, PENDIN
 
 log = logging.getLogger("ssm_connector.sync")
 
-FAILED, RETRY = "failed", "retry"
+FAILED, RETRY, WAITING = "failed", "retry", "waiting"
 RUN_COUNTER_OF = {CREATED: "created", UPDATED: "updated", LINKED: "updated", DELETED: "deleted",
-                  UNCHANGED: "skipped_unchanged", FAILED: "failed"}
+                  UNCHANGED: "skipped_unchanged", FAILED: "failed", WAITING: "failed"}
+APPLIED_KINDS = frozenset({CREATED, UPDATED, LINKED, UNCHANGED})
+"""What a record that others may wait for ended in when it is in SSM now."""
 CONNECTION_INCIDENT = ("connection", "ssm")
 """(entity, key) of the dossier's incident when SSM refuses the keys, the settings are wrong or SSM
 is not answering; the next batch that gets through resolves it."""
@@ -85,6 +88,8 @@ class BatchOutcome:
     retry: list[tuple[str, str, str]] = field(default_factory=list)
     pending: int = 0
     ignored: int = 0
+    waiting: int = 0                    # parked alone, waiting for a record they refer to (shared.sync.waiting)
+    released: list = field(default_factory=list)   # parked changes whose awaited record this batch applied
 
     @property
     def needs_redelivery(self) -> bool:
@@ -251,6 +256,8 @@ class SyncService:
             self._apply_changes(dossier, changes, outcome, tally, delivery_count, breaker, replayed_since)
         finally:
             self._merge_counts(batch.dossier, tally)
+        if outcome.released and replayed_since is None:     # a replay replays what it releases itself
+            replay.replay_released(self, batch.dossier, outcome.released)
         return outcome
 
     def _apply_changes(self, dossier: Optional[Dossier], envelopes: list[Envelope], outcome: BatchOutcome,
@@ -275,9 +282,13 @@ class SyncService:
                           links_lost=state_lost, replayed_since=replayed_since)
         ctx.transformed_quotes = transformed_quotes(envelopes)
         ctx.held_for_adoption = held_keys(self.store, dossier.id)
+        waiting_children = waiting.waiting_incidents(open_records)
+        retried: set[tuple[str, str]] = set()       # records of this batch left for its redelivery
+        ctx.retried_in_batch = retried
         waves, superseded = plan(envelopes)
         for envelope in superseded:
             self._count(_Result(envelope, UNCHANGED), outcome, tally)
+        applied: list[tuple[str, str]] = []
         for wave in waves:
             self._prefetch(ctx, wave.entity, wave.envelopes, breaker)
             task = lambda envelope: self._apply_one(ctx, envelope, open_records, delivery_count, breaker)
@@ -287,6 +298,11 @@ class SyncService:
                 results = self._executor().map(task, wave.envelopes)
             for result in results:
                 self._count(result, outcome, tally)
+                if result.kind in APPLIED_KINDS and waiting_children:
+                    applied.append((result.envelope.entity or "", result.envelope.key or ""))
+                elif result.kind == RETRY:
+                    retried.add((result.envelope.entity or "", result.envelope.key or ""))
+        outcome.released.extend(waiting.released(waiting_children, applied))
         if breaker.outage is not None:
             self._record_outage(dossier.id, breaker)
         elif not breaker.tripped and CONNECTION_INCIDENT in open_records and \
@@ -342,14 +358,15 @@ class SyncService:
                                                      attempt=delivery_count)
             return _Result(envelope, FAILED, message=incident.message,
                            counted_failure=not failure_counted(open_records.get((entity, key), ())))
+        except DependencyMissingError as exc:         # parked alone on the record it refers to
+            if exc.entity is None or exc.key is None or (exc.entity, exc.key) in ctx.retried_in_batch:
+                return self._retry(ctx, envelope, exc, attempt, delivery_count, breaker)  # with the batch
+            incident = waiting.park_on_parent(self.store, self.incidents, ctx.dossier_id, envelope, exc,
+                                              attempt.operation, now=self.clock())
+            return _Result(envelope, WAITING, message=incident.message,
+                           counted_failure=not failure_counted(open_records.get((entity, key), ())))
         except Exception as exc:                     # retryable, or unforeseen: never dropped
-            if breaker.trips_on(exc, _resource_of(entity)):
-                return _Result(envelope, RETRY, message=breaker.reason)
-            if not isinstance(exc, ConnectorError):
-                log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
-            incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
-                                                     attempt=delivery_count)
-            return _Result(envelope, RETRY, message=incident.message)
+            return self._retry(ctx, envelope, exc, attempt, delivery_count, breaker)
         breaker.succeeded()
         if outcome.action != PENDING and (entity, key) in open_records:
             self.incidents.resolve_failures(ctx.dossier_id, entity, key)
@@ -373,6 +390,16 @@ class SyncService:
                 self.incidents.record(ctx.dossier_id, entity, key, VALUES_LEFT_OUT, message)
         elif opened:
             self.incidents.resolve(ctx.dossier_id, entity, key, VALUES_LEFT_OUT)
+    def _retry(self, ctx: SyncContext, envelope: Envelope, exc: Exception, attempt: Attempt, delivery_count: int,
+               breaker: BatchBreaker) -> _Result:
+        entity, key = envelope.entity or "", envelope.key or ""
+        if breaker.trips_on(exc, _resource_of(entity)):
+            return _Result(envelope, RETRY, message=breaker.reason)
+        if not isinstance(exc, ConnectorError):
+            log.exception("unexpected failure on %s %s '%s'", ctx.dossier_id, entity, key)
+        incident = self.incidents.record_failure(ctx.dossier_id, entity, key, attempt.operation, exc,
+                                                 attempt=delivery_count)
+        return _Result(envelope, RETRY, message=incident.message)
 
     def _count(self, result: _Result, outcome: BatchOutcome, tally: _Tally) -> None:
         kind = result.kind
@@ -388,6 +415,8 @@ class SyncService:
             outcome.pending += 1
         elif kind == IGNORED:
             outcome.ignored += 1
+        elif kind == WAITING:
+            outcome.waiting += 1
         tally.add(result)
 
     def _prefetch(self, ctx: SyncContext, entity: str, envelopes: list[Envelope], breaker: BatchBreaker) -> None:
@@ -705,6 +734,8 @@ class SyncService:
         if link is not None and link.hash == envelope.hash and link.deleted == (envelope.op is Op.DELETE):
             return False
         previous = open_by_record.get((entity, key))
+        if previous is not None and previous.waiting_for and previous.parked.get("hash") == envelope.hash:
+            return False            # parked alone already, waiting for the record it refers to
         if previous is not None:
             operation, cause = previous.operation, previous.message
         else:

@@ -492,7 +492,7 @@ def _receive_and_die(spec: tuple, queue: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_process_killed_before_completing_leaves_its_message_to_the_next_receiver(harness, queue):
+def test_a_process_killed_before_completing_leaves_its_message_to_the_next_receiver_at_once(harness, queue):
     bus = harness.open(lock_duration_s=LOCK_S)
     bus.send(queue, [msg("d1", 0)])
     child = multiprocessing.get_context("spawn").Process(
@@ -501,12 +501,36 @@ def test_a_process_killed_before_completing_leaves_its_message_to_the_next_recei
     child.join(timeout=60)
     assert child.exitcode == 3
 
-    assert bus.accept_session(queue) is None
-    # The child locked on real time, a little after this test's clock started.
-    harness.advance(LOCK_S + 30)
+    # The holder is gone (same host, its PID no longer runs): its session lock is taken over
+    # now, not when it would have expired, and the message it held counts one delivery.
     receiver = bus.accept_session(queue)
     [again] = receiver.receive()
     assert (again.message_id, again.delivery_count) == ("d1-0", 2)
+    [taken] = bus.taken_over()
+    assert (taken.queue, taken.session_id, taken.owner.pid, taken.messages) == (queue, "d1", child.pid, 1)
+    assert bus.taken_over() == []
+
+
+def test_a_session_held_by_a_live_process_or_another_host_is_taken_over_once_its_heartbeat_is_stale(tmp_path):
+    import json
+    import socket
+
+    clock = FakeClock()
+    with LocalBus(str(tmp_path / "bus.db"), clock=clock, lock_duration_s=LOCK_S) as bus:
+        bus.send("q", [msg("d1", 0), msg("d2", 0)])
+        held = [bus.accept_session("q", "d1"), bus.accept_session("q", "d2")]
+        for receiver in held:
+            receiver.receive()
+        other_host = json.dumps({"host": socket.gethostname() + "-other", "pid": 1, "started": ""})
+        with sqlite3.connect(bus.path) as conn:     # d2's holder: a process on another machine
+            conn.execute("UPDATE sessions SET owner = ? WHERE session_id = 'd2'", (other_host,))
+
+        assert bus.accept_session("q") is None and bus.taken_over() == []
+        clock.advance(LOCK_S + 1)             # no renewal (heartbeat) since: both locks are stale
+
+        assert bus.accept_session("q") is not None
+        taken = {(t.session_id, t.reason, t.messages) for t in bus.taken_over()}
+        assert taken == {("d1", "expired", 1), ("d2", "expired", 1)}
 
 
 # --- local bus specifics ----------------------------------------------------------------------------

@@ -168,18 +168,19 @@ def test_a_newer_change_applied_while_a_replay_runs_is_not_overwritten(sim, serv
     assert open_incidents(store) == {}
 
 
-def test_a_document_waiting_for_its_product_is_sent_by_the_replay_after_the_product(sim, service, agent, store):
+def test_a_replayed_document_waiting_for_its_product_is_sent_as_soon_as_the_product_is(sim, service, agent, store):
     invoice = document(Entity.INVOICE, "FA0002", [line("1", 1, product_key="BAG-OR-18")])
     dead_letter(service, sim, agent.run(client(), invoice))
     first = utcnow() + LATER
 
     done = replay_parked(service, now=first)                    # the product is not in SSM yet
 
-    assert (done.resolved, done.parked_again) == (1, 1)
+    assert (done.resolved, done.parked_again) == (1, 0)
     assert sim.records("salesordersLines") == []
-    service.apply_batch(agent.run(family(), product()))         # its own change: not the document's
-    assert set(parked(store)) == {("invoice", "F:FA0002")}
-    assert replay_parked(service, now=first + REPLAY_DELAYS[1]).resolved == 1
+    assert parked(store)[("invoice", "F:FA0002")].waiting_for == "product:BAG-OR-18"
+    applied = service.apply_batch(agent.run(family(), product()))      # the product's own change...
+
+    assert [i.key for i in applied.released] == ["F:FA0002"]         # ...sends the document at once
     [sent] = sim.records("salesordersLines")
     assert sent["productId"]["id"] == store.get_link("BIJOU", "product", "BAG-OR-18").ssm_id
     assert open_incidents(store) == {}

@@ -9,26 +9,65 @@ from shared.state.records import IncidentState
 from tests.sync.records import client, contact, document, family, line, only, product, writes
 
 
-def test_a_contact_before_its_account_is_retried_then_synced_once_the_account_arrives(sim, service, agent, store):
+def ssm_refuses_for_now(sim, resource: str) -> None:
+    """SSM answers reads but fails every create of `resource` (503) until the faults are cleared."""
+    sim.faults.fail_next(503, count=1000, method="POST", resource=resource)
+
+
+def test_a_contact_whose_account_never_reached_the_cloud_is_an_incident_at_once_and_sent_with_the_account(
+        sim, service, agent, store):
     start = agent.start()
     service.apply_batch(agent.batch(start))
     early = agent.changes(contact())
 
     outcome = service.apply_batch(early)
 
-    assert outcome.needs_redelivery and outcome.retry[0][:2] == ("contact", "7")
-    assert "le tiers « C001 »" in outcome.retry[0][2] and "pas encore dans Sage Sales Management" in outcome.retry[0][2]
+    assert not outcome.needs_redelivery and (outcome.waiting, outcome.retry) == (1, [])
     incident = store.get_incident("BIJOU", "contact", "7", "create")
-    assert incident.state is IncidentState.OPEN and incident.next_attempt_at is not None
+    assert incident.state is IncidentState.OPEN and incident.next_attempt_at is None and incident.replay_at is None
+    assert incident.message.startswith("Le contact « 7 » fait référence au compte « C001 », qui n'existe pas "
+                                       "dans Sage")
+    assert incident.waiting_for == "account:C001" and incident.parked["key"] == "7"
     assert sim.records("contacts") == []
 
-    service.apply_batch(agent.changes(client()))
-    again = service.apply_batch(early, delivery_count=2)
+    applied = service.apply_batch(agent.changes(client()))     # the account appears in Sage: sent, then its contact
 
-    assert not again.needs_redelivery and again.applied == 1
+    assert applied.applied == 1 and [i.key for i in applied.released] == ["7"]
     account = only(sim.records("accounts"), extId="BIJOU:C001")
     assert only(sim.records("contacts"), extId="BIJOU:7")["accountId"]["id"] == account["id"]
     assert store.get_incident("BIJOU", "contact", "7", "create").state is IncidentState.RESOLVED
+
+
+def test_a_contact_whose_account_is_known_but_refused_waits_for_it_and_follows_its_fix_at_once(
+        sim, service, agent, store):
+    sim.reject_field("accounts", "name", lambda value: value == "Refusé SA", "Nom refusé")
+    outcome = service.apply_batch(agent.run(client(name="Refusé SA"), contact()))  # one batch: the account first
+
+    assert (outcome.failed, outcome.waiting, outcome.retry) == (1, 1, [])
+    waiting = store.get_incident("BIJOU", "contact", "7", "create")
+    assert waiting.message.startswith("Le contact « 7 » fait référence au compte « C001 », qui n'est pas encore "
+                                      "dans SSM (voir son incident)")
+    assert waiting.replay_at is not None                 # a temporary wait is also tried on the replay schedule
+
+    sim.clear_rejections()
+    fixed = service.apply_batch(agent.run(client(name="Corrigé SA")))
+
+    assert fixed.applied == 1 and len(sim.records("contacts")) == 1
+    assert store.list_incidents("BIJOU", state=IncidentState.OPEN) == []
+
+
+def test_a_contact_whose_account_fails_for_now_in_the_same_batch_goes_with_the_batchs_redelivery(
+        sim, service, agent, store):
+    ssm_refuses_for_now(sim, "accounts")
+    batch = agent.run(client(), contact())
+
+    outcome = service.apply_batch(batch)
+
+    assert [record[:2] for record in outcome.retry] == [("account", "C001"), ("contact", "7")]
+    sim.faults.clear()
+    again = service.apply_batch(batch, delivery_count=2)
+    assert again.applied == 2 and not again.needs_redelivery
+    assert store.list_incidents("BIJOU", state=IncidentState.OPEN) == []
 
 
 def test_a_contact_and_its_account_in_one_batch_are_applied_in_dependency_order(sim, service, agent):
@@ -36,13 +75,17 @@ def test_a_contact_and_its_account_in_one_batch_are_applied_in_dependency_order(
     assert outcome.applied == 2 and not outcome.retry
 
 
-def test_an_order_whose_article_is_missing_is_retried_without_writing_half_a_document(sim, service, agent):
+def test_an_order_whose_article_is_missing_is_an_incident_at_once_without_writing_half_a_document(
+        sim, service, agent, store):
     service.apply_batch(agent.run(client()))
     sim.reset_calls()
 
     outcome = service.apply_batch(agent.run(document(Entity.ORDER, "BC5", [line("1", 1)])))
 
-    assert outcome.retry and writes(sim) == []
+    assert outcome.waiting == 1 and not outcome.retry and writes(sim) == []
+    [incident] = store.list_incidents("BIJOU", state=IncidentState.OPEN)
+    assert (incident.entity, incident.waiting_for) == ("order", "product:BAG-OR-18")
+    assert "l'article « BAG-OR-18 », qui n'existe pas dans Sage" in incident.message
 
 
 def test_ssm_refusing_one_record_makes_an_incident_while_the_others_sync(sim, service, agent, store):
@@ -123,15 +166,17 @@ def test_the_run_start_registers_the_dossier_and_the_first_run_end_marks_the_fir
     assert store.get_run("BIJOU", agent.run_id).message == "relevé de l'agent : lus 0"
 
 
-def test_a_run_end_behind_a_retry_waits_for_the_redelivery(service, agent, store):
-    outcome = service.apply_batch(agent.run(contact()))
+def test_a_run_end_behind_a_retry_waits_for_the_redelivery(sim, service, agent, store):
+    ssm_refuses_for_now(sim, "accounts")
+    outcome = service.apply_batch(agent.run(client()))
     assert outcome.needs_redelivery
     assert store.get_run("BIJOU", agent.run_id).ended_at is None
     assert not store.get_dossier("BIJOU").first_load_done
 
 
 def test_a_dead_lettered_batch_leaves_incidents_for_what_was_not_applied(sim, service, agent, store):
-    batch = agent.run(client(), contact("8", account_key="C404"))
+    ssm_refuses_for_now(sim, "contacts")
+    batch = agent.run(client(), contact("8"))
     outcome = service.apply_batch(batch)
     assert outcome.retry
 
@@ -139,12 +184,11 @@ def test_a_dead_lettered_batch_leaves_incidents_for_what_was_not_applied(sim, se
 
     incident = store.get_incident("BIJOU", "contact", "8", "create")
     assert incident.dead_lettered and incident.state is IncidentState.OPEN
-    assert incident.message == ("Le contact « 8 » renvoie à une fiche qui n'est pas encore dans Sage Sales "
-                                "Management : le tiers « C404 ». Modification mise de côté après plusieurs "
-                                "tentatives, réessayée automatiquement, la première fois le "
-                                f"{incident.replay_at:%d/%m/%Y %H:%M} (UTC) ; une nouvelle modification dans Sage "
-                                "ou un réalignement l'envoie aussi.")
-    assert incident.parked["key"] == "8" and incident.parked["record"]["account_key"] == "C404"
+    assert incident.message.endswith(" Modification mise de côté après plusieurs tentatives, réessayée "
+                                     "automatiquement, la première fois le "
+                                     f"{incident.replay_at:%d/%m/%Y %H:%M} (UTC) ; une nouvelle modification dans "
+                                     "Sage ou un réalignement l'envoie aussi.")
+    assert incident.parked["key"] == "8" and incident.parked["record"]["account_key"] == "C001"
     assert abs(incident.replay_at - incident.last_seen - dt.timedelta(minutes=15)) < dt.timedelta(seconds=5)
     assert store.get_incident("BIJOU", "account", "C001", "create") is None
     run = store.get_run("BIJOU", agent.run_id)

@@ -127,7 +127,8 @@ def test_a_record_refused_after_a_retry_is_counted_failed_and_the_run_is_partial
 
 def test_a_batch_dead_lettered_after_its_run_ended_leaves_the_run_partial(sim, service, agent, store):
     service.apply_batch(agent.batch(agent.start()))
-    stuck = agent.changes(client(), contact("8", account_key="C404"))
+    sim.faults.fail_next(503, count=1000, method="POST", resource="contacts")
+    stuck = agent.changes(client(), contact("8"))
     assert service.apply_batch(stuck).needs_redelivery
     service.apply_batch(agent.batch(agent.end(read=2)))          # the next message, once `stuck` is set aside
     assert store.get_run("BIJOU", agent.run_id).state is RunState.SUCCEEDED
@@ -141,7 +142,8 @@ def test_a_batch_dead_lettered_after_its_run_ended_leaves_the_run_partial(sim, s
 
 def test_a_dead_lettered_batch_counts_each_record_once(sim, service, agent, store):
     sim.reject_field("accounts", "name", lambda value: value == "Refusé SA", "Nom refusé")
-    batch = agent.run(client(), client("C2", "Refusé SA"), contact("8", account_key="C404"))
+    sim.faults.fail_next(503, count=1000, method="POST", resource="contacts")
+    batch = agent.run(client(), client("C2", "Refusé SA"), contact("8"))
     for delivery in (1, 2, 3):
         assert service.apply_batch(batch, delivery_count=delivery).needs_redelivery
 
@@ -153,7 +155,8 @@ def test_a_dead_lettered_batch_counts_each_record_once(sim, service, agent, stor
 
 
 def test_a_dead_lettered_batch_leaves_no_incident_for_an_envelope_a_newer_one_replaced(sim, service, agent, store):
-    batch = agent.run(client(), client(city="Nice"), contact("8", account_key="C404"))
+    sim.faults.fail_next(503, count=1000, method="POST", resource="contacts")
+    batch = agent.run(client(), client(city="Nice"), contact("8"))
     assert service.apply_batch(batch).needs_redelivery
     assert only(sim.records("accounts"), extId="BIJOU:C001")["city"] == "Nice"
 
