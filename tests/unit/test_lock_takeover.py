@@ -78,6 +78,7 @@ def test_agent_run_once_after_a_killed_run_says_in_french_that_it_took_the_lock_
         with checkpoint.exclusive():
             return []
     monkeypatch.setattr(cli, "run_selected", run_selected)
+    monkeypatch.setattr(cli, "directory_for", lambda settings: None)      # no group directory to read
     settings = type("S", (), {"agent": type("A", (), {"state_path": path})()})()
 
     assert cli._run_cycle(settings, None, None) == []
