@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from agent.checkpoint import Checkpoint
+from shared.messages import text
 from shared.config import Settings
 from shared.errors import ConfigurationError
 
@@ -163,8 +164,7 @@ def connection_string_for(settings: Settings, dossier: str) -> str:
             if (folder / f"{dossier}{suffix}").is_file():
                 from agent.odbc import sqlite_connection_string
                 return sqlite_connection_string(folder / f"{dossier}{suffix}")
-    raise ConfigurationError(f"The company database '{dossier}' is neither in the configuration nor on the"
-                             " configured Sage server.")
+    raise ConfigurationError(text("agent.database_unknown", dossier=dossier))
 
 
 def is_selected(settings: Settings, checkpoint: Checkpoint, dossier: str) -> bool:

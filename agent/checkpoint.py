@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
+from shared.messages import label, text
 from shared.errors import ConnectorError
 
 SCHEMA_VERSION = 1
@@ -234,9 +235,9 @@ class DeletionHold:
 
     @property
     def message(self) -> str:
-        return (f"{self.dossier}: {self.held:,} of {self.records:,} {plural(self.entity)} would be deleted in SSM;"
-                f" held. If this is intended, run `ssm-connector agent confirm-deletions {self.dossier}"
-                f" {self.entity}`")
+        return text("agent.hold", dossier=self.dossier, held=f"{self.held:,}".replace(",", "\u202f"),
+                    records=f"{self.records:,}".replace(",", "\u202f"), entity=self.entity,
+                    what=label("status.entity", self.entity))
 
 
 @dataclass(frozen=True)
@@ -362,8 +363,7 @@ class Checkpoint:
             lock.execute("BEGIN EXCLUSIVE")
         except sqlite3.OperationalError as exc:
             lock.close()
-            raise AgentBusyError("Another agent process is already synchronising these dossiers; this run was"
-                                 " skipped.", detail=f"{self.path}.lock: {exc}") from None
+            raise AgentBusyError(text("agent.busy"), detail=f"{self.path}.lock: {exc}") from None
         try:
             yield
         finally:

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from agent.catalog import is_selected, list_databases, selected_dossiers
-from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold, plural
+from agent.checkpoint import AgentBusyError, Checkpoint, DeletionHold
 from agent.relay import (ActivityNotice, DossierRunResult, activity_text, apply_dossier_commands, note_activity,
                          run_selected)
+from shared.messages import text
 from shared.config import Settings, load_settings
 from shared.telemetry import configure_logging
 from shared.rules import sync_order
@@ -31,7 +32,7 @@ COUNT_ORDER = ("read", "created", "changed", "resent", "deleted", "skipped_uncha
 SHOWN_WHEN_NOT_ZERO = {"deletions_held"}
 COMMAND_WAIT_S = 5.0
 """Between cycles, how often the agent applies the cloud's commands (SSM → Sage), in seconds."""
-NOTHING_SELECTED = "No dossier is selected; `agent databases` lists them, `agent select ID` selects one."
+NOTHING_SELECTED = text("agent.cli.nothing_selected")
 
 
 def register(subparsers) -> None:
@@ -110,19 +111,19 @@ def cmd_databases(args) -> int:
     settings = _settings(args)
     databases, error = list_databases(settings)
     with _checkpoint(settings) as checkpoint:
-        rows = [["ID", "COMPANY", "SOURCE", "SELECTED", "LAST RUN"]]
+        rows = [[text(f"agent.cli.column.{c}") for c in ("id", "company", "source", "selected", "last_run")]]
         for database in databases:
             runs = checkpoint.runs(database.id, limit=1)
             last = f"{runs[0].started_at} {runs[0].state}" if runs else "-"
-            selected = "inactive" if not database.active else (
-                "yes" if is_selected(settings, checkpoint, database.id) else "no")
+            selected = text("agent.cli.inactive") if not database.active else (
+                text("agent.cli.yes") if is_selected(settings, checkpoint, database.id) else text("agent.cli.no"))
             rows.append([database.id, database.company_name or "-", database.source, selected, last])
     if len(rows) > 1:
         _table(rows)
     else:
-        print("No company database found: set [agent] server_odbc or list [[dossiers]] in the configuration.")
+        print(text("agent.cli.no_database"))
     if error:
-        print(f"The Sage server could not be listed: {error}", file=sys.stderr)
+        print(text("agent.cli.server_unlisted", error=error), file=sys.stderr)
         return 1
     return 0
 
@@ -136,23 +137,21 @@ def cmd_select(args) -> int:
     settings = _settings(args)
     database, error = _find(settings, args.dossier)
     if database is None:
-        print(f"'{args.dossier}' is not a company database the agent can see"
-              + (f" (the server could not be listed: {error})" if error else "")
-              + "; `agent databases` lists them.", file=sys.stderr)
+        print(text("agent.cli.unseen_unlisted", dossier=args.dossier, error=error) if error
+              else text("agent.cli.unseen", dossier=args.dossier), file=sys.stderr)
         return 2
     if not database.active:
-        print(f"'{args.dossier}' is deactivated in the configuration (active = false).", file=sys.stderr)
+        print(text("agent.cli.inactive_in_settings", dossier=args.dossier), file=sys.stderr)
         return 2
     with _checkpoint(settings) as checkpoint:
         again = checkpoint.select(args.dossier)
         first = checkpoint.snapshot(args.dossier) is None
     if again:
-        print(f"{args.dossier} selected again: its next run tells the cloud and is a full realignment"
-              " (Sage values take precedence).")
+        print(text("agent.cli.selected_again", dossier=args.dossier))
     elif first:
-        print(f"{args.dossier} selected: its first run reads the whole dossier.")
+        print(text("agent.cli.selected_first", dossier=args.dossier))
     else:
-        print(f"{args.dossier} selected.")
+        print(text("agent.cli.selected", dossier=args.dossier))
     return 0
 
 
@@ -161,11 +160,10 @@ def cmd_deselect(args) -> int:
     database, _ = _find(settings, args.dossier)
     with _checkpoint(settings) as checkpoint:
         if database is None and checkpoint.dossier_state(args.dossier) is None:
-            print(f"'{args.dossier}' is not a company database the agent knows.", file=sys.stderr)
+            print(text("agent.cli.unknown", dossier=args.dossier), file=sys.stderr)
             return 2
         checkpoint.deselect(args.dossier)
-    print(f"{args.dossier} deselected: nothing is synchronised any more; its records stay in SSM."
-          " The cloud shows it deactivated after the agent's next run.")
+    print(text("agent.cli.deselected", dossier=args.dossier))
     return 0
 
 
@@ -177,24 +175,24 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 def _print_result(result: DossierRunResult) -> None:
     if result.recovered_run_id:
-        print(f"{result.dossier}: finished sending run {result.recovered_run_id} left by a previous process")
+        print(text("agent.cli.recovered", dossier=result.dossier, run=result.recovered_run_id))
     if not result.ok:
-        print(f"{result.dossier}: FAILED: {result.error}")
+        print(text("agent.cli.failed", dossier=result.dossier, error=result.error))
         return
-    kind = "realignment" if result.realignment else "incremental"
-    print(f"{result.dossier}: run {result.run_id} {kind} {_counts_text(result.counts)}"
-          f" batches={result.batches_sent}")
+    kind = text("agent.cli.kind.realignment" if result.realignment else "agent.cli.kind.incremental")
+    print(text("agent.cli.run", dossier=result.dossier, run=result.run_id, kind=kind,
+               counts=_counts_text(result.counts), batches=result.batches_sent))
     for reason in result.reasons:
-        print(f"  realignment because {reason}")
+        print(text("agent.cli.reason", reason=reason))
     for hold in result.holds:
         print(hold.message)
 
 
 def _print_notice(notice: ActivityNotice) -> None:
     if notice.ok:
-        print(f"{notice.dossier}: the cloud was told the dossier is {activity_text(notice.active)}")
+        print(text("agent.cli.notice", dossier=notice.dossier, activity=activity_text(notice.active)))
     else:
-        print(f"{notice.dossier}: FAILED: {notice.error}; it is tried again at the next run")
+        print(text("agent.cli.notice_failed", dossier=notice.dossier, error=notice.error))
 
 
 def _open_bus(settings: Settings):
@@ -223,7 +221,7 @@ def cmd_run_once(args) -> int:
     with _checkpoint(settings) as checkpoint:
         note_activity(settings, checkpoint)
         if args.dossier and not is_selected(settings, checkpoint, args.dossier):
-            print(f"'{args.dossier}' is not selected; `agent select {args.dossier}` first.", file=sys.stderr)
+            print(text("agent.cli.not_selected", dossier=args.dossier), file=sys.stderr)
             return 2
         nothing_selected = not args.dossier and not selected_dossiers(settings, checkpoint)
         if nothing_selected and not checkpoint.unannounced():
@@ -239,7 +237,7 @@ def cmd_run_once(args) -> int:
     if nothing_selected:
         print(NOTHING_SELECTED)
     else:
-        print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
+        print(text("agent.cli.summary", done=len(results) - len(failed), failed=len(failed)))
     return 1 if failed or not all(notice.ok for notice in notices) else 0
 
 
@@ -249,29 +247,29 @@ def cmd_run(args) -> int:
     stop = threading.Event()
 
     def request_stop(signum, frame):
-        print(f"stopping after the dossier in progress ({signal.Signals(signum).name})", flush=True)
+        print(text("agent.cli.stopping", signal=signal.Signals(signum).name), flush=True)
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     cycles = 0
     try:
-        print(f"agent running every {interval:g} s; Ctrl+C or SIGTERM stops it", flush=True)
+        print(text("agent.cli.running", interval=f"{interval:g}"), flush=True)
         while not stop.is_set():
             cycles += 1
             try:
                 results = _run_cycle(settings, None, stop)
             except AgentBusyError as exc:
-                print(f"cycle {cycles}: {exc.user_message}", flush=True)
+                print(text("agent.cli.cycle_busy", cycle=cycles, reason=exc.user_message), flush=True)
             else:
                 failed = sum(1 for r in results if not r.ok)
-                print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
+                print(text("agent.cli.cycle", cycle=cycles, done=len(results) - failed, failed=failed), flush=True)
             if args.cycles is not None and cycles >= args.cycles:
                 break
             between_cycles(settings, interval, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("agent stopped", flush=True)
+    print(text("agent.cli.stopped"), flush=True)
     return 0
 
 
@@ -298,7 +296,7 @@ def apply_waiting_commands(settings: Settings) -> dict[str, int]:
             stats = apply_dossier_commands(settings, bus, dossier)
             if stats is not None and (stats.applied or stats.refused):
                 applied[dossier] = stats.applied + stats.refused
-                print(f"{dossier}: {applied[dossier]} command(s) from SSM applied", flush=True)
+                print(text("agent.cli.commands_applied", dossier=dossier, count=applied[dossier]), flush=True)
         return applied
     finally:
         bus.close()
@@ -308,17 +306,16 @@ def apply_waiting_commands(settings: Settings) -> dict[str, int]:
 def cmd_confirm_deletions(args) -> int:
     entities = [entity.value for entity in sync_order()]
     if args.entity not in entities:
-        print(f"'{args.entity}' is not an entity the agent synchronises ({', '.join(entities)}).", file=sys.stderr)
+        print(text("agent.cli.unknown_entity", entity=args.entity, entities=", ".join(entities)), file=sys.stderr)
         return 2
     settings = _settings(args)
     with _checkpoint(settings) as checkpoint:
         hold = checkpoint.confirm_deletions(args.dossier, args.entity)
     if hold is None:
-        print(f"{args.dossier} has no held {args.entity} deletions; `agent state` shows what the agent holds.",
-              file=sys.stderr)
+        print(text("agent.cli.no_hold", dossier=args.dossier, entity=args.entity), file=sys.stderr)
         return 1
-    print(f"{args.dossier}: the next run sends the {hold.held:,} held {args.entity} deletions to SSM."
-          f" Those of the {plural(args.entity)} back in Sage by then are not sent.")
+    print(text("agent.cli.hold_confirmed", dossier=args.dossier, held=f"{hold.held:,}".replace(",", "\u202f"),
+               entity=args.entity))
     return 0
 
 
@@ -374,36 +371,40 @@ def cmd_state(args) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     if not report:
-        print(f"No dossier in the agent state ({settings.agent.state_path}).")
+        print(text("agent.cli.state_empty", path=settings.agent.state_path))
         return 0
-    print(f"agent state: {settings.agent.state_path}")
+    print(text("agent.cli.state_title", path=settings.agent.state_path))
     for item in report:
-        flags = ["selected" if item["selected"] else "not selected"]
+        flags = [text("agent.cli.flag.selected" if item["selected"] else "agent.cli.flag.not_selected")]
         if item["needs_realignment"]:
-            flags.append("next run realigns")
+            flags.append(text("agent.cli.flag.realigns"))
         print(f"\n{item['dossier']} ({', '.join(flags)})")
         if item["activity"]:
             a = item["activity"]
-            told = f"told at {a['announced_at']}" if a["announced_at"] else "to be told at the next run"
-            print(f"  {'activated again' if a['active'] else 'deactivated'} at {a['changed_at']}, cloud {told}")
-        print(f"  last success: {item['last_success_at'] or 'never'}")
+            told = text("agent.cli.told_at", at=a["announced_at"]) if a["announced_at"] else text("agent.cli.to_tell")
+            print("  " + text("agent.cli.activity_again" if a["active"] else "agent.cli.activity_off",
+                              at=a["changed_at"], told=told))
+        print("  " + text("agent.cli.last_success", at=item["last_success_at"] or text("agent.cli.never")))
         if item["last_error"]:
-            print(f"  last error:   {item['last_error']} (at {item['last_error_at']})")
+            print("  " + text("agent.cli.last_error", error=item["last_error"], at=item["last_error_at"]))
         if item["pending"]:
             p = item["pending"]
-            status = "being sent" if p["sealed"] else "incomplete, will be dropped"
-            print(f"  pending run:  {p['run_id']} {status}, {p['unsent']} of {p['batches']} batch(es) unsent")
+            status = text("agent.cli.pending_sent" if p["sealed"] else "agent.cli.pending_dropped")
+            print("  " + text("agent.cli.pending", run=p["run_id"], status=status, unsent=p["unsent"],
+                              batches=p["batches"]))
         for hold in item["held_deletions"]:
             print(f"  {hold['message']}")
             if hold["confirmed_at"]:
-                print(f"    confirmed at {hold['confirmed_at']}: the next run sends them")
+                print("    " + text("agent.cli.hold_confirmed_at", at=hold["confirmed_at"]))
         for entity in _in_sync_order(set(item["watermarks"]) | set(item["shadow"])):
             mark = item["watermarks"].get(entity, {}).get("modified") or "-"
             shadow = item["shadow"].get(entity, {"records": 0, "invalid": 0})
-            print(f"  {entity:<15} watermark {mark:<27} records {shadow['records']}"
-                  f" (invalid {shadow['invalid']})")
+            print("  " + text("agent.cli.watermark", entity=f"{entity:<15}", mark=f"{mark:<27}",
+                              records=shadow["records"], invalid=shadow["invalid"]))
         for run in item["runs"]:
-            kind = "realignment" if run["realignment"] else "incremental" if run["counts"] else "-"
-            print(f"  run {run['run_id']} {run['state']:<11} {kind:<11} {_counts_text(run['counts'])}"
-                  + (f" error: {run['error']}" if run["error"] else ""))
+            kind = text("agent.cli.kind.realignment") if run["realignment"] else \
+                text("agent.cli.kind.incremental") if run["counts"] else "-"
+            print("  " + text("agent.cli.state_run", run=run["run_id"], state=f"{run['state']:<11}",
+                              kind=f"{kind:<11}", counts=_counts_text(run["counts"]))
+                  + (" " + text("agent.cli.state_run_error", error=run["error"]) if run["error"] else ""))
     return 0

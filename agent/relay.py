@@ -36,6 +36,7 @@ from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import ActivityChange, Checkpoint, DeletionHold, RunState
 from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
+from shared.messages import text
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
@@ -378,7 +379,7 @@ def announce_activity(settings, *, checkpoint: Checkpoint, bus: Bus, only: Optio
 
 def activity_text(active: bool) -> str:
     """How the notices name a dossier's activity."""
-    return "active again" if active else "deactivated"
+    return text("agent.activity.active" if active else "agent.activity.inactive")
 
 
 def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChange,
@@ -394,8 +395,7 @@ def _announce(checkpoint: Checkpoint, bus: Bus, queue: str, change: ActivityChan
                                          application_properties={"change_id": change.change_id, "envelopes": 1})])
     except Exception as exc:
         checkpoint.rollback()
-        error = (f"the cloud could not be told that the dossier is {activity_text(change.active)}:"
-                 f" {describe_error(exc)}")
+        error = text("agent.untold", activity=activity_text(change.active), error=describe_error(exc))
         checkpoint.record_error(change.dossier, error)
         return ActivityNotice(change.dossier, change.active, change.change_id, error)
     checkpoint.mark_announced(change.dossier, change.change_id)

@@ -165,7 +165,7 @@ def test_no_run_goes_before_the_cloud_knows_the_dossier_is_active_again(agent, b
 
     [refused] = cycle(agent, settings, bus=CrashingBus(agent.bus, 0, when="before-send"))
 
-    assert not refused.ok and "could not be told that the dossier is active again" in refused.error
+    assert not refused.ok and "n'a pas pu être prévenu que le dossier est de nouveau actif" in refused.error
     assert agent.bus.pending_count(QUEUE, "BIJOU") == 0
     with agent.checkpoint() as checkpoint:
         assert checkpoint.pending("BIJOU") is None and checkpoint.dossier_state("BIJOU").needs_realignment
