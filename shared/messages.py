@@ -344,6 +344,8 @@ CATALOGUE: dict[str, str] = {
     "status.journal.key": "Clé",
     "status.journal.event": "Événement",
     "status.journal.message": "Message",
+    "status.server.key": "Clé de fonction de l'état (créée pour cette exécution) : {key}",
+    "status.server.page": "Page d'état de synchronisation : {url}",
     "status.json_link": "Version JSON de cet état",
     "status.api_link": "Description des routes JSON (OpenAPI)",
     "status.error.title": "Erreur {status}",

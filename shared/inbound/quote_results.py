@@ -9,18 +9,20 @@ Sage's reason in the comment, and an incident.
 """
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Callable
 
 from shared.envelope import Envelope, Op
 from shared.messages import text
 from shared.ssm.lookups import SALES_ORDER_STATUSES
-from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
 from shared.sync.mapping import SALES_ORDER_LINE, to_ssm
 from shared.inbound.quote_statuses import statuses_of
 from shared.inbound.refusals import refusal_text
 from shared.inbound.quotes import QUOTE, QuoteDecider, quote_key
+
+log = logging.getLogger("ssm_connector.inbound")
 
 
 class QuoteResults:
@@ -79,9 +81,8 @@ class QuoteResults:
         reference = command.get("reference")
         self.ssm.update("salesorders", ssm_id, {"reference": f"{piece} · {reference}" if reference else piece,
                                                 "readOnly": True})
-        self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
-                                               event="quote-created-in-sage", detail={"ssm_id": ssm_id},
-                                               message=text("quote.created_in_sage", ssm_id=ssm_id, piece=piece)))
+        # no journal line: nothing to act on; SSM's reference now starts with the piece
+        log.info("%s: %s", dossier, text("quote.created_in_sage", ssm_id=ssm_id, piece=piece))
 
 
 def _sent(command: dict, lines: dict, written: dict) -> dict:
