@@ -67,7 +67,7 @@ def test_a_deselected_dossier_shows_inactive_keeps_its_records_and_realigns_when
 
     capsys.readouterr()
     assert agent_command(p.config_path, "select", D) == 0
-    assert "selected again" in capsys.readouterr().out
+    assert "sélectionné de nouveau" in capsys.readouterr().out
     summary = p.run()
 
     assert summary.ok
