@@ -207,7 +207,8 @@ CATALOGUE: dict[str, str] = {
     "status.tenant.column.text": "Constat",
     "status.tenant.group": "Groupe",
 
-    # --- status page, journal lines and Sage → SSM incidents (shared.status, shared.sync) -------
+    # --- status page and its JSON (shared.status); the journal of runs; Sage → SSM incidents
+    #     (shared.sync, shared.ssm); the bus, the state store, the agent and the command line -----
     "status.title": "État de synchronisation",
     "status.page_title": "État de synchronisation — {group}",
     "status.group_line": "Groupe de dossiers « {group} » · état au {at} ({zone})",
