@@ -792,13 +792,15 @@ def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
     return tuple(sorted(compiled, key=lambda item: -item[2]))
 
 
-def code_of(sentence: Optional[str]) -> Optional[str]:
-    """The code of the catalogue template `sentence` was rendered from, None when it is none of
-    them (a sentence written before the catalogue, or not from it). Stored incidents and journal
-    lines keep their text; this gives programs their stable code back."""
-    if not sentence:
+@lru_cache(maxsize=4096)
+def code_of(said: Optional[str]) -> Optional[str]:
+    """The code of the catalogue template `said` was rendered from, None when it is none of them
+    (a sentence written before the catalogue, or not from it). Stored incidents and journal lines
+    keep their text; this gives programs their stable code back. Two templates that render the same
+    text cannot be told apart: the one with more fixed words wins."""
+    if not said:
         return None
     for code, pattern, _ in _patterns():
-        if pattern.fullmatch(sentence):
+        if pattern.fullmatch(said):
             return code
     return None
