@@ -776,8 +776,8 @@ class Message:
 
 @lru_cache(maxsize=1)
 def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
-    """Every template as a regex with one group per field, the most literal text first (so a
-    sentence is told apart from a shorter one it may contain as a value)."""
+    """Every template holding a word of its own as a regex with one group per field, the most
+    literal text first (so a sentence is told apart from a shorter one it may contain as a value)."""
     compiled = []
     for code, template in CATALOGUE.items():
         regex, literal, names = "", 0, set()
@@ -787,8 +787,8 @@ def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
             if name is not None:
                 regex += "(.+?)" if name not in names else ".+?"
                 names.add(name)
-        if literal:
-            compiled.append((code, re.compile(regex, re.DOTALL), literal))
+        if re.search(r"[^\W\d_]{3}", "".join(part for part, *_ in string.Formatter().parse(template))):
+            compiled.append((code, re.compile(regex, re.DOTALL), literal))   # not "{none}." or "{a}, {b}"
     return tuple(sorted(compiled, key=lambda item: -item[2]))
 
 
