@@ -20,6 +20,7 @@ from agent.checkpoint import Checkpoint
 from agent.sage100.schema import COMPANY_INFO_TABLE, COMPANY_TABLE
 from agent.dossiers import AgentDossiers
 from shared.lifecycle import State, is_running
+from shared.messages import text
 from shared.config import Settings
 from shared.errors import ConfigurationError
 
@@ -166,8 +167,7 @@ def connection_string_for(settings: Settings, dossier: str) -> str:
             if (folder / f"{dossier}{suffix}").is_file():
                 from agent.odbc import sqlite_connection_string
                 return sqlite_connection_string(folder / f"{dossier}{suffix}")
-    raise ConfigurationError(f"The company database '{dossier}' is neither in the configuration nor on the"
-                             " configured Sage server.")
+    raise ConfigurationError(text("agent.database_unknown", dossier=dossier))
 
 
 def dossier_state(settings: Settings, checkpoint: Checkpoint, dossier: str) -> State:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
+from shared.messages import label, text
 from shared.errors import ConnectorError
 from shared.process_owner import OwnerFile
 from shared.telemetry import get_logger
@@ -210,9 +211,9 @@ class DeletionHold:
 
     @property
     def message(self) -> str:
-        return (f"{self.dossier}: {self.held:,} of {self.records:,} {plural(self.entity)} would be deleted in SSM;"
-                f" held. If this is intended, run `ssm-connector agent confirm-deletions {self.dossier}"
-                f" {self.entity}`")
+        return text("agent.hold", dossier=self.dossier, held=f"{self.held:,}".replace(",", "\u202f"),
+                    records=f"{self.records:,}".replace(",", "\u202f"), entity=self.entity,
+                    what=label("status.entity", self.entity))
 
 
 @dataclass(frozen=True)
@@ -342,8 +343,7 @@ class Checkpoint:
             lock.close()
             holder = owner.read()
             held_by = holder.describe() if holder else "holder unknown"
-            raise AgentBusyError("Another agent process is already synchronising these dossiers; this run was"
-                                 " skipped.", detail=f"{self.path}.lock ({held_by}): {exc}") from None
+            raise AgentBusyError(text("agent.busy"), detail=f"{self.path}.lock ({held_by}): {exc}") from None
         self.lock_taken_over = owner.claim()
         if self.lock_taken_over is not None:
             log.warning("agent run lock %s.lock: its previous holder (%s) stopped without releasing it (killed);"

@@ -239,15 +239,15 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 def _print_result(result: DossierRunResult) -> None:
     if result.recovered_run_id:
-        print(f"{result.dossier}: finished sending run {result.recovered_run_id} left by a previous process")
+        print(text("agent.cli.recovered", dossier=result.dossier, run=result.recovered_run_id))
     if not result.ok:
-        print(f"{result.dossier}: FAILED: {result.error}")
+        print(text("agent.cli.failed", dossier=result.dossier, error=result.error))
         return
-    kind = "realignment" if result.realignment else "incremental"
-    print(f"{result.dossier}: run {result.run_id} {kind} {_counts_text(result.counts)}"
-          f" batches={result.batches_sent}")
+    kind = text("agent.cli.kind.realignment" if result.realignment else "agent.cli.kind.incremental")
+    print(text("agent.cli.run", dossier=result.dossier, run=result.run_id, kind=kind,
+               counts=_counts_text(result.counts), batches=result.batches_sent))
     for reason in result.reasons:
-        print(f"  realignment because {reason}")
+        print(text("agent.cli.reason", reason=reason))
     for hold in result.holds:
         print(hold.message)
 
@@ -309,7 +309,7 @@ def cmd_run_once(args) -> int:
     if nothing_selected:
         print(text("lifecycle.run.nothing_selected"))
     else:
-        print(f"{len(results) - len(failed)} dossier(s) synchronised, {len(failed)} failed.")
+        print(text("agent.cli.summary", done=len(results) - len(failed), failed=len(failed)))
     return 1 if failed or not all(notice.ok for notice in notices) else 0
 
 
@@ -320,7 +320,7 @@ def dry_run(settings: Settings, dossier: Optional[str]) -> int:
     with _checkpoint(settings) as checkpoint:
         targets = [dossier] if dossier else selected_dossiers(settings, checkpoint)
         if not targets:
-            print(NOTHING_SELECTED)
+            print(text("lifecycle.run.nothing_selected"))
             return 0
         for target in targets:
             realignment = (checkpoint.snapshot(target) is None
@@ -336,13 +336,13 @@ def cmd_run(args) -> int:
     stop = threading.Event()
 
     def request_stop(signum, frame):
-        print(f"stopping after the dossier in progress ({signal.Signals(signum).name})", flush=True)
+        print(text("agent.cli.stopping", signal=signal.Signals(signum).name), flush=True)
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     cycles = 0
     try:
-        print(f"agent running every {interval:g} s; Ctrl+C or SIGTERM stops it", flush=True)
+        print(text("agent.cli.running", interval=f"{interval:g}"), flush=True)
         while not stop.is_set():
             cycles += 1
             try:
@@ -351,14 +351,14 @@ def cmd_run(args) -> int:
                 print(f"cycle {cycles}: {exc.user_message}", flush=True)
             else:
                 failed = sum(1 for r in results if not r.ok)
-                print(f"cycle {cycles}: {len(results) - failed} dossier(s) synchronised, {failed} failed", flush=True)
+                print(text("agent.cli.cycle", cycle=cycles, done=len(results) - failed, failed=failed), flush=True)
             if args.cycles is not None and cycles >= args.cycles:
                 break
             between_cycles(settings, interval, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("agent stopped", flush=True)
+    print(text("agent.cli.stopped"), flush=True)
     return 0
 
 
@@ -394,17 +394,16 @@ def apply_waiting_commands(settings: Settings) -> dict[str, int]:
 def cmd_confirm_deletions(args) -> int:
     entities = [entity.value for entity in sync_order()]
     if args.entity not in entities:
-        print(f"'{args.entity}' is not an entity the agent synchronises ({', '.join(entities)}).", file=sys.stderr)
+        print(text("agent.cli.unknown_entity", entity=args.entity, entities=", ".join(entities)), file=sys.stderr)
         return 2
     settings = _settings(args)
     with _checkpoint(settings) as checkpoint:
         hold = checkpoint.confirm_deletions(args.dossier, args.entity)
     if hold is None:
-        print(f"{args.dossier} has no held {args.entity} deletions; `agent state` shows what the agent holds.",
-              file=sys.stderr)
+        print(text("agent.cli.no_hold", dossier=args.dossier, entity=args.entity), file=sys.stderr)
         return 1
-    print(f"{args.dossier}: the next run sends the {hold.held:,} held {args.entity} deletions to SSM."
-          f" Those of the {plural(args.entity)} back in Sage by then are not sent.")
+    print(text("agent.cli.hold_confirmed", dossier=args.dossier, held=f"{hold.held:,}".replace(",", "\u202f"),
+               entity=args.entity))
     return 0
 
 
@@ -463,36 +462,40 @@ def cmd_state(args) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     if not report:
-        print(f"No dossier in the agent state ({settings.agent.state_path}).")
+        print(text("agent.cli.state_empty", path=settings.agent.state_path))
         return 0
-    print(f"agent state: {settings.agent.state_path}")
+    print(text("agent.cli.state_title", path=settings.agent.state_path))
     for item in report:
-        flags = ["selected" if item["selected"] else "not selected"]
+        flags = [text("agent.cli.flag.selected" if item["selected"] else "agent.cli.flag.not_selected")]
         if item["needs_realignment"]:
-            flags.append("next run realigns")
+            flags.append(text("agent.cli.flag.realigns"))
         print(f"\n{item['dossier']} ({', '.join(flags)})")
         if item["activity"]:
             a = item["activity"]
-            told = f"told at {a['announced_at']}" if a["announced_at"] else "to be told at the next run"
-            print(f"  {'activated again' if a['active'] else 'deactivated'} at {a['changed_at']}, cloud {told}")
-        print(f"  last success: {item['last_success_at'] or 'never'}")
+            told = text("agent.cli.told_at", at=a["announced_at"]) if a["announced_at"] else text("agent.cli.to_tell")
+            print("  " + text("agent.cli.activity_again" if a["active"] else "agent.cli.activity_off",
+                              at=a["changed_at"], told=told))
+        print("  " + text("agent.cli.last_success", at=item["last_success_at"] or text("agent.cli.never")))
         if item["last_error"]:
-            print(f"  last error:   {item['last_error']} (at {item['last_error_at']})")
+            print("  " + text("agent.cli.last_error", error=item["last_error"], at=item["last_error_at"]))
         if item["pending"]:
             p = item["pending"]
-            status = "being sent" if p["sealed"] else "incomplete, will be dropped"
-            print(f"  pending run:  {p['run_id']} {status}, {p['unsent']} of {p['batches']} batch(es) unsent")
+            status = text("agent.cli.pending_sent" if p["sealed"] else "agent.cli.pending_dropped")
+            print("  " + text("agent.cli.pending", run=p["run_id"], status=status, unsent=p["unsent"],
+                              batches=p["batches"]))
         for hold in item["held_deletions"]:
             print(f"  {hold['message']}")
             if hold["confirmed_at"]:
-                print(f"    confirmed at {hold['confirmed_at']}: the next run sends them")
+                print("    " + text("agent.cli.hold_confirmed_at", at=hold["confirmed_at"]))
         for entity in _in_sync_order(set(item["watermarks"]) | set(item["shadow"])):
             mark = item["watermarks"].get(entity, {}).get("modified") or "-"
             shadow = item["shadow"].get(entity, {"records": 0, "invalid": 0})
-            print(f"  {entity:<15} watermark {mark:<27} records {shadow['records']}"
-                  f" (invalid {shadow['invalid']})")
+            print("  " + text("agent.cli.watermark", entity=f"{entity:<15}", mark=f"{mark:<27}",
+                              records=shadow["records"], invalid=shadow["invalid"]))
         for run in item["runs"]:
-            kind = "realignment" if run["realignment"] else "incremental" if run["counts"] else "-"
-            print(f"  run {run['run_id']} {run['state']:<11} {kind:<11} {_counts_text(run['counts'])}"
-                  + (f" error: {run['error']}" if run["error"] else ""))
+            kind = text("agent.cli.kind.realignment") if run["realignment"] else \
+                text("agent.cli.kind.incremental") if run["counts"] else "-"
+            print("  " + text("agent.cli.state_run", run=run["run_id"], state=f"{run['state']:<11}",
+                              kind=f"{kind:<11}", counts=_counts_text(run["counts"]))
+                  + (" " + text("agent.cli.state_run_error", error=run["error"]) if run["error"] else ""))
     return 0

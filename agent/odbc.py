@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyodbc
 
+from shared.messages import text as message_text
 from shared.errors import ConfigurationError, RetryableError
 
 DEFAULT_LOGIN_TIMEOUT = 15
@@ -77,12 +78,12 @@ def connect(odbc_connection_string: str, *, login_timeout: int = DEFAULT_LOGIN_T
         connection = pyodbc.connect(odbc_connection_string, autocommit=False, timeout=login_timeout)
     except pyodbc.InterfaceError as error:
         raise ConfigurationError(
-            "The ODBC driver or data source named in the Sage connection settings cannot be used.",
+            message_text("agent.odbc.driver"),
             detail=f"{redact(odbc_connection_string)}: {_first_line(error)}",
         ) from None
     except pyodbc.Error as error:
         raise RetryableError(
-            "The Sage database cannot be reached right now.",
+            message_text("agent.odbc.unreachable"),
             detail=f"{redact(odbc_connection_string)}: {_first_line(error)}",
         ) from None
     connection.timeout = query_timeout

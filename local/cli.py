@@ -15,6 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from shared.errors import ConnectorError
+from shared.messages import text
 from shared.telemetry import configure_logging
 
 COMMAND_MODULES = (
@@ -59,9 +60,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(handler(args) or 0)
     except ConnectorError as exc:
-        print(f"error: {exc.user_message}", file=sys.stderr)
+        print(text("cli.error", message=exc.user_message), file=sys.stderr)
         if exc.detail and args.verbose:
-            print(f"detail: {exc.detail}", file=sys.stderr)
+            print(text("cli.detail", detail=exc.detail), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared.config import StatusSettings
+from shared.messages import text
 from shared.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -317,8 +318,8 @@ def start_status_server(settings: StatusSettings, *, app=None, port: Optional[in
                                 port=settings.port if port is None else port).start()
     out = sys.stdout if out is None else out
     if server.key_generated:
-        print(f"Status function key (generated for this run): {server.function_key}", file=out)
-    print(f"Status page: {server.url('status/page', with_key=server.key_generated)}", file=out)
+        print(text("status.server.key", key=server.function_key), file=out)
+    print(text("status.server.page", url=server.url("status/page", with_key=server.key_generated)), file=out)
     out.flush()
     return server
 

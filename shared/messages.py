@@ -484,7 +484,8 @@ CATALOGUE: dict[str, str] = {
     "sage.refused.required": "{field} est obligatoire pour Sage 50",
     "sage.refused.contact_rename": "le nom d'un contact de Sage 50 ne se change que dans Sage 50",
 
-    # --- status page, journal lines and Sage → SSM incidents (shared.status, shared.sync) -------
+    # --- status page and its JSON (shared.status); the journal of runs; Sage → SSM incidents
+    #     (shared.sync, shared.ssm); the bus, the state store, the agent and the command line -----
     "status.title": "État de synchronisation",
     "status.page_title": "État de synchronisation — {group}",
     "status.group_line": "Groupe de dossiers « {group} » · état au {at} ({zone})",
@@ -622,6 +623,8 @@ CATALOGUE: dict[str, str] = {
     "status.journal.key": "Clé",
     "status.journal.event": "Événement",
     "status.journal.message": "Message",
+    "status.server.key": "Clé de fonction de l'état (créée pour cette exécution) : {key}",
+    "status.server.page": "Page d'état de synchronisation : {url}",
     "status.json_link": "Version JSON de cet état",
     "status.api_link": "Description des routes JSON (OpenAPI)",
     "status.error.title": "Erreur {status}",
@@ -817,6 +820,119 @@ CATALOGUE: dict[str, str] = {
     "sync.agent_count.invalid": "illisibles",
     "sync.agent_count.deletions_held": "suppressions retenues",
     "sync.count": "{label} {value}",
+    "bus.lock_lost": "Le verrou du bus sur un message a expiré avant son acquittement ; le message sera traité de "
+                     "nouveau.",
+    "bus.session_lock_lost": "Le verrou du bus sur la file d'un dossier a expiré ; ses messages en attente seront "
+                             "traités de nouveau.",
+    "bus.too_large": "Un message dépasse la taille qu'accepte Service Bus ; il ne peut pas être envoyé.",
+    "bus.credentials": "Service Bus refuse les identifiants du connecteur ; vérifiez la chaîne de connexion ou "
+                       "l'identité managée.",
+    "bus.rights": "L'identité du connecteur n'a pas le droit Send ou Listen sur l'espace de noms Service Bus.",
+    "bus.no_queue": "Une file Service Bus du connecteur n'existe pas ; déployez les modèles d'infrastructure.",
+    "bus.queue_disabled": "Une file Service Bus du connecteur est désactivée ; activez-la dans le portail Azure.",
+    "bus.busy": "Service Bus est surchargé ; nouvel essai automatique.",
+    "bus.full": "La file Service Bus est pleine ; nouvel essai une fois les messages traités.",
+    "bus.unreachable": "Service Bus est injoignable ; nouvel essai automatique.",
+    "bus.timeout": "Service Bus n'a pas répondu à temps ; nouvel essai automatique.",
+    "bus.error": "Service Bus a signalé une erreur ; nouvel essai automatique.",
+    "bus.manage_right": "Compter les messages en attente demande le droit Manage sur l'espace de noms Service Bus "
+                        "(une chaîne de connexion Manage, ou le rôle Azure Service Bus Data Owner).",
+    "bus.no_count_per_dossier": "Service Bus ne compte pas les messages en attente par dossier ; voyez l'état du "
+                                "dossier.",
+    "bus.queue_missing": "La file Service Bus « {queue} » n'existe pas.",
+    "bus.no_length": "Service Bus n'a pas pu donner la longueur de la file ; nouvel essai automatique.",
+    "bus.local_busy": "Le bus de messages local est occupé ; nouvel essai automatique.",
+    "store.unreachable": "Le stockage d'état Azure est injoignable ; nouvel essai automatique.",
+    "store.too_large": "Une modification est trop volumineuse pour être gardée dans l'état de synchronisation.",
+    "store.changed": "Un autre processus a modifié cette donnée d'état en premier.",
+    "store.exists": "Cette donnée d'état existe déjà.",
+    "store.no_table": "La table d'état « {table} » n'existe pas.",
+    "store.missing": "Cette donnée d'état n'existe pas.",
+    "store.busy": "Le stockage d'état Azure est surchargé ou indisponible ; nouvel essai automatique.",
+    "store.deleted": "Un autre processus a supprimé cette donnée d'état en premier.",
+    "store.changed_or_deleted": "Un autre processus a modifié ou supprimé cette donnée d'état en premier.",
+    "store.busy_writers": "{what} : trop d'écritures simultanées.",
+    "store.dossier_exists": "Le dossier « {dossier} » existe déjà.",
+    "store.dossier_deleted": "Le dossier « {dossier} » a été supprimé entre-temps.",
+    "store.what.link": "Le lien n'a pas pu être supprimé",
+    "store.what.incident": "L'incident n'a pas pu être enregistré",
+    "cli.error": "erreur : {message}",
+    "cli.detail": "détail : {detail}",
+    "agent.database_unknown": "La base Sage « {dossier} » n'est ni dans la configuration ni sur le serveur Sage "
+                              "configuré.",
+    "agent.untold": "le cloud n'a pas pu être prévenu que le dossier est {activity} : {error}",
+    "agent.odbc.driver": "Le pilote ODBC ou la source de données des réglages de connexion à Sage est inutilisable.",
+    "agent.odbc.unreachable": "La base Sage est injoignable pour le moment.",
+    "agent.busy": "Un autre processus de l'agent synchronise déjà ces dossiers ; cette synchronisation a été sautée.",
+    "agent.activity.active": "de nouveau actif",
+    "agent.activity.inactive": "désactivé",
+    "agent.hold": "{dossier} : {held} fiches « {what} » sur {records} seraient supprimées dans SSM ; suppression "
+                  "retenue. Si elle est voulue, lancez `ssm-connector agent confirm-deletions {dossier} {entity}`",
+    "agent.cli.nothing_selected": "Aucun dossier n'est sélectionné ; `agent databases` les liste, `agent select ID` "
+                                  "en sélectionne un.",
+    "agent.cli.column.id": "ID",
+    "agent.cli.column.company": "SOCIÉTÉ",
+    "agent.cli.column.source": "SOURCE",
+    "agent.cli.column.selected": "SÉLECTIONNÉ",
+    "agent.cli.column.last_run": "DERNIÈRE SYNCHRONISATION",
+    "agent.cli.inactive": "désactivé",
+    "agent.cli.yes": "oui",
+    "agent.cli.no": "non",
+    "agent.cli.never": "jamais",
+    "agent.cli.no_database": "Aucune base Sage trouvée : réglez [agent] server_odbc ou listez les [[dossiers]] dans "
+                             "la configuration.",
+    "agent.cli.server_unlisted": "Les bases du serveur Sage n'ont pas pu être listées : {error}",
+    "agent.cli.unseen": "« {dossier} » n'est pas une base Sage que l'agent voit ; `agent databases` les liste.",
+    "agent.cli.unseen_unlisted": "« {dossier} » n'est pas une base Sage que l'agent voit (les bases du serveur n'ont "
+                                 "pas pu être listées : {error}) ; `agent databases` les liste.",
+    "agent.cli.inactive_in_settings": "« {dossier} » est désactivé dans la configuration (active = false).",
+    "agent.cli.selected_again": "{dossier} sélectionné de nouveau : sa prochaine synchronisation prévient le cloud et "
+                                "réaligne tout (Sage fait foi).",
+    "agent.cli.selected_first": "{dossier} sélectionné : sa première synchronisation lit tout le dossier.",
+    "agent.cli.selected": "{dossier} sélectionné.",
+    "agent.cli.unknown": "« {dossier} » n'est pas une base Sage que l'agent connaît.",
+    "agent.cli.deselected": "{dossier} désélectionné : plus rien n'est synchronisé ; ses fiches restent dans SSM. "
+                            "Le cloud l'affiche désactivé après la prochaine synchronisation de l'agent.",
+    "agent.cli.recovered": "{dossier} : envoi terminé de la synchronisation {run} laissée par un processus précédent",
+    "agent.cli.failed": "{dossier} : ÉCHEC : {error}",
+    "agent.cli.kind.realignment": "réalignement",
+    "agent.cli.kind.incremental": "incrémentale",
+    "agent.cli.run": "{dossier} : synchronisation {run} {kind} {counts} lots={batches}",
+    "agent.cli.reason": "  réalignement car {reason}",
+    "agent.cli.notice": "{dossier} : le cloud sait que le dossier est {activity}",
+    "agent.cli.notice_failed": "{dossier} : ÉCHEC : {error} ; nouvel essai à la prochaine synchronisation",
+    "agent.cli.not_selected": "« {dossier} » n'est pas sélectionné ; lancez d'abord `agent select {dossier}`.",
+    "agent.cli.summary": "{done} dossier(s) synchronisé(s), {failed} en échec.",
+    "agent.cli.stopping": "arrêt après le dossier en cours ({signal})",
+    "agent.cli.running": "agent en marche toutes les {interval} s ; Ctrl+C ou SIGTERM l'arrête",
+    "agent.cli.cycle_busy": "cycle {cycle} : {reason}",
+    "agent.cli.cycle": "cycle {cycle} : {done} dossier(s) synchronisé(s), {failed} en échec",
+    "agent.cli.stopped": "agent arrêté",
+    "agent.cli.commands_applied": "{dossier} : {count} commande(s) de SSM appliquée(s)",
+    "agent.cli.unknown_entity": "« {entity} » n'est pas une entité que l'agent synchronise ({entities}).",
+    "agent.cli.no_hold": "{dossier} n'a aucune suppression retenue de « {entity} » ; `agent state` montre ce que "
+                         "l'agent retient.",
+    "agent.cli.hold_confirmed": "{dossier} : la prochaine synchronisation envoie à SSM les {held} suppressions "
+                                "retenues de « {entity} ». Celles des fiches revenues dans Sage d'ici là ne sont pas "
+                                "envoyées.",
+    "agent.cli.state_empty": "Aucun dossier dans l'état de l'agent ({path}).",
+    "agent.cli.state_title": "état de l'agent : {path}",
+    "agent.cli.flag.selected": "sélectionné",
+    "agent.cli.flag.not_selected": "non sélectionné",
+    "agent.cli.flag.realigns": "prochaine synchronisation : réalignement",
+    "agent.cli.told_at": "prévenu le {at}",
+    "agent.cli.to_tell": "à prévenir à la prochaine synchronisation",
+    "agent.cli.activity_again": "réactivé le {at}, cloud {told}",
+    "agent.cli.activity_off": "désactivé le {at}, cloud {told}",
+    "agent.cli.last_success": "dernier succès : {at}",
+    "agent.cli.last_error": "dernière erreur : {error} (le {at})",
+    "agent.cli.pending_sent": "en cours d'envoi",
+    "agent.cli.pending_dropped": "incomplète, sera abandonnée",
+    "agent.cli.pending": "synchronisation en attente : {run} {status}, {unsent} lot(s) sur {batches} non envoyé(s)",
+    "agent.cli.hold_confirmed_at": "confirmé le {at} : la prochaine synchronisation les envoie",
+    "agent.cli.watermark": "{entity} relevé {mark} fiches {records} (illisibles {invalid})",
+    "agent.cli.state_run": "synchronisation {run} {state} {kind} {counts}",
+    "agent.cli.state_run_error": "erreur : {error}",
     "agent.more_problems": "{head} ; … et {more} autre(s) problème(s)",
     "agent.too_large": "Impossible d'envoyer {record} : {size} Ko de données, le bus en accepte {limit} Ko par "
                        "message.",
@@ -973,8 +1089,8 @@ class Message:
 
 @lru_cache(maxsize=1)
 def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
-    """Every template as a regex with one group per field, the most literal text first (so a
-    sentence is told apart from a shorter one it may contain as a value)."""
+    """Every template holding a word of its own as a regex with one group per field, the most
+    literal text first (so a sentence is told apart from a shorter one it may contain as a value)."""
     compiled = []
     for code, template in CATALOGUE.items():
         regex, literal, names = "", 0, set()
@@ -984,18 +1100,20 @@ def _patterns() -> tuple[tuple[str, "re.Pattern[str]", int], ...]:
             if name is not None:
                 regex += "(.+?)" if name not in names else ".+?"
                 names.add(name)
-        if literal:
-            compiled.append((code, re.compile(regex, re.DOTALL), literal))
+        if re.search(r"[^\W\d_]{3}", "".join(part for part, *_ in string.Formatter().parse(template))):
+            compiled.append((code, re.compile(regex, re.DOTALL), literal))   # not "{none}." or "{a}, {b}"
     return tuple(sorted(compiled, key=lambda item: -item[2]))
 
 
-def code_of(sentence: Optional[str]) -> Optional[str]:
-    """The code of the catalogue template `sentence` was rendered from, None when it is none of
-    them (a sentence written before the catalogue, or not from it). Stored incidents and journal
-    lines keep their text; this gives programs their stable code back."""
-    if not sentence:
+@lru_cache(maxsize=4096)
+def code_of(said: Optional[str]) -> Optional[str]:
+    """The code of the catalogue template `said` was rendered from, None when it is none of them
+    (a sentence written before the catalogue, or not from it). Stored incidents and journal lines
+    keep their text; this gives programs their stable code back. Two templates that render the same
+    text cannot be told apart: the one with more fixed words wins."""
+    if not said:
         return None
     for code, pattern, _ in _patterns():
-        if pattern.fullmatch(sentence):
+        if pattern.fullmatch(said):
             return code
     return None

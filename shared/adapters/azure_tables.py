@@ -31,6 +31,7 @@ from azure.data.tables import (
     UpdateMode,
 )
 
+from shared.messages import text
 from shared.errors import (
     AlreadyExistsError,
     ConcurrencyError,
@@ -122,21 +123,21 @@ class AzureTableStore:
     def _translate(self, error: Exception, table: str, where: str) -> Exception:
         """The connector error for an SDK error (the SDK error itself when none applies)."""
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-            return RetryableError("The Azure state store cannot be reached; the sync will retry.",
+            return RetryableError(text("store.unreachable"),
                                   detail=f"{where}: {error}")
         if isinstance(error, RequestTooLargeError):
-            return EntityTooLargeError("A change is too large to be stored in the sync state.",
+            return EntityTooLargeError(text("store.too_large"),
                                        detail=f"{where}: {error}")
         if isinstance(error, ResourceModifiedError) or getattr(error, "status_code", None) == 412:
-            return ConcurrencyError("Another process changed this state record first.", detail=where)
+            return ConcurrencyError(text("store.changed"), detail=where)
         if isinstance(error, ResourceExistsError) or getattr(error, "status_code", None) == 409:
-            return AlreadyExistsError("This state record already exists.", detail=where)
+            return AlreadyExistsError(text("store.exists"), detail=where)
         if isinstance(error, ResourceNotFoundError) or getattr(error, "status_code", None) == 404:
             if _is_table_missing(error):
-                return NotFoundError(f"The state table '{table}' does not exist.", detail=where)
-            return NotFoundError("This state record does not exist.", detail=where)
+                return NotFoundError(text("store.no_table", table=table), detail=where)
+            return NotFoundError(text("store.missing"), detail=where)
         if getattr(error, "status_code", None) in _TRANSIENT_STATUS:
-            return RetryableError("The Azure state store is busy or unavailable; the sync will retry.",
+            return RetryableError(text("store.busy"),
                                   detail=f"{where}: {error}")
         return error
 
@@ -151,7 +152,7 @@ class AzureTableStore:
     def get(self, table: str, partition_key: str, row_key: str) -> TableEntity:
         entity = self.try_get(table, partition_key, row_key)
         if entity is None:
-            raise NotFoundError("This state record does not exist.",
+            raise NotFoundError(text("store.missing"),
                                 detail=self._where(table, partition_key, row_key))
         return entity
 
@@ -205,7 +206,7 @@ class AzureTableStore:
             raise self._translate(error, table, where) from error
         if statuses and statuses[-1] == 404:
             if etag is not None:
-                raise ConcurrencyError("Another process deleted this state record first.", detail=where)
+                raise ConcurrencyError(text("store.deleted"), detail=where)
             self._require_table(table, where)
 
     def _require_table(self, table: str, where: str) -> None:
@@ -286,7 +287,7 @@ class AzureTableStore:
                         pending.remove(pending[error.index])
                         continue
                     if failed.kind is OperationKind.DELETE:
-                        raise ConcurrencyError("Another process deleted this state record first.",
+                        raise ConcurrencyError(text("store.deleted"),
                                                detail=where) from error
                 raise self._translate(error, table, where) from error
             except (HttpResponseError, ServiceRequestError) as error:

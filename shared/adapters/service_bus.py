@@ -32,6 +32,7 @@ from azure.servicebus.exceptions import MessageLockLostError, MessageSizeExceede
     ServiceBusConnectionError, ServiceBusError, ServiceBusQuotaExceededError, ServiceBusServerBusyError, \
     SessionCannotBeLockedError, SessionLockLostError
 
+from shared.messages import text
 from shared.bus.local_bus import BusUnavailableError, LockLostError, MessageTooLargeError, validate_outgoing
 from shared.bus.protocol import OutgoingMessage, ReceivedMessage
 from shared.errors import ConfigurationError, ConnectorError
@@ -40,38 +41,37 @@ DEAD_LETTER_REASON_PROPERTY = "DeadLetterReason"
 DEAD_LETTER_DESCRIPTION_PROPERTY = "DeadLetterErrorDescription"
 PEEK_PAGE_SIZE = 250
 
-# SDK error → (connector error, sentence for a Sage administrator). First match wins.
+# SDK error → (connector error, catalogue code of the sentence for a Sage administrator). First match wins.
 ERROR_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str], ...] = (
     (MessageLockLostError, LockLostError,
-     "The bus lock on a message expired before it was acknowledged; the message will be processed again."),
+     "bus.lock_lost"),
     (SessionLockLostError, LockLostError,
-     "The bus lock on a dossier's message stream expired; its pending messages will be processed again."),
+     "bus.session_lock_lost"),
     (MessageSizeExceededError, MessageTooLargeError,
-     "A bus message is larger than Service Bus accepts; it cannot be sent."),
+     "bus.too_large"),
     (ServiceBusAuthenticationError, ConfigurationError,
-     "Service Bus refused the connector's credentials; check the connection string or managed identity."),
+     "bus.credentials"),
     (ServiceBusAuthorizationError, ConfigurationError,
-     "The connector's identity lacks the Send or Listen right on the Service Bus namespace."),
+     "bus.rights"),
     (MessagingEntityNotFoundError, ConfigurationError,
-     "A Service Bus queue the connector uses does not exist; deploy the infrastructure templates."),
+     "bus.no_queue"),
     (MessagingEntityDisabledError, ConfigurationError,
-     "A Service Bus queue the connector uses is disabled; enable it in the Azure portal."),
+     "bus.queue_disabled"),
     (ServiceBusServerBusyError, BusUnavailableError,
-     "Service Bus is busy; the operation will be retried."),
+     "bus.busy"),
     (ServiceBusQuotaExceededError, BusUnavailableError,
-     "The Service Bus queue is full; the operation will be retried once messages are processed."),
+     "bus.full"),
     (ServiceBusConnectionError, BusUnavailableError,
-     "Service Bus cannot be reached; the operation will be retried."),
+     "bus.unreachable"),
     (ServiceBusCommunicationError, BusUnavailableError,
-     "Service Bus cannot be reached; the operation will be retried."),
+     "bus.unreachable"),
     (OperationTimeoutError, BusUnavailableError,
-     "Service Bus did not answer in time; the operation will be retried."),
+     "bus.timeout"),
     (ServiceBusError, BusUnavailableError,
-     "Service Bus reported an error; the operation will be retried."),
+     "bus.error"),
 )
 
-MANAGE_RIGHT_NEEDED = ("Counting pending messages needs the Manage right on the Service Bus namespace "
-                       "(a Manage connection string, or the Azure Service Bus Data Owner role).")
+MANAGE_RIGHT_NEEDED = "bus.manage_right"
 
 
 def transport_type(websockets: bool) -> TransportType:
@@ -84,7 +84,7 @@ def translate_error(exc: BaseException, action: str) -> BaseException:
     """The connector error for an SDK error (`exc` itself when the table does not know it)."""
     for sdk_type, connector_type, user_message in ERROR_TABLE:
         if isinstance(exc, sdk_type):
-            return connector_type(user_message, detail=f"{action}: {type(exc).__name__}: {exc}")
+            return connector_type(text(user_message), detail=f"{action}: {type(exc).__name__}: {exc}")
     return exc
 
 
@@ -282,23 +282,22 @@ class ServiceBusAdapter:
                 count per session, which Service Bus does not keep.
         """
         if session_id is not None:
-            raise ConfigurationError("Service Bus does not count pending messages per dossier; "
-                                     "use the dossier's state instead.", detail=f"{queue}/{session_id}")
+            raise ConfigurationError(text("bus.no_count_per_dossier"), detail=f"{queue}/{session_id}")
         if self._admin is None:
-            raise ConfigurationError(MANAGE_RIGHT_NEEDED, detail="no administration client configured")
+            raise ConfigurationError(text(MANAGE_RIGHT_NEEDED), detail="no administration client configured")
         try:
             properties = self._admin.get_queue_runtime_properties(queue)
         except ClientAuthenticationError as exc:
-            raise ConfigurationError(MANAGE_RIGHT_NEEDED, detail=str(exc)) from exc
+            raise ConfigurationError(text(MANAGE_RIGHT_NEEDED), detail=str(exc)) from exc
         except ResourceNotFoundError as exc:
-            raise ConfigurationError(f"The Service Bus queue '{queue}' does not exist.", detail=str(exc)) from exc
+            raise ConfigurationError(text("bus.queue_missing", queue=queue), detail=str(exc)) from exc
         except HttpResponseError as exc:
             if exc.status_code in (401, 403):
-                raise ConfigurationError(MANAGE_RIGHT_NEEDED, detail=str(exc)) from exc
-            raise BusUnavailableError("Service Bus could not report the queue length; it will be retried.",
+                raise ConfigurationError(text(MANAGE_RIGHT_NEEDED), detail=str(exc)) from exc
+            raise BusUnavailableError(text("bus.no_length"),
                                       detail=str(exc)) from exc
         except ServiceRequestError as exc:
-            raise BusUnavailableError("Service Bus cannot be reached; the operation will be retried.",
+            raise BusUnavailableError("bus.unreachable",
                                       detail=str(exc)) from exc
         return int(properties.active_message_count or 0)
 
@@ -342,6 +341,6 @@ class ServiceBusAdapter:
 
 def _too_large(message: OutgoingMessage, batch: Any) -> MessageTooLargeError:
     return MessageTooLargeError(
-        "A bus message is larger than Service Bus accepts; it cannot be sent.",
+        "bus.too_large",
         detail=f"message {message.message_id} of session {message.session_id}: {len(message.body)} body bytes, "
                f"batch limit {batch.max_size_in_bytes} bytes")

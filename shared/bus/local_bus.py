@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from shared.messages import text
 from shared.bus.protocol import OutgoingMessage, ReceivedMessage
 from shared.process_owner import ProcessOwner
 from shared.envelope import MAX_MESSAGE_BYTES
@@ -250,7 +251,7 @@ class LocalBus:
                     raise
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
-                    raise BusUnavailableError("The local message bus is busy; the operation will be retried.",
+                    raise BusUnavailableError(text("bus.local_busy"),
                                               detail=str(exc)) from exc
                 raise
 

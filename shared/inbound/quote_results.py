@@ -9,13 +9,13 @@ Sage's reason in the comment, and an incident.
 """
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Callable
 
 from shared.envelope import Envelope, Op
 from shared.messages import text
 from shared.ssm.lookups import SALES_ORDER_STATUSES
-from shared.state.records import JournalEntry
 from shared.sync.binder import Binder
 from shared.sync.incidents import DELIVERY_ADDRESS
 from shared.sync.mapping import SALES_ORDER_LINE, to_ssm
@@ -25,6 +25,7 @@ from shared.inbound.quotes import QUOTE, QuoteDecider, quote_key
 
 DELIVERY_ADDRESS_GONE = "delivery-address-gone"
 """The agent's warning: the quote's address is not one of its tiers' in Sage any more."""
+log = logging.getLogger("ssm_connector.inbound")
 
 
 class QuoteResults:
@@ -88,9 +89,8 @@ class QuoteResults:
             update["internalComment"] = warning
             self.incidents.record(dossier, QUOTE, f"0:{piece}", DELIVERY_ADDRESS, warning)
         self.ssm.update("salesorders", ssm_id, update)
-        self.store.append_journal(JournalEntry(dossier=dossier, at=self.clock(), entity=QUOTE, key=f"0:{piece}",
-                                               event="quote-created-in-sage", detail={"ssm_id": ssm_id},
-                                               message=text("quote.created_in_sage", ssm_id=ssm_id, piece=piece)))
+        # no journal line: nothing to act on; SSM's reference now starts with the piece
+        log.info("%s: %s", dossier, text("quote.created_in_sage", ssm_id=ssm_id, piece=piece))
 
 
     @staticmethod

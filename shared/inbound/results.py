@@ -10,6 +10,7 @@ warning incidents on the record.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from shared.envelope import Envelope, Op
@@ -27,6 +28,8 @@ from shared.inbound.service import new_record_key
 CREATES = (Op.CREATE_PROSPECT, Op.CREATE_CONTACT)
 SAGE_WRITE = "sage-write"
 SAGE_WARNING = "sage-warning"
+
+log = logging.getLogger("ssm_connector.inbound")
 
 
 
@@ -87,8 +90,8 @@ class ResultBinder:
             binder.bind(sage_key, ssm_id, base=base, hash="", link=link)
         self.ssm.update(inbound.resource, ssm_id, fix)
         self.incidents.resolve(dossier, entity, new_record_key(ssm_id), SAGE_WRITE)
-        self._journal(dossier, "created-in-sage", text("inbound.created_in_sage", ssm_id=ssm_id, key=sage_key),
-                      entity, sage_key)
+        # no journal line: nothing to act on; the SSM → Sage run counts it and SSM shows Sage's code
+        log.info("%s: %s", dossier, text("inbound.created_in_sage", ssm_id=ssm_id, key=sage_key))
 
     def _changed(self, dossier: str, entity: str, sage_key: str, command: dict, outcome: dict) -> None:
         binder = Binder(self.store, dossier, entity, clock=self.clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from shared.messages import CATALOGUE, text
+from shared.messages import CATALOGUE, sentence, text
 
 
 class Action(str, Enum):
@@ -115,11 +115,6 @@ ENTITY_LABELS: dict[str, str] = {
                      "salesordersLines", "salesorderStatuses", "users", "sales", "branches", "currencies",
                      "login", "extrafields")
 }
-
-
-def sentence(words: str) -> str:
-    """`words` with a capital first letter (a sentence may start with « le compte 12 »)."""
-    return words[:1].upper() + words[1:]
 
 
 def entity_label(resource: str) -> str:

@@ -32,6 +32,7 @@ import uuid
 from enum import Enum
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
+from shared.messages import text
 from shared.envelope import canonical_json
 from shared.errors import AlreadyExistsError, ConcurrencyError, NotFoundError
 from shared.keys import SEPARATOR, encode_key, row_key
@@ -188,7 +189,7 @@ class StateStore:
         try:
             stored = self.tables.insert(DOSSIERS, self._dossier_entity(d))
         except AlreadyExistsError as error:
-            raise AlreadyExistsError(f"The dossier '{d.id}' already exists.", detail=error.detail) from error
+            raise AlreadyExistsError(text("store.dossier_exists", dossier=d.id), detail=error.detail) from error
         return d.model_copy(update={"etag": stored.etag})
 
     def upsert_dossier(self, d: Dossier) -> Dossier:
@@ -200,13 +201,13 @@ class StateStore:
             try:
                 stored = self.tables.update(DOSSIERS, entity, etag=d.etag)
             except NotFoundError as error:
-                raise ConcurrencyError(f"The dossier '{d.id}' was deleted meanwhile.", detail=error.detail) from error
+                raise ConcurrencyError(text("store.dossier_deleted", dossier=d.id), detail=error.detail) from error
         return d.model_copy(update={"etag": stored.etag})
 
     def get_dossier(self, dossier_id: str) -> Dossier:
         d = self.try_get_dossier(dossier_id)
         if d is None:
-            raise NotFoundError(f"The dossier '{dossier_id}' is not known.")
+            raise NotFoundError(text("status.dossier.unknown", dossier=dossier_id))
         return d
 
     def try_get_dossier(self, dossier_id: str) -> Optional[Dossier]:
@@ -261,7 +262,7 @@ class StateStore:
         else:
             current = self.tables.try_get(LINKS, pk, entity.row_key)
             if current is None or current.etag != link.etag:
-                raise ConcurrencyError("Another process changed this link first.",
+                raise ConcurrencyError(text("store.changed"),
                                        detail=f"{link.dossier} {link.entity} {link.sage_key}")
             operations.append(TableOperation(OperationKind.UPDATE, entity, link.etag))
             previous_ssm_id = current.data.get("ssm_id")
@@ -274,7 +275,7 @@ class StateStore:
         try:
             etags = self.tables.transact(LINKS, pk, operations)
         except (AlreadyExistsError, NotFoundError) as error:
-            raise ConcurrencyError("Another process created or deleted this link first.",
+            raise ConcurrencyError(text("store.changed_or_deleted"),
                                    detail=error.detail) from error
         return link.model_copy(update={"etag": etags[0]})
 
@@ -286,7 +287,7 @@ class StateStore:
             current = self.tables.try_get(LINKS, pk, rk)
             if current is None:
                 if link.etag is not None:
-                    raise ConcurrencyError("Another process deleted this link first.",
+                    raise ConcurrencyError(text("store.deleted"),
                                            detail=f"{link.dossier} {link.entity} {link.sage_key}")
                 return
             operations = [TableOperation(OperationKind.DELETE, TableEntity(pk, rk), link.etag or current.etag)]
@@ -298,7 +299,7 @@ class StateStore:
             except ConcurrencyError:
                 if link.etag is not None:
                     raise
-        raise ConcurrencyError("The link could not be deleted: too many concurrent writers.",
+        raise ConcurrencyError(text("store.busy_writers", what=text("store.what.link")),
                                detail=f"{link.dossier} {link.entity} {link.sage_key}")
 
     def list_links(self, dossier: str, entity: Optional[str] = None) -> Iterator[Link]:
@@ -326,7 +327,7 @@ class StateStore:
             else:
                 stored = self.tables.update(CURSORS, entity, etag=c.etag)
         except (AlreadyExistsError, NotFoundError) as error:
-            raise ConcurrencyError("Another process moved this cursor first.", detail=error.detail) from error
+            raise ConcurrencyError(text("store.changed"), detail=error.detail) from error
         return c.model_copy(update={"etag": stored.etag})
 
     # --- runs ----------------------------------------------------------------------------------
@@ -341,7 +342,7 @@ class StateStore:
         order_key = self._run_order_key(run)
         current = self.tables.try_get(RUNS, pk, pointer_key)
         if run.etag is not None and (current is None or current.etag != run.etag):
-            raise ConcurrencyError("Another process changed this run first.", detail=f"{run.dossier} {run.run_id}")
+            raise ConcurrencyError(text("store.changed"), detail=f"{run.dossier} {run.run_id}")
         properties = to_properties(run)
         pointer = TableEntity(pk, pointer_key, {**properties, "order_key": order_key})
         operations = [
@@ -355,7 +356,7 @@ class StateStore:
         try:
             etags = self.tables.transact(RUNS, pk, operations)
         except NotFoundError as error:
-            raise ConcurrencyError("Another process deleted this run first.", detail=error.detail) from error
+            raise ConcurrencyError(text("store.deleted"), detail=error.detail) from error
         return run.model_copy(update={"etag": etags[0]})
 
     def get_run(self, dossier: str, run_id: str) -> Optional[Run]:
@@ -439,7 +440,7 @@ class StateStore:
                 return self._write_incident(incident)
             except (AlreadyExistsError, ConcurrencyError, NotFoundError):
                 continue
-        raise ConcurrencyError("The incident could not be recorded: too many concurrent writers.",
+        raise ConcurrencyError(text("store.busy_writers", what=text("store.what.incident")),
                                detail=f"{dossier} {entity} {key} {operation}")
 
     def repark_incident(self, incident: Incident, *, replay_at: Optional[dt.datetime],
@@ -473,7 +474,7 @@ class StateStore:
                 return True
             except (ConcurrencyError, NotFoundError):
                 continue
-        raise ConcurrencyError(f"The incident could not be {done}: too many concurrent writers.",
+        raise ConcurrencyError(text("store.busy_writers", what=text("store.what.incident")),
                                detail=f"{dossier} {entity} {key} {operation}")
 
     def resolve_incidents_for(self, dossier: str, entity: str, key: str) -> int:

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from shared.messages import text
 from shared.errors import AlreadyExistsError, ConcurrencyError, NotFoundError
 from shared.state.limits import (
     check_entity,
@@ -107,7 +108,7 @@ class SqliteTableStore:
         with self._lock:
             row = self._conn.execute("SELECT 1 FROM tables WHERE name = ?", (table,)).fetchone()
         if row is None:
-            raise NotFoundError(f"The state table '{table}' does not exist.", detail="TableNotFound")
+            raise NotFoundError(text("store.no_table", table=table), detail="TableNotFound")
         self._known_tables.add(table)
 
     @staticmethod
@@ -139,15 +140,15 @@ class SqliteTableStore:
         current = self._row(conn, table, pk, rk)
         if op.kind is OperationKind.INSERT:
             if current is not None:
-                raise AlreadyExistsError("This state record already exists.", detail=where)
+                raise AlreadyExistsError(text("store.exists"), detail=where)
         elif op.kind is OperationKind.UPDATE:
             if current is None:
-                raise NotFoundError("This state record does not exist.", detail=where)
+                raise NotFoundError(text("store.missing"), detail=where)
             if op.etag is not None and current[1] != op.etag:
-                raise ConcurrencyError("Another process changed this state record first.", detail=where)
+                raise ConcurrencyError(text("store.changed"), detail=where)
         elif op.kind is OperationKind.DELETE:
             if op.etag is not None and (current is None or current[1] != op.etag):
-                raise ConcurrencyError("Another process changed or deleted this state record first.",
+                raise ConcurrencyError(text("store.changed_or_deleted"),
                                        detail=where)
             if current is not None:
                 self._remove(conn, table, pk, rk)
@@ -164,7 +165,7 @@ class SqliteTableStore:
     def get(self, table: str, partition_key: str, row_key: str) -> TableEntity:
         entity = self.try_get(table, partition_key, row_key)
         if entity is None:
-            raise NotFoundError("This state record does not exist.",
+            raise NotFoundError(text("store.missing"),
                                 detail=f"table '{table}', PartitionKey '{partition_key}', RowKey '{row_key}'")
         return entity
 

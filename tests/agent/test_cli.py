@@ -90,17 +90,17 @@ def test_select_run_once_and_state(site, capsys):
 
     assert agent(config, "run-once") == 0
     out = capsys.readouterr().out
-    assert "BIJOU: run " in out and " realignment " in out and "created=" in out
-    assert "realignment because première synchronisation de ce dossier" in out
-    assert "1 dossier(s) synchronised, 0 failed." in out and "ORFEVRE" not in out
+    assert "BIJOU : synchronisation " in out and " réalignement " in out and "created=" in out
+    assert "réalignement car première synchronisation de ce dossier" in out
+    assert "1 dossier(s) synchronisé(s), 0 en échec." in out and "ORFEVRE" not in out
     sent = delivered(folder, "BIJOU")
     assert sent.envelopes[0].op is Op.RUN_START and sent.envelopes[-1].op is Op.RUN_END
     assert delivered(folder, "ORFEVRE").messages == []
 
     assert agent(config, "state") == 0
     out = capsys.readouterr().out
-    assert "BIJOU (selected)" in out and "last success: 20" in out
-    assert "account         watermark 2024-" in out and "succeeded" in out
+    assert "BIJOU (sélectionné)" in out and "dernier succès : 20" in out
+    assert "account         relevé 2024-" in out and "succeeded" in out
 
     assert agent(config, "state", "--json") == 0
     [bijou] = [d for d in json.loads(capsys.readouterr().out) if d["dossier"] == "BIJOU"]
@@ -151,10 +151,10 @@ def test_a_dossier_selected_again_realigns_and_a_deselected_one_is_left_alone(si
     assert agent(config, "select", "BIJOU") == 0
     assert "BIJOU réactivé : le cloud en est averti au prochain cycle, qui réaligne" in capsys.readouterr().out
     assert agent(config, "state") == 0
-    assert "BIJOU (selected, next run realigns)" in capsys.readouterr().out
+    assert "BIJOU (sélectionné, prochaine synchronisation : réalignement)" in capsys.readouterr().out
 
     assert agent(config, "run-once", "--dossier", "BIJOU") == 0
-    assert "realignment because le dossier est de nouveau sélectionné après une pause" in capsys.readouterr().out
+    assert "réalignement car le dossier est de nouveau sélectionné après une pause" in capsys.readouterr().out
     notice, start, *_ = delivered(folder, "BIJOU").envelopes
     assert notice.op is Op.ACTIVATE and start.record["realignment"] is True and start.record["cause"] == "reactivated"
     assert start.record["identity"]["company_name"] == "BIJOU SA"
@@ -170,12 +170,12 @@ def test_a_dossier_that_cannot_be_read_fails_alone_and_its_error_shows_in_state(
 
     assert agent(config, "run-once") == 1
     out = capsys.readouterr().out
-    assert "ORFEVRE: FAILED: " in out and "BIJOU: run " in out and "1 dossier(s) synchronised, 1 failed." in out
+    assert "ORFEVRE : ÉCHEC : " in out and "BIJOU : synchronisation " in out and "1 dossier(s) synchronisé(s), 1 en échec." in out
 
     assert agent(config, "state") == 0
     out = capsys.readouterr().out
-    orfevre = out.split("ORFEVRE (selected)")[1]
-    assert "last error:" in orfevre and "last success: never" in orfevre
+    orfevre = out.split("ORFEVRE (sélectionné)")[1]
+    assert "dernière erreur :" in orfevre and "dernier succès : jamais" in orfevre
     assert delivered(folder, "BIJOU").messages
 
 
@@ -190,8 +190,8 @@ def test_run_repeats_on_the_interval(site, capsys):
     assert agent(config, "run", "--interval", "0.01", "--cycles", "2") == 0
 
     out = capsys.readouterr().out
-    assert out.count("cycle 1: 1 dossier(s) synchronised, 0 failed") == 2 and "cycle 2:" in out
-    assert "agent stopped" in out
+    assert out.count("cycle 1 : 1 dossier(s) synchronisé(s), 0 en échec") == 2 and "cycle 2 :" in out
+    assert "agent arrêté" in out
     sent = delivered(folder, "BIJOU")
     assert len(sent.runs()) == 3
     assert [(e.entity, e.key) for e in sent.changes() if e.run_id == sent.runs()[1][0].run_id] == [("account", "RUBIS")]
@@ -214,16 +214,16 @@ def test_run_stops_cleanly_on_sigterm(site):
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             lines.append(line)
-            if line.startswith("cycle 1:") or not line:
+            if line.startswith("cycle 1 :") or not line:
                 break
-        assert lines[-1].startswith("cycle 1: 1 dossier(s) synchronised"), "".join(lines) + process.stderr.read()
+        assert lines[-1].startswith("cycle 1 : 1 dossier(s) synchronisé(s)"), "".join(lines) + process.stderr.read()
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
-    assert "stopping after the dossier in progress (SIGTERM)" in out and "agent stopped" in out
+    assert "arrêt après le dossier en cours (SIGTERM)" in out and "agent arrêté" in out
     with Checkpoint(folder / "state" / "agent.db") as checkpoint:
         assert checkpoint.pending("BIJOU") is None
         assert [run.state for run in checkpoint.runs("BIJOU")] == ["succeeded"]
@@ -235,7 +235,7 @@ def test_only_one_agent_process_runs_at_a_time(site, capsys):
     with Checkpoint(folder / "state" / "agent.db") as other_process:
         with other_process.exclusive():
             assert agent(config, "run-once") == 1
-            assert "Another agent process is already synchronising" in capsys.readouterr().err
+            assert "Un autre processus de l'agent synchronise déjà" in capsys.readouterr().err
     assert delivered(folder, "BIJOU").messages == []
     assert agent(config, "run-once") == 0
     assert delivered(folder, "BIJOU").messages

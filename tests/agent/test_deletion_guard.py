@@ -137,10 +137,10 @@ def test_a_table_read_nearly_empty_sends_no_deletion_but_everything_else(agent, 
     assert held(agent) == {"account": (len(accounts), len(synced["account"]), False),
                            "contact": (len(contacts), len(synced["contact"]), False)}
     assert [hold.message for hold in result.holds] == [
-        f"BIJOU: {len(contacts)} of {len(synced['contact'])} contacts would be deleted in SSM; held. If this is"
-        " intended, run `ssm-connector agent confirm-deletions BIJOU contact`",
-        f"BIJOU: {len(accounts)} of {len(synced['account'])} accounts would be deleted in SSM; held. If this is"
-        " intended, run `ssm-connector agent confirm-deletions BIJOU account`"]
+        f"BIJOU : {len(contacts)} fiches « Contact » sur {len(synced['contact'])} seraient supprimées dans SSM ; "
+        "suppression retenue. Si elle est voulue, lancez `ssm-connector agent confirm-deletions BIJOU contact`",
+        f"BIJOU : {len(accounts)} fiches « Tiers » sur {len(synced['account'])} seraient supprimées dans SSM ; "
+        "suppression retenue. Si elle est voulue, lancez `ssm-connector agent confirm-deletions BIJOU account`"]
     assert shadow_size(agent, "account") == len(synced["account"])
     assert shadow_size(agent, "contact") == len(synced["contact"])
 
@@ -347,8 +347,8 @@ def test_the_command_line_reports_held_deletions_and_confirms_them(tmp_path, cap
 
     assert agent_cli(config, "run-once") == 0
     out = capsys.readouterr().out
-    message = (f"BIJOU: {len(accounts)} of {len(keys['account'])} accounts would be deleted in SSM; held."
-               " If this is intended, run `ssm-connector agent confirm-deletions BIJOU account`")
+    message = (f"BIJOU : {len(accounts)} fiches « Tiers » sur {len(keys['account'])} seraient supprimées dans SSM ; "
+               "suppression retenue. Si elle est voulue, lancez `ssm-connector agent confirm-deletions BIJOU account`")
     assert message in out.splitlines() and f"deletions_held={len(accounts) + len(contacts) + len(addresses)}" in out
 
     assert agent_cli(config, "state") == 0
@@ -364,14 +364,14 @@ def test_the_command_line_reports_held_deletions_and_confirms_them(tmp_path, cap
     assert state["runs"][0]["counts"]["deletions_held"] == len(accounts) + len(contacts) + len(addresses)
 
     assert agent_cli(config, "confirm-deletions", "BIJOU", "product") == 1
-    assert "BIJOU has no held product deletions" in capsys.readouterr().err
+    assert "BIJOU n'a aucune suppression retenue de « product »" in capsys.readouterr().err
     assert agent_cli(config, "confirm-deletions", "BIJOU", "tiers") == 2
-    assert "'tiers' is not an entity" in capsys.readouterr().err
+    assert "« tiers » n'est pas une entité" in capsys.readouterr().err
     assert agent_cli(config, "confirm-deletions", "BIJOU", "account") == 0
-    assert (f"BIJOU: the next run sends the {len(accounts)} held account deletions to SSM."
+    assert (f"BIJOU : la prochaine synchronisation envoie à SSM les {len(accounts)} suppressions retenues de « account »."
             in capsys.readouterr().out)
     assert agent_cli(config, "state") == 0
-    assert "confirmed at " in capsys.readouterr().out
+    assert "confirmé le " in capsys.readouterr().out
 
     assert agent_cli(config, "run-once") == 0
     bus = LocalBus(str(tmp_path / "bus.db"))

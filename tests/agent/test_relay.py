@@ -445,7 +445,7 @@ def test_dossiers_run_in_their_own_sessions_and_one_failing_does_not_stop_the_ot
 
     assert set(results) == {"BIJOU", "CASSE", "ORFEVRE"}
     assert results["BIJOU"].ok and results["ORFEVRE"].ok and not results["CASSE"].ok
-    assert "cannot be reached" in results["CASSE"].error and "No Such Driver" in results["CASSE"].error
+    assert "injoignable" in results["CASSE"].error and "No Such Driver" in results["CASSE"].error
     bijou_sent, orfevre_sent = agent.drain("BIJOU"), agent.drain("ORFEVRE")
     assert {e.dossier for e in bijou_sent.envelopes} == {"BIJOU"}
     assert {e.dossier for e in orfevre_sent.envelopes} == {"ORFEVRE"}

@@ -1,7 +1,7 @@
 """An administrator's walk through the status page of a group of three dossiers, in headless
 Chromium driven over the DevTools protocol (`--remote-debugging-pipe`): switch dossier, filter the
 incidents by entity, read a French incident, open a run's journal. Each step clicks what the page
-shows (links, the filter form) and keeps a screenshot; their folder is printed."""
+shows (links, the filter form) and keeps a screenshot in var/screenshots/status-page/ (printed)."""
 from __future__ import annotations
 
 import base64
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 KEY = "navigation-test-key"
 TIMEOUT_S = 60
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "status-page"   # kept (var/ is ignored)
 
 
 class DevTools:
@@ -150,9 +151,9 @@ def incident_rows(browser: DevTools, dossier: str) -> list[list[str]]:
         .map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))""")
 
 
-def test_switch_dossier_filter_by_entity_read_an_incident_and_open_a_run_journal(server, browser, work):
-    shots = work / "screenshots"
-    shots.mkdir(exist_ok=True)
+def test_switch_dossier_filter_by_entity_read_an_incident_and_open_a_run_journal(server, browser):
+    shots = SCREENSHOTS
+    shots.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots of the status page: {shots}")
 
     # the whole group: three dossiers, the switcher names each

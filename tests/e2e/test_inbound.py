@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.demo_builder import update_row
 from local.simulator.user import SsmUserSession
 from shared.state.records import IncidentState
+from shared.status.report import StatusQuery, StatusReader
 from shared.sync.binder import external_id
 
 D = "BIJOU"
@@ -48,6 +49,10 @@ def test_a_prospect_created_in_ssm_appears_in_sage_and_links_back(make_pipeline)
     assert account["extId"] == external_id(D, tiers["CT_Num"])            # Sage's answer is in SSM
     assert p.runtime.store.get_link(D, "account", tiers["CT_Num"]).ssm_id == ssm_id
     assert len([a for a in p.simulator.records("accounts") if a["name"] == "Bijoux Nouvelle Vague"]) == 1
+    [status] = StatusReader(p.runtime.store).report(StatusQuery(dossier=D)).dossiers
+    [inbound] = [r for r in status.runs if r.direction == "ssm_to_sage"]       # the pass is a run of its own
+    assert (inbound.counts["read"], inbound.counts["created"]) == (1, 1)
+    assert status.commands == []                                          # the agent answered the command
 
     p.simulator.reset_calls()
     modified = p.sage(D, "SELECT MAX(cbModification) FROM F_COMPTET")[0][0]

@@ -214,7 +214,7 @@ def test_the_runtime_serves_status_and_repeats_its_cycle(make_pipeline):
     p.runtime.serve(threading.Event(), out=out, cycles=2)
 
     printed = out.getvalue()
-    assert printed.count("Cycle of ") == 2 and "Status page: http://127.0.0.1:" in printed
+    assert printed.count("Cycle of ") == 2 and "Page d'état de synchronisation : http://127.0.0.1:" in printed
     server = p.runtime.status_server
     with urllib.request.urlopen(server.url("status", with_key=True), timeout=10) as answer:
         report = json.loads(answer.read().decode("utf-8"))

@@ -70,7 +70,8 @@ def sample_text(code: str) -> str:
 
 
 def walked_codes(prefixes: tuple[str, ...]) -> list[str]:
-    return sorted(code for code in CATALOGUE if code.startswith(prefixes))
+    """The catalogue's codes under `prefixes`, but the command line's (never an incident)."""
+    return sorted(code for code in CATALOGUE if code.startswith(prefixes) and not code.startswith("agent.cli."))
 
 
 def fill_rich_state(store) -> None:

@@ -45,3 +45,14 @@ def test_an_unknown_code_or_a_missing_field_is_an_error():
         text("tenant.no.such.code")
     with pytest.raises(KeyError):
         text("tenant.account_type.created", label="Prospect")
+
+
+def test_a_stored_sentence_gives_its_code_back():
+    from shared.messages import code_of
+
+    nested = text("inbound.refused", what=text("inbound.what.contact"), key="7",
+                  reason=text("sage.refused.email", value="x@"))
+    assert code_of(nested) == "inbound.refused"
+    assert code_of(text("sync.outage", cause="SSM n'a pas répondu après 4 tentatives (HTTP 503)")) == "sync.outage"
+    assert code_of("The account 'C001' could not be sent to Sales Management.") is None
+    assert code_of("") is None and code_of(None) is None

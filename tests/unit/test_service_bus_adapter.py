@@ -486,7 +486,7 @@ def test_pending_count_without_the_manage_right_says_so(client, admin):
 def test_pending_count_per_session_is_refused_clearly(bus):
     with pytest.raises(ConfigurationError) as raised:
         bus.pending_count(QUEUE, "d1")
-    assert "per dossier" in raised.value.user_message
+    assert "par dossier" in raised.value.user_message
 
 
 def test_close_closes_senders_client_and_administration_client(client):
@@ -600,7 +600,7 @@ def test_messages_waiting_that_service_bus_cannot_count_are_unknown_never_zero(t
     assert pending.available is True
     assert (pending.changes, pending.commands) == (None, None)
     assert pending.dead_lettered is None            # sage-commands' dead letters cannot be read either
-    assert "per dossier" in pending.error and "Listen" in pending.error
+    assert "par dossier" in pending.error and "Listen" in pending.error
     page = render_status_page(StatusReader(store, bus=bus, clock=lambda: NOW).report())
     assert "inconnu" in page
     assert "0 message Sage" not in page and "0 messages Sage" not in page
