@@ -19,7 +19,9 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from shared.group_directory import GroupDirectory
 from shared.status.report import DossierStatus, IncidentStateFilter, StatusReport
+from shared.sync.preview import Preview
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "functions" / "openapi.json"
 REF = "#/components/schemas/{model}"
@@ -41,7 +43,30 @@ class HookOutcome(BaseModel):
     commands: int = Field(description="commands sent to the agents")
 
 
-MODELS: tuple[type[BaseModel], ...] = (StatusReport, DossierStatus, ErrorBody, HookOutcome)
+class ReplayOutcome(BaseModel):
+    """What sending a dossier's set-aside records again did."""
+
+    model_config = ConfigDict(extra="forbid")
+    dossier: str
+    replayed: int = Field(description="records sent again")
+    resolved: int = Field(description="records now in SSM, their incidents closed")
+    parked_again: int = Field(description="records set aside again (SSM still refuses or is still down)")
+    given_up: int = Field(description="records whose last try this was")
+    set_aside: int = Field(description="records still set aside")
+
+
+class AdoptionAnswer(BaseModel):
+    """The administrator's adoption decision, as applied: a French sentence and its code."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(description="catalogue code of `message`")
+    message: str = Field(description="what was done, in French")
+    replayed: Optional[int] = Field(default=None, description="held changes applied at once")
+    refused: Optional[list[Any]] = Field(default=None, description="matches that could not be bound")
+
+
+MODELS: tuple[type[BaseModel], ...] = (StatusReport, DossierStatus, ErrorBody, HookOutcome, ReplayOutcome,
+                                       AdoptionAnswer, Preview, GroupDirectory)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -68,6 +93,7 @@ FILTERS = [
     _query("journal", "nombre de lignes du journal par dossier", {"type": "integer", "minimum": 0, "maximum": 500}),
     _query("incidents", "nombre d'incidents par dossier", {"type": "integer", "minimum": 1, "maximum": 5000}),
 ]
+DOSSIER = {"name": "dossier", "in": "path", "required": True, "schema": {"type": "string"}}
 BAD_FILTER = _json(ErrorBody, "un filtre a une valeur refusée ; `error` dit laquelle")
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 
@@ -91,6 +117,42 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "operationId": "status_openapi", "summary": "Cette description des routes (OpenAPI 3.1)",
         "responses": {"200": {"description": "ce document",
                               "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    "/status/dossiers/{dossier}/replay": {"post": {
+        "operationId": "status_replay",
+        "summary": "Renvoie tout de suite les enregistrements mis de côté du dossier (JSON, ou une page HTML "
+                   "pour un navigateur)",
+        "parameters": [DOSSIER],
+        "responses": {"200": {**_json(ReplayOutcome, "ce que le renvoi a fait"), "content": {
+                          "application/json": {"schema": _ref(ReplayOutcome)}, **HTML["content"]}},
+                      "404": _json(ErrorBody, "le groupe ne connaît pas ce dossier")}}},
+    "/status/dossiers/{dossier}/preview": {"get": {
+        "operationId": "status_preview", "summary": "Aperçu du dernier réalignement préparé à blanc (JSON)",
+        "parameters": [DOSSIER],
+        "responses": {"200": _json(Preview, "par entité : ce qui serait créé, modifié, laissé, repris"),
+                      "404": _json(ErrorBody, "aucun aperçu pour ce dossier")}}},
+    "/status/dossiers/{dossier}/preview/page": {"get": {
+        "operationId": "status_preview_page", "summary": "Le même aperçu, en page HTML (en français)",
+        "parameters": [DOSSIER],
+        "responses": {"200": {"description": "la page", **HTML}}}},
+    "/status/dossiers/{dossier}/adoptions": {"post": {
+        "operationId": "adoptions",
+        "summary": "Décision de l'administrateur sur la reprise des fiches SSM existantes",
+        "parameters": [DOSSIER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"],
+            "properties": {"action": {"type": "string", "enum": ["confirm", "bind", "create"]},
+                           "entity": {"type": "string"}, "key": {"type": "string"},
+                           "ssm_id": {"type": "integer"}}}}}},
+        "responses": {"200": _json(AdoptionAnswer, "la décision appliquée"),
+                      "400": _json(ErrorBody, "une demande incomplète"),
+                      "404": _json(ErrorBody, "aucun aperçu à confirmer"),
+                      "409": _json(ErrorBody, "la reprise est refusée ; `error` dit pourquoi")}}},
+    "/group/dossiers": {"get": {
+        "operationId": "group_dossiers",
+        "summary": "Les dossiers que le groupe connaît déjà (pour un agent réinstallé)",
+        "parameters": [_query("records", "compter les fiches reliées de chaque dossier", {"type": "boolean",
+                                                                                         "default": True})],
+        "responses": {"200": _json(GroupDirectory, "chaque dossier : état, dernière synchronisation, identité")}}},
     "/ssm/hooks": {"post": {
         "operationId": "ssm_hooks", "summary": "Webhook de SSM : lit tout de suite ses modifications (SSM → Sage)",
         "responses": {"200": _json(HookOutcome, "ce que la lecture a fait")}}},
