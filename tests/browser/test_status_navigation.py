@@ -10,16 +10,13 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import azure.functions as func
 import pytest
 
-from functions import status_http
-from local.status_server import FunctionHttpServer
-from shared.status.report import StatusReader
 from tests.browser.test_status_page import CHROMIUM_FLAGS, chromium
-from tests.status.rich_sample import DOSSIERS, NOW, open_rich_store
+from tests.status.serving import serve_status
+from tests.status.rich_sample import DOSSIERS, open_rich_store
 from tests.status.test_french_only import english_words
 
 pytestmark = pytest.mark.browser
@@ -125,14 +122,8 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(work):
-    store = open_rich_store(work / "state.db")
-    status_http.use_reader(StatusReader(store, group="Bijoux & Co", clock=lambda: NOW))
-    app = func.FunctionApp()
-    app.register_functions(status_http.bp)
-    with FunctionHttpServer(app, function_key=KEY) as running:
+    with serve_status(open_rich_store(work / "state.db"), KEY) as running:
         yield running
-    status_http.use_reader(None)
-    store.close()
 
 
 @pytest.fixture

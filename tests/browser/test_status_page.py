@@ -9,13 +9,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Optional
 
-import azure.functions as func
 import pytest
 
-from functions import status_http
-from local.status_server import FunctionHttpServer
-from shared.status.report import StatusReader
-from tests.status.sample import MARKUP_NAME, NOW, fill_sample_state, open_store
+from tests.status.serving import serve_status
+from tests.status.sample import MARKUP_NAME, fill_sample_state, open_store
 
 pytestmark = pytest.mark.browser
 
@@ -106,13 +103,8 @@ def work(tmp_path_factory) -> Path:
 def server(work):
     store = open_store(work / "state.db")
     fill_sample_state(store)
-    status_http.use_reader(StatusReader(store, group="Bijoux & Co", clock=lambda: NOW))
-    app = func.FunctionApp()
-    app.register_functions(status_http.bp)
-    with FunctionHttpServer(app, function_key=KEY) as running:
+    with serve_status(store, KEY) as running:
         yield running
-    status_http.use_reader(None)
-    store.close()
 
 
 @pytest.fixture(scope="module")

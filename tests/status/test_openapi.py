@@ -8,11 +8,10 @@ import re
 import httpx
 import pytest
 
-from functions import status_http
-from local.status_server import FunctionHttpServer, http_functions
+from local.status_server import http_functions
 from shared.status import openapi
-from shared.status.report import StatusReader
-from tests.status.rich_sample import NOW, open_rich_store
+from tests.status.serving import serve_status
+from tests.status.rich_sample import open_rich_store
 
 KEY = "openapi-test-key"
 
@@ -90,16 +89,8 @@ def test_the_checker_finds_a_missing_required_field():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import azure.functions as func
-
-    store = open_rich_store(tmp_path_factory.mktemp("openapi") / "state.db")
-    status_http.use_reader(StatusReader(store, group="Bijoux & Co", clock=lambda: NOW))
-    app = func.FunctionApp()
-    app.register_functions(status_http.bp)
-    with FunctionHttpServer(app, function_key=KEY) as running:
+    with serve_status(open_rich_store(tmp_path_factory.mktemp("openapi") / "state.db"), KEY) as running:
         yield running
-    status_http.use_reader(None)
-    store.close()
 
 
 @pytest.mark.parametrize("route, status", [
