@@ -233,7 +233,7 @@ def cmd_deselect(args) -> int:
 
 # --- runs ---------------------------------------------------------------------------------------
 def _counts_text(counts: dict[str, int]) -> str:
-    return " ".join(f"{text(f'sync.agent_count.{name}')}={counts[name]}" for name in COUNT_ORDER
+    return ", ".join(text("sync.count", label=text(f"sync.agent_count.{name}"), value=counts[name]) for name in COUNT_ORDER
                     if name in counts and (counts[name] or name not in SHOWN_WHEN_NOT_ZERO))
 
 

@@ -113,17 +113,19 @@ class CycleSummary:
 
 
 def cloud_counts_text(counts: dict) -> str:
-    """The cloud run's counters as `créés=3 modifiés=0 …` (labels of the status page, lower case)."""
+    """The cloud run's counters as `créés 3, modifiés 0, …` (labels of the status page, lower case)."""
     from shared.messages import text
 
-    return " ".join(f"{text(f'status.count.{k}').lower()}={counts.get(k, 0)}" for k in CLOUD_COUNTS)
+    return ", ".join(text("sync.count", label=text(f"status.count.{k}").lower(), value=counts.get(k, 0))
+                     for k in CLOUD_COUNTS)
 
 
 def agent_counts_text(counts: dict) -> str:
-    """The agent run's counters as `lus=12 nouveaux=3 …` (the journal's labels)."""
+    """The agent run's counters as `lus 12, nouveaux 3, …` (the journal's labels)."""
     from shared.messages import text
 
-    return " ".join(f"{text(f'sync.agent_count.{k}')}={counts[k]}" for k in AGENT_COUNTS if k in counts)
+    return ", ".join(text("sync.count", label=text(f"sync.agent_count.{k}"), value=counts[k])
+                     for k in AGENT_COUNTS if k in counts)
 
 
 def _agent_line(result) -> str:

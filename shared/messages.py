@@ -437,11 +437,11 @@ CATALOGUE: dict[str, str] = {
     "local.cycle.dossier": "{dossier} ({name}) : {health}, {incidents} incident(s) ouvert(s)",
     "local.cycle.agent": "agent : {line}",
     "local.cycle.agent_alone": "{dossier} : agent : {line}",
-    "local.cycle.cloud": "cloud : synchronisation {run} {state} {counts}",
+    "local.cycle.cloud": "cloud : synchronisation {run} {state} : {counts}",
     "local.cycle.bus": "bus : {completed} message(s) traité(s) en {invocations} appel(s) de fonction, {abandoned} "
                        "remis en file, {dead_letters} en lettres mortes, {pending} en attente",
     "local.agent.failed": "ÉCHEC : {error}",
-    "local.agent.run": "synchronisation {run} {kind} {counts} lots={batches}",
+    "local.agent.run": "synchronisation {run} {kind} : {counts} ; {batches} lot(s) envoyé(s)",
     "local.running": "un passage toutes les {interval} s ; Ctrl+C arrête",
     "local.package.written": "{path} écrit ({files} fichiers, {size} Kio)",
     "local.package.deploy": "déploiement : az functionapp deployment source config-zip --build-remote true "
@@ -958,7 +958,7 @@ CATALOGUE: dict[str, str] = {
     "agent.cli.failed": "{dossier} : ÉCHEC : {error}",
     "agent.cli.kind.realignment": "réalignement",
     "agent.cli.kind.incremental": "incrémentale",
-    "agent.cli.run": "{dossier} : synchronisation {run} {kind} {counts} lots={batches}",
+    "agent.cli.run": "{dossier} : synchronisation {run} {kind} : {counts} ; {batches} lot(s) envoyé(s)",
     "agent.cli.reason": "  réalignement car {reason}",
     "agent.cli.notice": "{dossier} : le cloud sait que le dossier est {activity}",
     "agent.cli.notice_failed": "{dossier} : ÉCHEC : {error} ; nouvel essai à la prochaine synchronisation",

@@ -91,7 +91,7 @@ def test_select_run_once_and_state(site, capsys):
 
     assert agent(config, "run-once") == 0
     out = capsys.readouterr().out
-    assert "BIJOU : synchronisation " in out and " réalignement " in out and text("sync.agent_count.created") + "=" in out
+    assert "BIJOU : synchronisation " in out and " réalignement " in out and text("sync.agent_count.created") + " " in out
     assert "réalignement car première synchronisation de ce dossier" in out
     assert "1 dossier(s) synchronisé(s), 0 en échec." in out and "ORFEVRE" not in out
     sent = delivered(folder, "BIJOU")
