@@ -30,7 +30,7 @@ def test_local_once_runs_one_cycle_from_a_config_file_and_exits(make_pipeline, t
         assert text("local.cycle.dossier", dossier=dossier, name=f"Société {dossier}",
                     health=text("status.health.ok"), incidents=0) in done.stdout
     assert "    " + CATALOGUE["local.cycle.cloud"].split("{")[0] in done.stdout       # "cloud : synchronisation "
-    assert " " + text("local.cycle.bus", completed=0, invocations=0, abandoned=0, dead_letters=0,
+    assert ", " + text("local.cycle.bus", completed=0, invocations=0, abandoned=0, dead_letters=0,
                       pending=0).rsplit(", ", 1)[1] in done.stdout
     tiers = p.sage("BIJOU", "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0")
     accounts = p.live("accounts")
