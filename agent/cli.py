@@ -233,7 +233,7 @@ def cmd_deselect(args) -> int:
 
 # --- runs ---------------------------------------------------------------------------------------
 def _counts_text(counts: dict[str, int]) -> str:
-    return " ".join(f"{name}={counts[name]}" for name in COUNT_ORDER
+    return ", ".join(text("sync.count", label=text(f"sync.agent_count.{name}"), value=counts[name]) for name in COUNT_ORDER
                     if name in counts and (counts[name] or name not in SHOWN_WHEN_NOT_ZERO))
 
 
@@ -348,7 +348,7 @@ def cmd_run(args) -> int:
             try:
                 results = _run_cycle(settings, None, stop)
             except (AgentBusyError, ChoiceRequired) as exc:
-                print(f"cycle {cycles}: {exc.user_message}", flush=True)
+                print(text("agent.cli.cycle_busy", cycle=cycles, reason=exc.user_message), flush=True)
             else:
                 failed = sum(1 for r in results if not r.ok)
                 print(text("agent.cli.cycle", cycle=cycles, done=len(results) - failed, failed=failed), flush=True)
@@ -384,7 +384,7 @@ def apply_waiting_commands(settings: Settings) -> dict[str, int]:
                 stats = apply_dossier_commands(settings, bus, dossier, checkpoint=checkpoint)
                 if stats is not None and (stats.applied or stats.refused):
                     applied[dossier] = stats.applied + stats.refused
-                    print(f"{dossier}: {applied[dossier]} command(s) from SSM applied", flush=True)
+                    print(text("agent.cli.commands_applied", dossier=dossier, count=applied[dossier]), flush=True)
         return applied
     finally:
         bus.close()
@@ -495,7 +495,8 @@ def cmd_state(args) -> int:
         for run in item["runs"]:
             kind = text("agent.cli.kind.realignment") if run["realignment"] else \
                 text("agent.cli.kind.incremental") if run["counts"] else "-"
-            print("  " + text("agent.cli.state_run", run=run["run_id"], state=f"{run['state']:<11}",
+            state = text(f"agent.cli.run_state.{run['state']}")
+            print("  " + text("agent.cli.state_run", run=run["run_id"], state=f"{state:<11}",
                               kind=f"{kind:<11}", counts=_counts_text(run["counts"]))
                   + (" " + text("agent.cli.state_run_error", error=run["error"]) if run["error"] else ""))
     return 0

@@ -21,6 +21,7 @@ from typing import Optional, TextIO
 
 from agent.demo_builder import TARIFF_CATEGORIES
 from shared.config import load_settings
+from shared.messages import text as say_text
 from shared.rules import Side, rule_for, sync_order
 from shared.ssm.contract import RATE_PLANS
 from shared.state.records import IncidentState
@@ -32,6 +33,7 @@ DEMO_RATE_PLAN = "13"                 # the documented plan the demo tenant has:
 SSM_ONLY_FIELD = "Z_Segment"          # a custom field of the simulated tenant, not mapped
 SSM_ONLY_VALUE = "Grands comptes – suivi mensuel"
 DEMO_TARIFF_CATEGORIES = tuple(number for number, name, *_ in TARIFF_CATEGORIES if name)
+TABLE_COLUMNS = ("dossier", "entity", "sage_rows", "ssm_records", "created", "updated", "deleted", "incidents")
 DEMO_FILES = ("config.toml", "state.db", "bus.db", "agent.db", "bus.dead-letters.db")
 
 
@@ -134,11 +136,12 @@ class Demo:
             stats = build_demo_dossier(self.folder / f"{company}.db", size=self.size, seed=seed, company=company)
             self.databases[company] = stats.path
             dossiers.append((company, name, stats.path))
-            self.say(f"Sage company {company}: {stats.path} ({stats.counts.get('F_COMPTET', 0)} tiers, "
-                     f"{stats.counts.get('F_ARTICLE', 0)} articles, {stats.counts.get('F_DOCENTETE', 0)} documents)")
+            self.say(say_text("demo.company", company=company, path=stats.path,
+                              tiers=stats.counts.get("F_COMPTET", 0), articles=stats.counts.get("F_ARTICLE", 0),
+                              documents=stats.counts.get("F_DOCENTETE", 0)))
         self.simulator = SsmSimulator(seed=7, tenant="demo", rate_plan=DEMO_RATE_PLAN).start("127.0.0.1", 0)
         declare_connector_fields(self.simulator)
-        self.say(f"SSM simulator: {self.simulator.base_url}")
+        self.say(say_text("demo.simulator", url=self.simulator.base_url))
         self.config_path = write_config(
             self.folder, base_url=self.simulator.base_url, public_key=self.simulator.public_key,
             private_key=self.simulator.private_key, admin_email=self.simulator.admin_email,
@@ -195,20 +198,21 @@ class Demo:
     def print_table(self, title: str, before: dict[str, dict[str, LinkView]], after: dict[str, dict[str, LinkView]],
                     calls: int) -> None:
         self.say()
-        self.say(f"{title} — {calls} SSM call(s)")
-        header = ("dossier", "entity", "Sage rows", "SSM records", "created", "updated", "deleted", "incidents")
+        self.say(say_text("demo.table.title", title=title, calls=calls))
+        header = tuple(say_text(f"demo.column.{column}") for column in TABLE_COLUMNS)
         rows = []
         for dossier, _, _ in COMPANIES:
             for line in self.entity_lines(dossier, before.get(dossier, {}), after[dossier]):
-                sage = f"{line.sage_rows}" + (f" (+{line.invalid_rows} invalid)" if line.invalid_rows else "")
-                rows.append((dossier, line.entity, sage, str(line.ssm_records), str(line.created),
+                sage = f"{line.sage_rows}" + (" " + say_text("demo.invalid_rows", count=line.invalid_rows)
+                                              if line.invalid_rows else "")
+                rows.append((dossier, say_text(f"status.entity.{line.entity}"), sage, str(line.ssm_records), str(line.created),
                              str(line.updated), str(line.deleted), str(line.open_incidents)))
         widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
         self.say("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
         self.say("  " + "  ".join("-" * w for w in widths))
         for row in rows:
             self.say("  " + "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
-        self.say("  (quotes are created in SSM and reach Sage on demand: Sage's own quotes are not copied to SSM)")
+        self.say("  " + say_text("demo.quotes"))
 
     def snapshot(self) -> dict[str, dict[str, LinkView]]:
         return {dossier: self.links(dossier) for dossier, _, _ in COMPANIES}
@@ -232,16 +236,16 @@ class Demo:
         done = []
         update_row(database, "F_COMPTET", {"CT_Num": client},
                    {"CT_Telephone": "03 81 25 19 40", "CT_Ville": "Besançon Cedex"})
-        done.append(f"Sage: client {client} gets a new phone number and town")
+        done.append(say_text("demo.day.client", key=client))
         update_row(database, "F_COMPTET", {"CT_Num": prospect}, {"CT_Telephone": "01 42 60 30 70"})
-        done.append(f"Sage: prospect {prospect} gets a new phone number")
+        done.append(say_text("demo.day.prospect", key=prospect))
         delete_row(database, "F_CONTACTT", {"CT_No": int(contact)})
-        done.append(f"Sage: contact {contact} is deleted")
+        done.append(say_text("demo.day.contact", key=contact))
         prospect_id = store.get_link("BIJOU", "account", prospect).ssm_id
         public, private = self.simulator.user_credentials(SSM_REP_EMAIL)
         with SsmUserSession(self.simulator.base_url, public, private, email=SSM_REP_EMAIL) as rep:
             rep.edit_account(prospect_id, **{SSM_ONLY_FIELD: SSM_ONLY_VALUE})
-        done.append(f"SSM: a sales rep sets {SSM_ONLY_FIELD} of prospect {prospect} (SSM id {prospect_id})")
+        done.append(say_text("demo.day.ssm", field=SSM_ONLY_FIELD, key=prospect, ssm_id=prospect_id))
         self.prospect = (prospect, prospect_id)
         return done
 
@@ -251,12 +255,12 @@ class Demo:
         from shared.ssm.client import SsmClient
         from shared.sync.user_admin import create_users, pending_keys
 
-        self.say("\nThe administrator creates the sales reps in SSM (ssm-connector users --create-all):")
+        self.say("\n" + say_text("demo.reps"))
         with SsmClient.from_settings(self.settings.ssm) as client:
             for dossier, _, _ in COMPANIES:
                 for result in create_users(self.runtime.store, client, self.settings, dossier,
                                            pending_keys(self.runtime.store, dossier)):
-                    self.say(f"  - {dossier}: {result.message.text}")
+                    self.say(f"  - {dossier} : {result.message.text}")
 
     def _linked_key(self, dossier: str, entity: str, database: Path, sql: str) -> str:
         connection = sqlite3.connect(database)
@@ -275,30 +279,30 @@ class Demo:
         runtime = self.start_runtime()
         status_server = runtime.start_status_server(out=self.out)
         try:
-            self.say("\nFirst synchronisation (full load of both companies)…")
+            self.say("\n" + say_text("demo.first"))
             first = runtime.run_once()
             self.say(first.render())
             after_first = self.snapshot()
-            self.print_table("After the first synchronisation", {}, after_first,
+            self.print_table(say_text("demo.after_first"), {}, after_first,
                              self.simulator.call_count(writes_only=True))
             self.create_sales_reps()
 
-            self.say("\nA day of work:")
+            self.say("\n" + say_text("demo.day"))
             for line in self.day_of_work():
                 self.say(f"  - {line}")
             self.simulator.reset_calls()
-            self.say("\nSecond synchronisation (incremental)…")
+            self.say("\n" + say_text("demo.second"))
             second = runtime.run_once()
             self.say(second.render())
-            self.print_table("After the second synchronisation", after_first, self.snapshot(),
+            self.print_table(say_text("demo.after_second"), after_first, self.snapshot(),
                              self.simulator.call_count(writes_only=True))
             prospect, prospect_id = self.prospect
             kept = self.simulator.record("accounts", prospect_id).get(SSM_ONLY_FIELD)
-            self.say(f"\nProspect {prospect} in SSM: {SSM_ONLY_FIELD} = {kept!r} (set in SSM, kept by the sync)")
+            self.say("\n" + say_text("demo.kept", key=prospect, field=SSM_ONLY_FIELD, value=kept))
             self.where(status_server)
             ok = first.ok and second.ok
             if serve:
-                self.say("\nServing the SSM simulator and the status page; Ctrl+C stops.")
+                self.say("\n" + say_text("demo.serving"))
                 try:
                     (stop or threading.Event()).wait()
                 except KeyboardInterrupt:
@@ -308,18 +312,24 @@ class Demo:
             self.close()
 
     def where(self, status_server) -> None:
-        self.say("\nWhere things are:")
-        self.say(f"  configuration : {self.config_path}")
-        self.say(f"  Sage companies: {', '.join(str(p) for p in self.databases.values())}")
-        self.say(f"  cloud state   : {self.settings.state.path}")
-        self.say(f"  local bus     : {self.settings.bus.path}")
-        self.say(f"  agent state   : {self.settings.agent.state_path}")
-        self.say(f"  SSM simulator : {self.simulator.base_url}")
+        """Where everything is, and what to do next, in French (`demo.where.*`, `demo.next.*`)."""
+        places = [("config", self.config_path),
+                  ("companies", ", ".join(str(p) for p in self.databases.values())),
+                  ("state", self.settings.state.path),
+                  ("bus", self.settings.bus.path),
+                  ("agent_state", self.settings.agent.state_path),
+                  ("simulator", self.simulator.base_url)]
         if status_server is not None:
-            self.say(f"  status JSON   : {status_server.url('status', with_key=True)}")
-            self.say(f"  status page   : {status_server.url('status/page', with_key=True)}")
-        self.say(f"  run again     : ssm-connector local --config {self.config_path} --once"
-                 " (with the simulator running: ssm-connector demo --serve)")
+            places += [("status_json", status_server.url("status", with_key=True)),
+                       ("status_page", status_server.url("status/page", with_key=True))]
+        places.append(("again", say_text("demo.next.again", config=self.config_path)))
+        labels = {place: say_text(f"demo.where.{place}") for place, _ in places}
+        width = max(len(label) for label in labels.values())
+        self.say("\n" + say_text("demo.where"))
+        for place, value in places:
+            self.say(f"  {labels[place].ljust(width)} : {value}")
+        if status_server is not None:
+            self.say("\n" + say_text("demo.next.page"))
 
     def close(self) -> None:
         if self.runtime is not None:

@@ -10,6 +10,8 @@ import argparse
 import zipfile
 from pathlib import Path
 
+from shared.messages import text
+
 ROOT = Path(__file__).resolve().parents[1]
 APP_FILES = ("function_app.py", "host.json", "requirements.txt")
 APP_PACKAGES = ("functions", "shared")
@@ -43,9 +45,8 @@ def build_package(out: Path, root: Path = ROOT) -> list[str]:
 def _package(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = build_package(out)
-    print(f"wrote {out} ({len(names)} files, {out.stat().st_size // 1024} KiB)")
-    print("deploy: az functionapp deployment source config-zip --build-remote true "
-          "-g <resource group> -n <function app> --src " + str(out))
+    print(text("local.package.written", path=out, files=len(names), size=out.stat().st_size // 1024))
+    print(text("local.package.deploy", path=out))
     return 0
 
 

@@ -80,37 +80,62 @@ class CycleSummary:
         return sum(d.open_incidents for d in self.dossiers)
 
     def render(self) -> str:
+        """The cycle for the administrator, in French (catalogue codes `local.cycle.*`)."""
+        from shared.messages import text
+
         seconds = (self.ended_at - self.started_at).total_seconds()
-        lines = [f"Cycle of {self.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"]
+        lines = [text("local.cycle.title", started=f"{self.started_at:%Y-%m-%d %H:%M:%S}",
+                      seconds=f"{seconds:.1f}".replace(".", ","))]
         if self.refusal:
             lines.append(f"  {self.refusal}")
         lines += [f"  ! {notice}" for notice in self.notices]
         results = {r.dossier: r for r in self.agent_results}
         for status in self.dossiers:
-            name = status.name or self.names.get(status.id) or "no name"
-            lines.append(f"  {status.id} ({name}): {status.health.value}, {status.open_incidents} open incident(s)")
+            name = status.name or self.names.get(status.id) or text("local.cycle.no_name")
+            lines.append("  " + text("local.cycle.dossier", dossier=status.id, name=name,
+                                     health=text(f"status.health.{status.health.value}"),
+                                     incidents=status.open_incidents))
             result = results.pop(status.id, None)
             if result is not None:
-                lines.append("    agent: " + _agent_line(result))
+                lines.append("    " + text("local.cycle.agent", line=_agent_line(result)))
             cloud = next((r for r in status.runs if r.side == "cloud"), None)
             if cloud is not None:
-                lines.append(f"    cloud: run {cloud.run_id} {cloud.state.value} "
-                             + " ".join(f"{k}={cloud.counts.get(k, 0)}" for k in CLOUD_COUNTS))
+                lines.append("    " + text("local.cycle.cloud", run=cloud.run_id,
+                                           state=text(f"status.run_state.{cloud.state.value}").lower(),
+                                           counts=cloud_counts_text(cloud.counts)))
         for result in results.values():   # reached by the agent, not (yet) known to the cloud side
-            lines.append(f"  {result.dossier}: agent: {_agent_line(result)}")
+            lines.append("  " + text("local.cycle.agent_alone", dossier=result.dossier, line=_agent_line(result)))
         d = self.dispatch
-        pending = sum(d.pending.values())
-        lines.append(f"  bus: {d.completed} message(s) applied in {d.invocations} invocation(s), "
-                     f"{d.abandoned} redelivered, {d.dead_letters_handled} dead-lettered, {pending} pending")
+        lines.append("  " + text("local.cycle.bus", completed=d.completed, invocations=d.invocations,
+                                 abandoned=d.abandoned, dead_letters=d.dead_letters_handled,
+                                 pending=sum(d.pending.values())))
         return "\n".join(lines)
 
 
+def cloud_counts_text(counts: dict) -> str:
+    """The cloud run's counters as `créés 3, modifiés 0, …` (labels of the status page, lower case)."""
+    from shared.messages import text
+
+    return ", ".join(text("sync.count", label=text(f"status.count.{k}").lower(), value=counts.get(k, 0))
+                     for k in CLOUD_COUNTS)
+
+
+def agent_counts_text(counts: dict) -> str:
+    """The agent run's counters as `lus 12, nouveaux 3, …` (the journal's labels)."""
+    from shared.messages import text
+
+    return ", ".join(text("sync.count", label=text(f"sync.agent_count.{k}"), value=counts[k])
+                     for k in AGENT_COUNTS if k in counts)
+
+
 def _agent_line(result) -> str:
+    from shared.messages import text
+
     if not result.ok:
-        return f"FAILED: {result.error}"
-    kind = "realignment" if result.realignment else "incremental"
-    counts = " ".join(f"{k}={result.counts[k]}" for k in AGENT_COUNTS if k in result.counts)
-    return f"run {result.run_id} {kind} {counts} batches={result.batches_sent}"
+        return text("local.agent.failed", error=result.error)
+    kind = text("agent.cli.kind.realignment" if result.realignment else "agent.cli.kind.incremental")
+    return text("local.agent.run", run=result.run_id, kind=kind, counts=agent_counts_text(result.counts),
+                batches=result.batches_sent)
 
 
 class LocalRuntime:
@@ -290,6 +315,8 @@ def configure_log_file(settings: Settings, *, verbose: int = 0) -> bool:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    from shared.messages import text
+
     settings = load_settings(args.config)
     configure_log_file(settings, verbose=getattr(args, "verbose", 0))
     if getattr(args, "dry_run", False):
@@ -302,7 +329,7 @@ def cmd_local(args: argparse.Namespace) -> int:
             print(summary.render(), flush=True)
             return 0 if summary.ok else 1
         stop = threading.Event()
-        print(f"running every {settings.agent.interval_s:g} s; Ctrl+C stops", flush=True)
+        print(text("local.running", interval=f"{settings.agent.interval_s:g}"), flush=True)
         try:
             runtime.serve(stop, status=not args.no_status)
         except KeyboardInterrupt:

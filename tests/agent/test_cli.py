@@ -19,6 +19,7 @@ from agent.checkpoint import Checkpoint
 from agent.cli import register
 from shared.bus.local_bus import LocalBus
 from shared.envelope import EnvelopeKind, Op
+from shared.messages import text
 
 from agent_support import T0, build_dossier, drain, minutes
 
@@ -90,7 +91,7 @@ def test_select_run_once_and_state(site, capsys):
 
     assert agent(config, "run-once") == 0
     out = capsys.readouterr().out
-    assert "BIJOU : synchronisation " in out and " réalignement " in out and "created=" in out
+    assert "BIJOU : synchronisation " in out and " réalignement " in out and text("sync.agent_count.created") + " " in out
     assert "réalignement car première synchronisation de ce dossier" in out
     assert "1 dossier(s) synchronisé(s), 0 en échec." in out and "ORFEVRE" not in out
     sent = delivered(folder, "BIJOU")
@@ -100,7 +101,7 @@ def test_select_run_once_and_state(site, capsys):
     assert agent(config, "state") == 0
     out = capsys.readouterr().out
     assert "BIJOU (sélectionné)" in out and "dernier succès : 20" in out
-    assert "account         relevé 2024-" in out and "succeeded" in out
+    assert "account         relevé 2024-" in out and text("agent.cli.run_state.succeeded") in out
 
     assert agent(config, "state", "--json") == 0
     [bijou] = [d for d in json.loads(capsys.readouterr().out) if d["dossier"] == "BIJOU"]

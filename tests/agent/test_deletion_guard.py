@@ -21,6 +21,7 @@ from agent.odbc import sqlite_connection_string
 from agent.relay import DossierRunResult, open_sage100, sync_dossier
 from shared.bus.local_bus import LocalBus
 from shared.envelope import Op
+from shared.messages import text
 from shared.state.repository import StateStore
 from shared.state.sqlite_store import SqliteTableStore
 from shared.sync.runs import RunBook
@@ -349,7 +350,9 @@ def test_the_command_line_reports_held_deletions_and_confirms_them(tmp_path, cap
     out = capsys.readouterr().out
     message = (f"BIJOU : {len(accounts)} fiches « Tiers » sur {len(keys['account'])} seraient supprimées dans SSM ; "
                "suppression retenue. Si elle est voulue, lancez `ssm-connector agent confirm-deletions BIJOU account`")
-    assert message in out.splitlines() and f"deletions_held={len(accounts) + len(contacts) + len(addresses)}" in out
+    held = text("sync.count", label=text("sync.agent_count.deletions_held"),
+                value=len(accounts) + len(contacts) + len(addresses))
+    assert message in out.splitlines() and held in out
 
     assert agent_cli(config, "state") == 0
     out = capsys.readouterr().out

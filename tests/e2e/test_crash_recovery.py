@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared.bus.local_bus import LocalBus
+from shared.messages import text
 from shared.state.factory import open_state_store
 from shared.state.records import IncidentState
 from tests.e2e.conftest import FAST_CLIENT, FAST_REDELIVERY, SSM_RESOURCES, assert_never_duplicated
@@ -88,7 +89,8 @@ def test_a_first_load_killed_six_times_converges_exactly_on_the_next_run(make_pi
           f"{total(expected)} expected): {seconds:.1f} s")
 
     assert recovery.returncode == 0, out
-    assert "0 pending" in out, out
+    nothing_pending = text("local.cycle.bus", completed=0, invocations=0, abandoned=0, dead_letters=0, pending=0)
+    assert ", " + nothing_pending.rsplit(", ", 1)[1] in out, out     # ", 0 en attente"
     assert_never_duplicated(crashed)
     assert ssm_state(crashed) == expected
     # the last killed run held the agent's run lock or its dossier's bus session: taken over, and said

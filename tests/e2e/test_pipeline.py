@@ -5,6 +5,7 @@ from agent.demo_builder import delete_row, update_row
 from local.simulator.user import SsmUserSession
 from decimal import Decimal
 
+from shared.messages import CATALOGUE
 from tests.e2e.conftest import decimal
 
 D = "BIJOU"
@@ -214,7 +215,8 @@ def test_the_runtime_serves_status_and_repeats_its_cycle(make_pipeline):
     p.runtime.serve(threading.Event(), out=out, cycles=2)
 
     printed = out.getvalue()
-    assert printed.count("Cycle of ") == 2 and "Page d'état de synchronisation : http://127.0.0.1:" in printed
+    cycle_title = CATALOGUE["local.cycle.title"].split("{")[0]           # "Passage du "
+    assert printed.count(cycle_title) == 2 and "Page d'état de synchronisation : http://127.0.0.1:" in printed
     server = p.runtime.status_server
     with urllib.request.urlopen(server.url("status", with_key=True), timeout=10) as answer:
         report = json.loads(answer.read().decode("utf-8"))

@@ -42,7 +42,7 @@ class QuietRuntime:
 
         with log_context(dossier="BIJOU", run_id="run-7"):
             get_logger("local.runtime").info("cycle done")
-        return type("Summary", (), {"ok": True, "render": lambda self: "1 dossier(s) synchronised"})()
+        return type("Summary", (), {"ok": True, "render": lambda self: "1 dossier(s) synchronisé(s)"})()
 
 
 def test_local_writes_its_log_to_the_agent_log_path(tmp_path, monkeypatch, restore_logging, capsys):
@@ -56,7 +56,7 @@ def test_local_writes_its_log_to_the_agent_log_path(tmp_path, monkeypatch, resto
         handler.flush()
     lines = [json.loads(line) for line in (tmp_path / "logs" / "agent.log").read_text(encoding="utf-8").splitlines()]
     assert {"message": "cycle done", "dossier": "BIJOU", "run_id": "run-7"}.items() <= lines[-1].items()
-    assert "1 dossier(s) synchronised" in capsys.readouterr().out
+    assert "1 dossier(s) synchronisé(s)" in capsys.readouterr().out
 
 
 def test_without_a_log_path_nothing_is_written(tmp_path, restore_logging):
