@@ -106,6 +106,7 @@ class Sage100Reader:
         self._patched_rows = 0
         self._copies: dict[Entity, dict[int, str]] = {}
         self._copy_counts: dict[Entity, dict[str, int]] = {}
+        self._orphans_read: dict[Entity, list[SourceRow]] = {}
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
@@ -129,7 +130,7 @@ class Sage100Reader:
             raise ValueError("since is a naive datetime in the Sage server's local time")
         if not spec.orphans:
             return self._changed(spec, since)
-        return itertools.chain(self._changed(spec, since), self._orphan_rows(spec))
+        return itertools.chain(self._changed(spec, since), self._orphans_of(spec))
 
     def marq_span(self, entity: Entity | str, after: int | None = None) -> tuple[int, int] | None:
         """`(low, top)`: the entity's main rows (those above `after`) have `low < cbMarq <= top`;
@@ -154,13 +155,24 @@ class Sage100Reader:
         spec = self._entity_spec(entity)
         if not spec.orphans:
             return self._keys(spec)
-        return itertools.chain(self._keys(spec), (row.key for row in self._orphan_rows(spec)))
+        return itertools.chain(self._keys(spec), self._orphan_keys(spec))
+
+    def _orphan_keys(self, spec: EntitySpec) -> Iterator[str]:
+        """The keys of the entity's orphan rows; the rows are kept for the next `changed` or
+        `orphans` of the entity (a run reads the keys, then the changes: one anti-join serves both)."""
+        rows = self._orphans_read[spec.entity] = list(self._orphan_rows(spec))
+        return (row.key for row in rows)
 
     def orphans(self, entity: Entity | str) -> Iterator[SourceRow]:
         """The rows referring to a parent Sage does not have (`spec.Orphans`), one invalid row per
         record key they carry, its error naming them. `changed` ends with them whatever `since`:
         a contact whose account was deleted is met in the run after the deletion."""
-        return self._orphan_rows(self._entity_spec(entity))
+        return self._orphans_of(self._entity_spec(entity))
+
+    def _orphans_of(self, spec: EntitySpec) -> Iterator[SourceRow]:
+        """The orphan rows found by the last `keys` of the entity (once), else read now."""
+        kept = self._orphans_read.pop(spec.entity, None)
+        return iter(kept) if kept is not None else self._orphan_rows(spec)
 
     def probes(self) -> list[TableProbe]:
         """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
@@ -745,7 +757,7 @@ class _OrphanKey:
 
     def source_row(self, spec: EntitySpec, orphans: Orphans) -> SourceRow:
         parent = ", ".join(f"{theirs} « {sage_rows.shown(self.parent.get(mine))} »" for mine, theirs in orphans.link
-                           if theirs not in ("DO_Domaine",))
+                           if not orphans.parent_key or mine in orphans.parent_key)
         rows = "; ".join(name for name in self.named if name)
         if self.count > len(self.named):
             rows += " " + message("sage_row.orphan.more", count=self.count - len(self.named))

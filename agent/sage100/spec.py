@@ -80,7 +80,8 @@ class Orphans:
     every record key they carry (`EntitySpec.key` of the row: the contact's CT_No, the missing
     document's key) an incident naming them (`message`, with `names` of each row), never a
     silent omission. `filter` (alias `alias`) keeps the rows the entity would read;
-    `parent_filter` (alias `p`) the parent rows that count.
+    `parent_filter` (alias `p`) the parent rows that count; `parent_key` the link columns that
+    name the missing parent in the incident (all of them when empty).
     """
 
     table: str
@@ -91,6 +92,7 @@ class Orphans:
     message: str
     filter: str = ""
     parent_filter: str = ""
+    parent_key: tuple[str, ...] = ()
 
 
 def _copier(pairs: tuple[tuple[str, str], ...]) -> Callable[[Raw], dict]:
@@ -380,7 +382,7 @@ def _orphan_lines(types: str, link: tuple[str, ...]) -> Orphans:
     return Orphans("F_DOCLIGNE", "l", "F_DOCENTETE", tuple((column, column) for column in link),
                    names=("DL_No", "DL_Ligne", "AR_Ref"), message="sage_row.orphan.lines",
                    filter=f"l.DO_Domaine = 0 AND l.DO_Type {types}",
-                   parent_filter=f"p.DO_Type {types}")
+                   parent_filter=f"p.DO_Type {types}", parent_key=link[1:])
 
 
 def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = document_key,
