@@ -454,6 +454,16 @@ class Checkpoint:
             " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
             "                 AND g.key = c.key)", {"d": dossier, "e": entity}).fetchone()[0]
 
+    def orphan_rows(self, dossier: str, entity: str, prefix: str) -> list[tuple[str, int]]:
+        """(key, cbMarq) of the rows last sent as orphans (invalid, their raw hash starting with
+        `prefix`) that are still in Sage and that the pending run has not staged."""
+        return [(key, int(marq)) for key, marq in self._db.execute(
+            "SELECT s.key, s.marq FROM shadow s JOIN temp.current_keys c ON c.entity = s.entity AND c.key = s.key"
+            " WHERE s.dossier = :d AND s.entity = :e AND s.invalid = 1 AND s.marq > 0"
+            " AND substr(s.raw_hash, 1, length(:p)) = :p"
+            " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
+            "                 AND g.key = s.key) ORDER BY s.marq", {"d": dossier, "e": entity, "p": prefix})]
+
     _DELETED = ("FROM shadow s WHERE s.dossier = :d AND s.entity = :e"
                 " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
                 " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"

@@ -303,6 +303,7 @@ class ChangeDetector:
     # --- detection -------------------------------------------------------------------------
     def envelopes(self, plan: RunPlan) -> Iterator[Envelope | RenderedEnvelope]:
         self._rendering_checked = False
+        self._orphans_seen: dict[str, set[str]] = {}
         self._render_heads: dict[str, str] = {}
         yield Envelope.run_marker(dossier=self.dossier, run_id=plan.run_id, start=True,
                                   realignment=plan.realignment, sent_at=self.sent_at, facts=self.start_record,
@@ -318,6 +319,7 @@ class ChangeDetector:
                 since = previous.modified - self.overlap
             newest = self._newest_start(previous)
             newest = yield from self._upserts(plan, entity, since, newest)
+            newest = yield from self._orphans_adopted(plan, entity, newest)
             missing = 0 if plan.realignment else self.checkpoint.count_unknown_keys(self.dossier, entity.value)
             if missing:
                 self.notes.append(message_text("agent.note.read_in_full", count=missing,
@@ -355,6 +357,8 @@ class ChangeDetector:
             out: list[Envelope] = []
             for row in chunk:
                 self.counts.read += 1
+                if row.record_text is None and row.raw_hash.startswith(sage_rows.ORPHAN_HASH):
+                    self._orphans_seen.setdefault(name, set()).add(row.key)
                 if row.modified is not None:
                     stamp = (row.modified, row.marq or 0)
                     if newest is None or stamp > newest:
@@ -369,6 +373,21 @@ class ChangeDetector:
             if staged:
                 self.checkpoint.stage_records(self.dossier, staged)
             yield from out
+        return newest
+
+    def _orphans_adopted(self, plan: RunPlan, entity: Entity, newest: Optional[tuple[dt.datetime, int]]):
+        """Rows last sent as orphans (a contact whose account Sage did not have) that this run
+        neither read nor staged: their parent is back, maybe with an old cbModification (rows
+        restored), so each is read again by its cbMarq; it syncs and its incident closes. A row
+        still an orphan was read (the source reports orphans in every read) and staged or skipped
+        as unchanged: `orphans_seen` keeps it from being read twice."""
+        read_span = getattr(self.source, "changed_between", None)
+        if read_span is None:
+            return newest
+        seen = self._orphans_seen.pop(entity.value, set())
+        for key, marq in self.checkpoint.orphan_rows(self.dossier, entity.value, sage_rows.ORPHAN_HASH):
+            if key not in seen:
+                newest = yield from self._upserts(plan, entity, None, newest, rows=read_span(entity, marq - 1, marq))
         return newest
 
     def _copies_left_alone(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope | RenderedEnvelope]:

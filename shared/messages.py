@@ -490,6 +490,14 @@ CATALOGUE: dict[str, str] = {
     "agent.cli.run_state.succeeded": "réussie",
     "agent.cli.run_state.failed": "échouée",
     "agent.cli.run_state.interrupted": "interrompue",
+    # --- Sage rows whose parent Sage does not have (agent.sage100.spec.Orphans) ------------------
+    "sage_row.orphan.contact": "Le connecteur ne synchronise pas {what} « {key} » ({rows}) : son compte {parent} "
+                               "n'existe pas dans Sage ({parent_table}). Créez ce compte dans Sage, ou rattachez le "
+                               "contact à un compte existant : il sera synchronisé et cet incident se fermera.",
+    "sage_row.orphan.lines": "{table} contient {count} ligne(s) de {what} « {key} » ({rows}), mais ce document "
+                             "n'existe pas dans Sage ({parent_table}, {parent}) : ces lignes ne sont pas "
+                             "synchronisées. Supprimez-les, ou créez le document dans Sage : cet incident se fermera.",
+    "sage_row.orphan.more": "et {count} autre(s)",
 
     # --- status page (shared.status.page) -------------------------------------------------------
     "status.collaborators.title": "Collaborateurs Sage",

@@ -24,6 +24,10 @@ MAX_SHOWN = 40
 EMAIL, TOO_LONG, DATE, BINARY, UNREADABLE, NUMBER, WHOLE, INVALID, MODIFIED = (
     "email", "too_long", "date", "binary", "unreadable", "number", "whole", "invalid", "modified")
 
+# The raw hash of a row whose parent Sage does not have (a contact whose account is missing)
+# starts with this: once the parent is back, the agent reads the row again by its cbMarq.
+ORPHAN_HASH = "orphan:"
+
 
 def row_key(marq: int, key: str = "") -> str:
     """The key of a Sage row known by its `cbMarq`: its own key is unreadable, or (`key`) is an

@@ -18,6 +18,7 @@ table and stop when the reader is closed. Every other read goes to the in-proces
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing
 import os
 from collections import deque
@@ -149,7 +150,10 @@ class ParallelReader:
         span = self.reader.marq_span(entity)
         if span is None or span[1] - span[0] < self._slice_width * MIN_SLICES:
             return self.reader.changed(entity, since)
-        return self._read_in_slices(entity, span)
+        return itertools.chain(self._read_in_slices(entity, span), self.reader.orphans(entity))
+
+    def orphans(self, entity: Entity | str) -> Iterator[SourceRow]:
+        return self.reader.orphans(entity)
 
     def close(self) -> None:
         if self._pool is not None:

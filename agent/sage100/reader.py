@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from agent import normalize
 from agent.canonical import CanonicalForm, canonical_json, content_hash, text_hash
 from agent.odbc import is_sqlite, table_exists
 from agent.sage100.schema import EMULATION_TABLE, MARQ, MODIFIED, column_type
-from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Raw
+from agent.sage100.spec import SAGE100_SPEC, Child, EntitySpec, Lookup, Orphans, Raw
 from shared import sage_rows
 from shared.errors import ConfigurationError, ConnectorError, RetryableError
 from shared.messages import label, record_name, text as message_text
@@ -105,6 +106,7 @@ class Sage100Reader:
         self._patched_rows = 0
         self._copies: dict[Entity, dict[int, str]] = {}
         self._copy_counts: dict[Entity, dict[str, int]] = {}
+        self._orphans_read: dict[Entity, list[SourceRow]] = {}
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
@@ -126,7 +128,9 @@ class Sage100Reader:
         spec = self._entity_spec(entity)
         if since is not None and since.tzinfo is not None:
             raise ValueError("since is a naive datetime in the Sage server's local time")
-        return self._changed(spec, since)
+        if not spec.orphans:
+            return self._changed(spec, since)
+        return itertools.chain(self._changed(spec, since), self._orphans_of(spec))
 
     def marq_span(self, entity: Entity | str, after: int | None = None) -> tuple[int, int] | None:
         """`(low, top)`: the entity's main rows (those above `after`) have `low < cbMarq <= top`;
@@ -146,8 +150,29 @@ class Sage100Reader:
         return self._entity_spec(entity).table
 
     def keys(self, entity: Entity | str) -> Iterator[str]:
-        """Every key currently in Sage for `entity`, streamed in `cbMarq` order."""
-        return self._keys(self._entity_spec(entity))
+        """Every key currently in Sage for `entity`, streamed in `cbMarq` order, then the keys its
+        orphan rows carry (`orphans`)."""
+        spec = self._entity_spec(entity)
+        if not spec.orphans:
+            return self._keys(spec)
+        return itertools.chain(self._keys(spec), self._orphan_keys(spec))
+
+    def _orphan_keys(self, spec: EntitySpec) -> Iterator[str]:
+        """The keys of the entity's orphan rows; the rows are kept for the next `changed` or
+        `orphans` of the entity (a run reads the keys, then the changes: one anti-join serves both)."""
+        rows = self._orphans_read[spec.entity] = list(self._orphan_rows(spec))
+        return (row.key for row in rows)
+
+    def orphans(self, entity: Entity | str) -> Iterator[SourceRow]:
+        """The rows referring to a parent Sage does not have (`spec.Orphans`), one invalid row per
+        record key they carry, its error naming them. `changed` ends with them whatever `since`:
+        a contact whose account was deleted is met in the run after the deletion."""
+        return self._orphans_of(self._entity_spec(entity))
+
+    def _orphans_of(self, spec: EntitySpec) -> Iterator[SourceRow]:
+        """The orphan rows found by the last `keys` of the entity (once), else read now."""
+        kept = self._orphans_read.pop(spec.entity, None)
+        return iter(kept) if kept is not None else self._orphan_rows(spec)
 
     def probes(self) -> list[TableProbe]:
         """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
@@ -608,6 +633,48 @@ class Sage100Reader:
                 refused.append(sage_rows.reason(column, code, value))
         return self._mapped(spec, form, main, raw, spec.key(raw), latest, refused, warnings)
 
+    # --- orphans ----------------------------------------------------------------------------
+
+    def _orphan_rows(self, spec: EntitySpec) -> Iterator[SourceRow]:
+        """One invalid `SourceRow` per key the entity's orphan rows carry. One anti-join per
+        `Orphans`, its rows folded into their keys as they are fetched (memory: one entry per
+        key, at most `MAX_NAMED_ORPHANS` named rows each), then yielded with no statement open."""
+        for orphans in spec.orphans:
+            with self._reading():
+                found = self._orphans_found(spec, orphans)
+            for found_key in found.values():
+                yield found_key.source_row(spec, orphans)
+
+    def _orphans_found(self, spec: EntitySpec, orphans: Orphans) -> dict[str, "_OrphanKey"]:
+        link = [column for column, _ in orphans.link]
+        key_columns = tuple(dict.fromkeys((*spec.key_columns, *link)))
+        try:
+            return self._fold_orphans(spec, orphans, key_columns, orphans.names)
+        except UnicodeDecodeError:   # a name the driver cannot decode: the rows are named by their keys
+            log.warning("%s: orphan rows read without %s (undecodable text)", orphans.table, ", ".join(orphans.names))
+            return self._fold_orphans(spec, orphans, key_columns, ())
+
+    def _fold_orphans(self, spec: EntitySpec, orphans: Orphans, key_columns: tuple[str, ...],
+                      names: tuple[str, ...]) -> dict[str, "_OrphanKey"]:
+        alias, shape = orphans.alias, _orphan_shape(orphans, key_columns, names)
+        matched = [f"p.{theirs} = {alias}.{mine}" for mine, theirs in orphans.link]
+        absent = (f"NOT EXISTS (SELECT 1 FROM {orphans.parent} p WHERE "
+                  f"{' AND '.join(matched + ([orphans.parent_filter] if orphans.parent_filter else []))})")
+        where = " AND ".join(([orphans.filter] if orphans.filter else []) + [absent])
+        order = ", ".join(f"{alias}.{column}" for column in (*key_columns, MARQ))
+        sql = f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {where} ORDER BY {order}"
+        main_table = orphans.table == spec.table
+        found: dict[str, _OrphanKey] = {}
+        for row in self._fetch_all(sql, []):
+            values = shape.values(row)
+            key_values = _link_values(spec.key_columns)(values.raw)
+            if main_table and (values.problems or None in key_values or "" in key_values):
+                key = sage_rows.row_key(values.marq)      # as the entity's own reads name such a row
+            else:
+                key = spec.key(values.raw)
+            found.setdefault(key, _OrphanKey(key, main_table)).add(values, names)
+        return found
+
     # --- identity ---------------------------------------------------------------------------
 
     def _sqlite_identity(self) -> tuple[str, dt.datetime | None]:
@@ -658,6 +725,49 @@ class _Values(NamedTuple):
     modified: dt.datetime | None
     problems: tuple[Problem, ...]
     suspect: bool = False
+
+
+MAX_NAMED_ORPHANS = 20     # rows an orphan incident names one by one; the others are counted
+
+
+@dataclass
+class _OrphanKey:
+    """The orphan rows carrying one record key, as the anti-join meets them (cbMarq order)."""
+
+    key: str
+    main_table: bool               # the rows are the entity's own (a contact), not child rows (lines)
+    count: int = 0
+    marq: int = 0
+    modified: dt.datetime | None = None
+    parent: Raw | None = None
+    named: list[str] | None = None
+    digest: Any = None
+
+    def add(self, values: _Values, names: Sequence[str]) -> None:
+        raw = values.raw
+        if self.count == 0:
+            self.marq, self.parent, self.named, self.digest = values.marq, raw, [], hashlib.sha256()
+        self.count += 1
+        if values.modified is not None and (self.modified is None or values.modified > self.modified):
+            self.modified = values.modified
+        if len(self.named) < MAX_NAMED_ORPHANS:
+            self.named.append(", ".join(f"{column} « {sage_rows.shown(raw[column])} »" for column in names
+                                        if raw.get(column) not in (None, "")))
+        self.digest.update(canonical_json({"marq": values.marq, **raw}).encode("utf-8"))
+
+    def source_row(self, spec: EntitySpec, orphans: Orphans) -> SourceRow:
+        parent = ", ".join(f"{theirs} « {sage_rows.shown(self.parent.get(mine))} »" for mine, theirs in orphans.link
+                           if not orphans.parent_key or mine in orphans.parent_key)
+        rows = "; ".join(name for name in self.named if name)
+        if self.count > len(self.named):
+            rows += " " + message("sage_row.orphan.more", count=self.count - len(self.named))
+        error = message(orphans.message, what=sage_rows.what(spec.entity.value), key=self.key, parent=parent,
+                        table=orphans.table, parent_table=orphans.parent, count=self.count,
+                        rows=rows or message("sage_row.no_names"))
+        return SourceRow(entity=spec.entity, key=self.key, record_text=None, record_hash="", error=error,
+                         raw_hash=(sage_rows.ORPHAN_HASH if self.main_table else "")
+                         + text_hash(f"{orphans.table}\x1e{self.digest.hexdigest()}\x1e{error}"),
+                         modified=self.modified, marq=self.marq if self.main_table else 0)
 
 
 @dataclass
@@ -877,6 +987,15 @@ def _main_shape(spec: EntitySpec, checked: bool = False) -> _Shape:
     if checked:
         head.append(_storage_check(spec.alias, spec.table, (*spec.columns, MODIFIED)))
     return _Shape(head=head, columns=_columns(spec.alias, spec.table, spec.columns, spec.lookups), checked=checked)
+
+
+@lru_cache(maxsize=None)
+def _orphan_shape(orphans: Orphans, key_columns: tuple[str, ...], names: tuple[str, ...]) -> _Shape:
+    """cbMarq and the change time of an orphan row, then its key, link and naming columns."""
+    alias = orphans.alias
+    columns = tuple(dict.fromkeys((*key_columns, *names)))
+    return _Shape(head=[_marq_selection(alias), _time_selection(alias)],
+                  columns=_column_selection(alias, orphans.table, columns))
 
 
 @lru_cache(maxsize=None)

@@ -71,6 +71,30 @@ class Child:
     lookups: tuple[Lookup, ...] = ()
 
 
+@dataclass(frozen=True)
+class Orphans:
+    """Rows of `table` that refer (`link`: their column, the parent's column) to a row of `parent`
+    Sage does not have: a contact whose account is not in F_COMPTET, a document line whose
+    document is not in F_DOCENTETE. The entity's joins need the parent, so its reads never meet
+    these rows; each read of the entity finds them with one anti-join (`NOT EXISTS`) and makes
+    every record key they carry (`EntitySpec.key` of the row: the contact's CT_No, the missing
+    document's key) an incident naming them (`message`, with `names` of each row), never a
+    silent omission. `filter` (alias `alias`) keeps the rows the entity would read;
+    `parent_filter` (alias `p`) the parent rows that count; `parent_key` the link columns that
+    name the missing parent in the incident (all of them when empty).
+    """
+
+    table: str
+    alias: str
+    parent: str
+    link: tuple[tuple[str, str], ...]
+    names: tuple[str, ...]
+    message: str
+    filter: str = ""
+    parent_filter: str = ""
+    parent_key: tuple[str, ...] = ()
+
+
 def _copier(pairs: tuple[tuple[str, str], ...]) -> Callable[[Raw], dict]:
     """A function giving `{target: raw[source]}` for each (source, target) pair (None when absent)."""
     sources = tuple(source for source, _ in pairs)
@@ -96,6 +120,8 @@ class EntitySpec:
     Sage holds one that cannot be read or sent (an invalid e-mail, a binary phone number)."""
     naming: tuple[str, ...] = ()
     """Columns that tell an administrator which row it is when its key cannot be read."""
+    orphans: tuple[Orphans, ...] = ()
+    """Rows referring to a parent Sage does not have: incidents of the entity (`Orphans`)."""
 
     alias = "t"
 
@@ -308,6 +334,8 @@ CONTACT = EntitySpec(
     optional=(("CT_Telephone", "phone"), ("CT_TelPortable", "mobile"), ("CT_Telecopie", "fax"),
               ("CT_EMail", "email"), ("CT_Fonction", "job_title")),
     naming=("CT_Num", "CT_Nom", "CT_Prenom"),
+    orphans=(Orphans("F_CONTACTT", "t", "F_COMPTET", (("CT_Num", "CT_Num"),), names=("CT_Nom", "CT_Prenom"),
+                     message="sage_row.orphan.contact"),),
 )
 
 PRODUCT_FAMILY = EntitySpec(
@@ -348,10 +376,22 @@ PRODUCT = EntitySpec(
 )
 
 
+def _orphan_lines(types: str, link: tuple[str, ...]) -> Orphans:
+    """`F_DOCLIGNE` rows of the types `types` whose document (matched on `link`) is not in
+    `F_DOCENTETE`: an incident of the missing document's key naming each line by its `DL_No`."""
+    return Orphans("F_DOCLIGNE", "l", "F_DOCENTETE", tuple((column, column) for column in link),
+                   names=("DL_No", "DL_Ligne", "AR_Ref"), message="sage_row.orphan.lines",
+                   filter=f"l.DO_Domaine = 0 AND l.DO_Type {types}",
+                   parent_filter=f"p.DO_Type {types}", parent_key=link[1:])
+
+
 def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = document_key,
               key_columns: tuple[str, ...] = ("DO_Type", "DO_Piece"),
               optional: tuple[tuple[str, str], ...] = (("DO_Date", "date"),)) -> EntitySpec:
-    """A sales document; its date may be left out (with a warning) unless `optional` says otherwise."""
+    """A sales document; its date may be left out (with a warning) unless `optional` says otherwise.
+    Lines whose document is missing are incidents of the document's key: matched on DO_Domaine and
+    DO_Piece when the key leaves the type out (an invoice, 6 or 7), else on the type too."""
+    link = ("DO_Domaine", *key_columns) if "DO_Type" in key_columns else ("DO_Domaine", "DO_Piece")
     return EntitySpec(
         entity=entity,
         table="F_DOCENTETE",
@@ -375,6 +415,7 @@ def _document(entity: Entity, types: str, *, key: Callable[[Raw], str] = documen
         ),
         optional=optional,
         naming=("DO_Tiers", "DO_Date"),
+        orphans=(_orphan_lines(types, link),),
     )
 
 

@@ -76,6 +76,20 @@ class _sqlite:
         self.db.close()
 
 
+def hide_accounts(path: Path, keep: tuple = None) -> None:
+    """Accounts (all but `keep`) vanish from Sage's reads with their contacts, as when Sage deletes
+    an account. An account vanishing alone would leave its contacts orphans in Sage: incidents,
+    not deletions (`test_contacts_whose_account_vanished_alone_are_incidents_not_deletions`)."""
+    for table in ("F_COMPTET", "F_CONTACTT"):
+        hide_rows(path, table, {"CT_Num": keep} if keep else None)
+
+
+def restore_accounts(path: Path, only: tuple = None) -> None:
+    """The hidden accounts (or `only` these) come back with their contacts."""
+    for table in ("F_COMPTET", "F_CONTACTT"):
+        restore_rows(path, table, only, "CT_Num" if only else None)
+
+
 def contacts_of(path: Path, accounts: set[str]) -> set[str]:
     with _sqlite(path) as db:
         marks = ",".join("?" * len(accounts))
@@ -92,10 +106,10 @@ def synced(agent, bijou):
 
 
 def hidden_accounts(bijou: Path, keys: dict[str, set[str]]) -> tuple[set[str], set[str]]:
-    """Every account but two vanishes from Sage's reads; returns (accounts, contacts) gone."""
+    """Every account but two vanishes from Sage's reads with its contacts; returns (accounts, contacts) gone."""
     accounts = keys["account"] - set(KEPT_ACCOUNTS)
     contacts = contacts_of(bijou, accounts)
-    hide_rows(bijou, "F_COMPTET", {"CT_Num": KEPT_ACCOUNTS})
+    hide_accounts(bijou, KEPT_ACCOUNTS)
     assert current_keys(bijou)["account"] == set(KEPT_ACCOUNTS)
     return accounts, contacts
 
@@ -149,12 +163,40 @@ def test_a_table_read_nearly_empty_sends_no_deletion_but_everything_else(agent, 
     assert agent.drain("BIJOU").changes() == [] and again.counts["deletions_held"] == len(accounts) + len(contacts)
 
 
+def test_contacts_whose_account_vanished_alone_are_incidents_not_deletions(agent, bijou, synced):
+    """Contacts still in F_CONTACTT whose account is gone are orphans in Sage: each is an incident
+    naming its missing account, never a deletion; the accounts' deletion is held as ever."""
+    accounts = synced["account"] - set(KEPT_ACCOUNTS)
+    contacts = contacts_of(bijou, accounts)
+    with _sqlite(bijou) as db:                # suppliers vanish too: their contacts, never synced, are orphans
+        suppliers = {number for (number,) in db.execute("SELECT CT_Num FROM F_COMPTET WHERE CT_Type <> 0")}
+    orphans = contacts | contacts_of(bijou, suppliers)
+    hide_rows(bijou, "F_COMPTET", {"CT_Num": KEPT_ACCOUNTS})
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    result = run(agent)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok and delivered.changes(Op.DELETE) == [] and orphans > contacts
+    assert delivered.keys(Op.INVALID, "contact") == orphans and len(delivered.changes()) == len(orphans)
+    assert all("n'existe pas dans Sage (F_COMPTET)" in e.error for e in delivered.changes(Op.INVALID))
+    assert held(agent) == {"account": (len(accounts), len(synced["account"]), False)}
+    assert result.counts["deletions_held"] == len(accounts)
+
+    assert agent.drain("BIJOU").changes() == [] and run(agent).ok and agent.drain("BIJOU").changes() == []
+    restore_rows(bijou, "F_COMPTET")           # the accounts come back: their contacts sync again
+    sage.set_clock(bijou, T0 + minutes(20))
+    back = run(agent)
+    assert back.ok and held(agent) == {}
+    assert agent.drain("BIJOU").keys(Op.UPSERT, "contact") == contacts
+
+
 def test_rows_coming_back_clear_the_hold_and_no_deletion_was_ever_sent(agent, bijou, synced):
     hidden_accounts(bijou, synced)
     sage.set_clock(bijou, T0 + minutes(10))
     run(agent)
     run(agent)
-    restore_rows(bijou, "F_COMPTET")
+    restore_accounts(bijou)
     sage.set_clock(bijou, T0 + minutes(20))
 
     result = run(agent)
@@ -190,13 +232,13 @@ def test_a_confirmation_sends_exactly_the_held_deletions_once_and_a_later_mass_d
 
     assert run(agent).counts["deleted"] == 0 and agent.drain("BIJOU").changes() == []
 
-    restore_rows(bijou, "F_COMPTET")        # the purge was a mistake after all: the accounts come back
+    restore_accounts(bijou)                 # the purge was a mistake after all: the accounts come back
     sage.set_clock(bijou, T0 + minutes(20))
     back = run(agent)
     assert agent.drain("BIJOU").keys(Op.UPSERT, "account") == accounts and back.counts["created"] == len(accounts)
     assert held(agent) == {}
 
-    hide_rows(bijou, "F_COMPTET", {"CT_Num": KEPT_ACCOUNTS})
+    hide_accounts(bijou, KEPT_ACCOUNTS)
     sage.set_clock(bijou, T0 + minutes(30))
     again = run(agent)
     assert agent.drain("BIJOU").changes(Op.DELETE) == []
@@ -212,7 +254,7 @@ def test_a_confirmed_deletion_whose_row_came_back_is_not_sent(agent, bijou, sync
     returning = tuple(sorted(accounts)[:3])
     with agent.checkpoint() as checkpoint:
         checkpoint.confirm_deletions("BIJOU", "account")
-    restore_rows(bijou, "F_COMPTET", returning, "CT_Num")
+    restore_accounts(bijou, returning)
 
     result = run(agent)
     delivered = agent.drain("BIJOU")
@@ -243,7 +285,7 @@ def test_a_confirmation_given_during_a_run_is_left_for_the_next_run_as_the_user_
     sage.set_clock(bijou, T0 + minutes(10))
     run(agent)
     agent.drain("BIJOU")
-    restore_rows(bijou, "F_COMPTET", tuple(sorted(accounts)[:2]), "CT_Num")
+    restore_accounts(bijou, tuple(sorted(accounts)[:2]))
     still_gone = accounts - set(sorted(accounts)[:2])
     real = open_sage100(sqlite_connection_string(bijou), delivery_addresses=False)
 
@@ -280,7 +322,7 @@ def test_deletions_under_the_threshold_go_through_as_before(agent, bijou, synced
 
 
 def test_a_whole_small_table_emptied_is_deleted_under_the_default_minimum_of_fifty(agent, bijou, synced):
-    hide_rows(bijou, "F_COMPTET")
+    hide_accounts(bijou)
     sage.set_clock(bijou, T0 + minutes(10))
 
     result = run(agent, DeletionGuard())

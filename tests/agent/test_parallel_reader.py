@@ -111,3 +111,22 @@ def test_a_dossier_synced_with_reader_processes_sends_what_one_process_sends(tmp
         finally:
             agent.close()
     assert sent[2] == sent[1] and len(sent[1]) > 100
+
+
+def test_a_full_read_by_the_workers_ends_with_the_orphan_rows_as_an_in_process_read(small, open_sage):
+    connection = open_sage(small)
+    cursor = connection.cursor()
+    number = cursor.execute("SELECT MAX(CT_No) FROM F_CONTACTT").fetchone()[0] + 1
+    line = cursor.execute("SELECT MAX(DL_No) FROM F_DOCLIGNE").fetchone()[0] + 1
+    cursor.close()
+    connection.rollback()
+    sage.insert_row(small, "F_CONTACTT", {"CT_No": number, "CT_Num": "ZZABSENT", "CT_Nom": "Orphelin"}, at=T)
+    sage.insert_row(small, "F_DOCLIGNE", {"DO_Domaine": 0, "DO_Type": 6, "DO_Piece": "FA99999", "DL_No": line,
+                                          "DL_Ligne": 1000, "AR_Ref": "BAAR01"}, at=T)
+    alone = Sage100Reader(open_sage(small), batch_rows=BATCH_ROWS)
+    with parallel_reader(small, open_sage) as shared:
+        for entity, key in ((Entity.CONTACT, str(number)), (Entity.INVOICE, "F:FA99999")):
+            rows = list(shared.changed(entity, None))
+            assert rows == list(alone.changed(entity, None)) and rows[-1].key == key and rows[-1].record is None
+            assert [row.key for row in rows if row.record is None].count(key) == 1
+        assert shared.slices_read_by_helpers > 0

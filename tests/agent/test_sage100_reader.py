@@ -597,3 +597,94 @@ def test_a_line_amount_typed_as_text_is_read_exactly_or_costs_its_document(reade
     assert {line["unit_price"] for line in orders[f"1:{pieces[0]}"].record["lines"]} == {"12.500000"}
     assert orders[f"1:{pieces[1]}"].record is None
     assert "F_DOCLIGNE.DL_PrixUnitaire « 12.50 € » n'est pas un nombre" in orders[f"1:{pieces[1]}"].error
+
+
+# --- rows whose parent Sage does not have (orphans) ----------------------------------------------
+
+def _copy_of(connection, table: str, where: str, **changes) -> dict:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY cbMarq")
+        names = [description[0] for description in cursor.description]
+        row = dict(zip(names, cursor.fetchone()))
+    finally:
+        cursor.close()
+        connection.rollback()
+    return {**{name: value for name, value in row.items() if not name.startswith("cb")}, **changes}
+
+
+def test_a_contact_whose_account_is_missing_is_an_invalid_row_in_every_read_until_the_account_exists(
+        reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    number = scalar(connection, "SELECT MAX(CT_No) FROM F_CONTACTT") + 1
+    sage.insert_row(dossier, "F_CONTACTT", _copy_of(connection, "F_CONTACTT", "CT_No = 1", CT_No=number,
+                                                    CT_Num="ZZABSENT", CT_Nom="Orphelin", CT_Prenom="Paul"), at=T)
+    customers = set(column(connection, "SELECT c.CT_No FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"
+                                       " WHERE t.CT_Type = 0"))
+
+    contacts = by_key(reader.changed(Entity.CONTACT, None))
+    orphan = contacts.pop(str(number))
+    assert {key for key, row in contacts.items() if row.record is None} == set()
+    assert set(contacts) == {str(no) for no in customers}          # every other contact, as before
+    assert orphan.record_text is None and orphan.raw_hash and orphan.marq > 0
+    assert orphan.error == (
+        f"Le connecteur ne synchronise pas le contact « {number} » (CT_Nom « Orphelin », CT_Prenom « Paul ») : son "
+        "compte CT_Num « ZZABSENT » n'existe pas dans Sage (F_COMPTET). Créez ce compte dans Sage, ou rattachez le "
+        "contact à un compte existant : il sera synchronisé et cet incident se fermera.")
+    assert str(number) in set(reader.keys(Entity.CONTACT))         # still in Sage: never a deletion
+    later = T + dt.timedelta(hours=1)
+    assert list(reader.changed(Entity.CONTACT, later)) == [orphan]  # met by every read, whatever `since`
+
+    sage.insert_row(dossier, "F_COMPTET", _copy_of(connection, "F_COMPTET", "CT_Num = 'ECRIN'", CT_Num="ZZABSENT",
+                                                   CT_Intitule="Compte créé ensuite"), at=later)
+    assert list(reader.orphans(Entity.CONTACT)) == []
+    # the agent reads the former orphan again by its cbMarq (`ChangeDetector._orphans_adopted`)
+    [fixed] = reader.changed_between(Entity.CONTACT, orphan.marq - 1, orphan.marq)
+    assert fixed.key == str(number) and fixed.record["account_key"] == "ZZABSENT" and fixed.error is None
+
+
+def test_a_contact_of_a_supplier_is_not_an_orphan(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    suppliers = column(connection, "SELECT c.CT_No FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"
+                                   " WHERE t.CT_Type = 1")
+    assert suppliers and list(reader.orphans(Entity.CONTACT)) == []
+    assert not {str(no) for no in suppliers} & set(reader.keys(Entity.CONTACT))
+
+
+def test_lines_whose_document_is_missing_are_one_invalid_row_of_the_document_key(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    line = _copy_of(connection, "F_DOCLIGNE", "DO_Domaine = 0 AND DO_Type = 1")
+    top = scalar(connection, "SELECT MAX(DL_No) FROM F_DOCLIGNE")
+    orders_before = by_key(reader.changed(Entity.ORDER, None))
+    for offset in (1, 2):
+        sage.insert_row(dossier, "F_DOCLIGNE", {**line, "DO_Piece": "BC99999", "DL_No": top + offset,
+                                                "DL_Ligne": 1000 * offset, "AR_Ref": "BAGUE0"}, at=T)
+    sage.insert_row(dossier, "F_DOCLIGNE", {**line, "DO_Type": 6, "DO_Piece": "FA99999", "DL_No": top + 3}, at=T)
+
+    orders = by_key(reader.changed(Entity.ORDER, None))
+    orphan = orders.pop("1:BC99999")
+    assert orders == orders_before                                  # every order read as before
+    assert orphan.record_text is None and orphan.marq == 0 and orphan.modified == T
+    assert orphan.error == (
+        f"F_DOCLIGNE contient 2 ligne(s) de la commande « 1:BC99999 » (DL_No « {top + 1} », DL_Ligne « 1000 », "
+        f"AR_Ref « BAGUE0 »; DL_No « {top + 2} », DL_Ligne « 2000 », AR_Ref « BAGUE0 »), mais ce document n'existe "
+        "pas dans Sage (F_DOCENTETE, DO_Type « 1 », DO_Piece « BC99999 ») : ces lignes ne sont pas synchronisées. "
+        "Supprimez-les, ou créez le document dans Sage : cet incident se fermera.")
+    assert "1:BC99999" in set(reader.keys(Entity.ORDER))
+    assert [row.key for row in reader.changed(Entity.ORDER, T + dt.timedelta(hours=1))] == ["1:BC99999"]
+    [invoice] = [row for row in reader.changed(Entity.INVOICE, None) if row.record is None]
+    assert invoice.key == "F:FA99999" and f"DL_No « {top + 3} »" in invoice.error
+    assert [row.key for row in reader.orphans(Entity.QUOTE)] == []
+
+    sage.delete_row(dossier, "F_DOCLIGNE", {"DL_No": top + 1}, at=T)  # one line fixed: the other still named
+    [again] = reader.orphans(Entity.ORDER)
+    assert again.raw_hash != orphan.raw_hash and "1 ligne(s)" in again.error and str(top + 1) not in again.error
+    sage.delete_row(dossier, "F_DOCLIGNE", {"DL_No": top + 2}, at=T)
+    assert list(reader.orphans(Entity.ORDER)) == [] and "1:BC99999" not in set(reader.keys(Entity.ORDER))
+
+
+def test_a_posted_invoice_whose_lines_kept_the_unposted_type_is_not_an_orphan(reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    piece = scalar(connection, "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 6 ORDER BY cbMarq")
+    sage.update_row(dossier, "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": 6, "DO_Piece": piece}, {"DO_Type": 7}, at=T)
+    assert list(reader.orphans(Entity.INVOICE)) == []

@@ -103,6 +103,7 @@ def test_a_quote_goes_through_every_status_with_sages_prices_and_becomes_one_dev
     assert Decimal(str(p.simulator.record("salesorders", quote)["total"])) == Decimal("314.58")
 
     delete_row(p.databases[D], "F_DOCENTETE", {"DO_Domaine": 0, "DO_Type": 0, "DO_Piece": devis["DO_Piece"]})
+    delete_row(p.databases[D], "F_DOCLIGNE", {"DO_Domaine": 0, "DO_Type": 0, "DO_Piece": devis["DO_Piece"]})
     assert p.run().ok
     assert p.simulator.record("salesorders", quote)["deleted"] is True          # deleted in Sage: in SSM too
 
