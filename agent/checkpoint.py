@@ -28,6 +28,8 @@ from shared.errors import ConnectorError
 
 SCHEMA_VERSION = 1
 KEY_CHUNK = 500
+# The tables holding the change-tracking data (what was sent of each record), measured by bench/.
+TRACKING_TABLES = ("shadow",)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
