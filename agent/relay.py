@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import ActivityChange, Checkpoint, DeletionHold, RunState
-from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
+from agent.detection import FULL_SCAN_EVERY, ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
 from shared.bus.protocol import Bus, OutgoingMessage
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeBatch,
                              message_id)
@@ -207,7 +207,8 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
                  deletion_guard: DeletionGuard = DeletionGuard(),
                  signpost_clock: Optional[Callable[[object], dt.datetime]] = None,
                  utc_clock: Optional[Callable[[], dt.datetime]] = None,
-                 batch_envelopes: int = 500) -> DossierRunResult:
+                 batch_envelopes: int = 500, history_years: int = 0,
+                 full_scan_every: Optional[dt.timedelta] = FULL_SCAN_EVERY) -> DossierRunResult:
     """One run of one dossier: recover, detect and stage, send, apply.
 
     Never raises for a dossier-level failure (Sage unreachable, bus down, unreadable schema):
@@ -219,6 +220,9 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         signpost_clock: the run's signpost from the Sage connection (default: the server clock).
         utc_clock: the agent's UTC clock, for run ids and `sent_at`.
         batch_envelopes: at most this many envelopes per bus message.
+        history_years: on the dossier's first run, the fiscal years of documents to send (the
+            current one included; 0: all); kept afterwards (`Checkpoint.set_history_from`).
+        full_scan_every: how often a run reads every record whatever cbModification says.
     """
     result = DossierRunResult(dossier)
     relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes)
@@ -230,7 +234,8 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         with open_source() as (connection, reader):
             signpost = (signpost_clock or server_now)(connection)
             detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, deletion_guard=deletion_guard,
-                                      sent_at=utc_now)
+                                      sent_at=utc_now, history_years=history_years,
+                                      full_scan_every=full_scan_every)
             plan = detector.plan(run_id, signpost)
             checkpoint.start_run(dossier, run_id, realignment=plan.realignment, reasons=list(plan.reasons))
             result.run_id, result.realignment, result.reasons = run_id, plan.realignment, plan.reasons
@@ -413,8 +418,12 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
         result = DossierRunResult(target, error=describe_error(exc))
         checkpoint.record_failed_start(target, new_run_id(), result.error)
         return result
+    dossier = next((d for d in settings.dossiers if d.id == target), None)
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
-                          open_source=opener, overlap=overlap, deletion_guard=guard)
+                          open_source=opener, overlap=overlap, deletion_guard=guard,
+                          history_years=dossier.history_years if dossier else 0,
+                          full_scan_every=dt.timedelta(seconds=settings.agent.full_scan_s)
+                          if settings.agent.full_scan_s else None)
     result.commands = commands
     return result
 

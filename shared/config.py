@@ -91,6 +91,9 @@ class AgentSettings(_Section):
     # A run's deletions of one entity are held, not sent, when above both (agent.detection.DeletionGuard).
     max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
     max_delete_min: int = Field(default=50, ge=0)
+    # A run re-reads every record this often (seconds; 0: never), whatever cbModification says: the
+    # guard against a change saved without touching cbModification or a key renamed in place.
+    full_scan_s: float = Field(default=86400.0, ge=0)
     log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
 
@@ -115,6 +118,9 @@ class DossierSettings(_Section):
     ssm_branch: Optional[str] = None
     # The code of a prospect created in Sage from SSM: this prefix and the next free number.
     prospect_prefix: str = Field(default="SSM", min_length=1, max_length=10, pattern=r"^[A-Z0-9_\-]+$")
+    # Documents sent to SSM on the first run: those of this many fiscal years (P_DOSSIER), the
+    # current one included; 0: all. Older ones on demand: `ssm-connector agent history`.
+    history_years: int = Field(default=2, ge=0, le=50)
 
 
 class Settings(_Section):

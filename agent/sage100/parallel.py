@@ -69,10 +69,15 @@ def _helper_reader() -> Sage100Reader:
     return _helper["reader"]
 
 
-def _read_slice(entity: str, low: int, top: int) -> tuple[list[_Packed], int, Optional[float]]:
-    """The rows of one slice, packed; with this helper's process id and peak memory."""
+def _read_slice(entity: str, low: int, top: int, history=None) -> tuple[list[_Packed], int, Optional[float]]:
+    """The rows of one slice, packed; with this helper's process id and peak memory. `history`:
+    the agent's reader's `limit_history` arguments, applied here too."""
+    reader = _helper_reader()
+    if history is not None and _helper.get("history") != history:
+        reader.limit_history(*history)
+        _helper["history"] = history
     rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq)
-            for row in _helper_reader().changed_between(entity, low, top)]
+            for row in reader.changed_between(entity, low, top)]
     return rows, os.getpid(), peak_rss_mb()
 
 
@@ -110,6 +115,7 @@ class ParallelReader:
         self._slice_width = batch_rows * SLICE_WIDTH_FACTOR
         self._pool: Optional[ProcessPoolExecutor] = None
         self._broken = False   # a helper died: the pool fails every slice by itself
+        self._history = None   # the reader's `limit_history`, for the helpers
         self.slices_read_by_helpers = 0
         self.slices_read_here = 0
         self.helper_peak_rss_mb: dict[int, float] = {}   # by process id
@@ -117,8 +123,21 @@ class ParallelReader:
     def entities(self) -> tuple[Entity, ...]:
         return self.reader.entities()
 
-    def keys(self, entity: Entity | str) -> Iterator[str]:
-        return self.reader.keys(entity)
+    def keys(self, entity: Entity | str, spans=None) -> Iterator[str]:
+        return self.reader.keys(entity, spans)
+
+    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
+        return self.reader.marq_sums(entity, width)
+
+    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+        return self.reader.changed_between(entity, low, top)
+
+    def limit_history(self, start) -> None:
+        self.reader.limit_history(start)
+        self._history = (start,) if start is not None else None
+
+    def fiscal_year_start(self, today):
+        return self.reader.fiscal_year_start(today)
 
     def probes(self):
         return self.reader.probes()
@@ -192,7 +211,7 @@ class ParallelReader:
                                              initializer=_configure_helper,
                                              initargs=(self._connection_string, self._batch_rows))
         try:
-            return self._pool.submit(_read_slice, entity.value, low, top)
+            return self._pool.submit(_read_slice, entity.value, low, top, self._history)
         except BrokenExecutor as exc:
             raise self._stopped(exc) from None
 

@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
@@ -41,6 +41,8 @@ from shared.rules import sync_order
 MAX_PARAMETERS_PER_QUERY = 500
 MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq values
 KEYS_PER_ROW = 10          # keys are small: key reads use windows 10 times wider
+MAX_SEEK_ROWS = 50_000     # more changed rows than this: read the table in windows instead
+HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history window limits
 _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
 
@@ -92,6 +94,7 @@ class Sage100Reader:
         self._connection = connection
         self._batch_rows = batch_rows
         self._spec = spec
+        self._base_spec = spec
         self._active_reads = 0
 
     def entities(self) -> tuple[Entity, ...]:
@@ -124,9 +127,47 @@ class Sage100Reader:
             return iter(())
         return self._changed(self._entity_spec(entity), None, span=(low, top))
 
-    def keys(self, entity: Entity | str) -> Iterator[str]:
-        """Every key currently in Sage for `entity`, streamed in `cbMarq` order."""
-        return self._keys(self._entity_spec(entity))
+    def keys(self, entity: Entity | str, spans: Sequence[tuple[int, int]] | None = None) -> Iterator[str]:
+        """Every key currently in Sage for `entity` (with `spans`: of the records whose `low <
+        cbMarq <= top` for one of them), streamed in `cbMarq` order."""
+        return self._keys(self._entity_spec(entity), spans)
+
+    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
+        """Per range of `width` cbMarq values (`cbMarq / width`), how many records of `entity` there
+        are and the sum of their cbMarq: one aggregate the server computes on its cbMarq index,
+        so the agent learns where records were added or deleted without reading every key."""
+        spec = self._entity_spec(entity)
+        bucket = f"{spec.alias}.{MARQ} / {int(width)}"
+        sql = f"SELECT {bucket}, COUNT(*), SUM({spec.alias}.{MARQ}) FROM {_from(spec)}{_where(spec, [])} GROUP BY {bucket}"
+        with self._reading():
+            return {int(row[0]): (int(row[1]), int(row[2])) for row in self._fetch_all(sql, [])}
+
+    def limit_history(self, start: dt.date | None) -> None:
+        """From now on, read only the documents (quotes, orders, invoices) dated (`DO_Date`) on or
+        after `start`; None: every document."""
+        for entity, base in self._base_spec.items():
+            if base.table != HISTORY_TABLE:
+                continue
+            if start is None:
+                self._spec = {**self._spec, entity: base}
+                continue
+            literal = start.isoformat() if is_sqlite(self._connection) else start.strftime("%Y%m%d")
+            condition = f"{base.alias}.{HISTORY_COLUMN} >= '{literal}'"
+            self._spec = {**self._spec, entity: replace(
+                base, filter=f"{base.filter} AND {condition}" if base.filter else condition)}
+
+    def fiscal_year_start(self, today: dt.date) -> dt.date | None:
+        """The start of the fiscal year holding `today`, from `P_DOSSIER.D_DebutExo01` (the day and
+        month fiscal years start on); None when the dossier does not say."""
+        with self._reading():
+            if not self._has_rows("P_DOSSIER"):
+                return None
+            value = normalize.datetime_(self._fetch_one("SELECT D_DebutExo01 FROM P_DOSSIER ORDER BY cbMarq")[0])
+        if value is None:
+            return None
+        day = min(value.day, 28) if value.month == 2 else value.day
+        start = dt.date(today.year, value.month, day)
+        return start if start <= today else dt.date(today.year - 1, value.month, day)
 
     def probes(self) -> list[TableProbe]:
         """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
@@ -156,26 +197,69 @@ class Sage100Reader:
 
     def _changed(self, spec: EntitySpec, since: dt.datetime | None,
                  span: tuple[int, int] | None = None) -> Iterator[SourceRow]:
+        if since is not None and span is None:
+            marqs = self._changed_marqs(spec, since)
+            if marqs is not None:
+                yield from self._read_marqs(spec, marqs)
+                return
+        yield from self._read_windows(spec, since, span)
+
+    def _read_windows(self, spec: EntitySpec, since: dt.datetime | None,
+                      span: tuple[int, int] | None) -> Iterator[SourceRow]:
         sql, since_parameters = _main_query(spec, since)
         shape = _main_shape(spec)
         form = CanonicalForm(spec.entity)
         with self._reading():
             for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span):
                 for start in range(0, len(window), self._batch_rows):
-                    mains = [shape.values(row) for row in window[start:start + self._batch_rows]]
-                    children = {child.name: self._child_rows(child, mains) for child in spec.children}
-                    for values in mains:
-                        yield self._source_row(spec, form, values, children)
+                    yield from self._records(spec, form, [shape.values(row) for row in
+                                                          window[start:start + self._batch_rows]])
 
-    def _keys(self, spec: EntitySpec) -> Iterator[str]:
+    def _records(self, spec: EntitySpec, form: CanonicalForm, mains: list[_Values]) -> Iterator[SourceRow]:
+        children = {child.name: self._child_rows(child, mains) for child in spec.children}
+        for values in mains:
+            yield self._source_row(spec, form, values, children)
+
+    def _changed_marqs(self, spec: EntitySpec, since: dt.datetime) -> list[int] | None:
+        """The cbMarq of every main row changed at or after `since` (itself, a refreshing joined row,
+        a child row or a child's refreshing joined row), each term one query the server answers
+        with a seek on its `cbModification` index; None when they are so many that reading the
+        table in windows is cheaper (the caller does)."""
+        found: set[int] = set()
+        with self._reading():
+            for sql in _changed_marq_queries(spec):
+                for row in self._fetch_all(sql, [since]):
+                    found.add(int(row[0]))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+        return sorted(found)
+
+    def _read_marqs(self, spec: EntitySpec, marqs: list[int]) -> Iterator[SourceRow]:
+        """The records whose main row has one of `marqs` (sorted), in cbMarq order."""
+        alias = spec.alias
+        shape = _main_shape(spec)
+        form = CanonicalForm(spec.entity)
+        step = min(self._batch_rows, MAX_PARAMETERS_PER_QUERY)
+        with self._reading():
+            for start in range(0, len(marqs), step):
+                part = marqs[start:start + step]
+                condition = f"{alias}.{MARQ} IN ({', '.join('?' * len(part))})"
+                sql = f"SELECT {shape.sql()} FROM {_from(spec)}{_where(spec, [condition])} ORDER BY {alias}.{MARQ}"
+                rows = self._fetch_rows(sql, part)
+                yield from self._records(spec, form, [shape.values(row) for row in rows])
+
+    def _keys(self, spec: EntitySpec, spans: Sequence[tuple[int, int]] | None = None) -> Iterator[str]:
         alias = spec.alias
         key_shape = _Shape(head=[_marq_selection(alias)], columns=_column_selection(alias, spec.table, spec.key_columns))
         where = _where(spec, [_WINDOW.format(alias=alias)])
         sql = f"SELECT {key_shape.sql()} FROM {_from(spec)}{where} ORDER BY {alias}.{MARQ}"
         with self._reading():
-            for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW):
-                for row in window:
-                    yield spec.key(key_shape.raw(row))
+            for span in ([None] if spans is None else spans):
+                if span is not None and span[0] >= span[1]:
+                    continue
+                for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW, span):
+                    for row in window:
+                        yield spec.key(key_shape.raw(row))
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int,
                  span: tuple[int, int] | None = None) -> Iterator[list]:
@@ -558,6 +642,27 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
         terms.append(f"EXISTS (SELECT 1 FROM {_child_from(child)} WHERE {' AND '.join(conditions)})")
     sql = "(" + " OR ".join(terms) + ")"
     return sql, sql.count("?")
+
+
+@lru_cache(maxsize=None)
+def _changed_marq_queries(spec: EntitySpec) -> tuple[str, ...]:
+    """One query per way a record counts as changed since `?` (`_since_clause`'s terms), each
+    selecting the main rows' cbMarq from the table whose `cbModification` it compares, so the
+    server seeks that table's `cbModification` index instead of scanning the main table."""
+    alias = spec.alias
+    queries = [f"SELECT {alias}.{MARQ} FROM {_from(spec)}{_where(spec, [f'{alias}.{MODIFIED} >= ?'])}"]
+    queries += [f"SELECT {alias}.{MARQ} FROM {_from(spec)}{_where(spec, [f'{lookup.alias}.{MODIFIED} >= ?'])}"
+                for lookup in spec.lookups if lookup.refreshes]
+    main_joins = "".join(_join(lookup, alias) for lookup in spec.lookups)
+    for child in spec.children:
+        link = " AND ".join(f"{child.alias}.{mine} = {alias}.{theirs}" for mine, theirs in child.link)
+        terms = [f"{child.alias}.{MODIFIED} >= ?"]
+        terms += [f"{lookup.alias}.{MODIFIED} >= ?" for lookup in child.lookups if lookup.refreshes]
+        for term in terms:
+            conditions = ([child.filter] if child.filter else []) + [term]
+            queries.append(f"SELECT {alias}.{MARQ} FROM {_child_from(child)}"
+                           f" INNER JOIN {spec.table} {alias} ON {link}{main_joins}{_where(spec, conditions)}")
+    return tuple(queries)
 
 
 def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]:
