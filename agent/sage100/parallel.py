@@ -92,6 +92,7 @@ class _Slice:
     top: int
     future: Future
     rows: Optional[list[SourceRow]] = None
+    descending: bool = False      # its rows are yielded newest (highest cbMarq) first
 
 
 class ParallelReader:
@@ -173,9 +174,18 @@ class ParallelReader:
         slices: deque[_Slice] = deque()
         most_in_flight = self.workers * SLICES_IN_FLIGHT_PER_PROCESS
         low = span[0]
+        newest_first = self.reader.newest_first(entity)
+        high = span[1]
         try:
             while True:
                 while len(slices) < most_in_flight:
+                    if newest_first:
+                        if high <= span[0]:
+                            break
+                        low = max(high - self._slice_width, span[0])
+                        slices.append(_Slice(entity, low, high, self._submit(entity, low, high), descending=True))
+                        high = low
+                        continue
                     above = self.reader.marq_span(entity, after=low)
                     if above is None:
                         break
@@ -184,6 +194,10 @@ class ParallelReader:
                     slices.append(_Slice(entity, low, high, self._submit(entity, low, high)))
                     low = high
                 if not slices:
+                    if newest_first:       # then what was added during the read, oldest first
+                        newest = self.reader.marq_span(entity, after=span[1])
+                        if newest is not None:
+                            yield from self.reader.changed_between(entity, span[1], newest[1])
                     return
                 head = slices[0]
                 if head.rows is None and not head.future.done() and self._read_one_here(slices):
@@ -200,6 +214,8 @@ class ParallelReader:
         for pending in reversed(slices):
             if pending.rows is None and pending.future.cancel():
                 pending.rows = list(self.reader.changed_between(pending.entity, pending.low, pending.top))
+                if pending.descending:
+                    pending.rows.reverse()
                 self.slices_read_here += 1
                 return True
         return False
@@ -226,6 +242,8 @@ class ParallelReader:
         self.slices_read_by_helpers += 1
         if peak is not None:
             self.helper_peak_rss_mb[pid] = max(peak, self.helper_peak_rss_mb.get(pid, 0.0))
+        if piece.descending:
+            rows.reverse()
         for key, record_text, record_hash, error, raw_hash, modified, marq in rows:
             yield SourceRow(entity=piece.entity, key=key, record_text=record_text, record_hash=record_hash, error=error,
                             raw_hash=raw_hash, modified=modified, marq=marq)

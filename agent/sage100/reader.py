@@ -43,6 +43,9 @@ MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq value
 KEYS_PER_ROW = 10          # keys are small: key reads use windows 10 times wider
 MAX_SEEK_ROWS = 50_000     # more changed rows than this: read the table in windows instead
 HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history window limits
+# Tables a full read (first load, realignment) reads newest first: the documents a sales rep
+# needs first are the recent ones (cbMarq grows with each new record).
+NEWEST_FIRST = frozenset({"F_DOCENTETE"})
 _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
 
@@ -132,6 +135,10 @@ class Sage100Reader:
         cbMarq <= top` for one of them), streamed in `cbMarq` order."""
         return self._keys(self._entity_spec(entity), spans)
 
+    def newest_first(self, entity: Entity | str) -> bool:
+        """Whether a full read of `entity` yields its records newest first (`NEWEST_FIRST`)."""
+        return self._entity_spec(entity).table in NEWEST_FIRST
+
     def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
         """Per range of `width` cbMarq values (`cbMarq / width`), how many records of `entity` there
         are and the sum of their cbMarq: one aggregate the server computes on its cbMarq index,
@@ -209,8 +216,12 @@ class Sage100Reader:
         sql, since_parameters = _main_query(spec, since)
         shape = _main_shape(spec)
         form = CanonicalForm(spec.entity)
+        if since is None and span is None and spec.table in NEWEST_FIRST:
+            windows = self._windows_newest_first(spec.table, sql, self._batch_rows)
+        else:
+            windows = self._windows(spec.table, sql, since_parameters, self._batch_rows, span)
         with self._reading():
-            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span):
+            for window in windows:
                 for start in range(0, len(window), self._batch_rows):
                     yield from self._records(spec, form, [shape.values(row) for row in
                                                           window[start:start + self._batch_rows]])
@@ -300,6 +311,31 @@ class Sage100Reader:
             if newest is None or int(newest) <= top:
                 return
             top = int(newest)
+
+    def _windows_newest_first(self, table: str, sql: str, target: int) -> Iterator[list]:
+        """As `_windows` over the whole table, from the highest cbMarq down (each window's rows
+        newest first too), then the rows added during the read, oldest first."""
+        span = self._marq_bounds(table)
+        if span is None:
+            return
+        bottom, top = span
+        high, width = top, target
+        while high > bottom:
+            low = max(high - width, bottom)
+            rows = self._fetch_rows(sql, [low, high])
+            if rows:
+                yield rows[::-1]
+                high = low
+            else:
+                previous = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table} WHERE {MARQ} <= ?", [low])[0]
+                high = bottom if previous is None else max(int(previous), bottom)
+            if len(rows) < target // 2:
+                width = min(width * 2, target * MAX_WINDOW_FACTOR)
+            elif len(rows) > target:
+                width = max(target, width // 2)
+        newest = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
+        if newest is not None and int(newest) > top:
+            yield from self._windows(table, sql, [], target, (top, int(newest)))
 
     def _marq_bounds(self, table: str, after: int | None = None) -> tuple[int, int] | None:
         """`(MIN(cbMarq) - 1, MAX(cbMarq))` of `table` (of its rows above `after`), None if none.

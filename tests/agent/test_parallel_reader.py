@@ -48,7 +48,9 @@ def test_a_full_read_by_the_workers_gives_the_rows_of_an_in_process_read(small, 
             expected = list(alone.changed(entity, None))
             rows = list(shared.changed(entity, None))
             assert rows == expected, entity
-            assert [row.marq for row in rows] == sorted(row.marq for row in rows)
+            # documents newest first (what sales reps need first), every other entity in cbMarq order
+            assert [row.marq for row in rows] == sorted((row.marq for row in rows),
+                                                        reverse=alone.newest_first(entity)), entity
             low, top = alone.marq_span(entity)
             large = top - low >= BATCH_ROWS * SLICE_WIDTH_FACTOR * MIN_SLICES
             assert (shared.slices_read_by_helpers > before) == large, entity
