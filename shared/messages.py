@@ -203,6 +203,17 @@ CATALOGUE: dict[str, str] = {
     "status.tenant.column.scope": "Portée",
     "status.tenant.column.text": "Constat",
     "status.tenant.group": "Groupe",
+    # --- history window of documents (agent.detection, `ssm-connector agent history`) -----------
+    "history.moved": "{dossier} : les documents datés du {start} ou après sont désormais envoyés à SSM ; "
+                     "le prochain cycle envoie ceux qui ne l'étaient pas encore.",
+    "history.all": "{dossier} : tous les documents sont désormais envoyés à SSM ; le prochain cycle envoie "
+                   "ceux qui ne l'étaient pas encore.",
+    "history.current": "{dossier} : documents envoyés à SSM depuis le {start}.",
+    "history.current_all": "{dossier} : tous les documents sont envoyés à SSM.",
+    "history.unset": "{dossier} : la fenêtre d'historique sera fixée au premier cycle.",
+    "history.not_earlier": "{dossier} : les documents depuis le {current} sont déjà envoyés ; la fenêtre "
+                           "d'historique ne recule que vers des dates plus anciennes (pas le {start}).",
+    "history.bad_date": "« {value} » n'est pas une date (AAAA-MM-JJ attendu).",
 }
 
 

@@ -46,6 +46,7 @@ HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history wi
 # Tables a full read (first load, realignment) reads newest first: the documents a sales rep
 # needs first are the recent ones (cbMarq grows with each new record).
 NEWEST_FIRST = frozenset({"F_DOCENTETE"})
+_NO_DATE_BELOW = {True: "1901-01-01", False: "19010101"}   # SQLite text dates / SQL Server literals
 _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
 
@@ -159,7 +160,8 @@ class Sage100Reader:
                 self._spec = {**self._spec, entity: base}
                 continue
             literal = start.isoformat() if is_sqlite(self._connection) else start.strftime("%Y%m%d")
-            condition = f"{base.alias}.{HISTORY_COLUMN} >= '{literal}'"
+            column = f"{base.alias}.{HISTORY_COLUMN}"          # Sage's "no date" (1753, 1900) is kept
+            condition = f"({column} >= '{literal}' OR {column} IS NULL OR {column} < '{_NO_DATE_BELOW[is_sqlite(self._connection)]}')"
             self._spec = {**self._spec, entity: replace(
                 base, filter=f"{base.filter} AND {condition}" if base.filter else condition)}
 
