@@ -69,7 +69,8 @@ def _helper_reader() -> Sage100Reader:
     return _helper["reader"]
 
 
-def _read_slice(entity: str, low: int, top: int, history=None) -> tuple[list[_Packed], int, Optional[float]]:
+def _read_slice(entity: str, low: int, top: int, history=None,
+                read_pass: Optional[int] = None) -> tuple[list[_Packed], int, Optional[float]]:
     """The rows of one slice, packed; with this helper's process id and peak memory. `history`:
     the agent's reader's `limit_history` arguments, applied here too."""
     reader = _helper_reader()
@@ -77,7 +78,7 @@ def _read_slice(entity: str, low: int, top: int, history=None) -> tuple[list[_Pa
         reader.limit_history(*history)
         _helper["history"] = history
     rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq)
-            for row in reader.changed_between(entity, low, top)]
+            for row in reader.changed_between(entity, low, top, read_pass)]
     return rows, os.getpid(), peak_rss_mb()
 
 
@@ -93,6 +94,7 @@ class _Slice:
     future: Future
     rows: Optional[list[SourceRow]] = None
     descending: bool = False      # its rows are yielded newest (highest cbMarq) first
+    read_pass: Optional[int] = None  # the pass of a full read in passes it belongs to
 
 
 class ParallelReader:
@@ -154,6 +156,9 @@ class ParallelReader:
         span = self.reader.marq_span(entity)
         if span is None or span[1] - span[0] < self._slice_width * MIN_SLICES:
             return self.reader.changed(entity, since)
+        passes = self.reader.read_passes(entity)
+        if passes:
+            return (row for read_pass in range(passes) for row in self._read_in_slices(entity, span, read_pass))
         return self._read_in_slices(entity, span)
 
     def close(self) -> None:
@@ -167,7 +172,8 @@ class ParallelReader:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _read_in_slices(self, entity: Entity, span: tuple[int, int]) -> Iterator[SourceRow]:
+    def _read_in_slices(self, entity: Entity, span: tuple[int, int],
+                        read_pass: Optional[int] = None) -> Iterator[SourceRow]:
         """The slices of `span`, then of whatever was added during the read, in order.
 
         Each slice starts at the next row there is, so gaps in `cbMarq` cost nothing."""
@@ -183,7 +189,8 @@ class ParallelReader:
                         if high <= span[0]:
                             break
                         low = max(high - self._slice_width, span[0])
-                        slices.append(_Slice(entity, low, high, self._submit(entity, low, high), descending=True))
+                        slices.append(_Slice(entity, low, high, self._submit(entity, low, high, read_pass),
+                                              descending=True, read_pass=read_pass))
                         high = low
                         continue
                     above = self.reader.marq_span(entity, after=low)
@@ -191,13 +198,14 @@ class ParallelReader:
                         break
                     low, top = above
                     high = min(low + self._slice_width, top)
-                    slices.append(_Slice(entity, low, high, self._submit(entity, low, high)))
+                    slices.append(_Slice(entity, low, high, self._submit(entity, low, high, read_pass),
+                                         read_pass=read_pass))
                     low = high
                 if not slices:
                     if newest_first:       # then what was added during the read, oldest first
                         newest = self.reader.marq_span(entity, after=span[1])
                         if newest is not None:
-                            yield from self.reader.changed_between(entity, span[1], newest[1])
+                            yield from self.reader.changed_between(entity, span[1], newest[1], read_pass)
                     return
                 head = slices[0]
                 if head.rows is None and not head.future.done() and self._read_one_here(slices):
@@ -213,21 +221,22 @@ class ParallelReader:
         """Reads in this process the last slice no helper has started; False if there is none."""
         for pending in reversed(slices):
             if pending.rows is None and pending.future.cancel():
-                pending.rows = list(self.reader.changed_between(pending.entity, pending.low, pending.top))
+                pending.rows = list(self.reader.changed_between(pending.entity, pending.low, pending.top,
+                                                                pending.read_pass))
                 if pending.descending:
                     pending.rows.reverse()
                 self.slices_read_here += 1
                 return True
         return False
 
-    def _submit(self, entity: Entity, low: int, top: int) -> Future:
+    def _submit(self, entity: Entity, low: int, top: int, read_pass: Optional[int] = None) -> Future:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers - 1,
                                              mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_configure_helper,
                                              initargs=(self._connection_string, self._batch_rows))
         try:
-            return self._pool.submit(_read_slice, entity.value, low, top, self._history)
+            return self._pool.submit(_read_slice, entity.value, low, top, self._history, read_pass)
         except BrokenExecutor as exc:
             raise self._stopped(exc) from None
 

@@ -46,6 +46,8 @@ HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history wi
 # Tables a full read (first load, realignment) reads newest first: the documents a sales rep
 # needs first are the recent ones (cbMarq grows with each new record).
 NEWEST_FIRST = frozenset({"F_DOCENTETE"})
+# Entities a full read reads in passes, the records a sales rep needs first first: clients, then prospects.
+FIRST_LOAD_PASSES = {Entity.ACCOUNT: ("COALESCE(t.CT_Prospect, 0) = 0", "COALESCE(t.CT_Prospect, 0) <> 0")}
 _NO_DATE_BELOW = {True: "1901-01-01", False: "19010101"}   # SQLite text dates / SQL Server literals
 _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
@@ -124,17 +126,27 @@ class Sage100Reader:
         with self._reading():
             return self._marq_bounds(self._entity_spec(entity).table, after)
 
-    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+    def changed_between(self, entity: Entity | str, low: int, top: int,
+                        read_pass: int | None = None) -> Iterator[SourceRow]:
         """Every record of `entity` whose main row has `low < cbMarq <= top`, in `cbMarq` order
-        (one slice of a full read: `changed(entity, None)` reads them all)."""
+        (one slice of a full read: `changed(entity, None)` reads them all); with `read_pass`,
+        only those of that pass of `FIRST_LOAD_PASSES`."""
         if low >= top:
             return iter(())
-        return self._changed(self._entity_spec(entity), None, span=(low, top))
+        spec = self._entity_spec(entity)
+        if read_pass is not None:
+            condition = FIRST_LOAD_PASSES[spec.entity][read_pass]
+            spec = replace(spec, filter=f"{spec.filter} AND {condition}" if spec.filter else condition)
+        return self._changed(spec, None, span=(low, top))
 
     def keys(self, entity: Entity | str, spans: Sequence[tuple[int, int]] | None = None) -> Iterator[str]:
         """Every key currently in Sage for `entity` (with `spans`: of the records whose `low <
         cbMarq <= top` for one of them), streamed in `cbMarq` order."""
         return self._keys(self._entity_spec(entity), spans)
+
+    def read_passes(self, entity: Entity | str) -> int:
+        """How many passes a full read of `entity` makes (`FIRST_LOAD_PASSES`; 0: one, unfiltered)."""
+        return len(FIRST_LOAD_PASSES.get(Entity(entity), ()))
 
     def newest_first(self, entity: Entity | str) -> bool:
         """Whether a full read of `entity` yields its records newest first (`NEWEST_FIRST`)."""
@@ -215,6 +227,14 @@ class Sage100Reader:
 
     def _read_windows(self, spec: EntitySpec, since: dt.datetime | None,
                       span: tuple[int, int] | None) -> Iterator[SourceRow]:
+        passes = FIRST_LOAD_PASSES.get(spec.entity) if since is None and span is None else None
+        if passes:
+            for condition in passes:
+                yield from self._read_windows(replace(spec, filter=f"{spec.filter} AND {condition}"
+                                                      if spec.filter else condition), since, (None, None))
+            return
+        if span == (None, None):
+            span = None
         sql, since_parameters = _main_query(spec, since)
         shape = _main_shape(spec)
         form = CanonicalForm(spec.entity)

@@ -261,6 +261,8 @@ def test_a_first_load_sends_reference_data_first_then_documents_newest_first(age
     assert order == sorted(order, key=ENTITIES.index)           # users, accounts, contacts, products, documents
     keys = current_keys(bijou)
     assert {e.key for e in changes if e.entity == "quote"} == keys["quote"]
+    kinds = [e.record["kind"] for e in changes if e.entity == "account"]
+    assert kinds == sorted(kinds) and set(kinds) == {"client", "prospect"}    # clients, then prospects
     with sqlite3.connect(bijou) as db:
         marq = {f"{t}:{p}": m for t, p, m in db.execute(
             "SELECT DO_Type, DO_Piece, cbMarq FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (0, 1)")}
