@@ -421,11 +421,15 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     dossier = next((d for d in settings.dossiers if d.id == target), None)
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
                           open_source=opener, overlap=overlap, deletion_guard=guard,
-                          history_years=dossier.history_years if dossier else 0,
+                          history_years=dossier.history_years if dossier else DEFAULT_HISTORY_YEARS,
                           full_scan_every=dt.timedelta(seconds=settings.agent.full_scan_s)
                           if settings.agent.full_scan_s else None)
     result.commands = commands
     return result
+
+
+# The history window of a dossier found on the Sage server but absent from the configuration.
+DEFAULT_HISTORY_YEARS = 2
 
 
 def apply_dossier_commands(settings, bus: Bus, target: str):
