@@ -63,11 +63,13 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
             seconds = time.perf_counter() - started
             drain_seconds = time.perf_counter() - drained
             incidents = sum(d.open_incidents for d in runtime.status())
+            tables = getattr(runtime.store, "tables", None)
+            store_writes = (getattr(tables, "writes", 0), getattr(tables, "commits", 0))
         calls = list(simulator.calls)
     created = sum(1 for c in calls if c.method == "POST" and c.resource != "login" and c.status in (200, 201))
     span = (calls[-1].at - calls[0].at).total_seconds() if len(calls) > 1 else 0.0
     return {
-        "size": size, "ok": all(r.ok for r in results), "seconds": seconds, "drain_seconds": drain_seconds,
+        "size": size, "ok": all(r.ok for r in results), "store_writes": store_writes, "seconds": seconds, "drain_seconds": drain_seconds,
         "span": span, "calls": len(calls), "created": created,
         "by_kind": Counter("write" if c.method in WRITE_METHODS and c.resource != "login" else
                            "login" if c.resource == "login" else "read" for c in calls),
@@ -106,6 +108,10 @@ def report(cost: dict[str, dict], limited: dict) -> list:
         Figure(f"SSM calls per created record ({large['size']}, {large['created']:,} records)",
                f"{per_record:.3f} ({large['calls']:,} calls)", f"<= {CALLS_PER_RECORD_TARGET}",
                per_record <= CALLS_PER_RECORD_TARGET),
+        Figure(f"state-store writes per commit ({large['size']}, SQLite, group commit)",
+               f"{large['store_writes'][0] / max(large['store_writes'][1], 1):.2f}"
+               f" ({large['store_writes'][0]:,} writes, {large['store_writes'][1]:,} commits)",
+               note="each commit is one fsync (synchronous = FULL); at most 100 operations per commit"),
         Figure(f"first load at {limited['rate']:g} req/s ({limited['size']}), time vs floor (calls / limit)",
                f"{limited['seconds']:.1f} s vs {floor:.1f} s ({limited['seconds'] / floor:.2f}x)",
                note="the floor of a first load is its SSM calls at the tenant's rate limit"),
