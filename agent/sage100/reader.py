@@ -259,13 +259,60 @@ class Sage100Reader:
         with a seek on its `cbModification` index; None when they are so many that reading the
         table in windows is cheaper (the caller does)."""
         found: set[int] = set()
+        alias = spec.alias
         with self._reading():
-            for sql in _changed_marq_queries(spec):
-                for row in self._fetch_all(sql, [since]):
-                    found.add(int(row[0]))
+            # each query names one table and compares only its cbModification: an index seek
+            # whatever the engine's statistics (a filter beside it may make an engine scan)
+            found.update(int(row[0]) for row in self._fetch_all(
+                f"SELECT {MARQ} FROM {spec.table} WHERE {MODIFIED} >= ?", [since]))
+            for lookup in spec.lookups:
+                if lookup.refreshes:
+                    found.update(self._owners(spec.table, alias, lookup.on, lookup.table, since))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+            for child in spec.children:
+                links = self._changed_links(child.table, [mine for mine, _ in child.link], since,
+                                            alias=child.alias, condition=child.filter)
+                for lookup in child.lookups:
+                    if lookup.refreshes:
+                        keys = self._changed_links(lookup.table, [mine for mine, _ in lookup.on], since)
+                        links |= self._links_of(child, [theirs for _, theirs in lookup.on], keys)
+                    if len(links) > MAX_SEEK_ROWS:
+                        return None
+                found.update(self._marqs_of(spec.table, [theirs for _, theirs in child.link], links))
                 if len(found) > MAX_SEEK_ROWS:
                     return None
         return sorted(found)
+
+    def _changed_links(self, table: str, columns: list[str], since: dt.datetime, *, alias: str = "",
+                       condition: str = "") -> set[tuple]:
+        """The distinct values of `columns` among the rows of `table` (`alias`) changed at or after
+        `since` for which `condition` holds."""
+        name = f"{alias}." if alias else ""
+        where = f"{name}{MODIFIED} >= ?" + (f" AND {condition}" if condition else "")
+        sql = f"SELECT {', '.join(name + column for column in columns)} FROM {table} {alias} WHERE {where}"
+        return {tuple(row) for row in self._fetch_all(sql, [since])}    # no DISTINCT: an engine may scan for it
+
+    def _owners(self, table: str, alias: str, on: tuple[tuple[str, str], ...], lookup_table: str,
+                since: dt.datetime) -> set[int]:
+        """cbMarq of the rows of `table` joined to a row of `lookup_table` changed since `since`."""
+        keys = self._changed_links(lookup_table, [mine for mine, _ in on], since)
+        return self._marqs_of(table, [theirs for _, theirs in on], keys)
+
+    def _links_of(self, child: Child, columns: list[str], values: set[tuple]) -> set[tuple]:
+        """The links to their parent of the rows of `child` (its filter holding) whose `columns`
+        hold one of `values`."""
+        found: set[tuple] = set()
+        wanted = ", ".join(f"{child.alias}.{mine}" for mine, _ in child.link)
+        for where, parameters in _matching([f"{child.alias}.{column}" for column in columns], values):
+            condition = f"({where})" + (f" AND {child.filter}" if child.filter else "")
+            found.update(tuple(row) for row in self._fetch_all(
+                f"SELECT {wanted} FROM {child.table} {child.alias} WHERE {condition}", parameters))
+        return found
+
+    def _marqs_of(self, table: str, columns: list[str], values: set[tuple]) -> set[int]:
+        return {int(row[0]) for where, parameters in _matching(columns, values)
+                for row in self._fetch_all(f"SELECT {MARQ} FROM {table} WHERE {where}", parameters)}
 
     def _read_marqs(self, spec: EntitySpec, marqs: list[int]) -> Iterator[SourceRow]:
         """The records whose main row has one of `marqs` (sorted), in cbMarq order."""
@@ -702,25 +749,20 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
     return sql, sql.count("?")
 
 
-@lru_cache(maxsize=None)
-def _changed_marq_queries(spec: EntitySpec) -> tuple[str, ...]:
-    """One query per way a record counts as changed since `?` (`_since_clause`'s terms), each
-    selecting the main rows' cbMarq from the table whose `cbModification` it compares, so the
-    server seeks that table's `cbModification` index instead of scanning the main table."""
-    alias = spec.alias
-    queries = [f"SELECT {alias}.{MARQ} FROM {_from(spec)}{_where(spec, [f'{alias}.{MODIFIED} >= ?'])}"]
-    queries += [f"SELECT {alias}.{MARQ} FROM {_from(spec)}{_where(spec, [f'{lookup.alias}.{MODIFIED} >= ?'])}"
-                for lookup in spec.lookups if lookup.refreshes]
-    main_joins = "".join(_join(lookup, alias) for lookup in spec.lookups)
-    for child in spec.children:
-        link = " AND ".join(f"{child.alias}.{mine} = {alias}.{theirs}" for mine, theirs in child.link)
-        terms = [f"{child.alias}.{MODIFIED} >= ?"]
-        terms += [f"{lookup.alias}.{MODIFIED} >= ?" for lookup in child.lookups if lookup.refreshes]
-        for term in terms:
-            conditions = ([child.filter] if child.filter else []) + [term]
-            queries.append(f"SELECT {alias}.{MARQ} FROM {_child_from(child)}"
-                           f" INNER JOIN {spec.table} {alias} ON {link}{main_joins}{_where(spec, conditions)}")
-    return tuple(queries)
+def _matching(columns: list[str], values: set[tuple]) -> Iterator[tuple[str, list]]:
+    """WHERE clauses (with their parameters) selecting the rows whose `columns` hold one of
+    `values`, at most `MAX_PARAMETERS_PER_QUERY` parameters each."""
+    rows = sorted((value for value in values if None not in value), key=repr)
+    if len(columns) == 1:
+        for start in range(0, len(rows), MAX_PARAMETERS_PER_QUERY):
+            part = [value[0] for value in rows[start:start + MAX_PARAMETERS_PER_QUERY]]
+            yield f"{columns[0]} IN ({', '.join('?' * len(part))})", part
+        return
+    step = max(MAX_PARAMETERS_PER_QUERY // len(columns), 1)
+    one = "(" + " AND ".join(f"{column} = ?" for column in columns) + ")"
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        yield " OR ".join([one] * len(part)), [item for value in part for item in value]
 
 
 def _main_query(spec: EntitySpec, since: dt.datetime | None) -> tuple[str, list]:
