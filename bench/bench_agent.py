@@ -129,9 +129,12 @@ class CountingBus:
 def warm_up() -> None:
     """What a running agent has done once for its whole life, not per cycle: import its modules
     and generate the canonical forms' code (raw fetch's side likewise imports pyodbc first)."""
+    import importlib
+
     from agent.canonical import CanonicalForm
     from shared.models import Entity
 
+    importlib.import_module("agent.relay")
     for entity in Entity:
         CanonicalForm(entity)
 
