@@ -837,9 +837,12 @@ class Checkpoint:
             last = row[1]
             yield OutboxBatch(dossier, row[0], row[1], row[2], row[3], bytes(row[4]))
 
-    def mark_sent(self, dossier: str, seq: int) -> None:
+    def mark_sent(self, dossier: str, seq: int, *, commit: bool = True) -> None:
+        """The bus accepted batch `seq`. Without `commit`, the mark waits for the next commit: a
+        mark lost in a crash only sends the batch again, with its message id, which the bus drops."""
         self._db.execute("UPDATE outbox SET sent_at = ? WHERE dossier = ? AND seq = ?", (utc_text(), dossier, seq))
-        self._db.commit()
+        if commit:
+            self._db.commit()
 
     def apply_pending(self, dossier: str) -> str:
         """Apply a fully sent run in one transaction: shadow, watermarks, snapshot, history.

@@ -176,12 +176,17 @@ class Relay:
     def send_pending(self, dossier: str) -> int:
         """Send the sealed run's unsent batches in order, then apply it; returns batches sent."""
         sent = 0
-        for batch in self.checkpoint.unsent_batches(dossier):
-            self.bus.send(self.queue, [OutgoingMessage(
-                body=batch.body, message_id=batch.message_id, session_id=dossier,
-                application_properties={"run_id": batch.run_id, "seq": batch.seq, "envelopes": batch.envelopes})])
-            self.checkpoint.mark_sent(dossier, batch.seq)
-            sent += 1
+        try:
+            for batch in self.checkpoint.unsent_batches(dossier):
+                self.bus.send(self.queue, [OutgoingMessage(
+                    body=batch.body, message_id=batch.message_id, session_id=dossier,
+                    application_properties={"run_id": batch.run_id, "seq": batch.seq, "envelopes": batch.envelopes})])
+                sent += 1
+                # marks committed in groups, like staging: a mark lost in a crash re-sends its batch
+                # with the same message id, which the bus drops as a duplicate
+                self.checkpoint.mark_sent(dossier, batch.seq, commit=sent % STAGING_COMMIT_BATCHES == 0)
+        finally:
+            self.checkpoint.commit()
         self.checkpoint.apply_pending(dossier)
         return sent
 
