@@ -1,8 +1,11 @@
 """Change detection for one dossier: what changed in Sage since the last run, and was it restored?
 
 A run first takes a *signpost* (the Sage server's clock at run start), the table probes and the
-database identity, and streams every entity's keys into the agent's SQLite (a temporary table).
-It then decides whether the run is a *realignment* (first run, dossier selected again, database
+database identity, and streams into the agent's SQLite (a temporary table) the keys it needs:
+on an ordinary cycle only those of the cbMarq ranges where Sage's record count or cbMarq sum
+differs from the shadow's (`MARQ_RANGE`), every key when counters went backwards or on the
+periodic full scan (`FULL_SCAN_EVERY`: every record re-read, whatever cbModification says),
+none on a first load or a realignment (every record is read and staged). It then decides whether the run is a *realignment* (first run, dossier selected again, database
 identity changed, records that went back in time, server clock moved back) and reads, entity by
 entity in dependency order, the rows modified since `watermark − overlap` (all rows when
 realigning). The content hash of each row is compared with the *shadow* of what was sent:
@@ -20,7 +23,8 @@ backwards is also what an ordinary deletion of its newest row looks like, so a r
 ordered only when a record that is still in Sage now carries an older `cbModification`/`cbMarq`
 than the one that was sent. Keys present in Sage but neither in the shadow nor read by the run
 (a restored copy brought back deleted rows, or rows were back-dated) make the run re-read that
-entity in full, so no record is ever skipped silently.
+entity in full (within the ranges checked), so no record is ever skipped silently. Documents
+older than the dossier's history window are not read at all (`_limit_history`).
 """
 from __future__ import annotations
 
