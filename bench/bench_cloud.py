@@ -54,6 +54,8 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
                               dossiers=[("BIJOU", "Bijouterie (banc d'essai)", stats.path)], status_port=free_port())
         settings = load_settings(config, environ={"SSMCONN__SSM__RATE_LIMIT_PER_S": str(client_rate),
                                                   "SSMCONN__SSM__MAX_CONCURRENCY": str(concurrency)})
+        from shared.state.sqlite_store import COMMITS_MADE
+        before = dict(COMMITS_MADE)
         with LocalRuntime(settings) as runtime:
             started = time.perf_counter()
             runtime.pass_ssm_changes()
@@ -63,8 +65,8 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
             seconds = time.perf_counter() - started
             drain_seconds = time.perf_counter() - drained
             incidents = sum(d.open_incidents for d in runtime.status())
-            tables = getattr(runtime.store, "tables", None)
-            store_writes = (getattr(tables, "writes", 0), getattr(tables, "commits", 0))
+            from shared.state.sqlite_store import COMMITS_MADE
+            store_writes = (COMMITS_MADE["writes"] - before["writes"], COMMITS_MADE["commits"] - before["commits"])
         calls = list(simulator.calls)
     created = sum(1 for c in calls if c.method == "POST" and c.resource != "login" and c.status in (200, 201))
     span = (calls[-1].at - calls[0].at).total_seconds() if len(calls) > 1 else 0.0

@@ -37,6 +37,8 @@ from shared.state.limits import (
 from shared.state.protocol import MAX_TRANSACTION_OPERATIONS, OperationKind, TableEntity, TableOperation
 
 BUSY_TIMEOUT_MS = 30_000
+# Group commits made by every store of this process, and the writes they held (for the benchmarks).
+COMMITS_MADE = {"commits": 0, "writes": 0}
 QUERY_PAGE_ROWS = 500
 
 _SCHEMA = (
@@ -165,6 +167,8 @@ class SqliteTableStore:
             conn.execute("COMMIT")
             self.commits += 1
             self.writes += len(group)
+            COMMITS_MADE["commits"] += 1
+            COMMITS_MADE["writes"] += len(group)
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
