@@ -30,7 +30,7 @@ from shared.errors import ConnectorError
 SCHEMA_VERSION = 2
 KEY_CHUNK = 500
 # The tables holding the change-tracking data (what was sent of each record), measured by bench/.
-TRACKING_TABLES = ("tracked", "scopes")
+TRACKING_TABLES = ("tracked", "tracked_sums", "scopes")
 # A record's hash in the checkpoint: the first 8 bytes of its SHA-256 (a change goes unseen only
 # if its new hash shares them, a chance of 1 in 2**64 per change).
 HASH_BYTES = 8
@@ -38,6 +38,9 @@ HASH_BYTES = 8
 _EPOCH = dt.datetime(2000, 1, 1)
 # Whole span of cbMarq values: a key range that stands for every record of an entity.
 ALL_MARQS = (-1, 2 ** 62)
+# The deletion check compares, per range of this many cbMarq values, Sage's record count and
+# cbMarq sum with the agent's (kept up to date in `tracked_sums` as runs are applied).
+MARQ_RANGE = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
@@ -70,6 +73,13 @@ CREATE TABLE IF NOT EXISTS tracked (
     marq     INTEGER,
     modified INTEGER,
     PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tracked_sums (
+    scope      INTEGER NOT NULL,
+    bucket     INTEGER NOT NULL,
+    records    INTEGER NOT NULL,
+    marq_total INTEGER NOT NULL,
+    PRIMARY KEY (scope, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS detection (
     dossier        TEXT PRIMARY KEY,
@@ -378,6 +388,11 @@ class Checkpoint:
         self._db.executescript(_SCHEMA)
         if version == 1:
             _migrate_shadow(self._db)
+        if self._db.execute("SELECT 1 FROM tracked_sums LIMIT 1").fetchone() is None \
+                and self._db.execute("SELECT 1 FROM tracked LIMIT 1").fetchone() is not None:
+            self._db.execute(f"INSERT INTO tracked_sums (scope, bucket, records, marq_total) SELECT scope,"
+                             f" marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM tracked WHERE marq IS NOT NULL"
+                             f" GROUP BY 1, 2")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db.executescript(_CURRENT_KEYS)
         self._db.commit()
@@ -583,12 +598,17 @@ class Checkpoint:
                                (dossier,)).fetchone()
         return None if row is None else Snapshot(json.loads(row[0]), json.loads(row[1]), row[2])
 
-    def marq_sums(self, dossier: str, entity: str, width: int) -> dict[int, tuple[int, int]]:
+    def marq_sums(self, dossier: str, entity: str, width: int = MARQ_RANGE) -> dict[int, tuple[int, int]]:
         """Per range of `width` cbMarq values (`cbMarq / width`): how many records are tracked and
         the sum of their cbMarq. Compared with the same sums in Sage, a range whose sums differ
-        holds a record deleted, added or unknown to the agent."""
-        rows = self._db.execute("SELECT marq / ?, COUNT(*), SUM(marq) FROM tracked WHERE scope = ?"
-                                " AND marq IS NOT NULL GROUP BY 1", (width, self.scope(dossier, entity)))
+        holds a record deleted, added or unknown to the agent. For `MARQ_RANGE` they are kept
+        (`tracked_sums`, one row per range): reading them costs nothing like the records' count."""
+        scope = self.scope(dossier, entity)
+        if width == MARQ_RANGE:
+            rows = self._db.execute("SELECT bucket, records, marq_total FROM tracked_sums WHERE scope = ?", (scope,))
+        else:
+            rows = self._db.execute("SELECT marq / ?, COUNT(*), SUM(marq) FROM tracked WHERE scope = ?"
+                                    " AND marq IS NOT NULL GROUP BY 1", (width, scope))
         return {bucket: (count, total) for bucket, count, total in rows}
 
     # --- detection settings: the history window and the last full scan -------------------------
@@ -861,6 +881,16 @@ class Checkpoint:
             if pending.realignment:
                 db.execute("DELETE FROM watermarks WHERE dossier = ?", (dossier,))
             scopes = "(SELECT scope FROM scopes WHERE dossier = ?)"
+            sums = ("INSERT INTO tracked_sums (scope, bucket, records, marq_total) {select} ON CONFLICT (scope, bucket)"
+                    " DO UPDATE SET records = records + excluded.records, marq_total = marq_total + excluded.marq_total")
+            db.execute(sums.format(select=(                   # what the records replaced or deleted counted
+                f"SELECT t.scope, t.marq / {MARQ_RANGE}, -COUNT(*), -SUM(t.marq) FROM tracked t JOIN staged_tracked g"
+                f" ON g.scope = t.scope AND g.key = t.key WHERE t.scope IN {scopes} AND t.marq IS NOT NULL"
+                f" GROUP BY 1, 2")), (dossier,))
+            db.execute(sums.format(select=(                   # what the records staged count
+                f"SELECT scope, marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM staged_tracked"
+                f" WHERE scope IN {scopes} AND deleted = 0 AND marq IS NOT NULL GROUP BY 1, 2")), (dossier,))
+            db.execute(f"DELETE FROM tracked_sums WHERE scope IN {scopes} AND records = 0", (dossier,))
             db.execute(f"DELETE FROM tracked WHERE scope IN {scopes} AND EXISTS (SELECT 1 FROM staged_tracked g"
                        " WHERE g.scope = tracked.scope AND g.key = tracked.key AND g.deleted = 1)", (dossier,))
             db.execute("INSERT OR REPLACE INTO tracked (scope, key, hash, state, marq, modified)"

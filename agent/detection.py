@@ -38,8 +38,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
-from agent.checkpoint import (ALL_MARQS, Checkpoint, DeletionHold, ShadowEntry, StagedRecord, TrackState, Watermark,
-                              short_hash, to_text, utc_text)
+from agent.checkpoint import (ALL_MARQS, MARQ_RANGE, Checkpoint, DeletionHold, ShadowEntry, StagedRecord, TrackState,
+                              Watermark, short_hash, to_text, utc_text)
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, Envelope, EnvelopeKind, Op,
                              message_id)
 from shared.models import Entity
@@ -56,9 +56,6 @@ MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES - ENVELOPE_FRAME
 MINIMUM_OVERLAP = dt.timedelta(minutes=2)
 # An invalid record's message names its first problems only, so its envelope always fits a message.
 MAX_ERROR_CHARS = 4000
-# The deletion check compares, per range of this many cbMarq values, Sage's record count and
-# cbMarq sum with the agent's: only the keys of the ranges that differ are read.
-MARQ_RANGE = 4096
 # A cycle re-reads every record this often, whatever cbModification says (a change saved without
 # touching cbModification, a key renamed in place: the range sums cannot see those).
 FULL_SCAN_EVERY = dt.timedelta(days=1)

@@ -15,7 +15,7 @@ import pytest
 from agent import demo_builder as sage
 from agent.checkpoint import Checkpoint, moment_number, short_hash
 from agent.demo_builder import BAD_ACCOUNT_UNKNOWN_REP, BAD_UNKNOWN_REP_NO
-from agent.detection import MARQ_RANGE
+from agent.checkpoint import MARQ_RANGE
 from agent.odbc import connect, sqlite_connection_string
 from agent.relay import open_sage100, sync_dossier
 from agent.sage100.reader import Sage100Reader
@@ -30,6 +30,15 @@ ENTITIES = [entity.value for entity in sync_order()]
 @pytest.fixture
 def bijou(agent) -> Path:
     return build_dossier(agent.folder, bad_rows=True)
+
+
+def assert_sums_kept(agent) -> None:
+    """The per-range sums the agent keeps are those of the records it tracks."""
+    with sqlite3.connect(agent.state_path) as db:
+        kept = set(db.execute("SELECT scope, bucket, records, marq_total FROM tracked_sums"))
+        counted = set(db.execute(f"SELECT scope, marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM tracked"
+                                 f" WHERE marq IS NOT NULL GROUP BY 1, 2"))
+    assert kept == counted and kept
 
 
 def full_read(path: Path) -> dict[tuple[str, str], str]:
@@ -104,6 +113,7 @@ def test_changes_found_by_index_seeks_are_exactly_those_a_full_read_finds(agent,
     assert ("order", f"1:{line[1]}") in expected and ("contact", "7001") in expected
     assert ("account", BAD_ACCOUNT_UNKNOWN_REP) in expected          # its sales rep now exists: valid
     assert result.counts["changed"] + result.counts["created"] + result.counts["invalid"] == len(expected)
+    assert_sums_kept(agent)
 
 
 def test_a_cycle_reads_keys_only_in_the_ranges_where_sage_and_the_agent_differ(agent, bijou):
@@ -126,6 +136,7 @@ def test_a_cycle_reads_keys_only_in_the_ranges_where_sage_and_the_agent_differ(a
     assert all(spans == [] for entity, spans in spy.key_spans.items() if entity != "contact")
     with agent.checkpoint() as checkpoint:
         assert "3" not in checkpoint.shadow_lookup("BIJOU", "contact", ["3"])
+    assert_sums_kept(agent)
 
 
 def test_a_change_that_cbModification_does_not_show_is_found_by_the_periodic_full_scan(agent, bijou):
@@ -160,7 +171,7 @@ CREATE TABLE shadow (dossier TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT N
 CREATE TABLE staged_shadow (dossier TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL, raw_hash TEXT NOT NULL,
     record_hash TEXT NOT NULL, invalid INTEGER NOT NULL, modified TEXT, marq INTEGER, deleted INTEGER NOT NULL,
     PRIMARY KEY (dossier, entity, key)) WITHOUT ROWID;
-DROP TABLE tracked; DROP TABLE staged_tracked; DROP TABLE scopes;
+DROP TABLE tracked; DROP TABLE staged_tracked; DROP TABLE scopes; DROP TABLE tracked_sums;
 PRAGMA user_version = 1;
 """
 
@@ -204,6 +215,7 @@ def test_the_first_schemas_shadow_is_migrated_and_nothing_is_sent_again(agent, b
     changed = agent.run("BIJOU")
     assert [(e.key, e.record["city"]) for e in agent.drain("BIJOU").changes()] == [("ECRIN", "Ornans")]
     assert changed.counts["changed"] == 1 and changed.counts["created"] == 0
+    assert_sums_kept(agent)
 
 
 def test_the_checkpoint_keeps_about_forty_bytes_a_record(agent, bijou):
@@ -252,6 +264,7 @@ def test_documents_older_than_the_history_window_are_sent_on_demand_only(agent, 
 
     assert more.ok and {(e.entity, e.key) for e in sent.changes()} == older
     assert {e.op for e in sent.changes()} == {Op.UPSERT} and more.counts["created"] == len(older)
+    assert_sums_kept(agent)
 
 
 def test_a_first_load_sends_reference_data_first_then_documents_newest_first(agent, bijou):
