@@ -19,6 +19,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from shared.group_directory import RECORDS_PARAMETER, ROUTE as GROUP_ROUTE, GroupDirectory
 from shared.status.report import DossierStatus, IncidentStateFilter, StatusReport
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "functions" / "openapi.json"
@@ -41,7 +42,20 @@ class HookOutcome(BaseModel):
     commands: int = Field(description="commands sent to the agents")
 
 
-MODELS: tuple[type[BaseModel], ...] = (StatusReport, DossierStatus, ErrorBody, HookOutcome)
+class ReplayOutcome(BaseModel):
+    """What trying a dossier's set-aside records again did (`shared.sync.replay.replay_now`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dossier: str = Field(description="the dossier")
+    replayed: int = Field(description="records tried again")
+    resolved: int = Field(description="records that went through")
+    parked_again: int = Field(description="records set aside again")
+    given_up: int = Field(description="records no longer tried")
+    set_aside: int = Field(description="records still set aside")
+
+
+MODELS: tuple[type[BaseModel], ...] = (StatusReport, DossierStatus, ErrorBody, HookOutcome, ReplayOutcome,
+                                       GroupDirectory)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -70,6 +84,12 @@ FILTERS = [
 ]
 BAD_FILTER = _json(ErrorBody, "un filtre a une valeur refusée ; `error` dit laquelle")
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+DOSSIER = {"name": "dossier", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _object(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+
 
 # route (as registered, under the host's /api prefix) → method → operation
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
@@ -87,6 +107,29 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         + [p for p in FILTERS if p["name"] != "dossier"],
         "responses": {"200": _json(DossierStatus, "l'état du dossier"), "400": BAD_FILTER,
                       "404": _json(ErrorBody, "le groupe ne connaît pas ce dossier")}}},
+    "/status/dossiers/{dossier}/replay": {"post": {
+        "operationId": "status_replay", "summary": "Réessaie tout de suite les fiches mises de côté du dossier",
+        "parameters": [{"name": "dossier", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {**_json(ReplayOutcome, "ce que le nouvel essai a fait (une page en français pour un "
+                                                     "navigateur)"),
+                              "content": {"application/json": {"schema": _ref(ReplayOutcome)}, **HTML["content"]}},
+                      "404": _json(ErrorBody, "le groupe ne connaît pas ce dossier")}}},
+    "/status/dossiers/{dossier}/preview": {"get": {
+        "operationId": "status_preview", "summary": "Le dernier aperçu d'un réalignement du dossier (JSON)",
+        "parameters": [DOSSIER],
+        "responses": {"200": _object("l'aperçu : codes stables et libellés en français"),
+                      "404": _json(ErrorBody, "aucun aperçu n'a encore été calculé pour ce dossier")}}},
+    "/status/dossiers/{dossier}/preview/page": {"get": {
+        "operationId": "status_preview_page", "summary": "Le dernier aperçu du dossier (HTML, en français)",
+        "parameters": [DOSSIER],
+        "responses": {"200": {"description": "la page", **HTML}}}},
+    "/status/dossiers/{dossier}/adoptions": {"post": {
+        "operationId": "adoptions", "summary": "La décision de l'administrateur sur les fiches que SSM avait déjà",
+        "parameters": [DOSSIER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": _object("ce qui a été fait, en français (`message`) avec son code (`code`)"),
+                      "400": _json(ErrorBody, "une demande refusée"),
+                      "404": _json(ErrorBody, "aucun aperçu n'a encore été calculé pour ce dossier")}}},
     "/status/openapi.json": {"get": {
         "operationId": "status_openapi", "summary": "Cette description des routes (OpenAPI 3.1)",
         "responses": {"200": {"description": "ce document",
@@ -94,6 +137,12 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/ssm/hooks": {"post": {
         "operationId": "ssm_hooks", "summary": "Webhook de SSM : lit tout de suite ses modifications (SSM → Sage)",
         "responses": {"200": _json(HookOutcome, "ce que la lecture a fait")}}},
+    f"/{GROUP_ROUTE}": {"get": {
+        "operationId": "group_dossiers",
+        "summary": "Les dossiers que le groupe connaît, pour un agent installé à nouveau (JSON)",
+        "parameters": [_query(RECORDS_PARAMETER, "`false` : sans le nombre de fiches liées par entité",
+                              {"type": "boolean", "default": True})],
+        "responses": {"200": _json(GroupDirectory, "chaque dossier du groupe, actif ou non")}}},
 }
 
 
