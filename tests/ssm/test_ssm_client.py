@@ -106,7 +106,7 @@ def test_an_unknown_id_answered_400_is_told_apart_from_a_refusal(sim, client, ac
     with pytest.raises(SsmMissingError) as caught:
         client.get("accounts", 999999)
     assert caught.value.status == 400                  # SSM's answer to an unknown id
-    assert caught.value.user_message == "Le compte 999999 n'existe pas dans SSM."
+    assert caught.value.user_message == "Le compte 999999 : aucune fiche dans SSM."
     with pytest.raises(SsmMissingError):
         client.update("accounts", 999999, {"city": "Lyon"})
 
@@ -114,7 +114,7 @@ def test_an_unknown_id_answered_400_is_told_apart_from_a_refusal(sim, client, ac
     client.delete("accounts", gone)
     with pytest.raises(SsmMissingError) as caught:
         client.update("accounts", gone, {"city": "Lyon"})
-    assert caught.value.user_message == f"Le compte {gone} est supprimé dans SSM."
+    assert caught.value.user_message == f"Le compte {gone} : fiche supprimée dans SSM."
 
     live = client.create("accounts", account_body("Vivante"))
     with pytest.raises(SsmRecordError) as caught:
@@ -388,7 +388,7 @@ def test_a_filter_ssm_cannot_run_is_code_901(client):
     with pytest.raises(SsmRecordError) as caught:
         list(client.list("accounts", where='nope="x"'))
     assert caught.value.code == 901
-    assert caught.value.user_message.startswith("SSM n'a pas pu exécuter la requête sur accounts")
+    assert caught.value.user_message.startswith("SSM n'a pas pu exécuter la requête sur « accounts »")
 
 
 def test_writing_a_list_the_api_only_reads_is_refused(client):
