@@ -258,12 +258,13 @@ class Watermark:
 @dataclass(frozen=True)
 class ShadowEntry:
     """What was last sent for one record: the short hash of the record (valid) or of its raw values
-    (invalid); `sent_valid`: a valid version of it was sent at some point."""
+    (invalid); `sent_valid`: a valid version of it was sent at some point; `marq`: its cbMarq then."""
 
     key: str
     hash: bytes
     invalid: bool
     sent_valid: bool
+    marq: Optional[int] = None
 
 
 class TrackState:
@@ -482,9 +483,9 @@ class Checkpoint:
         for start in range(0, len(keys), KEY_CHUNK):
             part = keys[start:start + KEY_CHUNK]
             marks = ",".join("?" * len(part))
-            for key, hash_, state in self._db.execute(
-                    f"SELECT key, hash, state FROM tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)):
-                found[key] = ShadowEntry(key, hash_, state != TrackState.VALID, state != TrackState.INVALID)
+            for key, hash_, state, marq in self._db.execute(
+                    f"SELECT key, hash, state, marq FROM tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)):
+                found[key] = ShadowEntry(key, hash_, state != TrackState.VALID, state != TrackState.INVALID, marq)
         return found
 
     def shadow_counts(self, dossier: str) -> dict[str, dict[str, int]]:

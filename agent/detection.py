@@ -474,13 +474,19 @@ class ChangeDetector:
         """Yield the upserts/invalids of the entity's `rows`; returns the newest (modified, marq) read.
         Rows repeating an older row's key (`_duplicate_copies`) go as incidents of their own."""
         name = entity.value
-        copies = self._duplicate_copies(entity)
+        # Copies are looked for once a row is read under a key never sent or sent from another
+        # cbMarq: a cycle re-reading only rows sent as they are asks nothing of the source.
+        copies = None
         for chunk in _chunks(rows, LOOKUP_CHUNK):
-            if copies:
-                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
             keys = [row.key for row in chunk]
-            already = self.checkpoint.staged_keys(self.dossier, name, keys)
             shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
+            if copies is None and any(row.key not in shadow or shadow[row.key].marq != row.marq for row in chunk):
+                copies = self._duplicate_copies(entity)
+            if copies and any(copies.get(row.marq) == row.key for row in chunk):
+                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
+                keys = [row.key for row in chunk]
+                shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
+            already = self.checkpoint.staged_keys(self.dossier, name, keys)
             if not plan.realignment and ALL_MARQS not in plan.checked.get(name, (ALL_MARQS,)):
                 self.checkpoint.check_reused_marqs(self.dossier, name, [(row.marq, row.key) for row in chunk
                                                                         if row.key not in shadow])

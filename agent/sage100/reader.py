@@ -113,12 +113,22 @@ class Sage100Reader:
         self._check_storage = is_sqlite(connection)
         self._patched_rows = 0
         self._copies: dict[Entity, dict[int, str]] = {}
+        self._copies_unread: set[Entity] = set()     # keys read in no span: copies looked for when asked
         self._copy_counts: dict[Entity, dict[str, int]] = {}
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
-        `keys` gave each of them `shared.sage_rows.row_key(cbMarq, key)` instead."""
-        return self._copies.get(Entity(entity), {})
+        `keys` gave each of them `shared.sage_rows.row_key(cbMarq, key)` instead. After a key read
+        of no span, they are looked for now (one aggregate), so a cycle reading no row pays nothing."""
+        entity = Entity(entity)
+        if entity in self._copies_unread:
+            self._copies_unread.discard(entity)
+            spec = self._entity_spec(entity)
+            with self._reading():
+                self._copies[entity] = self._copies_in_table(spec, _key_shape(spec, self._check_storage),
+                                                             _link_values(spec.key_columns),
+                                                             self._copy_counts.setdefault(entity, {}))
+        return self._copies.get(entity, {})
 
     def entities(self) -> tuple[Entity, ...]:
         """The entities this source provides, dependencies first (`shared.rules.sync_order`)."""
@@ -396,6 +406,10 @@ class Sage100Reader:
         counts: dict[str, int] = {}
         key_values = _link_values(spec.key_columns)
         self._copies[spec.entity], self._copy_counts[spec.entity] = copies, counts
+        self._copies_unread.discard(spec.entity)
+        if spans is not None and not any(span[0] < span[1] for span in spans):
+            self._copies_unread.add(spec.entity)
+            return
         with self._reading():
             if spans is not None:
                 copies.update(self._copies_in_table(spec, key_shape, key_values, counts))
@@ -459,6 +473,7 @@ class Sage100Reader:
 
     def copies_of(self, entity: Entity | str, key: str) -> int:
         """How many rows the last `keys(entity)` found with `key`, when more than one (else 0)."""
+        self.duplicate_copies(entity)
         return self._copy_counts.get(Entity(entity), {}).get(key, 0)
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int,
