@@ -1,8 +1,9 @@
 """The agent's local state, in one SQLite file beside the agent.
 
 Per dossier it keeps: the watermark of each entity, the *shadow*
-(per record: the hashes last sent, so unchanged rows send nothing and deletions are found by
-key comparison), the identity and table probes seen at the last completed run (restore
+(table `tracked`, per record: a short hash of what was last sent, its cbMarq and cbModification,
+so unchanged rows send nothing and deletions are found by key comparison; about 40 bytes a
+record), the identity and table probes seen at the last completed run (restore
 detection), and the run history. A run does not touch any of these while it is in flight: its
 outgoing batches and the watermark/shadow/snapshot updates they imply are *staged* in the
 outbox tables, and applied in one local transaction only once the bus accepted every batch.
@@ -24,14 +25,29 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from shared.messages import label, text
+from shared.sage_rows import ORPHAN_HASH
 from shared.errors import ConnectorError
 from shared.process_owner import OwnerFile
 from shared.telemetry import get_logger
 
 log = get_logger(__name__)
 
-SCHEMA_VERSION = 1
+# 1: the shadow of hex hashes; 2: the compact `tracked` table; 3: rows sent as orphans tracked as
+# such (`TrackState.ORPHAN`), a file an agent of schema 2 would misread.
+SCHEMA_VERSION = 3
 KEY_CHUNK = 500
+# The tables holding the change-tracking data (what was sent of each record), measured by bench/.
+TRACKING_TABLES = ("tracked", "tracked_sums", "scopes")
+# A record's hash in the checkpoint: the first 8 bytes of its SHA-256 (a change goes unseen only
+# if its new hash shares them, a chance of 1 in 2**64 per change).
+HASH_BYTES = 8
+# cbModification in the checkpoint: microseconds since this moment (an integer, exact).
+_EPOCH = dt.datetime(2000, 1, 1)
+# Whole span of cbMarq values: a key range that stands for every record of an entity.
+ALL_MARQS = (-1, 2 ** 62)
+# The deletion check compares, per range of this many cbMarq values, Sage's record count and
+# cbMarq sum with the agent's (kept up to date in `tracked_sums` as runs are applied).
+MARQ_RANGE = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
@@ -48,16 +64,33 @@ CREATE TABLE IF NOT EXISTS watermarks (
     marq     INTEGER,
     PRIMARY KEY (dossier, entity)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS shadow (
-    dossier     TEXT NOT NULL,
-    entity      TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    raw_hash    TEXT NOT NULL,
-    record_hash TEXT NOT NULL,
-    invalid     INTEGER NOT NULL,
-    modified    TEXT,
-    marq        INTEGER,
-    PRIMARY KEY (dossier, entity, key)
+CREATE TABLE IF NOT EXISTS scopes (
+    scope   INTEGER PRIMARY KEY,
+    dossier TEXT NOT NULL,
+    entity  TEXT NOT NULL,
+    UNIQUE (dossier, entity)
+);
+CREATE TABLE IF NOT EXISTS tracked (
+    scope    INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    hash     BLOB NOT NULL,
+    state    INTEGER NOT NULL,
+    marq     INTEGER,
+    modified INTEGER,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tracked_sums (
+    scope      INTEGER NOT NULL,
+    bucket     INTEGER NOT NULL,
+    records    INTEGER NOT NULL,
+    marq_total INTEGER NOT NULL,
+    PRIMARY KEY (scope, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS detection (
+    dossier        TEXT PRIMARY KEY,
+    history_from   TEXT,
+    full_scan_at   TEXT,
+    staged_scan_at TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
     dossier  TEXT PRIMARY KEY,
@@ -84,17 +117,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at    TEXT,
     UNIQUE (dossier, seq)
 );
-CREATE TABLE IF NOT EXISTS staged_shadow (
-    dossier     TEXT NOT NULL,
-    entity      TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    raw_hash    TEXT NOT NULL,
-    record_hash TEXT NOT NULL,
-    invalid     INTEGER NOT NULL,
-    modified    TEXT,
-    marq        INTEGER,
-    deleted     INTEGER NOT NULL,
-    PRIMARY KEY (dossier, entity, key)
+CREATE TABLE IF NOT EXISTS staged_tracked (
+    scope    INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    hash     BLOB NOT NULL,
+    state    INTEGER NOT NULL,
+    marq     INTEGER,
+    modified INTEGER,
+    deleted  INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS staged_watermarks (
     dossier  TEXT NOT NULL,
@@ -145,7 +176,13 @@ CREATE TEMP TABLE IF NOT EXISTS current_keys (
     entity TEXT NOT NULL,
     key    TEXT NOT NULL,
     PRIMARY KEY (entity, key)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS checked_spans (
+    entity TEXT NOT NULL,
+    low    INTEGER NOT NULL,
+    top    INTEGER NOT NULL,
+    PRIMARY KEY (entity, low)
+) WITHOUT ROWID;
 """
 
 
@@ -224,24 +261,62 @@ class Watermark:
 
 @dataclass(frozen=True)
 class ShadowEntry:
-    """What was last sent for one record: `record_hash` of the last valid version sent ('' if none)."""
+    """What was last sent for one record: the short hash of the record (valid) or of its raw values
+    (invalid); `sent_valid`: a valid version of it was sent at some point; `marq`: its cbMarq then."""
 
     key: str
-    raw_hash: str
-    record_hash: str
+    hash: bytes
     invalid: bool
+    sent_valid: bool
+    marq: Optional[int] = None
+    orphan: bool = False      # sent as an orphan (`TrackState.ORPHAN`)
+
+
+class TrackState:
+    """`tracked.state`: what the hash of a tracked record is of."""
+    VALID = 0                 # the record sent
+    INVALID = 1               # the raw values of a record never sent valid
+    INVALID_AFTER_VALID = 2   # the raw values of a record that was sent valid before
+    ORPHAN = 3                # the rows of a record whose parent Sage does not have, never sent valid
+    ORPHAN_AFTER_VALID = 4    # the same, of a record that was sent valid before
+    # Orphans are not among the rows Sage's cbMarq sums count (the entity's joins need the parent):
+    # they are left out of `tracked_sums`, and looked for among the deletions in every run.
+    ORPHANS = (ORPHAN, ORPHAN_AFTER_VALID)
+    NEVER_VALID = (INVALID, ORPHAN)
+
+
+_ORPHAN_STATES = ", ".join(str(state) for state in TrackState.ORPHANS)
 
 
 @dataclass(frozen=True)
 class StagedRecord:
     entity: str
     key: str
-    raw_hash: str
-    record_hash: str
-    invalid: bool
+    hash: bytes
+    state: int
     modified: Optional[dt.datetime]
     marq: Optional[int]
     deleted: bool = False
+
+
+def short_hash(hex_hash: str) -> bytes:
+    """The checkpoint's form of a content hash (hex SHA-256): its first `HASH_BYTES` bytes. The raw
+    hash of an orphan row (`shared.sage_rows.ORPHAN_HASH` then the hex) is kept without its mark:
+    the record's state says it (`TrackState.ORPHAN`)."""
+    hex_hash = hex_hash.removeprefix(ORPHAN_HASH)
+    return bytes.fromhex(hex_hash[:2 * HASH_BYTES]) if hex_hash else b""
+
+
+def moment_number(value: Optional[dt.datetime]) -> Optional[int]:
+    """A naive cbModification as the checkpoint keeps it (microseconds since 2000-01-01)."""
+    if value is None:
+        return None
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment_of(number: Optional[int]) -> Optional[dt.datetime]:
+    return None if number is None else _EPOCH + dt.timedelta(microseconds=number)
 
 
 @dataclass(frozen=True)
@@ -306,9 +381,18 @@ class Checkpoint:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"the agent state {self.path} was written by a newer agent (schema {version})")
         self._db.executescript(_SCHEMA)
+        if version == 1:
+            _migrate_shadow(self._db)
+        # 2 → 3 changes no row: an agent of schema 2 sent no orphan row
+        if self._db.execute("SELECT 1 FROM tracked_sums LIMIT 1").fetchone() is None \
+                and self._db.execute("SELECT 1 FROM tracked LIMIT 1").fetchone() is not None:
+            self._db.execute(f"INSERT INTO tracked_sums (scope, bucket, records, marq_total) SELECT scope,"
+                             f" marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM tracked WHERE marq IS NOT NULL"
+                             f" AND state NOT IN ({_ORPHAN_STATES}) GROUP BY 1, 2")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._db.execute(_CURRENT_KEYS)
+        self._db.executescript(_CURRENT_KEYS)
         self._db.commit()
+        self._scopes: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -388,37 +472,111 @@ class Checkpoint:
         rows = self._db.execute("SELECT entity, modified, marq FROM watermarks WHERE dossier = ?", (dossier,))
         return {entity: Watermark(from_text(modified), marq) for entity, modified, marq in rows}
 
+    def scope(self, dossier: str, entity: str, *, create: bool = False) -> int:
+        """The number standing for (dossier, entity) in the tracked records; -1 (no record) when
+        it has none yet, unless `create`."""
+        found = self._scopes.get((dossier, entity))
+        if found is None:
+            row = self._db.execute("SELECT scope FROM scopes WHERE dossier = ? AND entity = ?",
+                                   (dossier, entity)).fetchone()
+            if row is None and not create:
+                return -1
+            if row is None:
+                self._db.execute("INSERT INTO scopes (dossier, entity) VALUES (?, ?)", (dossier, entity))
+                row = self._db.execute("SELECT scope FROM scopes WHERE dossier = ? AND entity = ?",
+                                       (dossier, entity)).fetchone()
+            found = self._scopes[(dossier, entity)] = row[0]
+        return found
+
+    def ensure_scopes(self, dossier: str, entities: Iterable[str]) -> None:
+        """Number every (dossier, entity) a run may track, in a transaction of its own."""
+        for entity in entities:
+            self.scope(dossier, entity, create=True)
+        self._db.commit()
+
     def shadow_lookup(self, dossier: str, entity: str, keys: list[str]) -> dict[str, ShadowEntry]:
         found: dict[str, ShadowEntry] = {}
+        scope = self.scope(dossier, entity)
         for start in range(0, len(keys), KEY_CHUNK):
             part = keys[start:start + KEY_CHUNK]
             marks = ",".join("?" * len(part))
-            for key, raw_hash, record_hash, invalid in self._db.execute(
-                    f"SELECT key, raw_hash, record_hash, invalid FROM shadow"
-                    f" WHERE dossier = ? AND entity = ? AND key IN ({marks})", (dossier, entity, *part)):
-                found[key] = ShadowEntry(key, raw_hash, record_hash, bool(invalid))
+            for key, hash_, state, marq in self._db.execute(
+                    f"SELECT key, hash, state, marq FROM tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)):
+                found[key] = ShadowEntry(key, hash_, state != TrackState.VALID, state not in TrackState.NEVER_VALID,
+                                         marq, state in TrackState.ORPHANS)
         return found
 
     def shadow_counts(self, dossier: str) -> dict[str, dict[str, int]]:
-        rows = self._db.execute("SELECT entity, COUNT(*), SUM(invalid) FROM shadow WHERE dossier = ?"
-                                " GROUP BY entity", (dossier,))
+        rows = self._db.execute("SELECT c.entity, COUNT(*), SUM(t.state != 0) FROM scopes c"
+                                " JOIN tracked t ON t.scope = c.scope WHERE c.dossier = ? GROUP BY c.entity",
+                                (dossier,))
         return {entity: {"records": total, "invalid": int(invalid or 0)} for entity, total, invalid in rows}
 
     def has_shadow(self, dossier: str) -> bool:
-        return self._db.execute("SELECT 1 FROM shadow WHERE dossier = ? LIMIT 1", (dossier,)).fetchone() is not None
+        return self._db.execute("SELECT 1 FROM scopes c JOIN tracked t ON t.scope = c.scope WHERE c.dossier = ?"
+                                " LIMIT 1", (dossier,)).fetchone() is not None
 
     def snapshot(self, dossier: str) -> Optional[Snapshot]:
         row = self._db.execute("SELECT identity, probes, taken_at FROM snapshots WHERE dossier = ?",
                                (dossier,)).fetchone()
         return None if row is None else Snapshot(json.loads(row[0]), json.loads(row[1]), row[2])
 
+    def marq_sums(self, dossier: str, entity: str, width: int = MARQ_RANGE) -> dict[int, tuple[int, int]]:
+        """Per range of `width` cbMarq values (`cbMarq / width`): how many records are tracked and
+        the sum of their cbMarq. Compared with the same sums in Sage, a range whose sums differ
+        holds a record deleted, added or unknown to the agent. For `MARQ_RANGE` they are kept
+        (`tracked_sums`, one row per range): reading them costs nothing like the records' count."""
+        scope = self.scope(dossier, entity)
+        if width == MARQ_RANGE:
+            rows = self._db.execute("SELECT bucket, records, marq_total FROM tracked_sums WHERE scope = ?", (scope,))
+        else:
+            rows = self._db.execute("SELECT marq / ?, COUNT(*), SUM(marq) FROM tracked WHERE scope = ?"
+                                    " AND marq IS NOT NULL GROUP BY 1", (width, scope))
+        return {bucket: (count, total) for bucket, count, total in rows}
+
+    # --- detection settings: the history window and the last full scan -------------------------
+    def history_from(self, dossier: str) -> Optional[dt.date]:
+        """The date from which documents are sent (None: all), once set for the dossier."""
+        row = self._db.execute("SELECT history_from FROM detection WHERE dossier = ?", (dossier,)).fetchone()
+        return dt.date.fromisoformat(row[0]) if row and row[0] else None
+
+    def has_history_window(self, dossier: str) -> bool:
+        return self._db.execute("SELECT 1 FROM detection WHERE dossier = ? AND history_from IS NOT NULL",
+                                (dossier,)).fetchone() is not None
+
+    def set_history_from(self, dossier: str, start: Optional[dt.date], *, all_history: bool = False) -> None:
+        """Documents dated from `start` on are sent (`all_history`: every document)."""
+        value = "0001-01-01" if all_history else start.isoformat() if start else None
+        self._db.execute("INSERT INTO detection (dossier, history_from) VALUES (?, ?) ON CONFLICT (dossier)"
+                         " DO UPDATE SET history_from = excluded.history_from", (dossier, value))
+        self._db.commit()
+
+    def last_full_scan(self, dossier: str) -> Optional[dt.datetime]:
+        row = self._db.execute("SELECT full_scan_at FROM detection WHERE dossier = ?", (dossier,)).fetchone()
+        return dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def stage_full_scan(self, dossier: str, at: dt.datetime) -> None:
+        """The pending run reads every record: once applied, it is the dossier's last full scan."""
+        self._db.execute("INSERT INTO detection (dossier, staged_scan_at) VALUES (?, ?) ON CONFLICT (dossier)"
+                         " DO UPDATE SET staged_scan_at = excluded.staged_scan_at", (dossier, at.isoformat()))
+
     # --- keys currently in Sage (a temporary table, so 1M keys never sit in a Python set) -------
     def clear_current_keys(self) -> None:
+        """Empty the key table. It and `load_current_keys` end their transaction (they write only
+        temporary tables), so the run reads the agent's state afresh after the keys are loaded."""
         self._db.execute("DELETE FROM temp.current_keys")
+        self._db.execute("DELETE FROM temp.checked_spans")
+        self._db.commit()
 
-    def load_current_keys(self, entity: str, keys: Iterable[str], chunk: int = 5000) -> int:
-        """Stream one entity's keys into the temporary key table; returns how many."""
+    def load_current_keys(self, entity: str, keys: Iterable[str], chunk: int = 5000, *,
+                          spans: Iterable[tuple[int, int]] = (ALL_MARQS,)) -> int:
+        """Stream the keys of one entity's records whose cbMarq is within `spans` (`low < cbMarq <=
+        top`; default: all) into the temporary key table; returns how many. Deletions are looked
+        for among the tracked records within those spans only."""
         self._db.execute("DELETE FROM temp.current_keys WHERE entity = ?", (entity,))
+        self._db.execute("DELETE FROM temp.checked_spans WHERE entity = ?", (entity,))
+        self._db.executemany("INSERT OR REPLACE INTO temp.checked_spans VALUES (?, ?, ?)",
+                             [(entity, low, top) for low, top in spans])
         total = 0
         buffer: list[tuple[str, str]] = []
         for key in keys:
@@ -430,48 +588,80 @@ class Checkpoint:
         if buffer:
             self._db.executemany("INSERT OR IGNORE INTO temp.current_keys VALUES (?, ?)", buffer)
             total += len(buffer)
+        self._db.commit()
         return total
+
+    def check_reused_marqs(self, dossier: str, entity: str, rows: list[tuple[int, str]]) -> int:
+        """Among rows read under a key never sent (`(cbMarq, key)`), those at a cbMarq the agent
+        tracks under another key (a key renamed in place, a row given a readable key): their cbMarq
+        joins the spans checked for deletions, so the run deletes the old key. A new row's cbMarq is
+        above every tracked one, so only the others are looked up. Returns how many were found."""
+        scope = self.scope(dossier, entity)
+        top = self._db.execute("SELECT MAX(bucket) FROM tracked_sums WHERE scope = ?", (scope,)).fetchone()[0]
+        if top is None:
+            return 0
+        wanted = {marq: key for marq, key in rows if marq and marq > 0 and marq // MARQ_RANGE <= top}
+        found = 0
+        marqs = sorted(wanted)
+        for start in range(0, len(marqs), KEY_CHUNK):
+            part = marqs[start:start + KEY_CHUNK]
+            for key, marq in self._db.execute(f"SELECT key, marq FROM tracked WHERE scope = ? AND marq IN"
+                                              f" ({','.join('?' * len(part))})", (scope, *part)).fetchall():
+                if key != wanted[marq]:
+                    self._db.execute("INSERT OR IGNORE INTO temp.checked_spans VALUES (?, ?, ?)",
+                                     (entity, marq - 1, marq))
+                    self._db.execute("INSERT OR IGNORE INTO temp.current_keys VALUES (?, ?)", (entity, wanted[marq]))
+                    found += 1
+        return found
 
     def reverted_keys(self, dossier: str, entity: str, *, max_modified: Optional[dt.datetime],
                       max_marq: Optional[int], limit: int = 5) -> list[str]:
         """Keys sent with a cbModification or cbMarq above what the table now holds, yet still in Sage.
 
         Such a record went back in time: the database was restored (or its clock moved back).
-        A record that is simply gone (deleted) is not returned.
+        A record that is simply gone (deleted) is not returned. The entity's keys must have been
+        loaded whole (`load_current_keys` without spans).
         """
+        modified = moment_number(max_modified)
         rows = self._db.execute(
-            "SELECT s.key FROM shadow s JOIN temp.current_keys c ON c.entity = s.entity AND c.key = s.key"
-            " WHERE s.dossier = ? AND s.entity = ? AND ((? IS NOT NULL AND s.modified > ?)"
+            "SELECT s.key FROM tracked s JOIN temp.current_keys c ON c.entity = ? AND c.key = s.key"
+            " WHERE s.scope = ? AND ((? IS NOT NULL AND s.modified > ?)"
             "       OR (? IS NOT NULL AND s.marq > ?)) ORDER BY s.key LIMIT ?",
-            (dossier, entity, to_text(max_modified), to_text(max_modified), max_marq, max_marq, limit))
+            (entity, self.scope(dossier, entity), modified, modified, max_marq, max_marq, limit))
         return [row[0] for row in rows]
 
     def count_unknown_keys(self, dossier: str, entity: str) -> int:
-        """Keys in Sage that were never sent and that the pending run has not read either."""
+        """Keys in Sage (among those loaded) never sent and that the pending run has not read either."""
         return self._db.execute(
             "SELECT COUNT(*) FROM temp.current_keys c WHERE c.entity = :e"
-            " AND NOT EXISTS (SELECT 1 FROM shadow s WHERE s.dossier = :d AND s.entity = :e AND s.key = c.key)"
-            " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
-            "                 AND g.key = c.key)", {"d": dossier, "e": entity}).fetchone()[0]
+            " AND NOT EXISTS (SELECT 1 FROM tracked s WHERE s.scope = :s AND s.key = c.key)"
+            " AND NOT EXISTS (SELECT 1 FROM staged_tracked g WHERE g.scope = :s AND g.key = c.key)",
+            {"s": self.scope(dossier, entity), "e": entity}).fetchone()[0]
 
-    def orphan_rows(self, dossier: str, entity: str, prefix: str) -> list[tuple[str, int]]:
-        """(key, cbMarq) of the rows last sent as orphans (invalid, their raw hash starting with
-        `prefix`) that are still in Sage and that the pending run has not staged."""
+    def orphan_rows(self, dossier: str, entity: str) -> list[tuple[str, int]]:
+        """(key, cbMarq) of the rows last sent as orphans (`TrackState.ORPHAN`, a contact whose
+        account Sage did not have) whose key the run loaded and the pending run has not staged.
+        Driven by the keys loaded, so a cycle that loaded none but the orphans' pays nothing: once
+        the parent is back, the row counts in Sage's cbMarq sums again, its span is loaded."""
+        scope = self.scope(dossier, entity)
         return [(key, int(marq)) for key, marq in self._db.execute(
-            "SELECT s.key, s.marq FROM shadow s JOIN temp.current_keys c ON c.entity = s.entity AND c.key = s.key"
-            " WHERE s.dossier = :d AND s.entity = :e AND s.invalid = 1 AND s.marq > 0"
-            " AND substr(s.raw_hash, 1, length(:p)) = :p"
-            " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
-            "                 AND g.key = s.key) ORDER BY s.marq", {"d": dossier, "e": entity, "p": prefix})]
+            f"SELECT s.key, s.marq FROM temp.current_keys c CROSS JOIN tracked s"
+            f" WHERE c.entity = :e AND s.scope = :s AND s.key = c.key AND s.state IN ({_ORPHAN_STATES})"
+            f" AND s.marq > 0 AND NOT EXISTS (SELECT 1 FROM staged_tracked g WHERE g.scope = :s AND g.key = s.key)"
+            f" ORDER BY s.marq", {"e": entity, "s": scope})]
 
-    _DELETED = ("FROM shadow s WHERE s.dossier = :d AND s.entity = :e"
+    # A record of the checked spans, or one sent as an orphan (the orphans' keys are loaded in
+    # every run, whatever the spans), not among the keys loaded nor staged by the pending run.
+    _DELETED = ("FROM tracked s WHERE s.scope = :s"
+                f" AND (s.state IN ({_ORPHAN_STATES})"
+                "      OR EXISTS (SELECT 1 FROM temp.checked_spans r WHERE r.entity = :e"
+                "                 AND (s.marq IS NULL OR (s.marq > r.low AND s.marq <= r.top))))"
                 " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
-                " AND NOT EXISTS (SELECT 1 FROM staged_shadow g WHERE g.dossier = :d AND g.entity = :e"
-                "                 AND g.key = s.key)")
+                " AND NOT EXISTS (SELECT 1 FROM staged_tracked g WHERE g.scope = :s AND g.key = s.key)")
     _AMONG_HELD = {True: "EXISTS", False: "NOT EXISTS"}
 
     def _deleted_where(self, held: Optional[bool]) -> str:
-        """FROM and WHERE of the deleted keys (`deleted_keys`); parameters :d and :e."""
+        """FROM and WHERE of the deleted keys (`deleted_keys`); parameters :d, :e and :s."""
         if held is None:
             return self._DELETED
         return (f"{self._DELETED} AND {self._AMONG_HELD[held]}"
@@ -481,15 +671,17 @@ class Checkpoint:
                      held: Optional[bool] = None) -> Iterator[str]:
         """Keys sent before (or upserted by the pending run) that are not in Sage any more.
 
-        Keys upserted by the pending run are excluded from the deleted set even when absent from
-        the key table, because the key table was filled before the run read its changes. Paged
-        by key, so the caller may write between pages. `held`: only the keys among the entity's
-        held deletions (True), only the others (False), or all (None).
+        Only the tracked records within the spans checked by the run (`load_current_keys`) are
+        considered. Keys upserted by the pending run are excluded from the deleted set even when
+        absent from the key table, because the key table was filled before the run read its
+        changes. Paged by key, so the caller may write between pages. `held`: only the keys
+        among the entity's held deletions (True), only the others (False), or all (None).
         """
         last = ""
         query = f"SELECT s.key {self._deleted_where(held)} AND s.key > :last ORDER BY s.key LIMIT :page"
+        parameters = {"d": dossier, "e": entity, "s": self.scope(dossier, entity), "page": page}
         while True:
-            rows = self._db.execute(query, {"d": dossier, "e": entity, "last": last, "page": page}).fetchall()
+            rows = self._db.execute(query, {**parameters, "last": last}).fetchall()
             if not rows:
                 return
             for (key,) in rows:
@@ -499,11 +691,11 @@ class Checkpoint:
     def count_deleted_keys(self, dossier: str, entity: str, *, held: Optional[bool] = None) -> int:
         """How many keys `deleted_keys` would yield."""
         return self._db.execute(f"SELECT COUNT(*) {self._deleted_where(held)}",
-                                {"d": dossier, "e": entity}).fetchone()[0]
+                                {"d": dossier, "e": entity, "s": self.scope(dossier, entity)}).fetchone()[0]
 
     def shadow_size(self, dossier: str, entity: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM shadow WHERE dossier = ? AND entity = ?",
-                                (dossier, entity)).fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM tracked WHERE scope = ?",
+                                (self.scope(dossier, entity),)).fetchone()[0]
 
     # --- deletion holds -------------------------------------------------------------------------
     def deletion_holds(self, dossier: str) -> dict[str, DeletionHold]:
@@ -526,7 +718,8 @@ class Checkpoint:
         """Stage the keys the pending run holds: its deleted keys not among confirmed ones."""
         return self._db.execute(
             f"INSERT OR IGNORE INTO staged_held_deletions (dossier, entity, key)"
-            f" SELECT :d, :e, s.key {self._deleted_where(False)}", {"d": dossier, "e": entity}).rowcount
+            f" SELECT :d, :e, s.key {self._deleted_where(False)}",
+            {"d": dossier, "e": entity, "s": self.scope(dossier, entity)}).rowcount
 
     def _replace_deletion_holds(self, dossier: str, holds: Iterable[DeletionHold],
                                 confirmations_used: Mapping[str, str]) -> None:
@@ -560,19 +753,19 @@ class Checkpoint:
     def staged_keys(self, dossier: str, entity: str, keys: list[str]) -> set[str]:
         """Which of `keys` the pending run already staged."""
         found: set[str] = set()
+        scope = self.scope(dossier, entity)
         for start in range(0, len(keys), KEY_CHUNK):
             part = keys[start:start + KEY_CHUNK]
             marks = ",".join("?" * len(part))
             found.update(row[0] for row in self._db.execute(
-                f"SELECT key FROM staged_shadow WHERE dossier = ? AND entity = ? AND key IN ({marks})",
-                (dossier, entity, *part)))
+                f"SELECT key FROM staged_tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)))
         return found
 
     def stage_records(self, dossier: str, records: Iterable[StagedRecord]) -> None:
         self._db.executemany(
-            "INSERT OR REPLACE INTO staged_shadow (dossier, entity, key, raw_hash, record_hash, invalid,"
-            " modified, marq, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(dossier, r.entity, r.key, r.raw_hash, r.record_hash, int(r.invalid), to_text(r.modified), r.marq,
+            "INSERT OR REPLACE INTO staged_tracked (scope, key, hash, state, modified, marq, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(self.scope(dossier, r.entity, create=True), r.key, r.hash, r.state, moment_number(r.modified), r.marq,
               int(r.deleted)) for r in records])
 
     def stage_watermark(self, dossier: str, entity: str, watermark: Watermark) -> None:
@@ -625,9 +818,12 @@ class Checkpoint:
             last = row[1]
             yield OutboxBatch(dossier, row[0], row[1], row[2], row[3], bytes(row[4]))
 
-    def mark_sent(self, dossier: str, seq: int) -> None:
+    def mark_sent(self, dossier: str, seq: int, *, commit: bool = True) -> None:
+        """The bus accepted batch `seq`. Without `commit`, the mark waits for the next commit: a
+        mark lost in a crash only sends the batch again, with its message id, which the bus drops."""
         self._db.execute("UPDATE outbox SET sent_at = ? WHERE dossier = ? AND seq = ?", (utc_text(), dossier, seq))
-        self._db.commit()
+        if commit:
+            self._db.commit()
 
     def apply_pending(self, dossier: str) -> str:
         """Apply a fully sent run in one transaction: shadow, watermarks, snapshot, history.
@@ -643,12 +839,26 @@ class Checkpoint:
             db.execute("BEGIN IMMEDIATE")
             if pending.realignment:
                 db.execute("DELETE FROM watermarks WHERE dossier = ?", (dossier,))
-            db.execute("DELETE FROM shadow WHERE dossier = ? AND EXISTS (SELECT 1 FROM staged_shadow g"
-                       " WHERE g.dossier = shadow.dossier AND g.entity = shadow.entity AND g.key = shadow.key"
-                       " AND g.deleted = 1)", (dossier,))
-            db.execute("INSERT OR REPLACE INTO shadow (dossier, entity, key, raw_hash, record_hash, invalid,"
-                       " modified, marq) SELECT dossier, entity, key, raw_hash, record_hash, invalid, modified, marq"
-                       " FROM staged_shadow WHERE dossier = ? AND deleted = 0", (dossier,))
+            scopes = "(SELECT scope FROM scopes WHERE dossier = ?)"
+            sums = ("INSERT INTO tracked_sums (scope, bucket, records, marq_total) {select} ON CONFLICT (scope, bucket)"
+                    " DO UPDATE SET records = records + excluded.records, marq_total = marq_total + excluded.marq_total")
+            db.execute(sums.format(select=(                   # what the records replaced or deleted counted
+                f"SELECT t.scope, t.marq / {MARQ_RANGE}, -COUNT(*), -SUM(t.marq) FROM tracked t JOIN staged_tracked g"
+                f" ON g.scope = t.scope AND g.key = t.key WHERE t.scope IN {scopes} AND t.marq IS NOT NULL"
+                f" AND t.state NOT IN ({_ORPHAN_STATES}) GROUP BY 1, 2")), (dossier,))
+            db.execute(sums.format(select=(                   # what the records staged count
+                f"SELECT scope, marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM staged_tracked"
+                f" WHERE scope IN {scopes} AND deleted = 0 AND marq IS NOT NULL AND state NOT IN ({_ORPHAN_STATES})"
+                f" GROUP BY 1, 2")), (dossier,))
+            db.execute(f"DELETE FROM tracked_sums WHERE scope IN {scopes} AND records = 0", (dossier,))
+            db.execute(f"DELETE FROM tracked WHERE scope IN {scopes} AND EXISTS (SELECT 1 FROM staged_tracked g"
+                       " WHERE g.scope = tracked.scope AND g.key = tracked.key AND g.deleted = 1)", (dossier,))
+            db.execute("INSERT OR REPLACE INTO tracked (scope, key, hash, state, marq, modified)"
+                       " SELECT scope, key, hash, state, marq, modified"
+                       f" FROM staged_tracked WHERE scope IN {scopes} AND deleted = 0 ORDER BY scope, key",
+                       (dossier,))
+            db.execute("UPDATE detection SET full_scan_at = COALESCE(staged_scan_at, full_scan_at),"
+                       " staged_scan_at = NULL WHERE dossier = ?", (dossier,))
             db.execute("INSERT OR REPLACE INTO watermarks (dossier, entity, modified, marq)"
                        " SELECT dossier, entity, modified, marq FROM staged_watermarks WHERE dossier = ?", (dossier,))
             db.execute("INSERT OR REPLACE INTO snapshots (dossier, identity, probes, taken_at)"
@@ -682,7 +892,10 @@ class Checkpoint:
         return pending.run_id
 
     def _clear_pending(self, dossier: str) -> None:
-        for table in ("staged_shadow", "staged_watermarks", "staged_held_deletions", "outbox", "pending_runs"):
+        self._db.execute("DELETE FROM staged_tracked WHERE scope IN (SELECT scope FROM scopes WHERE dossier = ?)",
+                         (dossier,))
+        self._db.execute("UPDATE detection SET staged_scan_at = NULL WHERE dossier = ?", (dossier,))
+        for table in ("staged_watermarks", "staged_held_deletions", "outbox", "pending_runs"):
             self._db.execute(f"DELETE FROM {table} WHERE dossier = ?", (dossier,))
 
     # --- run history --------------------------------------------------------------------------
@@ -725,3 +938,43 @@ class Checkpoint:
         rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
                                 " UNION SELECT dossier FROM snapshots ORDER BY 1")
         return [row[0] for row in rows]
+
+
+def _migrate_shadow(db: sqlite3.Connection) -> None:
+    """Schema 1 → 2: the shadow (hex hashes and texts, dossier and entity on every row) becomes the
+    compact `tracked` table (a scope number, the key, an 8-byte hash, cbMarq and cbModification as
+    integers; a row sent as an orphan, its raw hash marked `ORPHAN_HASH`, in state
+    `TrackState.ORPHAN`); a run staged but not yet applied keeps its staged records the same way."""
+    def rows(table: str, deleted: bool) -> Iterator[tuple]:
+        columns = "dossier, entity, key, raw_hash, record_hash, invalid, modified, marq" + (", deleted" if deleted else "")
+        for row in db.execute(f"SELECT {columns} FROM {table} ORDER BY dossier, entity, key"):
+            dossier, entity, key, raw_hash, record_hash, invalid, modified, marq = row[:8]
+            db_scope = scopes.get((dossier, entity))
+            if db_scope is None:
+                db.execute("INSERT OR IGNORE INTO scopes (dossier, entity) VALUES (?, ?)", (dossier, entity))
+                db_scope = scopes[(dossier, entity)] = db.execute(
+                    "SELECT scope FROM scopes WHERE dossier = ? AND entity = ?", (dossier, entity)).fetchone()[0]
+            orphan = bool(invalid) and (raw_hash or "").startswith(ORPHAN_HASH)
+            state = (TrackState.VALID if not invalid else
+                     (TrackState.ORPHAN_AFTER_VALID if orphan else TrackState.INVALID_AFTER_VALID) if record_hash
+                     else TrackState.ORPHAN if orphan else TrackState.INVALID)
+            hashed = short_hash(raw_hash if invalid else record_hash)
+            yield (db_scope, key, hashed, state, marq, moment_number(from_text(modified)), *row[8:])
+
+    scopes: dict[tuple[str, str], int] = {}
+    existing = {name for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    if "shadow" in existing:
+        batch = []
+        for row in rows("shadow", False):
+            batch.append(row)
+            if len(batch) >= 10_000:
+                db.executemany("INSERT OR REPLACE INTO tracked (scope, key, hash, state, marq, modified)"
+                               " VALUES (?, ?, ?, ?, ?, ?)", batch)
+                batch.clear()
+        db.executemany("INSERT OR REPLACE INTO tracked (scope, key, hash, state, marq, modified)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", batch)
+        db.execute("DROP TABLE shadow")
+    if "staged_shadow" in existing:
+        db.executemany("INSERT OR REPLACE INTO staged_tracked (scope, key, hash, state, marq, modified, deleted)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)", list(rows("staged_shadow", True)))
+        db.execute("DROP TABLE staged_shadow")

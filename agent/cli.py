@@ -14,6 +14,7 @@ Settings come from `--config FILE` (TOML) and `SSMCONN__*` environment variables
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import signal
 import sys
@@ -78,6 +79,15 @@ def register(subparsers) -> None:
     confirm.add_argument("dossier", metavar="ID")
     confirm.add_argument("entity", metavar="ENTITY", help=", ".join(entity.value for entity in sync_order()))
     confirm.set_defaults(handler=cmd_confirm_deletions)
+
+    history = commands.add_parser("history", parents=[config],
+                                  help="show, or move back, the date from which documents are sent to SSM")
+    history.add_argument("dossier", metavar="ID")
+    since = history.add_mutually_exclusive_group()
+    since.add_argument("--from", dest="start", metavar="YYYY-MM-DD",
+                       help="send the documents dated from this day on (earlier than now only)")
+    since.add_argument("--all", action="store_true", help="send every document")
+    history.set_defaults(handler=cmd_history)
 
     state = commands.add_parser("state", parents=[config], help="show the agent's local state")
     state.add_argument("--dossier", metavar="ID", help="only this dossier")
@@ -404,6 +414,42 @@ def cmd_confirm_deletions(args) -> int:
         return 1
     print(text("agent.cli.hold_confirmed", dossier=args.dossier, held=f"{hold.held:,}".replace(",", "\u202f"),
                entity=args.entity))
+    return 0
+
+
+# --- history window ----------------------------------------------------------------------------
+def cmd_history(args) -> int:
+    """Older documents on demand: the window only moves back, so documents once sent stay followed."""
+    settings = _settings(args)
+    start = None
+    if args.start:
+        try:
+            start = dt.date.fromisoformat(args.start)
+        except ValueError:
+            print(text("history.bad_date", value=args.start), file=sys.stderr)
+            return 2
+    with _checkpoint(settings) as checkpoint:
+        known = checkpoint.has_history_window(args.dossier)
+        current = checkpoint.history_from(args.dossier)
+        everything = known and (current is None or current.year == 1)
+        if not args.all and start is None:
+            if not known:
+                print(text("history.unset", dossier=args.dossier))
+            elif everything:
+                print(text("history.current_all", dossier=args.dossier))
+            else:
+                print(text("history.current", dossier=args.dossier, start=current.isoformat()))
+            return 0
+        if start is not None and everything:
+            print(text("history.current_all", dossier=args.dossier), file=sys.stderr)
+            return 1
+        if start is not None and current is not None and start >= current:
+            print(text("history.not_earlier", dossier=args.dossier, start=start.isoformat(),
+                       current=current.isoformat()), file=sys.stderr)
+            return 1
+        checkpoint.set_history_from(args.dossier, start, all_history=args.all)
+    print(text("history.all", dossier=args.dossier) if args.all
+          else text("history.moved", dossier=args.dossier, start=start.isoformat()))
     return 0
 
 

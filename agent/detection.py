@@ -1,8 +1,11 @@
 """Change detection for one dossier: what changed in Sage since the last run, and was it restored?
 
 A run first takes a *signpost* (the Sage server's clock at run start), the table probes and the
-database identity, and streams every entity's keys into the agent's SQLite (a temporary table).
-It then decides whether the run is a *realignment* (first run, dossier selected again, database
+database identity, and streams into the agent's SQLite (a temporary table) the keys it needs:
+on an ordinary cycle only those of the cbMarq ranges where Sage's record count or cbMarq sum
+differs from the shadow's (`MARQ_RANGE`), every key when counters went backwards or on the
+periodic full scan (`FULL_SCAN_EVERY`: every record re-read, whatever cbModification says),
+none on a first load or a realignment (every record is read and staged). It then decides whether the run is a *realignment* (first run, dossier selected again, database
 identity changed, records that went back in time, server clock moved back) and reads, entity by
 entity in dependency order, the rows modified since `watermark − overlap` (all rows when
 realigning). The content hash of each row is compared with the *shadow* of what was sent:
@@ -20,12 +23,14 @@ backwards is also what an ordinary deletion of its newest row looks like, so a r
 ordered only when a record that is still in Sage now carries an older `cbModification`/`cbMarq`
 than the one that was sent. Keys present in Sage but neither in the shadow nor read by the run
 (a restored copy brought back deleted rows, or rows were back-dated) make the run re-read that
-entity in full, so no record is ever skipped silently.
+entity in full (within the ranges checked), so no record is ever skipped silently. Documents
+older than the dossier's history window are not read at all (`_limit_history`).
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -33,7 +38,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
-from agent.checkpoint import Checkpoint, DeletionHold, ShadowEntry, StagedRecord, Watermark, to_text, utc_text
+from agent.checkpoint import (ALL_MARQS, MARQ_RANGE, Checkpoint, DeletionHold, ShadowEntry, StagedRecord, TrackState,
+                              Watermark, short_hash, to_text, utc_text)
 from shared import sage_rows
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, WARNINGS_SINCE_VERSION, Envelope,
                              EnvelopeKind, Op, message_id)
@@ -52,6 +58,9 @@ MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES - ENVELOPE_FRAME
 MINIMUM_OVERLAP = dt.timedelta(minutes=2)
 # An invalid record's message names its first problems only, so its envelope always fits a message.
 MAX_ERROR_CHARS = 4000
+# A cycle re-reads every record this often, whatever cbModification says (a change saved without
+# touching cbModification, a key renamed in place: the range sums cannot see those).
+FULL_SCAN_EVERY = dt.timedelta(days=1)
 
 
 class SageSource(Protocol):
@@ -59,7 +68,7 @@ class SageSource(Protocol):
 
     def entities(self) -> tuple[Entity, ...]: ...
     def changed(self, entity: Entity, since: Optional[dt.datetime]) -> Iterator[Any]: ...
-    def keys(self, entity: Entity) -> Iterator[str]: ...
+    def keys(self, entity: Entity, spans: Optional[list[tuple[int, int]]] = None) -> Iterator[str]: ...
     def probes(self) -> list[Any]: ...
     def identity(self) -> Any: ...
     def main_table(self, entity: Entity) -> str: ...
@@ -114,6 +123,9 @@ class RunPlan:
     probes: dict[str, dict[str, Any]]
     confirmed_deletions: dict[str, str] = field(default_factory=dict)   # entity -> confirmed_at
     restored: bool = False      # the database was restored, replaced, or its records went back in time
+    full_scan: bool = False                   # every record read (compared, not resent)
+    # entity -> the cbMarq spans whose keys were checked (ALL_MARQS: all); absent: none checked
+    checked: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,18 @@ def probes_dict(probes: Iterable[Any]) -> dict[str, dict[str, Any]]:
                       "max_modified": to_text(p.max_modified)} for p in probes}
 
 
+def _years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:                     # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _sent_as_orphan(row: Any) -> bool:
+    """A row referring to a parent Sage does not have (`shared.sage_rows.ORPHAN_HASH`)."""
+    return row.record_text is None and (row.raw_hash or "").startswith(sage_rows.ORPHAN_HASH)
+
+
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:
@@ -232,35 +256,130 @@ class ChangeDetector:
     confirmations_used: dict[str, str] = field(default_factory=dict)
     realignment_requested: bool = False     # the dossier's lifecycle state asks for a full read
     start_record: dict[str, Any] = field(default_factory=dict)   # what the run-start marker tells the cloud
+    full_scan_every: Optional[dt.timedelta] = FULL_SCAN_EVERY
+    history_years: int = 0          # fiscal years of documents sent, the current one included; 0: all
+    clock: Optional[Any] = None                    # the agent's UTC clock (tests)
 
     def __post_init__(self) -> None:
         self.overlap = max(self.overlap, MINIMUM_OVERLAP)
 
     # --- planning --------------------------------------------------------------------------
     def plan(self, run_id: str, signpost: dt.datetime) -> RunPlan:
-        """Probe the dossier, load its current keys and decide whether this run realigns.
+        """Probe the dossier, find where records were added or deleted and decide whether this
+        run realigns.
 
         The held deletions the user confirmed are read first: a confirmation given later is left
-        for the next run.
+        for the next run. Keys are read only where they are needed: every key when counters went
+        backwards (a restore is verified record by record) or on a full scan; on an ordinary
+        cycle, only those of the cbMarq ranges whose record count or cbMarq sum in Sage differs
+        from the agent's (`MARQ_RANGE`); none on a first load or a realignment, which read and
+        stage every record (the source still looks for rows repeating an older row's key,
+        `_duplicate_copies`). A row read under a new key at a cbMarq tracked under another key
+        has its old key checked too (`Checkpoint.check_reused_marqs`).
         """
         confirmed = {entity: hold.confirmed_at for entity, hold in self.checkpoint.deletion_holds(self.dossier).items()
                      if hold.confirmed_at is not None}
         probes = probes_dict(self.source.probes())
         identity = identity_dict(self.source.identity())
+        self.checkpoint.ensure_scopes(self.dossier, [entity.value for entity in self.source.entities()])
+        self._limit_history(signpost.date())
         self.checkpoint.clear_current_keys()
-        for entity in self.source.entities():
-            self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
         snapshot = self.checkpoint.snapshot(self.dossier)
+        watermarks = self.checkpoint.watermarks(self.dossier)
         again = [message_text("agent.reason.reselected")] if self.realignment_requested else []
         if snapshot is None:
-            reasons, restored = again or [message_text("agent.reason.first")], []
+            restored, reasons = [], again or [message_text("agent.reason.first")]
         else:
-            restored = self._restore_signals(snapshot, signpost, identity, probes)
+            restored = self._restore_signals(snapshot, signpost, identity, watermarks)
             reasons = again + restored
+        checked: dict[str, tuple[tuple[int, int], ...]] = {}
+        counters_dropped = snapshot is not None and self._counters_dropped(snapshot.probes, probes, watermarks)
+        full_scan = self._full_scan_due()
+        if counters_dropped or (full_scan and not reasons):
+            for entity in self.source.entities():
+                self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
+                checked[entity.value] = (ALL_MARQS,)
+            if counters_dropped:
+                reverted = self._reverted_records(snapshot.probes, probes, watermarks)
+                if reverted:
+                    restored.append(message_text("agent.reason.reverted", records=", ".join(reverted)))
+                    reasons.append(restored[-1])
+        elif reasons:
+            for entity in self.source.entities():
+                # every record is read and staged: no key is needed, only the rows repeating an
+                # older row's key (`_duplicate_copies`), found by a key read of no span
+                keys = self._keys_in(entity, []) if hasattr(self.source, "duplicate_copies") else ()
+                self.checkpoint.load_current_keys(entity.value, keys, spans=(ALL_MARQS,))
+                checked[entity.value] = (ALL_MARQS,)
+        else:
+            for entity in self.source.entities():
+                spans = self._differing_spans(entity)
+                self.checkpoint.load_current_keys(entity.value, self._keys_in(entity, spans), spans=spans)
+                checked[entity.value] = tuple(spans)
+        if reasons or full_scan:
+            self.checkpoint.stage_full_scan(self.dossier, self._utc_now())
         return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed,
-                       restored=bool(restored))
+                       restored=bool(restored), full_scan=full_scan and not reasons, checked=checked)
 
-    def _restore_signals(self, snapshot, signpost: dt.datetime, identity: dict, probes: dict) -> list[str]:
+    def _keys_in(self, entity: Entity, spans: list[tuple[int, int]]) -> Iterator[str]:
+        """The entity's keys within `spans` (all of them when `spans` is `[ALL_MARQS]` or the
+        source reads only whole tables, as Sage 50's exports)."""
+        if spans == [ALL_MARQS] or not hasattr(self.source, "marq_sums"):
+            return self.source.keys(entity)
+        return self.source.keys(entity, spans)
+
+    def _utc_now(self) -> dt.datetime:
+        return (self.clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
+
+    def _full_scan_due(self) -> bool:
+        if self.full_scan_every is None or not self.checkpoint.has_shadow(self.dossier):
+            return False
+        last = self.checkpoint.last_full_scan(self.dossier)
+        return last is None or self._utc_now() - last >= self.full_scan_every
+
+    def _differing_spans(self, entity: Entity) -> list[tuple[int, int]]:
+        """The cbMarq spans (`low < cbMarq <= top`) where Sage's record count or cbMarq sum is not
+        the agent's: a record there was deleted, added, or is unknown to the agent."""
+        sums = getattr(self.source, "marq_sums", None)
+        if sums is None:
+            return [ALL_MARQS]
+        theirs = sums(entity, MARQ_RANGE)
+        mine = self.checkpoint.marq_sums(self.dossier, entity.value, MARQ_RANGE)
+        spans: list[tuple[int, int]] = []
+        for bucket in sorted(set(theirs) | set(mine)):
+            if theirs.get(bucket) == mine.get(bucket):
+                continue
+            low, top = bucket * MARQ_RANGE - 1, (bucket + 1) * MARQ_RANGE - 1
+            if spans and spans[-1][1] == low:
+                spans[-1] = (spans[-1][0], top)
+            else:
+                spans.append((low, top))
+        return spans
+
+    def _limit_history(self, today: dt.date) -> None:
+        """Documents older than the dossier's history window are not read (nor sent, nor deleted).
+
+        The window is set on the dossier's first run (`history_years` fiscal years, the current
+        one included; 0: all) and kept: it never moves forward by itself, so documents once sent
+        stay followed; `ssm-connector agent history` moves it back to send older ones.
+        """
+        limit = getattr(self.source, "limit_history", None)
+        if limit is None:
+            return
+        if not self.checkpoint.has_history_window(self.dossier):
+            start = None
+            if self.history_years > 0:
+                fiscal = getattr(self.source, "fiscal_year_start", lambda day: None)(today)
+                fiscal = fiscal or dt.date(today.year, 1, 1)
+                start = _years_before(fiscal, self.history_years - 1)
+            self.checkpoint.set_history_from(self.dossier, start, all_history=start is None)
+        start = self.checkpoint.history_from(self.dossier)
+        limit(start if start is not None and start.year > 1 else None)
+
+    def _restore_signals(self, snapshot, signpost: dt.datetime, identity: dict,
+                         watermarks: dict[str, Watermark]) -> list[str]:
+        """Why the database looks restored or replaced (its identity changed, the server clock
+        is behind what was sent); records gone back in time are added by `plan`."""
         reasons = []
         before = snapshot.identity
         if before.get("fingerprint") != identity["fingerprint"]:
@@ -269,24 +388,31 @@ class ChangeDetector:
                        if before.get(name) != identity[name]]
             reasons.append(message_text("agent.reason.other_database_changes", changes=", ".join(changes)) if changes
                            else message_text("agent.reason.other_database"))
-        watermarks = self.checkpoint.watermarks(self.dossier)
         latest_sent = max((w.modified for w in watermarks.values() if w.modified), default=None)
         if latest_sent is not None and signpost < latest_sent - self.overlap:
             reasons.append(message_text("agent.reason.clock", clock=f"{signpost:%d/%m/%Y %H:%M}",
                                 latest=f"{latest_sent:%d/%m/%Y %H:%M}"))
-        reverted = self._reverted_records(snapshot.probes, probes, watermarks)
-        if reverted:
-            reasons.append(message_text("agent.reason.reverted", records=", ".join(reverted)))
         return reasons
 
-    def _reverted_records(self, before: dict, now: dict, watermarks: dict[str, Watermark]) -> list[str]:
-        """Records still in Sage whose cbModification or cbMarq is below what was sent."""
+    @staticmethod
+    def _drops(before: dict, now: dict, watermarks: dict[str, Watermark]):
         newest_now = max((p["max_modified"] for p in now.values() if p["max_modified"]), default=None)
         newest_before = max([p["max_modified"] for p in before.values() if p.get("max_modified")]
                             + [to_text(w.modified) for w in watermarks.values() if w.modified], default=None)
         marq_dropped = {table for table, p in now.items()
                         if table in before and p["max_marq"] < before[table].get("max_marq", 0)}
         time_dropped = newest_before is not None and (newest_now is None or newest_now < newest_before)
+        return newest_now, time_dropped, marq_dropped
+
+    def _counters_dropped(self, before: dict, now: dict, watermarks: dict[str, Watermark]) -> bool:
+        """A table's highest cbMarq or the latest cbModification went backwards (a restore, or the
+        newest row deleted): the records are then checked one by one (`_reverted_records`)."""
+        _, time_dropped, marq_dropped = self._drops(before, now, watermarks)
+        return bool(time_dropped or marq_dropped)
+
+    def _reverted_records(self, before: dict, now: dict, watermarks: dict[str, Watermark]) -> list[str]:
+        """Records still in Sage whose cbModification or cbMarq is below what was sent."""
+        newest_now, time_dropped, marq_dropped = self._drops(before, now, watermarks)
         if not time_dropped and not marq_dropped:
             return []
         found = []
@@ -315,16 +441,25 @@ class ChangeDetector:
         for entity in entities:
             previous = None if plan.realignment else watermarks.get(entity.value)
             since = None
-            if previous is not None and previous.modified is not None:
+            if previous is not None and previous.modified is not None and not plan.full_scan:
                 since = previous.modified - self.overlap
             newest = self._newest_start(previous)
-            newest = yield from self._upserts(plan, entity, since, newest)
+            newest = yield from self._upserts(plan, entity, self.source.changed(entity, since), newest)
             newest = yield from self._orphans_adopted(plan, entity, newest)
-            missing = 0 if plan.realignment else self.checkpoint.count_unknown_keys(self.dossier, entity.value)
+            missing = 0 if plan.realignment or since is None else self.checkpoint.count_unknown_keys(
+                self.dossier, entity.value)
             if missing:
-                self.notes.append(message_text("agent.note.read_in_full", count=missing,
-                                               entity=label("status.entity", entity.value)))
-                newest = yield from self._upserts(plan, entity, None, newest)
+                spans = plan.checked.get(entity.value, (ALL_MARQS,))
+                if ALL_MARQS in spans or not hasattr(self.source, "changed_between"):
+                    self.notes.append(message_text("agent.note.read_in_full", count=missing,
+                                                   entity=label("status.entity", entity.value)))
+                    newest = yield from self._upserts(plan, entity, self.source.changed(entity, None), newest)
+                else:
+                    self.notes.append(message_text("agent.note.read_in_spans", count=missing,
+                                                   entity=label("status.entity", entity.value), spans=len(spans)))
+                    for low, top in spans:
+                        newest = yield from self._upserts(plan, entity, self.source.changed_between(entity, low, top),
+                                                          newest)
             if newest is not None:
                 modified, marq = newest
                 if modified > plan.signpost:
@@ -341,23 +476,32 @@ class ChangeDetector:
             return None
         return previous.modified, previous.marq or 0
 
-    def _upserts(self, plan: RunPlan, entity: Entity, since: Optional[dt.datetime],
-                 newest: Optional[tuple[dt.datetime, int]], rows: Optional[Iterable[Any]] = None):
-        """Yield the entity's upserts/invalids (of `rows`, else of the rows changed since `since`);
-        returns the newest (modified, marq) read."""
+    def _upserts(self, plan: RunPlan, entity: Entity, rows: Iterable[Any],
+                 newest: Optional[tuple[dt.datetime, int]]):
+        """Yield the upserts/invalids of the entity's `rows`; returns the newest (modified, marq) read.
+        Rows repeating an older row's key (`_duplicate_copies`) go as incidents of their own."""
         name = entity.value
-        copies = self._duplicate_copies(entity)
-        for chunk in _chunks(self.source.changed(entity, since) if rows is None else rows, LOOKUP_CHUNK):
-            if copies:
-                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
+        # Copies are looked for once a row is read under a key never sent or sent from another
+        # cbMarq: a cycle re-reading only rows sent as they are asks nothing of the source.
+        copies = None
+        for chunk in _chunks(rows, LOOKUP_CHUNK):
             keys = [row.key for row in chunk]
-            already = self.checkpoint.staged_keys(self.dossier, name, keys)
             shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
+            if copies is None and any(row.key not in shadow or shadow[row.key].marq != row.marq for row in chunk):
+                copies = self._duplicate_copies(entity)
+            if copies and any(copies.get(row.marq) == row.key for row in chunk):
+                chunk = [self._as_copy(entity, row) if copies.get(row.marq) == row.key else row for row in chunk]
+                keys = [row.key for row in chunk]
+                shadow = self.checkpoint.shadow_lookup(self.dossier, name, keys)
+            already = self.checkpoint.staged_keys(self.dossier, name, keys)
+            if not plan.realignment and ALL_MARQS not in plan.checked.get(name, (ALL_MARQS,)):
+                self.checkpoint.check_reused_marqs(self.dossier, name, [(row.marq, row.key) for row in chunk
+                                                                        if row.key not in shadow])
             staged: list[StagedRecord] = []
             out: list[Envelope] = []
             for row in chunk:
                 self.counts.read += 1
-                if row.record_text is None and row.raw_hash.startswith(sage_rows.ORPHAN_HASH):
+                if _sent_as_orphan(row):
                     self._orphans_seen.setdefault(name, set()).add(row.key)
                 if row.modified is not None:
                     stamp = (row.modified, row.marq or 0)
@@ -378,16 +522,17 @@ class ChangeDetector:
     def _orphans_adopted(self, plan: RunPlan, entity: Entity, newest: Optional[tuple[dt.datetime, int]]):
         """Rows last sent as orphans (a contact whose account Sage did not have) that this run
         neither read nor staged: their parent is back, maybe with an old cbModification (rows
-        restored), so each is read again by its cbMarq; it syncs and its incident closes. A row
+        restored), so each is read again by its cbMarq; it syncs and its incident closes (its key is
+        loaded: counted again in Sage's cbMarq sums, not in the agent's, its range differs). A row
         still an orphan was read (the source reports orphans in every read) and staged or skipped
         as unchanged: `orphans_seen` keeps it from being read twice."""
         read_span = getattr(self.source, "changed_between", None)
         if read_span is None:
             return newest
         seen = self._orphans_seen.pop(entity.value, set())
-        for key, marq in self.checkpoint.orphan_rows(self.dossier, entity.value, sage_rows.ORPHAN_HASH):
+        for key, marq in self.checkpoint.orphan_rows(self.dossier, entity.value):
             if key not in seen:
-                newest = yield from self._upserts(plan, entity, None, newest, rows=read_span(entity, marq - 1, marq))
+                newest = yield from self._upserts(plan, entity, read_span(entity, marq - 1, marq), newest)
         return newest
 
     def _copies_left_alone(self, plan: RunPlan, entity: Entity) -> Iterator[Envelope | RenderedEnvelope]:
@@ -400,7 +545,7 @@ class ChangeDetector:
         marqs = [parsed[1] for key in self.checkpoint.deleted_keys(self.dossier, entity.value)
                  if (parsed := sage_rows.parse_row_key(key)) is not None and parsed[0]]
         for marq in marqs:
-            yield from self._upserts(plan, entity, None, None, rows=read_span(entity, marq - 1, marq))
+            yield from self._upserts(plan, entity, read_span(entity, marq - 1, marq), None)
 
     def _duplicate_copies(self, entity: Entity) -> dict[int, str]:
         """Rows repeating an older row's key (cbMarq → key), as the source's key read found them."""
@@ -424,15 +569,17 @@ class ChangeDetector:
                  prior: Optional[ShadowEntry]) -> tuple[Optional[Envelope | RenderedEnvelope],
                                                         Optional[StagedRecord]]:
         """The envelope to send for one row (None when unchanged) and its staged shadow entry."""
-        last_valid_hash = prior.record_hash if prior else ""
+        sent_valid = prior is not None and prior.sent_valid
         if row.record_text is None:
-            if not plan.realignment and prior is not None and prior.invalid and prior.raw_hash == row.raw_hash:
+            if (not plan.realignment and prior is not None and prior.invalid and prior.hash == short_hash(row.raw_hash)
+                    and prior.orphan == _sent_as_orphan(row)):
                 self.counts.skipped_unchanged += 1
                 return None, None
             error = row.error or message_text("sync.unreadable", record=record_name(entity, row.key))
-            return self._invalid(plan, entity, row, error, last_valid_hash)
+            return self._invalid(plan, entity, row, error, sent_valid)
         text, record_hash = row.record_text, row.record_hash
-        unchanged = prior is not None and not prior.invalid and prior.record_hash == record_hash
+        hashed = short_hash(record_hash)
+        unchanged = prior is not None and not prior.invalid and prior.hash == hashed
         if unchanged and not plan.realignment:
             self.counts.skipped_unchanged += 1
             return None, None
@@ -441,15 +588,15 @@ class ChangeDetector:
             return self._invalid(plan, entity, row,
                                  message_text("agent.too_large", record=record_name(entity, row.key),
                                               size=len(text) // 1024, limit=MAX_ENVELOPE_BYTES // 1024),
-                                 last_valid_hash)
+                                 sent_valid)
         if unchanged:
             self.counts.resent += 1
-        elif last_valid_hash:
+        elif sent_valid:
             self.counts.changed += 1
         else:
             self.counts.created += 1
         envelope = self._render_upsert(plan.run_id, entity, row, text, record_hash)
-        return envelope, StagedRecord(entity, row.key, row.raw_hash, record_hash, False, row.modified, row.marq)
+        return envelope, StagedRecord(entity, row.key, hashed, TrackState.VALID, row.modified, row.marq)
 
     def _render_upsert(self, run_id: str, entity: str, row: Any, record_text: str,
                        record_hash: str) -> Envelope | RenderedEnvelope:
@@ -485,11 +632,16 @@ class ChangeDetector:
                 f'{self._render_tail}')
 
     def _invalid(self, plan: RunPlan, entity: str, row: Any, error: str,
-                 last_valid_hash: str) -> tuple[Envelope, StagedRecord]:
+                 sent_valid: bool) -> tuple[Envelope, StagedRecord]:
         self.counts.invalid += 1
         envelope = Envelope.invalid(dossier=self.dossier, run_id=plan.run_id, entity=entity, key=row.key,
                                     error=bounded_error(error), raw_hash=row.raw_hash, sent_at=self.sent_at)
-        return envelope, StagedRecord(entity, row.key, row.raw_hash, last_valid_hash, True, row.modified, row.marq)
+        raw_hash = row.raw_hash or hashlib.sha256(error.encode("utf-8")).hexdigest()
+        if _sent_as_orphan(row):
+            state = TrackState.ORPHAN_AFTER_VALID if sent_valid else TrackState.ORPHAN
+        else:
+            state = TrackState.INVALID_AFTER_VALID if sent_valid else TrackState.INVALID
+        return envelope, StagedRecord(entity, row.key, short_hash(raw_hash), state, row.modified, row.marq)
 
     def _deletions(self, plan: RunPlan, entity: Entity, confirmed_at: Optional[str]) -> Iterator[Envelope]:
         """The entity's deletions, unless they are a mass deletion the user has not confirmed."""
@@ -513,8 +665,8 @@ class ChangeDetector:
 
     def _send_deletions(self, plan: RunPlan, name: str, held: Optional[bool]) -> Iterator[Envelope]:
         for keys in _chunks(self.checkpoint.deleted_keys(self.dossier, name, held=held), DELETE_CHUNK):
-            self.checkpoint.stage_records(self.dossier, [StagedRecord(name, key, "", "", False, None, None, deleted=True)
-                                                         for key in keys])
+            self.checkpoint.stage_records(self.dossier, [StagedRecord(name, key, b"", TrackState.VALID, None, None,
+                                                                      deleted=True) for key in keys])
             self.counts.deleted += len(keys)
             for key in keys:
                 yield Envelope.change(dossier=self.dossier, run_id=plan.run_id, entity=name, key=key, record=None,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator, Optional
 
 from agent.checkpoint import Checkpoint, DeletionHold, RunState
-from agent.detection import ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
+from agent.detection import FULL_SCAN_EVERY, ChangeDetector, DeletionGuard, RenderedEnvelope, new_run_id, server_now
 from agent.dossiers import ActivityChange, AgentDossiers
 from agent.sage100.source import open_sage100  # noqa: F401 - the Sage 100 opener, importable from here
 from shared.bus.protocol import Bus, OutgoingMessage
@@ -191,12 +191,17 @@ class Relay:
         """Send the sealed run's unsent batches in order, then apply it; returns batches sent."""
         pending = self.checkpoint.pending(dossier)
         sent = 0
-        for batch in self.checkpoint.unsent_batches(dossier):
-            self.bus.send(self.queue, [OutgoingMessage(
-                body=batch.body, message_id=batch.message_id, session_id=dossier,
-                application_properties={"run_id": batch.run_id, "seq": batch.seq, "envelopes": batch.envelopes})])
-            self.checkpoint.mark_sent(dossier, batch.seq)
-            sent += 1
+        try:
+            for batch in self.checkpoint.unsent_batches(dossier):
+                self.bus.send(self.queue, [OutgoingMessage(
+                    body=batch.body, message_id=batch.message_id, session_id=dossier,
+                    application_properties={"run_id": batch.run_id, "seq": batch.seq, "envelopes": batch.envelopes})])
+                sent += 1
+                # marks committed in groups, like staging: a mark lost in a crash re-sends its batch
+                # with the same message id, which the bus drops as a duplicate
+                self.checkpoint.mark_sent(dossier, batch.seq, commit=sent % STAGING_COMMIT_BATCHES == 0)
+        finally:
+            self.checkpoint.commit()
         self.checkpoint.apply_pending(dossier)
         if self.on_applied is not None and pending is not None:
             self.on_applied(pending.realignment)
@@ -226,7 +231,8 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
                  utc_clock: Optional[Callable[[], dt.datetime]] = None,
                  batch_envelopes: int = 500, realignment_requested: bool = False,
                  facts: Optional[dict] = None, on_restored: Optional[Callable[[], None]] = None,
-                 on_applied: Optional[Callable[[bool], None]] = None) -> DossierRunResult:
+                 on_applied: Optional[Callable[[bool], None]] = None, history_years: int = 0,
+                 full_scan_every: Optional[dt.timedelta] = FULL_SCAN_EVERY) -> DossierRunResult:
     """One run of one dossier: recover, detect and stage, send, apply.
 
     Never raises for a dossier-level failure (Sage unreachable, bus down, unreadable schema):
@@ -243,6 +249,9 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         facts: what the run-start marker tells the cloud of the dossier (name, ssm_branch, cause).
         on_restored: called when detection finds the database restored or replaced.
         on_applied: called with the run's `realignment` once a run is sent and applied.
+        history_years: on the dossier's first run, the fiscal years of documents to send (the
+            current one included; 0: all); kept afterwards (`Checkpoint.set_history_from`).
+        full_scan_every: how often a run reads every record whatever cbModification says.
     """
     result = DossierRunResult(dossier)
     relay = Relay(checkpoint, bus, queue, batch_envelopes=batch_envelopes, on_applied=on_applied)
@@ -254,7 +263,8 @@ def sync_dossier(dossier: str, *, checkpoint: Checkpoint, bus: Bus, queue: str, 
         with open_source() as (connection, reader):
             signpost = (signpost_clock or server_now)(connection)
             detector = ChangeDetector(checkpoint, dossier, reader, overlap=overlap, deletion_guard=deletion_guard,
-                                      sent_at=utc_now, realignment_requested=realignment_requested)
+                                      sent_at=utc_now, realignment_requested=realignment_requested,
+                                      history_years=history_years, full_scan_every=full_scan_every)
             plan = detector.plan(run_id, signpost)
             snapshot = checkpoint.snapshot(dossier)
             other = company_mismatch(snapshot.identity, plan.identity) if snapshot is not None else None
@@ -462,9 +472,16 @@ def _run_one(settings, checkpoint: Checkpoint, bus: Bus, target: str, overlap: d
     result = sync_dossier(target, checkpoint=checkpoint, bus=bus, queue=settings.bus.changes_queue,
                           open_source=opener, overlap=overlap, deletion_guard=guard,
                           signpost_clock=source.signpost_clock,
-                          facts={k: v for k, v in facts.items() if v}, **dossiers.run_options(target))
+                          facts={k: v for k, v in facts.items() if v}, **dossiers.run_options(target),
+                          history_years=configured.history_years if configured else DEFAULT_HISTORY_YEARS,
+                          full_scan_every=dt.timedelta(seconds=settings.agent.full_scan_s)
+                          if settings.agent.full_scan_s else None)
     result.commands = commands
     return result
+
+
+# The history window of a dossier found on the Sage server but absent from the configuration.
+DEFAULT_HISTORY_YEARS = 2
 
 
 def apply_dossier_commands(settings, bus: Bus, target: str, *, checkpoint: Checkpoint):

@@ -59,6 +59,8 @@ class EntitySend:
 def compare_with_shadow(picture: SagePicture, checkpoint, dossier: str) -> list[EntitySend]:
     """Per entity: records never sent, changed since sent, unchanged, and sent ones gone from Sage.
     Reads the checkpoint only."""
+    from agent.checkpoint import short_hash
+
     result = []
     for entity in sorted(set(picture.records) | set(picture.invalid), key=_order):
         records = picture.records.get(entity, [])
@@ -66,9 +68,9 @@ def compare_with_shadow(picture: SagePicture, checkpoint, dossier: str) -> list[
         send = EntitySend(entity, records=len(records), invalid=picture.invalid.get(entity, 0))
         for record in records:
             prior = shadow.get(record.key)
-            if prior is None or not prior.record_hash:
+            if prior is None or not prior.sent_valid:
                 send.new += 1
-            elif prior.record_hash != record.hash:
+            elif prior.invalid or prior.hash != short_hash(record.hash):   # last sent invalid: changed since
                 send.changed += 1
             else:
                 send.unchanged += 1

@@ -1,20 +1,21 @@
-"""Agent change detection against the raw pyodbc fetch rate of the same tables, and peak memory.
+"""Agent change detection against the raw pyodbc fetch of the same rows and columns, cycle costs
+at two dossier sizes, the checkpoint's size and the agent's peak memory.
 
-Builds (or reuses, under `var/bench/`) a demo Sage 100 dossier, then measures, each in its own
-process so neither the builder's memory nor the other measurement counts:
-- the raw fetch rate: `SELECT *` of every table the reader reads, drained with `fetchmany`;
-- the agent's initial load: detection (probes, key scan, every row read, hashed, compared with
-  the shadow, packed and staged in the outbox), then sending the batches and applying the state;
-  once in a single process, then shared with reading helpers (`agent.read_workers`);
-- a no-change incremental run on the same state (key scan for deletions, rows since the
-  watermark minus the overlap).
-Rates are in source table rows per second (the same rows the raw fetch reads), so they compare
-directly. Targets, checked on the agent's default setting: detection at least half the raw
-fetch rate; peak RSS of all the agent's processes together under 200 MB for a dossier of a
-million document lines (`--size large`).
+Builds (or reuses, under `var/bench/`) demo Sage 100 dossiers, then measures, each in its own
+process so that neither the builder's memory nor another measurement counts:
+- the raw fetch: the very rows and columns the reader selects (joins and filters included),
+  drained with `fetchmany`, in 1 process and in the agent's default number of reading processes
+  (the table's `cbMarq` span shared among them);
+- the agent's first load with the same process count: detection (every row read, canonicalised,
+  hashed, compared, packed and staged), then the send to a counting bus and the apply of the
+  staged state: the whole cycle, send included;
+- on a copy of each of two dossiers (`--size` and `--scale-size`): a cycle with nothing changed,
+  then a cycle after 100 rows were changed in Sage (document lines, accounts, products);
+- the bytes of the checkpoint's change-tracking tables per tracked record, and peak RSS.
+Every ratio compares figures of this one run, with the same number of processes on both sides.
 
-    python bench/bench_agent.py                 # large dossier (about 1.1 M document lines)
-    python bench/bench_agent.py --size medium   # quick run
+    python bench/bench_agent.py --size small              # quick (make bench): small vs medium
+    python bench/bench_agent.py --size large              # 1.1 M document lines; run at night
 """
 from __future__ import annotations
 
@@ -23,46 +24,45 @@ import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "bench"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-QUICK_ARGS = ["--size", "medium"]
-DETECTION_TARGET = 0.5          # detection rate / raw fetch rate
+from figures import Figure, cores, emit  # noqa: E402
+
+QUICK_ARGS = ["--size", "small"]
+ONE_PROCESS_TARGET = 0.6        # first load / raw fetch, one process each
+WORKERS_TARGET = 0.9            # first load / raw fetch, the default number of processes each
+NO_CHANGE_SCALE_TARGET = 1.2    # no-change cycle at the larger size / at the smaller one
+CHANGES_TARGET_S = 1.0          # a cycle with 100 changed rows, at 1M lines
+CHECKPOINT_TARGET_BYTES = 80    # per tracked record
 RSS_TARGET_MB = 200
-RSS_TARGET_LINES = 1_000_000
+LARGE_LINES = 1_000_000
+CHANGED_ROWS = {"F_DOCLIGNE": 60, "F_COMPTET": 20, "F_ARTICLE": 20}
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux's `VmHWM` first: `ru_maxrss` of a child also
-    counts its parent's peak at fork time)."""
     from agent.sage100.parallel import peak_rss_mb as measured
 
     return measured() or 0.0
 
 
 # --- building --------------------------------------------------------------------------------------
-def dossier_path(var: Path, size: str, seed: int) -> Path:
-    return var / f"agent-{size}-{seed}" / "BENCH.db"
-
-
-def ensure_dossier(var: Path, size: str, seed: int, rebuild: bool) -> tuple[Path, float | None]:
-    """The demo dossier, built (in a child process) unless a complete one is already there;
-    returns (path, build seconds)."""
-    path = dossier_path(var, size, seed)
+def ensure_dossier(var: Path, size: str, seed: int, rebuild: bool) -> Path:
+    path = var / f"agent-{size}-{seed}" / "BENCH.db"
     stamp = path.with_suffix(".built")
-    if not rebuild and path.exists() and stamp.exists():
-        return path, None
-    stamp.unlink(missing_ok=True)
-    started = time.perf_counter()
-    in_child("build", str(path), size, str(seed))
-    stamp.write_text(str(size), encoding="utf-8")
-    return path, time.perf_counter() - started
+    if rebuild or not (path.exists() and stamp.exists()):
+        stamp.unlink(missing_ok=True)
+        in_child("build", str(path), size, str(seed))
+        stamp.write_text(size, encoding="utf-8")
+    return path
 
 
 def build(path: Path, size: str, seed: int) -> dict:
@@ -71,24 +71,48 @@ def build(path: Path, size: str, seed: int) -> dict:
     return build_demo_dossier(path, size=size, seed=seed, company="BENCH").counts
 
 
-# --- measurements (each in a child process) ----------------------------------------------------------
-def measure_raw_fetch(path: Path) -> dict:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from sage_fetch import raw_fetch_rate
+# --- raw fetch -------------------------------------------------------------------------------------
+def _raw_share(path: str, index: int, count: int, ready, go) -> dict:
+    from sage_fetch import raw_fetch, reader_queries
 
     from agent.odbc import connect, sqlite_connection_string
     from agent.sage100.reader import Sage100Reader
 
     connection = connect(sqlite_connection_string(path))
-    tables = [probe.table for probe in Sage100Reader(connection).probes()]
-    result = raw_fetch_rate(connection, tables)
+    queries = reader_queries(Sage100Reader(connection))
+    ready.wait()
+    go.wait()
+    result = raw_fetch(connection, queries, share=(index, count))
     connection.close()
-    return {"tables": tables, "rows": result["total"]["rows"], "seconds": result["total"]["seconds"],
-            "per_table": {t: result[t]["rows"] for t in tables}, "peak_rss_mb": peak_rss_mb()}
+    return result
 
 
+def measure_raw(path: Path, processes: int) -> dict:
+    """Wall time of `processes` processes together fetching the reader's rows and columns once."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if processes == 1:
+        import threading
+        ready, go = threading.Barrier(1), threading.Barrier(1)
+        result = _raw_share(str(path), 0, 1, ready, go)
+        return {"rows": result["rows"], "seconds": result["seconds"], "peak_rss_mb": peak_rss_mb()}
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    ready, go = manager.Barrier(processes + 1), manager.Barrier(processes + 1)
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(_raw_share, str(path), i, processes, ready, go) for i in range(processes)]
+        ready.wait()                     # every process has started and connected
+        go.wait()
+        results = [f.result() for f in futures]
+        seconds = max(r["seconds"] for r in results)   # they started together: the last one to finish
+    manager.shutdown()
+    return {"rows": sum(r["rows"] for r in results), "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+# --- the agent -------------------------------------------------------------------------------------
 class CountingBus:
-    """Accepts every message and only counts it: sending is not what this benchmark measures."""
+    """Accepts every message and counts it (the Service Bus's network time is not the agent's)."""
 
     def __init__(self):
         self.messages = 0
@@ -102,74 +126,98 @@ class CountingBus:
         pass
 
 
-class TimedReader:
-    """The Sage reader, timing what its iterators spend producing rows and keys."""
+def warm_up() -> None:
+    """What a running agent has done once for its whole life, not per cycle: import its modules
+    and generate the canonical forms' code (raw fetch's side likewise imports pyodbc first)."""
+    import importlib
 
-    def __init__(self, reader):
-        self.reader = reader
-        self.seconds = 0.0
+    from agent.canonical import CanonicalForm
+    from shared.models import Entity
 
-    def __getattr__(self, name):
-        return getattr(self.reader, name)
-
-    def _timed(self, rows):
-        rows = iter(rows)
-        while True:
-            started = time.perf_counter()
-            try:
-                row = next(rows)
-            except StopIteration:
-                self.seconds += time.perf_counter() - started
-                return
-            self.seconds += time.perf_counter() - started
-            yield row
-
-    def changed(self, entity, since):
-        return self._timed(self.reader.changed(entity, since))
-
-    def keys(self, entity):
-        return self._timed(self.reader.keys(entity))
+    importlib.import_module("agent.relay")
+    for entity in Entity:
+        CanonicalForm(entity)
 
 
-def _one_run(path: Path, checkpoint, bus, dossier: str, read_workers: int) -> dict:
+def one_cycle(path: Path, checkpoint, bus, read_workers: int) -> dict:
+    """One whole cycle of the dossier: detect and stage, send, apply."""
     from agent.detection import ChangeDetector, new_run_id, server_now
     from agent.odbc import sqlite_connection_string
     from agent.relay import Relay, open_sage100
 
     relay = Relay(checkpoint, bus, "sage-changes")
     started = time.perf_counter()
-    with open_sage100(sqlite_connection_string(path), read_workers=read_workers)() as (connection, sage_reader):
-        reader = TimedReader(sage_reader)
-        detector = ChangeDetector(checkpoint, dossier, reader, sent_at=dt.datetime.now(dt.timezone.utc))
+    with open_sage100(sqlite_connection_string(path), read_workers=read_workers)() as (connection, reader):
+        detector = ChangeDetector(checkpoint, "BENCH", reader, sent_at=dt.datetime.now(dt.timezone.utc))
         plan = detector.plan(new_run_id(), server_now(connection))
-        checkpoint.start_run(dossier, plan.run_id, realignment=plan.realignment, reasons=list(plan.reasons))
-        batches = relay.stage(detector, plan)
+        checkpoint.start_run("BENCH", plan.run_id, realignment=plan.realignment, reasons=list(plan.reasons))
+        relay.stage(detector, plan)
+        helpers = sorted(getattr(reader, "helper_peak_rss_mb", {}).values())
     detected = time.perf_counter()
-    relay.send_pending(dossier)
-    applied = time.perf_counter()
-    return {"detect_seconds": detected - started, "reader_seconds": reader.seconds,
-            "send_apply_seconds": applied - detected,
-            "batches": batches, "counts": detector.counts.as_dict(), "peak_rss_mb": peak_rss_mb(),
-            "helper_peak_rss_mb": sorted(sage_reader.helper_peak_rss_mb.values()),
-            "slices": [sage_reader.slices_read_here, sage_reader.slices_read_by_helpers]}
+    relay.send_pending("BENCH")
+    return {"seconds": time.perf_counter() - started, "detect_seconds": detected - started,
+            "counts": detector.counts.as_dict(), "helper_peak_rss_mb": helpers}
 
 
-def measure_agent(path: Path, work: Path, bus_kind: str, read_workers: int) -> dict:
+def tracking_bytes(state: Path) -> int:
+    """Bytes of the checkpoint's change-tracking tables (and their indexes)."""
+    from agent.checkpoint import TRACKING_TABLES
+
+    with sqlite3.connect(state) as db:
+        names = ",".join("?" * len(TRACKING_TABLES))
+        return db.execute("SELECT COALESCE(SUM(d.pgsize), 0) FROM dbstat d JOIN sqlite_schema s ON s.name = d.name"
+                          f" WHERE s.tbl_name IN ({names})", TRACKING_TABLES).fetchone()[0]
+
+
+def measure_first_load(path: Path, work: Path, read_workers: int) -> dict:
     from agent.checkpoint import Checkpoint
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    if bus_kind == "local":
-        from shared.bus.local_bus import LocalBus
-        bus = LocalBus(str(work / "bus.db"))
-    else:
-        bus = CountingBus()
+    warm_up()
     with Checkpoint(work / "agent.db") as checkpoint:
-        initial = _one_run(path, checkpoint, bus, "BENCH", read_workers)
-        incremental = _one_run(path, checkpoint, bus, "BENCH", read_workers)
-    bus.close()
-    state_mb = sum(f.stat().st_size for f in work.iterdir()) / 2 ** 20
-    return {"initial": initial, "incremental": incremental, "work_mb": state_mb}
+        first = one_cycle(path, checkpoint, CountingBus(), read_workers)
+        tracked = sum(c["records"] for c in checkpoint.shadow_counts("BENCH").values())
+    first["tracked"] = tracked
+    first["tracking_bytes"] = tracking_bytes(work / "agent.db")
+    first["peak_rss_mb"] = peak_rss_mb()
+    return first
+
+
+def _change_rows(path: Path) -> int:
+    """Change CHANGED_ROWS rows of the dossier (spread over its tables), stamped by Sage's triggers."""
+    from agent.demo_builder import set_clock
+
+    set_clock(path, dt.datetime.now() + dt.timedelta(days=1))
+    changed = 0
+    with sqlite3.connect(path) as db:
+        for table, count in CHANGED_ROWS.items():
+            total = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            step = max(total // count, 1)
+            marqs = [row[0] for row in db.execute(f"SELECT cbMarq FROM {table} ORDER BY cbMarq")][::step][:count]
+            column = {"F_DOCLIGNE": "DL_Design", "F_COMPTET": "CT_Intitule", "F_ARTICLE": "AR_Design"}[table]
+            marks = ",".join("?" * len(marqs))
+            changed += db.execute(f"UPDATE {table} SET {column} = substr({column}, 1, 20) || ' (b)'"
+                                  f" WHERE cbMarq IN ({marks})", marqs).rowcount
+    return changed
+
+
+def measure_cycles(path: Path, work: Path, read_workers: int) -> dict:
+    """On a copy of the dossier: first load, a no-change cycle, then a cycle after 100 changes."""
+    from agent.checkpoint import Checkpoint
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    copy = work / "BENCH.db"
+    shutil.copyfile(path, copy)
+    with Checkpoint(work / "agent.db") as checkpoint:
+        one_cycle(copy, checkpoint, CountingBus(), read_workers)
+        quiet = one_cycle(copy, checkpoint, CountingBus(), read_workers)
+        changed = _change_rows(copy)
+        busy = one_cycle(copy, checkpoint, CountingBus(), read_workers)
+    lines = sqlite3.connect(copy).execute("SELECT COUNT(*) FROM F_DOCLIGNE").fetchone()[0]
+    return {"lines": lines, "no_change": quiet, "changed_rows": changed, "changes": busy,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def in_child(function: str, *args: str) -> dict:
@@ -183,109 +231,81 @@ def in_child(function: str, *args: str) -> dict:
 
 
 # --- report ------------------------------------------------------------------------------------------
-def _memory(run: dict) -> str:
-    """Peak RSS of the agent process, plus each helper's when there were some."""
-    helpers = run.get("helper_peak_rss_mb") or []
-    if not helpers:
-        return f"{run['peak_rss_mb']:.0f}"
-    return f"{run['peak_rss_mb']:.0f} + " + " + ".join(f"{peak:.0f}" for peak in helpers)
-
-
-def _total_memory(run: dict) -> float:
-    return run["peak_rss_mb"] + sum(run.get("helper_peak_rss_mb") or [])
-
-
-def report(size: str, path: Path, build_seconds: float | None, raw: dict, runs: dict[int, dict]) -> bool:
-    """Prints the figures of every measured worker count; the targets are checked on the last one."""
-    rows = raw["rows"]
-    raw_rate = rows / raw["seconds"]
-    lines = raw["per_table"].get("F_DOCLIGNE", 0)
-    print(f"dossier: {path} ({size}; {rows:,} rows in {len(raw['tables'])} tables, {lines:,} document lines;"
-          + (f" built in {build_seconds:.1f} s)" if build_seconds is not None else " reused)"))
-    table = [("measure", "seconds", "rows/s", "vs raw", "peak RSS MB"),
-             ("raw pyodbc fetch (SELECT *, one process)", f"{raw['seconds']:.2f}", f"{raw_rate:,.0f}", "1.00",
-              f"{raw['peak_rss_mb']:.0f}"),
-             ("target: detection at half the raw rate", f"{raw['seconds'] / DETECTION_TARGET:.2f}",
-              f"{raw_rate * DETECTION_TARGET:,.0f}", f"{DETECTION_TARGET:.2f}", "")]
-    for workers, agent in runs.items():
-        initial, incremental = agent["initial"], agent["incremental"]
-        initial_rate = rows / initial["detect_seconds"]
-        incremental_rate = rows / incremental["detect_seconds"]
-        label = "in-process" if workers == 1 else f"agent + {workers - 1} reading helper(s)"
-        table += [(f"detection, initial load ({label})", f"{initial['detect_seconds']:.2f}", f"{initial_rate:,.0f}",
-                   f"{initial_rate / raw_rate:.2f}", _memory(initial)),
-                  ("  of which waiting for the Sage reader", f"{initial['reader_seconds']:.2f}", "", "", ""),
-                  *([("  slices of cbMarq read by the agent / by helpers",
-                      f"{initial['slices'][0]} / {initial['slices'][1]}", "", "", "")] if workers > 1 else []),
-                  ("  of which agent", f"{initial['detect_seconds'] - initial['reader_seconds']:.2f}", "", "", ""),
-                  ("  then send + apply", f"{initial['send_apply_seconds']:.2f}", "", "", ""),
-                  (f"detection, no-change run ({label})", f"{incremental['detect_seconds']:.2f}",
-                   f"{incremental_rate:,.0f}", f"{incremental_rate / raw_rate:.2f}", _memory(incremental))]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
-    print("(rows/s: rows of the dossier's tables per second of detection; the no-change run reads every key"
-          " and the rows changed since watermark - overlap; peak RSS: the agent process + each helper)")
-    workers, agent = list(runs.items())[-1]
-    initial, incremental = agent["initial"], agent["incremental"]
-    counts = initial["counts"]
-    print(f"initial load: {counts['read'] / initial['detect_seconds']:,.0f} records/s and"
-          f" {lines / initial['detect_seconds']:,.0f} document lines/s detected")
-    print(f"initial load: {counts['read']:,} records ({counts['created']:,} sent, {counts['invalid']:,} invalid)"
-          f" in {initial['batches']:,} messages; no-change run: {incremental['counts']['read']:,} records re-read,"
-          f" {incremental['counts']['created'] + incremental['counts']['changed']:,} sent;"
-          f" agent state {agent['work_mb']:.0f} MB")
-    initial_ratio = raw["seconds"] / initial["detect_seconds"]
-    incremental_ratio = raw["seconds"] / incremental["detect_seconds"]
-    peak = max(_total_memory(initial), _total_memory(incremental))
-    checks = [
-        (f"initial detection >= {DETECTION_TARGET:.0%} of the raw fetch rate ({workers} reading process(es))",
-         initial_ratio >= DETECTION_TARGET),
-        (f"no-change detection >= {DETECTION_TARGET:.0%} of the raw fetch rate", incremental_ratio >= DETECTION_TARGET),
-    ]
-    if lines >= RSS_TARGET_LINES:
-        checks.append((f"peak RSS of all the agent's processes under {RSS_TARGET_MB} MB at {lines:,} lines"
-                       f" ({peak:.0f} MB)", peak < RSS_TARGET_MB))
-    else:
-        checks.append((f"peak RSS {peak:.0f} MB, all processes (the {RSS_TARGET_MB} MB target is for 1M lines:"
-                       f" --size large)", True))
-    for label, met in checks:
-        print(f"[{'met' if met else 'NOT MET'}] {label}")
-    if lines < RSS_TARGET_LINES:
-        print(f"(the targets are set for a dossier of {RSS_TARGET_LINES:,} lines, --size large; on a smaller one"
-              f" the helper's start-up weighs on the rate)")
-    return all(met for _, met in checks)
+def report(size: str, scale_size: str, raw: dict, loads: dict, cycles: dict, workers: int) -> list[Figure]:
+    figures = []
+    for processes in sorted(loads):
+        load, fetch = loads[processes], raw[processes]
+        ratio = fetch["seconds"] / load["seconds"]
+        target = ONE_PROCESS_TARGET if processes == 1 else WORKERS_TARGET
+        figures.append(Figure(
+            f"first load ({size}), detection + send + apply vs raw fetch, {processes} process(es) each",
+            f"{ratio:.2f}x ({load['seconds']:.2f} s vs {fetch['seconds']:.2f} s, {fetch['rows']:,} rows)",
+            f">= {target}x", ratio >= target))
+    first = loads[min(loads)]
+    per_row = first["tracking_bytes"] / max(first["tracked"], 1)
+    figures.append(Figure(f"checkpoint change tracking per tracked record ({size})",
+                          f"{per_row:.0f} B ({first['tracked']:,} records)", f"<= {CHECKPOINT_TARGET_BYTES} B",
+                          per_row <= CHECKPOINT_TARGET_BYTES))
+    small, large = sorted(cycles.values(), key=lambda c: c["lines"])
+    scale = large["no_change"]["seconds"] / small["no_change"]["seconds"]
+    figures.append(Figure(f"no-change cycle, {large['lines']:,} vs {small['lines']:,} document lines",
+                          f"{scale:.2f}x ({large['no_change']['seconds']:.3f} s vs {small['no_change']['seconds']:.3f} s)",
+                          f"<= {NO_CHANGE_SCALE_TARGET}x", scale <= NO_CHANGE_SCALE_TARGET,
+                          note="the target compares 50k and 1M lines (--size large --scale-size medium)"))
+    for cycle in (small, large):
+        counts = cycle["changes"]["counts"]
+        sent = counts["created"] + counts["changed"] + counts["deleted"]
+        met = cycle["changes"]["seconds"] <= CHANGES_TARGET_S if cycle["lines"] >= LARGE_LINES else None
+        figures.append(Figure(f"cycle after {cycle['changed_rows']} changed rows, {cycle['lines']:,} lines",
+                              f"{cycle['changes']['seconds']:.3f} s ({sent} records sent;"
+                              f" {cycle['changes']['seconds'] / cycle['no_change']['seconds']:.1f}x the no-change cycle)",
+                              f"<= {CHANGES_TARGET_S:.0f} s at 1M lines", met))
+    peak = max(load["peak_rss_mb"] + sum(load["helper_peak_rss_mb"]) for load in loads.values())
+    lines = max(c["lines"] for c in cycles.values()) if size == scale_size else None
+    figures.append(Figure(f"agent peak RSS, first load ({size}), all processes",
+                          f"{peak:.0f} MB", f"< {RSS_TARGET_MB} MB at 1M lines",
+                          peak < RSS_TARGET_MB if (lines or 0) >= LARGE_LINES or size == "large" else None))
+    figures.append(Figure("reading processes by default (agent.read_workers)", f"{workers} on {cores()} core(s)"))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="large", choices=("tiny", "small", "medium", "large"))
+    parser.add_argument("--size", default="small", choices=("tiny", "small", "medium", "large"),
+                        help="the dossier of the first-load ratios (large: 1.1M document lines, an hour or more)")
+    parser.add_argument("--scale-size", default=None, choices=("tiny", "small", "medium", "large"),
+                        help="the second dossier of the cycle-cost ratio (default: medium, or small for medium)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--var", default=str(ROOT / "var" / "bench"), help="where dossiers are built and reused")
-    parser.add_argument("--rebuild", action="store_true", help="build the dossier even if one is there")
-    parser.add_argument("--bus", choices=("counting", "local"), default="counting",
-                        help="send to a counting bus (default) or to a LocalBus file")
+    parser.add_argument("--rebuild", action="store_true", help="build the dossiers even if they are there")
     parser.add_argument("--read-workers", type=int, default=None,
-                        help="processes reading, the agent's included (default: the agent's setting,"
-                             " measured after an in-process run)")
+                        help="processes reading by default (default: the agent's setting, at most the cores)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         function, *rest = args.child
         result = {"build": lambda: build(Path(rest[0]), rest[1], int(rest[2])),
-                  "raw": lambda: measure_raw_fetch(Path(rest[0])),
-                  "agent": lambda: measure_agent(Path(rest[0]), Path(rest[1]), rest[2], int(rest[3]))}[function]()
+                  "raw": lambda: measure_raw(Path(rest[0]), int(rest[1])),
+                  "load": lambda: measure_first_load(Path(rest[0]), Path(rest[1]), int(rest[2])),
+                  "cycles": lambda: measure_cycles(Path(rest[0]), Path(rest[1]), int(rest[2]))}[function]()
         print(json.dumps(result))
         return 0
     from shared.config import AgentSettings
 
+    workers = args.read_workers or min(AgentSettings().read_workers, cores())
+    scale_size = args.scale_size or ("small" if args.size == "medium" else "medium")
     var = Path(args.var)
-    path, build_seconds = ensure_dossier(var, args.size, args.seed, args.rebuild)
-    raw = in_child("raw", str(path))
-    counts = [args.read_workers] if args.read_workers else sorted({1, AgentSettings().read_workers})
-    runs = {workers: in_child("agent", str(path), str(path.parent / "agent-run"), args.bus, str(workers))
-            for workers in counts}
-    report(args.size, path, build_seconds, raw, runs)
+    path = ensure_dossier(var, args.size, args.seed, args.rebuild)
+    raw, loads = {}, {}
+    for processes in sorted({1, workers}):
+        raw[processes] = in_child("raw", str(path), str(processes))
+        loads[processes] = in_child("load", str(path), str(path.parent / "agent-run"), str(processes))
+    cycles = {}
+    for size in dict.fromkeys([args.size, scale_size]):
+        dossier = ensure_dossier(var, size, args.seed, args.rebuild)
+        cycles[size] = in_child("cycles", str(dossier), str(dossier.parent / "agent-cycles"), str(workers))
+    figures = report(args.size, scale_size, raw, loads, cycles, workers)
+    emit("agent", figures)
     return 0
 
 

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 QUICK_ARGS = ["--changes", "10"]
 WEBHOOK_P95_TARGET_S = 10.0
@@ -164,6 +165,14 @@ def report(figures: dict) -> bool:
           f"{'met' if percentile(quotes, 0.95) <= QUOTE_P95_TARGET_S else 'NOT met'})")
     print(f"quote to « Brouillon – Validé », polling : p50 {percentile(quotes_poll, 0.5):6.1f} s   p95 "
           f"{percentile(quotes_poll, 0.95):6.1f} s   (interval {figures['interval']:g} s)")
+    from figures import Figure, emit
+
+    emit("inbound", [
+        Figure("prospect SSM -> Sage by webhook, p95", f"{percentile(web, 0.95):.2f} s",
+               f"<= {WEBHOOK_P95_TARGET_S:g} s", percentile(web, 0.95) <= WEBHOOK_P95_TARGET_S),
+        Figure("quote SSM -> « Brouillon – Validé » by webhook, p95", f"{percentile(quotes, 0.95):.2f} s",
+               f"<= {QUOTE_P95_TARGET_S:g} s", percentile(quotes, 0.95) <= QUOTE_P95_TARGET_S),
+        Figure("a polling cycle's own work, p50", f"{statistics.median(figures['processing']):.2f} s")])
     return percentile(web, 0.95) <= WEBHOOK_P95_TARGET_S and percentile(quotes, 0.95) <= QUOTE_P95_TARGET_S
 
 

@@ -3,7 +3,8 @@
 A benchmark is a `bench_*.py` script that prints its figures. It may declare, at module level,
 `QUICK_ARGS = [...]`: the command-line arguments of its quick run (read without importing the
 script). Each runs in its own process, one after the other, so their figures do not disturb
-each other; the exit code is non-zero when one of them fails.
+each other; the exit code is non-zero when one of them fails. The figures each one hands over
+(`figures.emit`) are printed at the end in one table, with the machine's core count.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from figures import parse, table  # noqa: E402
 
 
 def quick_args(script: Path) -> list[str]:
@@ -42,14 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="benchmark names to run (default: all)")
     args = parser.parse_args(argv)
     failures = []
+    results: list[dict] = []
     for script in benchmarks(args.only):
         command = [sys.executable, str(script), *quick_args(script)]
         print(f"=== {script.stem} {' '.join(command[2:])}".rstrip(), flush=True)
         started = time.monotonic()
-        result = subprocess.run(command, cwd=ROOT)
-        print(f"=== {script.stem}: exit {result.returncode} in {time.monotonic() - started:.1f} s\n", flush=True)
-        if result.returncode != 0:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for line in process.stdout:
+            found = parse(line.rstrip("\n"))
+            if found is not None:
+                results.append(found)
+            else:
+                print(line, end="", flush=True)
+        returncode = process.wait()
+        print(f"=== {script.stem}: exit {returncode} in {time.monotonic() - started:.1f} s\n", flush=True)
+        if returncode != 0:
             failures.append(script.stem)
+    if results:
+        print(table(results))
     if failures:
         print(f"failed: {', '.join(failures)}")
         return 1

@@ -97,7 +97,8 @@ def write_config(folder: Path, *, base_url: str, public_key: str, private_key: s
     ]
     for dossier_id, name, path in dossiers:
         lines += ["", "[[dossiers]]", f"id = {_toml_text(dossier_id)}", f"name = {_toml_text(name)}",
-                  f"odbc = {_toml_text(f'Driver=SQLite3;Database={path}')}"]
+                  f"odbc = {_toml_text(f'Driver=SQLite3;Database={path}')}",
+                  "history_years = 0"]       # the demo's documents are dated 2023-2024: send them all
         lines += [f"{option} = {_toml_text(value)}" for option, value in (dossier_settings or {}).get(dossier_id, {}).items()]
     config = folder / "config.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -92,6 +92,9 @@ class AgentSettings(_Section):
     # A run's deletions of one entity are held, not sent, when above both (agent.detection.DeletionGuard).
     max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
     max_delete_min: int = Field(default=50, ge=0)
+    # A run re-reads every record this often (seconds; 0: never), whatever cbModification says: the
+    # guard against a change saved without touching cbModification or a key renamed in place.
+    full_scan_s: float = Field(default=86400.0, ge=0)
     log_path: Optional[str] = None          # JSON lines, rotated (10 MB x 10); None: console only
     server_odbc: Optional[SecretStr] = None
     # The Function App's HTTP base (https://<app>.azurewebsites.net/api) and a function key: where
@@ -136,6 +139,9 @@ class DossierSettings(_Section):
     # The stock a priced quote shows per line: "all" depots summed, or the dossier's "default"
     # depot (the one Sage marks as its main depot).
     stock_depot: Literal["all", "default"] = "all"
+    # Documents sent to SSM on the first run: those of this many fiscal years (as the Sage dossier
+    # sets them), the current one included; 0: all. Older ones on demand: `ssm-connector agent history`.
+    history_years: int = Field(default=2, ge=0, le=50)
 
     @property
     def syncs_delivery_addresses(self) -> bool:

@@ -1007,6 +1007,9 @@ CATALOGUE: dict[str, str] = {
                        "message.",
     "agent.note.read_in_full": "{count} fiche(s) « {entity} » de Sage étaient plus anciennes que le dernier "
                                "relevé et inconnues de l'agent : cette entité a été relue en entier.",
+    "agent.note.read_in_spans": "{count} fiche(s) « {entity} » de Sage étaient plus anciennes que le dernier "
+                                "relevé et inconnues de l'agent : cette entité a été relue en entier dans les "
+                                "{spans} plage(s) de cbMarq qui les contiennent.",
     "agent.reason.first": "première synchronisation de ce dossier",
     "agent.reason.reselected": "le dossier est de nouveau sélectionné après une pause (désélectionné, désactivé ou agent réinstallé)",
     "agent.reason.other_database": "la base Sage n'est plus celle synchronisée auparavant (restaurée ou remplacée)",
@@ -1099,6 +1102,17 @@ CATALOGUE: dict[str, str] = {
                          "maintenant dans SSM, {still} restent mis de côté (voir leurs incidents).",
     "crash.replay.back": "Revenir à l'état de la synchronisation",
     "crash.replay.unknown": "Le dossier « {dossier} » n'est pas connu de ce groupe.",
+    # --- history window of documents (agent.detection, `ssm-connector agent history`) -----------
+    "history.moved": "{dossier} : les documents datés du {start} ou après sont désormais envoyés à SSM ; "
+                     "le prochain cycle envoie ceux qui ne l'étaient pas encore.",
+    "history.all": "{dossier} : tous les documents sont désormais envoyés à SSM ; le prochain cycle envoie "
+                   "ceux qui ne l'étaient pas encore.",
+    "history.current": "{dossier} : documents envoyés à SSM depuis le {start}.",
+    "history.current_all": "{dossier} : tous les documents sont envoyés à SSM.",
+    "history.unset": "{dossier} : la fenêtre d'historique sera fixée au premier cycle.",
+    "history.not_earlier": "{dossier} : les documents depuis le {current} sont déjà envoyés ; la fenêtre "
+                           "d'historique ne recule que vers des dates plus anciennes (pas le {start}).",
+    "history.bad_date": "« {value} » n'est pas une date (AAAA-MM-JJ attendu).",
 }
 
 

@@ -24,8 +24,9 @@ MAX_SHOWN = 40
 EMAIL, TOO_LONG, DATE, BINARY, UNREADABLE, NUMBER, WHOLE, INVALID, MODIFIED = (
     "email", "too_long", "date", "binary", "unreadable", "number", "whole", "invalid", "modified")
 
-# The raw hash of a row whose parent Sage does not have (a contact whose account is missing)
-# starts with this: once the parent is back, the agent reads the row again by its cbMarq.
+# The raw hash of a row whose parent Sage does not have (a contact whose account is missing,
+# document lines whose document is) starts with this: the agent tracks it as an orphan, and once
+# the parent is back reads the row again by its cbMarq (a contact; lines carry none of their own).
 ORPHAN_HASH = "orphan:"
 
 

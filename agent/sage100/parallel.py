@@ -70,10 +70,16 @@ def _helper_reader() -> Sage100Reader:
     return _helper["reader"]
 
 
-def _read_slice(entity: str, low: int, top: int) -> tuple[list[_Packed], int, Optional[float]]:
-    """The rows of one slice, packed; with this helper's process id and peak memory."""
+def _read_slice(entity: str, low: int, top: int, history=None,
+                read_pass: Optional[int] = None) -> tuple[list[_Packed], int, Optional[float]]:
+    """The rows of one slice, packed; with this helper's process id and peak memory. `history`:
+    the agent's reader's `limit_history` arguments, applied here too."""
+    reader = _helper_reader()
+    if history is not None and _helper.get("history") != history:
+        reader.limit_history(*history)
+        _helper["history"] = history
     rows = [(row.key, row.record_text, row.record_hash, row.error, row.raw_hash, row.modified, row.marq,
-             row.warnings) for row in _helper_reader().changed_between(entity, low, top)]
+             row.warnings) for row in reader.changed_between(entity, low, top, read_pass)]
     return rows, os.getpid(), peak_rss_mb()
 
 
@@ -88,6 +94,8 @@ class _Slice:
     top: int
     future: Future
     rows: Optional[list[SourceRow]] = None
+    descending: bool = False      # its rows are yielded newest (highest cbMarq) first
+    read_pass: Optional[int] = None  # the pass of a full read in passes it belongs to
 
 
 class ParallelReader:
@@ -111,6 +119,7 @@ class ParallelReader:
         self._slice_width = batch_rows * SLICE_WIDTH_FACTOR
         self._pool: Optional[ProcessPoolExecutor] = None
         self._broken = False   # a helper died: the pool fails every slice by itself
+        self._history = None   # the reader's `limit_history`, for the helpers
         self.slices_read_by_helpers = 0
         self.slices_read_here = 0
         self.helper_peak_rss_mb: dict[int, float] = {}   # by process id
@@ -118,11 +127,21 @@ class ParallelReader:
     def entities(self) -> tuple[Entity, ...]:
         return self.reader.entities()
 
-    def keys(self, entity: Entity | str) -> Iterator[str]:
-        return self.reader.keys(entity)
+    def keys(self, entity: Entity | str, spans=None) -> Iterator[str]:
+        return self.reader.keys(entity, spans)
+
+    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
+        return self.reader.marq_sums(entity, width)
 
     def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
         return self.reader.changed_between(entity, low, top)
+
+    def limit_history(self, start) -> None:
+        self.reader.limit_history(start)
+        self._history = (start,) if start is not None else None
+
+    def fiscal_year_start(self, today):
+        return self.reader.fiscal_year_start(today)
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         return self.reader.duplicate_copies(entity)
@@ -150,7 +169,12 @@ class ParallelReader:
         span = self.reader.marq_span(entity)
         if span is None or span[1] - span[0] < self._slice_width * MIN_SLICES:
             return self.reader.changed(entity, since)
-        return itertools.chain(self._read_in_slices(entity, span), self.reader.orphans(entity))
+        passes = self.reader.read_passes(entity)
+        if passes:
+            rows = (row for read_pass in range(passes) for row in self._read_in_slices(entity, span, read_pass))
+        else:
+            rows = self._read_in_slices(entity, span)
+        return itertools.chain(rows, self.reader.orphans(entity))
 
     def orphans(self, entity: Entity | str) -> Iterator[SourceRow]:
         return self.reader.orphans(entity)
@@ -166,24 +190,40 @@ class ParallelReader:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _read_in_slices(self, entity: Entity, span: tuple[int, int]) -> Iterator[SourceRow]:
+    def _read_in_slices(self, entity: Entity, span: tuple[int, int],
+                        read_pass: Optional[int] = None) -> Iterator[SourceRow]:
         """The slices of `span`, then of whatever was added during the read, in order.
 
         Each slice starts at the next row there is, so gaps in `cbMarq` cost nothing."""
         slices: deque[_Slice] = deque()
         most_in_flight = self.workers * SLICES_IN_FLIGHT_PER_PROCESS
         low = span[0]
+        newest_first = self.reader.newest_first(entity)
+        high = span[1]
         try:
             while True:
                 while len(slices) < most_in_flight:
+                    if newest_first:
+                        if high <= span[0]:
+                            break
+                        low = max(high - self._slice_width, span[0])
+                        slices.append(_Slice(entity, low, high, self._submit(entity, low, high, read_pass),
+                                              descending=True, read_pass=read_pass))
+                        high = low
+                        continue
                     above = self.reader.marq_span(entity, after=low)
                     if above is None:
                         break
                     low, top = above
                     high = min(low + self._slice_width, top)
-                    slices.append(_Slice(entity, low, high, self._submit(entity, low, high)))
+                    slices.append(_Slice(entity, low, high, self._submit(entity, low, high, read_pass),
+                                         read_pass=read_pass))
                     low = high
                 if not slices:
+                    if newest_first:       # then what was added during the read, oldest first
+                        newest = self.reader.marq_span(entity, after=span[1])
+                        if newest is not None:
+                            yield from self.reader.changed_between(entity, span[1], newest[1], read_pass)
                     return
                 head = slices[0]
                 if head.rows is None and not head.future.done() and self._read_one_here(slices):
@@ -199,19 +239,22 @@ class ParallelReader:
         """Reads in this process the last slice no helper has started; False if there is none."""
         for pending in reversed(slices):
             if pending.rows is None and pending.future.cancel():
-                pending.rows = list(self.reader.changed_between(pending.entity, pending.low, pending.top))
+                pending.rows = list(self.reader.changed_between(pending.entity, pending.low, pending.top,
+                                                                pending.read_pass))
+                if pending.descending:
+                    pending.rows.reverse()
                 self.slices_read_here += 1
                 return True
         return False
 
-    def _submit(self, entity: Entity, low: int, top: int) -> Future:
+    def _submit(self, entity: Entity, low: int, top: int, read_pass: Optional[int] = None) -> Future:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers - 1,
                                              mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_configure_helper,
                                              initargs=(self._connection_string, self._batch_rows))
         try:
-            return self._pool.submit(_read_slice, entity.value, low, top)
+            return self._pool.submit(_read_slice, entity.value, low, top, self._history, read_pass)
         except BrokenExecutor as exc:
             raise self._stopped(exc) from None
 
@@ -226,6 +269,8 @@ class ParallelReader:
         self.slices_read_by_helpers += 1
         if peak is not None:
             self.helper_peak_rss_mb[pid] = max(peak, self.helper_peak_rss_mb.get(pid, 0.0))
+        if piece.descending:
+            rows.reverse()
         for key, record_text, record_hash, error, raw_hash, modified, marq, warnings in rows:
             yield SourceRow(entity=piece.entity, key=key, record_text=record_text, record_hash=record_hash, error=error,
                             raw_hash=raw_hash, modified=modified, marq=marq, warnings=warnings)

@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 MAX_PARAMETERS_PER_QUERY = 500
 MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq values
 KEYS_PER_ROW = 10          # keys are small: key reads use windows 10 times wider
+MAX_SEEK_ROWS = 50_000     # more changed rows than this: read the table in windows instead
+HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history window limits
+# Tables a full read (first load, realignment) reads newest first: the documents a sales rep
+# needs first are the recent ones (cbMarq grows with each new record).
+NEWEST_FIRST = frozenset({"F_DOCENTETE"})
+# Entities a full read reads in passes, the records a sales rep needs first first: clients, then prospects.
+FIRST_LOAD_PASSES = {Entity.ACCOUNT: ("COALESCE(t.CT_Prospect, 0) = 0", "COALESCE(t.CT_Prospect, 0) <> 0")}
+_NO_DATE_BELOW = {True: "1901-01-01", False: "19010101"}   # SQLite text dates / SQL Server literals
 _WINDOW = "{alias}.cbMarq > ? AND {alias}.cbMarq <= ?"
 
 
@@ -101,17 +109,28 @@ class Sage100Reader:
         self._connection = connection
         self._batch_rows = batch_rows
         self._spec = spec
+        self._base_spec = spec
         self._active_reads = 0
         self._check_storage = is_sqlite(connection)
         self._patched_rows = 0
         self._copies: dict[Entity, dict[int, str]] = {}
+        self._copies_unread: set[Entity] = set()     # keys read in no span: copies looked for when asked
         self._copy_counts: dict[Entity, dict[str, int]] = {}
         self._orphans_read: dict[Entity, list[SourceRow]] = {}
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
-        `keys` gave each of them `shared.sage_rows.row_key(cbMarq, key)` instead."""
-        return self._copies.get(Entity(entity), {})
+        `keys` gave each of them `shared.sage_rows.row_key(cbMarq, key)` instead. After a key read
+        of no span, they are looked for now (one aggregate), so a cycle reading no row pays nothing."""
+        entity = Entity(entity)
+        if entity in self._copies_unread:
+            self._copies_unread.discard(entity)
+            spec = self._entity_spec(entity)
+            with self._reading():
+                self._copies[entity] = self._copies_in_table(spec, _key_shape(spec, self._check_storage),
+                                                             _link_values(spec.key_columns),
+                                                             self._copy_counts.setdefault(entity, {}))
+        return self._copies.get(entity, {})
 
     def entities(self) -> tuple[Entity, ...]:
         """The entities this source provides, dependencies first (`shared.rules.sync_order`)."""
@@ -138,24 +157,34 @@ class Sage100Reader:
         with self._reading():
             return self._marq_bounds(self._entity_spec(entity).table, after)
 
-    def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
+    def changed_between(self, entity: Entity | str, low: int, top: int,
+                        read_pass: int | None = None) -> Iterator[SourceRow]:
         """Every record of `entity` whose main row has `low < cbMarq <= top`, in `cbMarq` order
-        (one slice of a full read: `changed(entity, None)` reads them all)."""
+        (one slice of a full read: `changed(entity, None)` reads them all); with `read_pass`,
+        only those of that pass of `FIRST_LOAD_PASSES`."""
         if low >= top:
             return iter(())
-        return self._changed(self._entity_spec(entity), None, span=(low, top))
+        spec = self._entity_spec(entity)
+        if read_pass is not None:
+            condition = FIRST_LOAD_PASSES[spec.entity][read_pass]
+            spec = replace(spec, filter=f"{spec.filter} AND {condition}" if spec.filter else condition)
+        return self._changed(spec, None, span=(low, top))
 
     def main_table(self, entity: Entity | str) -> str:
         """The table whose probe tells whether `entity`'s records went back in time."""
         return self._entity_spec(entity).table
 
-    def keys(self, entity: Entity | str) -> Iterator[str]:
-        """Every key currently in Sage for `entity`, streamed in `cbMarq` order, then the keys its
-        orphan rows carry (`orphans`)."""
+    def keys(self, entity: Entity | str, spans: Sequence[tuple[int, int]] | None = None) -> Iterator[str]:
+        """Every key currently in Sage for `entity` (with `spans`: of the records whose `low <
+        cbMarq <= top` for one of them), streamed in `cbMarq` order, then the keys its orphan rows
+        carry (`orphans`), whatever `spans` (one anti-join: an orphan is never taken for a
+        deletion). With `spans`, the rows repeating an older row's key are found first by one
+        aggregate over the whole table (`duplicate_copies`), so a copy is named by its cbMarq
+        whichever span it is in."""
         spec = self._entity_spec(entity)
         if not spec.orphans:
-            return self._keys(spec)
-        return itertools.chain(self._keys(spec), self._orphan_keys(spec))
+            return self._keys(spec, spans)
+        return itertools.chain(self._keys(spec, spans), self._orphan_keys(spec))
 
     def _orphan_keys(self, spec: EntitySpec) -> Iterator[str]:
         """The keys of the entity's orphan rows; the rows are kept for the next `changed` or
@@ -173,6 +202,52 @@ class Sage100Reader:
         """The orphan rows found by the last `keys` of the entity (once), else read now."""
         kept = self._orphans_read.pop(spec.entity, None)
         return iter(kept) if kept is not None else self._orphan_rows(spec)
+
+    def read_passes(self, entity: Entity | str) -> int:
+        """How many passes a full read of `entity` makes (`FIRST_LOAD_PASSES`; 0: one, unfiltered)."""
+        return len(FIRST_LOAD_PASSES.get(Entity(entity), ()))
+
+    def newest_first(self, entity: Entity | str) -> bool:
+        """Whether a full read of `entity` yields its records newest first (`NEWEST_FIRST`)."""
+        return self._entity_spec(entity).table in NEWEST_FIRST
+
+    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
+        """Per range of `width` cbMarq values (`cbMarq / width`), how many records of `entity` there
+        are and the sum of their cbMarq: one aggregate the server computes on its cbMarq index,
+        so the agent learns where records were added or deleted without reading every key."""
+        spec = self._entity_spec(entity)
+        bucket = f"{spec.alias}.{MARQ} / {int(width)}"
+        sql = f"SELECT {bucket}, COUNT(*), SUM({spec.alias}.{MARQ}) FROM {_from(spec)}{_where(spec, [])} GROUP BY {bucket}"
+        with self._reading():
+            return {int(row[0]): (int(row[1]), int(row[2])) for row in self._fetch_all(sql, [])}
+
+    def limit_history(self, start: dt.date | None) -> None:
+        """From now on, read only the documents (quotes, orders, invoices) dated (`DO_Date`) on or
+        after `start`; None: every document."""
+        for entity, base in self._base_spec.items():
+            if base.table != HISTORY_TABLE:
+                continue
+            if start is None:
+                self._spec = {**self._spec, entity: base}
+                continue
+            literal = start.isoformat() if is_sqlite(self._connection) else start.strftime("%Y%m%d")
+            column = f"{base.alias}.{HISTORY_COLUMN}"          # Sage's "no date" (1753, 1900) is kept
+            condition = f"({column} >= '{literal}' OR {column} IS NULL OR {column} < '{_NO_DATE_BELOW[is_sqlite(self._connection)]}')"
+            self._spec = {**self._spec, entity: replace(
+                base, filter=f"{base.filter} AND {condition}" if base.filter else condition)}
+
+    def fiscal_year_start(self, today: dt.date) -> dt.date | None:
+        """The start of the fiscal year holding `today`, from `P_DOSSIER.D_DebutExo01` (the day and
+        month fiscal years start on); None when the dossier does not say."""
+        with self._reading():
+            if not self._has_rows("P_DOSSIER"):
+                return None
+            value = normalize.datetime_(self._fetch_one("SELECT D_DebutExo01 FROM P_DOSSIER ORDER BY cbMarq")[0])
+        if value is None:
+            return None
+        day = min(value.day, 28) if value.month == 2 else value.day
+        start = dt.date(today.year, value.month, day)
+        return start if start <= today else dt.date(today.year - 1, value.month, day)
 
     def probes(self) -> list[TableProbe]:
         """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
@@ -219,25 +294,132 @@ class Sage100Reader:
 
     def _changed(self, spec: EntitySpec, since: dt.datetime | None,
                  span: tuple[int, int] | None = None) -> Iterator[SourceRow]:
+        if since is not None and span is None:
+            marqs = self._changed_marqs(spec, since)
+            if marqs is not None:
+                yield from self._read_marqs(spec, marqs)
+                return
+        yield from self._read_windows(spec, since, span)
+
+    def _read_windows(self, spec: EntitySpec, since: dt.datetime | None,
+                      span: tuple[int, int] | None) -> Iterator[SourceRow]:
+        passes = FIRST_LOAD_PASSES.get(spec.entity) if since is None and span is None else None
+        if passes:
+            for condition in passes:
+                yield from self._read_windows(replace(spec, filter=f"{spec.filter} AND {condition}"
+                                                      if spec.filter else condition), since, (None, None))
+            return
+        if span == (None, None):
+            span = None
         checked = self._check_storage
         sql, since_parameters = _main_query(spec, since, checked)
         shape = _main_shape(spec, checked)
         form = CanonicalForm(spec.entity)
         by_column = partial(self._row_by_column, shape, _from(spec), spec.alias)
+        if since is None and span is None and spec.table in NEWEST_FIRST:
+            windows = self._windows_newest_first(spec.table, sql, self._batch_rows, by_column)
+        else:
+            windows = self._windows(spec.table, sql, since_parameters, self._batch_rows, span, by_column)
         with self._reading():
-            for window in self._windows(spec.table, sql, since_parameters, self._batch_rows, span, by_column):
+            for window in windows:
                 for start in range(0, len(window), self._batch_rows):
-                    rows = window[start:start + self._batch_rows]
-                    mains = [shape.values(row) for row in rows]
-                    if checked or self._patched_rows:
-                        mains = self._read_again(spec, rows, mains)
-                    children = {child.name: self._child_rows(child, mains) for child in spec.children}
-                    for values in mains:
-                        yield self._source_row(spec, form, values, children)
+                    yield from self._records(spec, form, window[start:start + self._batch_rows], shape)
 
-    def _keys(self, spec: EntitySpec) -> Iterator[str]:
-        """Every key in cbMarq order. A row whose key cannot be read, or that repeats the key of
-        an older row (a lower cbMarq), is named by its cbMarq (`shared.sage_rows.row_key`)."""
+    def _records(self, spec: EntitySpec, form: CanonicalForm, rows: list, shape: _Shape) -> Iterator[SourceRow]:
+        """The records of main `rows`: their values (read again where the row was read value by
+        value or a value is not stored as its column's type), their children."""
+        mains = [shape.values(row) for row in rows]
+        if self._check_storage or self._patched_rows:
+            mains = self._read_again(spec, rows, mains)
+        children = {child.name: self._child_rows(child, mains) for child in spec.children}
+        for values in mains:
+            yield self._source_row(spec, form, values, children)
+
+    def _changed_marqs(self, spec: EntitySpec, since: dt.datetime) -> list[int] | None:
+        """The cbMarq of every main row changed at or after `since` (itself, a refreshing joined row,
+        a child row or a child's refreshing joined row), each term one query the server answers
+        with a seek on its `cbModification` index; None when they are so many that reading the
+        table in windows is cheaper (the caller does)."""
+        found: set[int] = set()
+        alias = spec.alias
+        with self._reading():
+            # each query names one table and compares only its cbModification: an index seek
+            # whatever the engine's statistics (a filter beside it may make an engine scan)
+            found.update(int(row[0]) for row in self._fetch_all(
+                f"SELECT {MARQ} FROM {spec.table} WHERE {MODIFIED} >= ?", [since]))
+            for lookup in spec.lookups:
+                if lookup.refreshes:
+                    found.update(self._owners(spec.table, alias, lookup.on, lookup.table, since))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+            for child in spec.children:
+                links = self._changed_links(child.table, [mine for mine, _ in child.link], since,
+                                            alias=child.alias, condition=child.filter)
+                for lookup in child.lookups:
+                    if lookup.refreshes:
+                        keys = self._changed_links(lookup.table, [mine for mine, _ in lookup.on], since)
+                        links |= self._links_of(child, [theirs for _, theirs in lookup.on], keys)
+                    if len(links) > MAX_SEEK_ROWS:
+                        return None
+                found.update(self._marqs_of(spec.table, [theirs for _, theirs in child.link], links))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+        return sorted(found)
+
+    def _changed_links(self, table: str, columns: list[str], since: dt.datetime, *, alias: str = "",
+                       condition: str = "") -> set[tuple]:
+        """The distinct values of `columns` among the rows of `table` (`alias`) changed at or after
+        `since` for which `condition` holds."""
+        name = f"{alias}." if alias else ""
+        where = f"{name}{MODIFIED} >= ?" + (f" AND {condition}" if condition else "")
+        sql = f"SELECT {', '.join(name + column for column in columns)} FROM {table} {alias} WHERE {where}"
+        return {tuple(row) for row in self._fetch_all(sql, [since])}    # no DISTINCT: an engine may scan for it
+
+    def _owners(self, table: str, alias: str, on: tuple[tuple[str, str], ...], lookup_table: str,
+                since: dt.datetime) -> set[int]:
+        """cbMarq of the rows of `table` joined to a row of `lookup_table` changed since `since`."""
+        keys = self._changed_links(lookup_table, [mine for mine, _ in on], since)
+        return self._marqs_of(table, [theirs for _, theirs in on], keys)
+
+    def _links_of(self, child: Child, columns: list[str], values: set[tuple]) -> set[tuple]:
+        """The links to their parent of the rows of `child` (its filter holding) whose `columns`
+        hold one of `values`."""
+        found: set[tuple] = set()
+        wanted = ", ".join(f"{child.alias}.{mine}" for mine, _ in child.link)
+        for where, parameters in _matching([f"{child.alias}.{column}" for column in columns], values):
+            condition = f"({where})" + (f" AND {child.filter}" if child.filter else "")
+            found.update(tuple(row) for row in self._fetch_all(
+                f"SELECT {wanted} FROM {child.table} {child.alias} WHERE {condition}", parameters))
+        return found
+
+    def _marqs_of(self, table: str, columns: list[str], values: set[tuple]) -> set[int]:
+        return {int(row[0]) for where, parameters in _matching(columns, values)
+                for row in self._fetch_all(f"SELECT {MARQ} FROM {table} WHERE {where}", parameters)}
+
+    def _read_marqs(self, spec: EntitySpec, marqs: list[int]) -> Iterator[SourceRow]:
+        """The records whose main row has one of `marqs` (sorted), in cbMarq order."""
+        alias = spec.alias
+        checked = self._check_storage
+        shape = _main_shape(spec, checked)
+        form = CanonicalForm(spec.entity)
+        step = min(self._batch_rows, MAX_PARAMETERS_PER_QUERY)
+        by_column = partial(self._row_by_column, shape, _from(spec), alias)
+        one_sql, _ = _main_query(spec, None, checked)
+        with self._reading():
+            for start in range(0, len(marqs), step):
+                part = marqs[start:start + step]
+                condition = f"{alias}.{MARQ} IN ({', '.join('?' * len(part))})"
+                sql = f"SELECT {shape.sql()} FROM {_from(spec)}{_where(spec, [condition])} ORDER BY {alias}.{MARQ}"
+                try:
+                    rows = self._fetch_rows(sql, part)
+                except UnicodeDecodeError:      # one row at a time, a row that cannot be decoded value by value
+                    rows = [row for marq in part for row in self._fetch_window(one_sql, marq - 1, marq, [], by_column)]
+                yield from self._records(spec, form, rows, shape)
+
+    def _keys(self, spec: EntitySpec, spans: Sequence[tuple[int, int]] | None = None) -> Iterator[str]:
+        """Every key in cbMarq order (with `spans`: those of the rows within them). A row whose key
+        cannot be read, or that repeats the key of an older row (a lower cbMarq), is named by its
+        cbMarq (`shared.sage_rows.row_key`)."""
         alias = spec.alias
         checked = self._check_storage
         key_shape = _key_shape(spec, checked)
@@ -249,22 +431,66 @@ class Sage100Reader:
         counts: dict[str, int] = {}
         key_values = _link_values(spec.key_columns)
         self._copies[spec.entity], self._copy_counts[spec.entity] = copies, counts
+        self._copies_unread.discard(spec.entity)
+        if spans is not None and not any(span[0] < span[1] for span in spans):
+            self._copies_unread.add(spec.entity)
+            return
         with self._reading():
-            for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW, by_column=by_column):
-                for row in window:
-                    raw = key_shape.raw(row)
-                    values = key_values(raw)
-                    if None in values or "" in values or (checked and row[1]) or type(row) is _PatchedRow:
-                        yield sage_rows.row_key(int(row[0]))
-                        continue
-                    key = spec.key(raw)
-                    if key in seen:
-                        copies[int(row[0])] = key
-                        counts[key] = counts.get(key, 1) + 1
-                        yield sage_rows.row_key(int(row[0]), key)
-                        continue
+            if spans is not None:
+                copies.update(self._copies_in_table(spec, key_shape, key_values, counts))
+            for span in ([None] if spans is None else spans):
+                if span is not None and span[0] >= span[1]:
+                    continue
+                for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW, span, by_column):
+                    for row in window:
+                        raw = key_shape.raw(row)
+                        values = key_values(raw)
+                        if None in values or "" in values or (checked and row[1]) or type(row) is _PatchedRow:
+                            yield sage_rows.row_key(int(row[0]))
+                            continue
+                        key = spec.key(raw)
+                        if spans is not None:
+                            yield sage_rows.row_key(int(row[0]), key) if int(row[0]) in copies else key
+                            continue
+                        if key in seen:
+                            copies[int(row[0])] = key
+                            counts[key] = counts.get(key, 1) + 1
+                            yield sage_rows.row_key(int(row[0]), key)
+                            continue
+                        seen.add(key)
+                        yield key
+
+    def _copies_in_table(self, spec: EntitySpec, key_shape: "_Shape", key_values: Callable[[Raw], tuple],
+                         counts: dict[str, int]) -> dict[int, str]:
+        """The rows of the whole table repeating an older row's key (cbMarq → key), from one
+        aggregate (the keys held by more than one row) and the rows holding those keys; `counts`
+        gets how many rows hold each."""
+        alias = spec.alias
+        # keys compared loosely here (case, spaces around): the rows found are then keyed as `keys` does
+        folded = [f"UPPER(LTRIM(RTRIM({column})))" for column in spec.key_columns]
+        columns = ", ".join(f"{expression} AS k{i}" for i, expression in enumerate(folded))
+        joined = " AND ".join(f"twice_keys.k{i} = UPPER(LTRIM(RTRIM({alias}.{column})))"
+                              for i, column in enumerate(spec.key_columns))
+        twice = (f"SELECT {columns} FROM {spec.table} GROUP BY {', '.join(folded)} HAVING COUNT(*) > 1")
+        where = _where(spec, [_WINDOW.format(alias=alias)])
+        sql = (f"SELECT {key_shape.sql()} FROM {_from(spec)} JOIN ({twice}) twice_keys ON {joined}{where}"
+               f" ORDER BY {alias}.{MARQ}")
+        seen: set[str] = set()
+        copies: dict[int, str] = {}
+        by_column = partial(self._row_by_column, key_shape, _from(spec), alias)
+        for window in self._windows(spec.table, sql, [], self._batch_rows * KEYS_PER_ROW, by_column=by_column):
+            for row in window:
+                raw = key_shape.raw(row)
+                values = key_values(raw)
+                if None in values or "" in values or type(row) is _PatchedRow:
+                    continue
+                key = spec.key(raw)
+                if key in seen:
+                    copies[int(row[0])] = key
+                    counts[key] = counts.get(key, 1) + 1
+                else:
                     seen.add(key)
-                    yield key
+        return copies
 
     def table_of(self, entity: Entity | str) -> str:
         """The Sage table an entity's rows come from (named in incidents)."""
@@ -272,6 +498,7 @@ class Sage100Reader:
 
     def copies_of(self, entity: Entity | str, key: str) -> int:
         """How many rows the last `keys(entity)` found with `key`, when more than one (else 0)."""
+        self.duplicate_copies(entity)
         return self._copy_counts.get(Entity(entity), {}).get(key, 0)
 
     def _windows(self, table: str, sql: str, parameters: Sequence[Any], target: int,
@@ -316,6 +543,32 @@ class Sage100Reader:
             if newest is None or int(newest) <= top:
                 return
             top = int(newest)
+
+    def _windows_newest_first(self, table: str, sql: str, target: int,
+                              by_column: Callable[[int], tuple] | None = None) -> Iterator[list]:
+        """As `_windows` over the whole table, from the highest cbMarq down (each window's rows
+        newest first too), then the rows added during the read, oldest first."""
+        span = self._marq_bounds(table)
+        if span is None:
+            return
+        bottom, top = span
+        high, width = top, target
+        while high > bottom:
+            low = max(high - width, bottom)
+            rows = self._fetch_window(sql, low, high, [], by_column)
+            if rows:
+                yield rows[::-1]
+                high = low
+            else:
+                previous = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table} WHERE {MARQ} <= ?", [low])[0]
+                high = bottom if previous is None else max(int(previous), bottom)
+            if len(rows) < target // 2:
+                width = min(width * 2, target * MAX_WINDOW_FACTOR)
+            elif len(rows) > target:
+                width = max(target, width // 2)
+        newest = self._fetch_one(f"SELECT MAX({MARQ}) FROM {table}")[0]
+        if newest is not None and int(newest) > top:
+            yield from self._windows(table, sql, [], target, (top, int(newest)), by_column)
 
     def _marq_bounds(self, table: str, after: int | None = None) -> tuple[int, int] | None:
         """`(MIN(cbMarq) - 1, MAX(cbMarq))` of `table` (of its rows above `after`), None if none.
@@ -765,7 +1018,7 @@ class _OrphanKey:
                         table=orphans.table, parent_table=orphans.parent, count=self.count,
                         rows=rows or message("sage_row.no_names"))
         return SourceRow(entity=spec.entity, key=self.key, record_text=None, record_hash="", error=error,
-                         raw_hash=(sage_rows.ORPHAN_HASH if self.main_table else "")
+                         raw_hash=sage_rows.ORPHAN_HASH
                          + text_hash(f"{orphans.table}\x1e{self.digest.hexdigest()}\x1e{error}"),
                          modified=self.modified, marq=self.marq if self.main_table else 0)
 
@@ -1062,6 +1315,22 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
         terms.append(f"EXISTS (SELECT 1 FROM {_child_from(child)} WHERE {' AND '.join(conditions)})")
     sql = "(" + " OR ".join(terms) + ")"
     return sql, sql.count("?")
+
+
+def _matching(columns: list[str], values: set[tuple]) -> Iterator[tuple[str, list]]:
+    """WHERE clauses (with their parameters) selecting the rows whose `columns` hold one of
+    `values`, at most `MAX_PARAMETERS_PER_QUERY` parameters each."""
+    rows = sorted((value for value in values if None not in value), key=repr)
+    if len(columns) == 1:
+        for start in range(0, len(rows), MAX_PARAMETERS_PER_QUERY):
+            part = [value[0] for value in rows[start:start + MAX_PARAMETERS_PER_QUERY]]
+            yield f"{columns[0]} IN ({', '.join('?' * len(part))})", part
+        return
+    step = max(MAX_PARAMETERS_PER_QUERY // len(columns), 1)
+    one = "(" + " AND ".join(f"{column} = ?" for column in columns) + ")"
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        yield " OR ".join([one] * len(part)), [item for value in part for item in value]
 
 
 def _main_query(spec: EntitySpec, since: dt.datetime | None, checked: bool = False) -> tuple[str, list]:

@@ -75,8 +75,8 @@ class ChangingBetweenScans:
     def __getattr__(self, name):
         return getattr(self.reader, name)
 
-    def keys(self, entity):
-        yield from self.reader.keys(entity)
+    def keys(self, entity, spans=None):
+        yield from self.reader.keys(entity, spans)
         if Entity(entity) is Entity.CONTACT:
             self.change()
 

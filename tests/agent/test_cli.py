@@ -313,3 +313,29 @@ odbc = "Driver=SQLite3;Database={folder / 'sage' / 'BIJOU.db'}"
     assert agent(config, "run-once") == 1                  # a new agent runs nothing it could not check
     assert "rien n'est synchronisé avant que l'agent puisse les consulter" in capsys.readouterr().err
     assert delivered(folder, "BIJOU").messages == []
+
+
+def test_history_moves_the_window_of_documents_back_and_the_next_run_sends_the_older_ones(site, capsys):
+    folder, config = site
+    assert agent(config, "select", "BIJOU") == 0
+    assert agent(config, "history", "BIJOU") == 0
+    assert "la fenêtre d'historique sera fixée au premier cycle" in capsys.readouterr().out
+    assert agent(config, "run-once") == 0
+    first = delivered(folder, "BIJOU")
+    assert agent(config, "history", "BIJOU") == 0
+    assert "documents envoyés à SSM depuis le 2024-01-01" in capsys.readouterr().out   # P_DOSSIER, T0 in 2025
+    dates = {(e.entity, e.key): e.record["date"] for e in first.changes(Op.UPSERT)
+             if e.entity in ("quote", "order", "invoice")}
+    assert dates and all(day is None or day >= "2024-01-01" for day in dates.values())
+
+    assert agent(config, "history", "BIJOU", "--from", "2024-06-01") == 1      # the window only moves back
+    assert "ne recule que vers des dates plus anciennes" in capsys.readouterr().err
+    assert agent(config, "history", "BIJOU", "--from", "hier") == 2
+    assert agent(config, "history", "BIJOU", "--from", "2020-01-01") == 0
+    assert "datés du 2020-01-01 ou après sont désormais envoyés" in capsys.readouterr().out
+    sage.set_clock(folder / "sage" / "BIJOU.db", T0 + minutes(10))
+    assert agent(config, "run-once") == 0
+    older = delivered(folder, "BIJOU").changes(Op.UPSERT)
+
+    assert older and all(e.entity in ("quote", "order", "invoice") and e.record["date"] < "2024-01-01"
+                         and (e.entity, e.key) not in dates for e in older)

@@ -273,8 +273,8 @@ class ConfirmingDuringTheKeyScan:
     def __getattr__(self, name):
         return getattr(self.reader, name)
 
-    def keys(self, entity):
-        yield from self.reader.keys(entity)
+    def keys(self, entity, spans=None):
+        yield from self.reader.keys(entity, spans)
         if entity.value == "account":
             with Checkpoint(self.state_path) as other_process:
                 assert other_process.confirm_deletions("BIJOU", "account") is not None

@@ -48,7 +48,11 @@ def test_a_full_read_by_the_workers_gives_the_rows_of_an_in_process_read(small, 
             expected = list(alone.changed(entity, None))
             rows = list(shared.changed(entity, None))
             assert rows == expected, entity
-            assert [row.marq for row in rows] == sorted(row.marq for row in rows)
+            # documents newest first, accounts clients then prospects (what sales reps need first),
+            # each pass in cbMarq order
+            marqs = [row.marq for row in rows][::-1 if alone.newest_first(entity) else 1]
+            descents = sum(1 for a, b in zip(marqs, marqs[1:]) if b < a)
+            assert descents <= max(alone.read_passes(entity) - 1, 0), entity
             low, top = alone.marq_span(entity)
             large = top - low >= BATCH_ROWS * SLICE_WIDTH_FACTOR * MIN_SLICES
             assert (shared.slices_read_by_helpers > before) == large, entity
@@ -78,7 +82,7 @@ def test_rows_added_during_the_read_are_read_too(small, open_sage):
         sage.insert_row(small, "F_COMPTET", {"cbMarq": 9_000_000, "CT_Num": "TARDIF", "CT_Type": 0,
                                              "CT_Intitule": "Bijouterie Tardive"}, at=T)
         keys = [first.key] + [row.key for row in rows]
-    assert keys[-1] == "TARDIF" and len(keys) == len(set(keys))
+    assert "TARDIF" in keys and len(keys) == len(set(keys))
 
 
 def test_an_error_in_a_worker_reaches_the_caller_as_it_is(small, open_sage, tmp_path):
