@@ -407,6 +407,7 @@ CATALOGUE: dict[str, str] = {
     "sage_row.what.quote": "le devis",
     "sage_row.what.order": "la commande",
     "sage_row.what.invoice": "la facture",
+    "sage_row.what.delivery_address": "l'adresse de livraison",
     "sage_row.reason.email": "{column} « {value} » n'est pas une adresse e-mail valide",
     "sage_row.reason.too_long": "{column} « {value} » dépasse les {limit} caractères que SSM accepte",
     "sage_row.reason.date": "{column} « {value} » n'est pas une date valide",
@@ -497,6 +498,9 @@ CATALOGUE: dict[str, str] = {
     "sage_row.orphan.lines": "{table} contient {count} ligne(s) de {what} « {key} » ({rows}), mais ce document "
                              "n'existe pas dans Sage ({parent_table}, {parent}) : ces lignes ne sont pas "
                              "synchronisées. Supprimez-les, ou créez le document dans Sage : cet incident se fermera.",
+    "sage_row.orphan.delivery_address": "Le connecteur ne synchronise pas {what} « {key} » ({rows}) : son compte "
+                                        "{parent} n'existe pas dans Sage ({parent_table}). Créez ce compte dans "
+                                        "Sage, ou supprimez cette adresse : cet incident se fermera.",
     "sage_row.orphan.more": "et {count} autre(s)",
 
     # --- status page (shared.status.page) -------------------------------------------------------

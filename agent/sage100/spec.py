@@ -432,6 +432,8 @@ DELIVERY_ADDRESS = EntitySpec(
     computed=(("main", as_flag("LI_Principal")),),
     lookups=(Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
                     filter="owner.CT_Type = 0", refreshes=False),),
+    orphans=(Orphans("F_LIVRAISON", "t", "F_COMPTET", (("CT_Num", "CT_Num"),), names=("LI_Intitule", "LI_Ville"),
+                     message="sage_row.orphan.delivery_address"),),
 )
 
 QUOTE = _document(Entity.QUOTE, "= 0")

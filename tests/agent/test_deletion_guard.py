@@ -77,16 +77,16 @@ class _sqlite:
 
 
 def hide_accounts(path: Path, keep: tuple = None) -> None:
-    """Accounts (all but `keep`) vanish from Sage's reads with their contacts, as when Sage deletes
-    an account. An account vanishing alone would leave its contacts orphans in Sage: incidents,
-    not deletions (`test_contacts_whose_account_vanished_alone_are_incidents_not_deletions`)."""
-    for table in ("F_COMPTET", "F_CONTACTT"):
+    """Accounts (all but `keep`) vanish from Sage's reads with their contacts and delivery
+    addresses, as when Sage deletes an account. An account vanishing alone would leave them orphans
+    in Sage: incidents, not deletions (`test_contacts_whose_account_vanished_alone_are_incidents_not_deletions`)."""
+    for table in ("F_COMPTET", "F_CONTACTT", "F_LIVRAISON"):
         hide_rows(path, table, {"CT_Num": keep} if keep else None)
 
 
 def restore_accounts(path: Path, only: tuple = None) -> None:
-    """The hidden accounts (or `only` these) come back with their contacts."""
-    for table in ("F_COMPTET", "F_CONTACTT"):
+    """The hidden accounts (or `only` these) come back with their contacts and delivery addresses."""
+    for table in ("F_COMPTET", "F_CONTACTT", "F_LIVRAISON"):
         restore_rows(path, table, only, "CT_Num" if only else None)
 
 

@@ -651,6 +651,28 @@ def test_a_contact_whose_account_is_missing_is_an_invalid_row_in_every_read_unti
     assert fixed.key == str(number) and fixed.record["account_key"] == "ZZABSENT" and fixed.error is None
 
 
+def test_a_delivery_address_whose_account_is_missing_is_an_invalid_row_until_the_address_is_deleted(
+        reader, dossier, open_sage):
+    connection = open_sage(dossier)
+    number = scalar(connection, "SELECT MAX(LI_No) FROM F_LIVRAISON") + 1
+    sage.insert_row(dossier, "F_LIVRAISON", _copy_of(connection, "F_LIVRAISON", "LI_No = 1", LI_No=number,
+                                                     CT_Num="ZZABSENT", LI_Intitule="Entrepôt", LI_Ville="Nantes"),
+                    at=T)
+
+    addresses = by_key(reader.changed(Entity.DELIVERY_ADDRESS, None))
+    orphan = addresses.pop(str(number))
+    assert all(row.record is not None for row in addresses.values())
+    assert orphan.record_text is None and orphan.error == (
+        f"Le connecteur ne synchronise pas l'adresse de livraison « {number} » (LI_Intitule « Entrepôt », LI_Ville "
+        "« Nantes ») : son compte CT_Num « ZZABSENT » n'existe pas dans Sage (F_COMPTET). Créez ce compte dans Sage, "
+        "ou supprimez cette adresse : cet incident se fermera.")
+    assert str(number) in set(reader.keys(Entity.DELIVERY_ADDRESS))     # still in Sage: never a deletion
+
+    sage.delete_row(dossier, "F_LIVRAISON", {"LI_No": number})
+    assert str(number) not in set(reader.keys(Entity.DELIVERY_ADDRESS))
+    assert list(reader.orphans(Entity.DELIVERY_ADDRESS)) == []
+
+
 def test_a_contact_of_a_supplier_is_not_an_orphan(reader, dossier, open_sage):
     connection = open_sage(dossier)
     suppliers = column(connection, "SELECT c.CT_No FROM F_CONTACTT c JOIN F_COMPTET t ON t.CT_Num = c.CT_Num"

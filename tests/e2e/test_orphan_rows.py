@@ -57,6 +57,9 @@ def test_orphan_contacts_and_lines_are_named_incidents_until_fixed_in_sage(make_
     top = p.sage(D, "SELECT MAX(DL_No) AS n FROM F_DOCLIGNE")[0]["n"]
     insert_row(database, "F_CONTACTT", copy_of(p, "F_CONTACTT", "CT_No = 1", CT_No=number, CT_Num=ACCOUNT,
                                                CT_Nom="Orphelin", CT_Prenom="Paul"))
+    address = p.sage(D, "SELECT MAX(LI_No) + 1 AS n FROM F_LIVRAISON")[0]["n"]
+    insert_row(database, "F_LIVRAISON", copy_of(p, "F_LIVRAISON", "LI_No = 1", LI_No=address, CT_Num=ACCOUNT,
+                                                LI_Intitule="Entrepôt", LI_Ville="Nantes"))
     order_line = copy_of(p, "F_DOCLIGNE", "DO_Domaine = 0 AND DO_Type = 1", DO_Piece=ORDER, DL_No=top + 1,
                          DL_Ligne=1000)
     insert_row(database, "F_DOCLIGNE", order_line)
@@ -68,7 +71,11 @@ def test_orphan_contacts_and_lines_are_named_incidents_until_fixed_in_sage(make_
     assert first.ok, first.render()
     incidents = open_incidents(p)
     assert incidents.keys() == {("contact", str(number), READ), ("order", f"1:{ORDER}", READ),
-                                ("invoice", f"F:{INVOICE}", READ)}
+                                ("invoice", f"F:{INVOICE}", READ), ("delivery_address", str(address), READ)}
+    assert (f"l'adresse de livraison « {address} » (LI_Intitule « Entrepôt », LI_Ville « Nantes ») : son compte "
+            f"CT_Num « {ACCOUNT} » n'existe pas dans Sage") in incidents[("delivery_address", str(address), READ)]
+    assert p.simulator.records("accountAddresses")
+    assert all(a.get("description") != "Entrepôt" for a in p.simulator.records("accountAddresses"))
     assert (f"le contact « {number} » (CT_Nom « Orphelin », CT_Prenom « Paul ») : son compte CT_Num « {ACCOUNT} » "
             "n'existe pas dans Sage (F_COMPTET)") in incidents[("contact", str(number), READ)]
     assert (f"F_DOCLIGNE contient 1 ligne(s) de la commande « 1:{ORDER} » (DL_No « {top + 1} »"
@@ -96,6 +103,10 @@ def test_orphan_contacts_and_lines_are_named_incidents_until_fixed_in_sage(make_
     assert open_incidents(p) == {}
     contact = p.ssm("contacts", f"{D}:{number}")
     assert (contact["lastName"], contact["accountId"]["value"]) == ("Orphelin", "Compte créé ensuite")
+    link = p.runtime.store.get_link(D, "delivery_address", str(address))
+    assert link is not None
+    synced = next(a for a in p.simulator.records("accountAddresses") if a["id"] == link.ssm_id)
+    assert (synced["description"], synced["city"]) == ("Entrepôt", "Nantes")
     assert p.ssm("accounts", f"{D}:{ACCOUNT}")["name"] == "Compte créé ensuite"
     assert_contacts_exact(p, absent="")
     assert_documents_exact(p)
