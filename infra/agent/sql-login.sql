@@ -1,7 +1,7 @@
 -- Least-privilege SQL Server logins for the connector's agent, one block per connected dossier.
 -- Run as a sysadmin on the Sage server. Replace the passwords and the database names.
 -- The agent reads with `ssm_connector` (SELECT only). Only if the two-way writer is used (SSM -> Sage:
--- prospects and contacts created or changed by SSM users), it writes as `ssm_connector_writer`, allowed to
+-- prospects and contacts created or changed by SSM users, quotes priced and written as devis), it writes as `ssm_connector_writer`, allowed to
 -- write only the tables it writes (`[[dossiers]] odbc_writer` in the agent's config.toml), always through
 -- Sage's own triggers (never disabled), never DELETE, never ALTER. Without the writer, skip its part.
 --
@@ -74,6 +74,17 @@ GRANT SELECT, INSERT         ON dbo.F_COMPTETG   TO [ssm_connector_writer];
 GRANT SELECT, INSERT         ON dbo.F_LIVRAISON  TO [ssm_connector_writer];
 GRANT SELECT, INSERT, UPDATE ON dbo.F_CONTACTT   TO [ssm_connector_writer];
 GRANT SELECT ON dbo.F_COLLABORATEUR              TO [ssm_connector_writer];
+
+-- Quotes made in SSM: priced by Sage's rules (read only), then written as a devis on the rep's request:
+-- the header, its lines and the piece number taken from F_DOCCURRENTPIECE in the same transaction.
+GRANT SELECT ON dbo.F_ARTICLE                    TO [ssm_connector_writer];
+GRANT SELECT ON dbo.F_ARTCLIENT                  TO [ssm_connector_writer];
+GRANT SELECT ON dbo.F_TARIFQTE                   TO [ssm_connector_writer];
+GRANT SELECT ON dbo.F_ARTSTOCK                   TO [ssm_connector_writer];
+GRANT SELECT ON dbo.F_DEPOT                      TO [ssm_connector_writer];
+GRANT SELECT, INSERT         ON dbo.F_DOCENTETE  TO [ssm_connector_writer];
+GRANT SELECT, INSERT         ON dbo.F_DOCLIGNE   TO [ssm_connector_writer];
+GRANT SELECT, UPDATE         ON dbo.F_DOCCURRENTPIECE TO [ssm_connector_writer];
 -- Nothing else: no DELETE anywhere, no ALTER, no Sage technical column (cbMarq, cbModification, cbHash...)
 -- is ever written; Sage's triggers maintain them.
 GO
