@@ -549,12 +549,38 @@ class ProductSynchronizer(Synchronizer):
 class DeliveryAddressSynchronizer(Synchronizer):
     """Delivery addresses (Sage → `/accountAddresses`), Sage-owned: created, changed and
     deleted from Sage only. SSM's account addresses carry no `extId` and no source shows a filter
-    on them, so one is found again through its link only (bound right after its create)."""
+    on them: one is found again through its link, and one an earlier attempt may have created
+    without its link being saved (an answer lost, a state lost) by its content: the single live
+    address of the same account with the same values that no other address of the dossier is
+    linked to. The addresses are read once per batch, and only when such an attempt may exist
+    (a redelivery, an open incident of the address, a dossier whose links were lost)."""
 
     mapper = mapping.DELIVERY_ADDRESS
+    _ssm_addresses: Optional[list[dict]] = None
 
     def _find_live(self, ext_id, resource=None):
         return None
+
+    def _find_existing(self, record, ext_id):
+        # A realignment alone is not a reason: its addresses are found by their links, and a create
+        # whose answer was lost left an open incident or a redelivery. Reading every address of the
+        # tenant for each batch of a first load would cost more calls than the load itself.
+        if not (self.ctx.redelivered or self.ctx.links_lost or (self.entity, record.key) in self.ctx.open_records):
+            return None
+        values = self.mapper.values(record, self.deps)
+        account = values.get("accountId")
+        if account is None:
+            return None
+        if self._ssm_addresses is None:
+            self._ssm_addresses = [row for row in self.ctx.ssm.list(self.resource) if not row.get("deleted")]
+        names = [name for name in values if name != "accountId"]
+        found = [row for row in self._ssm_addresses
+                 if reference_id(row.get("accountId")) == account
+                 and all((row.get(name) or None) == (values[name] or None) for name in names)]
+        if len(found) != 1:
+            return None
+        owner = self.binder.to_internal(int(found[0]["id"]))
+        return found[0] if owner is None or owner.sage_key == record.key else None
 
 
 class QuoteSynchronizer(Synchronizer):

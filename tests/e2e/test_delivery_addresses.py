@@ -197,3 +197,28 @@ def test_a_priced_quote_shows_the_stock_of_every_depot_or_of_the_dossiers_defaul
     update_row(default.databases[D], "F_DEPOT", {"DE_No": 1}, {"DE_Principal": 0})
     update_row(default.databases[D], "F_DEPOT", {"DE_No": 2}, {"DE_Principal": 1})
     assert stock_shown(default).endswith(": 5")             # depot 2, Sage's default: 6 − 1
+
+
+def test_an_address_whose_create_answer_was_lost_is_found_again_and_not_created_twice(make_pipeline):
+    from local.simulator.faults import TIMEOUT
+
+    p = make_pipeline(client_options=dict(timeout_s=0.3, max_retries=0, backoff_base_s=0.01))
+    assert p.run().ok
+    tiers = a_client(p)
+    account = p.ssm_id(D, "account", tiers)
+    p.simulator.faults.timeout_hold_s = 0.8
+    p.simulator.faults.fail_next(TIMEOUT, method="POST", resource="accountAddresses")   # done, answer lost
+    add_addresses(p, tiers)
+    p.simulator.reset_calls()
+
+    p.run()
+    assert p.run().ok
+
+    posts = [c for c in address_calls(p) if c.method == "POST"]
+    assert len(posts) == 1 and posts[0].fault == TIMEOUT            # the create was never sent again
+    shop = [r for r in p.simulator.records("accountAddresses")
+            if r["accountId"]["id"] == account and r["description"] == "Boutique de Dole"]
+    assert len(shop) == 1 and not shop[0].get("deleted")
+    assert p.runtime.store.get_link(D, "delivery_address", str(DEPOT)).ssm_id == shop[0]["id"]
+    assert [i for i in p.runtime.store.list_incidents(D, state=IncidentState.OPEN)
+            if i.entity == "delivery_address"] == []
