@@ -44,54 +44,54 @@ COMMAND_WAIT_S = 5.0
 
 def register(subparsers) -> None:
     config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
-    agent = subparsers.add_parser("agent", parents=[config], help="the on-premise agent beside Sage",
-                                  description=__doc__.splitlines()[0])
-    commands = agent.add_subparsers(dest="agent_command", metavar="ACTION")
+    config.add_argument("--config", metavar="FICHIER", default=argparse.SUPPRESS, help=text("cli.config"))
+    agent = subparsers.add_parser("agent", parents=[config], help=text("cli.agent"),
+                                  description=text("cli.agent.description"))
+    commands = agent.add_subparsers(dest="agent_command", metavar="ACTION", title=text("cli.positionals"))
     agent.set_defaults(handler=lambda args: _usage(agent))
 
     databases = commands.add_parser("databases", parents=[config],
-                                    help="list the company databases visible on the server and which are selected")
+                                    help=text("cli.agent.databases"))
     databases.set_defaults(handler=cmd_databases)
 
-    select = commands.add_parser("select", parents=[config], help="synchronise a company database")
+    select = commands.add_parser("select", parents=[config], help=text("cli.agent.select"))
     select.add_argument("dossier", metavar="ID")
     select.set_defaults(handler=cmd_select)
 
-    deselect = commands.add_parser("deselect", parents=[config], help="stop synchronising a company database")
+    deselect = commands.add_parser("deselect", parents=[config], help=text("cli.agent.deselect"))
     deselect.add_argument("dossier", metavar="ID")
     deselect.set_defaults(handler=cmd_deselect)
 
-    run_once = commands.add_parser("run-once", parents=[config], help="run every selected dossier once")
-    run_once.add_argument("--dossier", metavar="ID", help="only this dossier")
+    run_once = commands.add_parser("run-once", parents=[config], help=text("cli.agent.run_once"))
+    run_once.add_argument("--dossier", metavar="ID", help=text("cli.dossier_only"))
     run_once.add_argument("--dry-run", action="store_true",
-                          help="read Sage and say what the run would send; send and record nothing")
+                          help=text("cli.agent.dry_run"))
     run_once.set_defaults(handler=cmd_run_once)
 
-    run = commands.add_parser("run", parents=[config], help="run continuously until stopped (Ctrl+C, SIGTERM)")
-    run.add_argument("--interval", metavar="S", type=float, help="seconds between runs (default: agent.interval_s)")
+    run = commands.add_parser("run", parents=[config], help=text("cli.agent.run"))
+    run.add_argument("--interval", metavar="S", type=float, help=text("cli.agent.interval"))
     run.add_argument("--cycles", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(handler=cmd_run)
 
     confirm = commands.add_parser("confirm-deletions", parents=[config],
-                                  help="let the next run send the deletions the agent held for an entity")
+                                  help=text("cli.agent.confirm"))
     confirm.add_argument("dossier", metavar="ID")
-    confirm.add_argument("entity", metavar="ENTITY", help=", ".join(entity.value for entity in sync_order()))
+    confirm.add_argument("entity", metavar="ENTITE",
+                         help=text("cli.agent.entity", entities=", ".join(entity.value for entity in sync_order())))
     confirm.set_defaults(handler=cmd_confirm_deletions)
 
     history = commands.add_parser("history", parents=[config],
-                                  help="show, or move back, the date from which documents are sent to SSM")
+                                  help=text("cli.agent.history"))
     history.add_argument("dossier", metavar="ID")
     since = history.add_mutually_exclusive_group()
-    since.add_argument("--from", dest="start", metavar="YYYY-MM-DD",
-                       help="send the documents dated from this day on (earlier than now only)")
-    since.add_argument("--all", action="store_true", help="send every document")
+    since.add_argument("--from", dest="start", metavar="AAAA-MM-JJ",
+                       help=text("cli.agent.history_from"))
+    since.add_argument("--all", action="store_true", help=text("cli.agent.history_all"))
     history.set_defaults(handler=cmd_history)
 
-    state = commands.add_parser("state", parents=[config], help="show the agent's local state")
-    state.add_argument("--dossier", metavar="ID", help="only this dossier")
-    state.add_argument("--json", action="store_true", help="machine-readable output")
+    state = commands.add_parser("state", parents=[config], help=text("cli.agent.state"))
+    state.add_argument("--dossier", metavar="ID", help=text("cli.dossier_only"))
+    state.add_argument("--json", action="store_true", help=text("cli.agent.state_json"))
     state.set_defaults(handler=cmd_state)
 
 

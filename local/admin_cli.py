@@ -28,29 +28,27 @@ USAGE_ERROR = 2
 
 
 def register(subparsers) -> None:
-    check = subparsers.add_parser("check-tenant", help="check that the SSM tenant holds what the connector needs",
-                                  description="Check the SSM tenant (users, branches, account types, statuses, "
-                                              "currencies, countries, custom fields, rate plan).")
+    check = subparsers.add_parser("check-tenant", help=text("cli.check_tenant"),
+                                  description=text("cli.check_tenant.description"))
     _config_argument(check)
     check.add_argument("--fix", action="store_true",
-                       help="create what the API allows (account types), then check again")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
+                       help=text("cli.check_tenant.fix"))
+    check.add_argument("--json", action="store_true", help=text("cli.json"))
     check.set_defaults(handler=cmd_check_tenant)
 
-    users = subparsers.add_parser("users", help="list the Sage collaborators and their SSM users; create chosen ones",
-                                  description="Every active SSM user is a paid licence: users are created only "
-                                              "with --create or --create-all.")
+    users = subparsers.add_parser("users", help=text("cli.users"),
+                                  description=text("cli.users.description"))
     _config_argument(users)
-    users.add_argument("--dossier", metavar="ID", help="only this dossier")
-    users.add_argument("--create", nargs="+", metavar="KEY", default=[], help="create these collaborators in SSM")
-    users.add_argument("--create-all", action="store_true", help="create every collaborator still to create")
-    users.add_argument("--json", action="store_true", help="print rows and results as JSON")
+    users.add_argument("--dossier", metavar="ID", help=text("cli.dossier_only"))
+    users.add_argument("--create", nargs="+", metavar="CLE", default=[], help=text("cli.users.create"))
+    users.add_argument("--create-all", action="store_true", help=text("cli.users.create_all"))
+    users.add_argument("--json", action="store_true", help=text("cli.json"))
     users.set_defaults(handler=cmd_users)
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", default=os.environ.get(CONFIG_PATH_ENV),
-                        help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
+    parser.add_argument("--config", metavar="FICHIER", default=os.environ.get(CONFIG_PATH_ENV),
+                        help=text("cli.config"))
 
 
 @contextmanager

@@ -36,19 +36,17 @@ USAGE_ERROR = 2
 
 def register(subparsers) -> None:
     adopt = subparsers.add_parser(
-        "adopt", help="preview a first load or realignment; adopt the records SSM already holds",
-        description="Match SSM records made before the connector with Sage records and bind them on "
-                    "confirmation instead of duplicating them.")
-    adopt.add_argument("--config", metavar="FILE", default=os.environ.get(CONFIG_PATH_ENV),
-                       help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
-    adopt.add_argument("--dossier", metavar="ID", help="the dossier (required when several are configured)")
+        "adopt", help=text("cli.adopt"), description=text("cli.adopt.description"))
+    adopt.add_argument("--config", metavar="FICHIER", default=os.environ.get(CONFIG_PATH_ENV),
+                       help=text("cli.config"))
+    adopt.add_argument("--dossier", metavar="ID", help=text("cli.adopt.dossier"))
     adopt.add_argument("--confirm", action="store_true",
-                       help="bind every unique match, hold every ambiguous one until you choose")
+                       help=text("cli.adopt.confirm"))
     adopt.add_argument("--bind", nargs="+", metavar="ENTITY:KEY=SSM_ID", default=[],
-                       help="bind these Sage records to the SSM records chosen")
+                       help=text("cli.adopt.bind"))
     adopt.add_argument("--create", nargs="+", metavar="ENTITY:KEY", default=[],
-                       help="these Sage records are new: create them in SSM")
-    adopt.add_argument("--json", action="store_true", help="print the preview as JSON")
+                       help=text("cli.adopt.create"))
+    adopt.add_argument("--json", action="store_true", help=text("cli.json"))
     adopt.set_defaults(handler=cmd_adopt)
 
 

@@ -5,6 +5,7 @@ This module owns the top-level parser only. Each area adds its own subcommands t
 the SSM simulator, the local runtime, the demo, the Function App packaging, the administrator's
 tenant and user commands. A module that is not part of this installation is left out; a module that
 is present but fails to import is an error. `-vv` also shows every SSM call (method, path, status, duration).
+Every help screen is French: the parser is `shared.cli_text.make_parser`'s, and its subparsers inherit it.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import importlib.util
 import sys
 from typing import Optional, Sequence
 
+from shared.cli_text import make_parser
 from shared.errors import ConnectorError
 from shared.messages import text
 from shared.telemetry import configure_logging
@@ -37,11 +39,10 @@ def _present(module: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ssm-connector",
-        description="Keeps Sage 100 / Sage 50 company files and Sage Sales Management in step.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = make_parser(prog="ssm-connector", description=text("cli.main"))
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=text("cli.verbose"))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMANDE", title=text("cli.positionals"),
+                                       help=text("cli.commands"))
     for module in COMMAND_MODULES:
         if _present(module):
             importlib.import_module(module).register(subparsers)

@@ -342,11 +342,11 @@ class Demo:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="build two demo companies and synchronise them with the SSM simulator",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=SIZES, default="tiny", help="demo company size (default tiny)")
-    parser.add_argument("--dir", default="var/demo", help="working folder (default var/demo)")
-    parser.add_argument("--serve", action="store_true", help="keep the simulator and status page up until Ctrl+C")
+    parser = subparsers.add_parser("demo", help=say_text("cli.demo"),
+                                   description=say_text("cli.demo.description"))
+    parser.add_argument("--size", choices=SIZES, default="tiny", help=say_text("cli.demo.size"))
+    parser.add_argument("--dir", default="var/demo", help=say_text("cli.demo.dir"))
+    parser.add_argument("--serve", action="store_true", help=say_text("cli.demo.serve"))
     parser.set_defaults(handler=cmd_demo)
 
 

@@ -51,6 +51,6 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("package", help="build the Function App's deployable zip")
-    parser.add_argument("--out", default="dist/function-app.zip", help="where to write the zip")
+    parser = subparsers.add_parser("package", help=text("cli.package"))
+    parser.add_argument("--out", default="dist/function-app.zip", help=text("cli.package.out"))
     parser.set_defaults(handler=_package)

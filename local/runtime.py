@@ -290,17 +290,16 @@ class LocalRuntime:
 
 # --- command line ---------------------------------------------------------------------------
 def register(subparsers) -> None:
+    from shared.messages import text
     parser = subparsers.add_parser(
-        "local", help="run agent, bus, cloud handlers and status page in one process",
-        description=__doc__.splitlines()[0])
-    parser.add_argument("--config", metavar="FILE", default=os.environ.get(context.CONFIG_PATH_ENV),
-                        help="settings file (TOML); SSMCONN__SECTION__FIELD variables override it")
-    parser.add_argument("--once", action="store_true", help="run one cycle, print its summary and exit")
-    parser.add_argument("--no-status", action="store_true", help="do not serve the status page")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print what a realignment would do (and what SSM records it would adopt); write nothing")
-    parser.add_argument("--dossier", metavar="ID", help="with --dry-run: only this dossier")
-    parser.add_argument("--json", action="store_true", help="with --dry-run: print the preview as JSON")
+        "local", help=text("cli.local"), description=text("cli.local.description"))
+    parser.add_argument("--config", metavar="FICHIER", default=os.environ.get(context.CONFIG_PATH_ENV),
+                        help=text("cli.config"))
+    parser.add_argument("--once", action="store_true", help=text("cli.local.once"))
+    parser.add_argument("--no-status", action="store_true", help=text("cli.local.no_status"))
+    parser.add_argument("--dry-run", action="store_true", help=text("cli.local.dry_run"))
+    parser.add_argument("--dossier", metavar="ID", help=text("cli.local.dossier"))
+    parser.add_argument("--json", action="store_true", help=text("cli.local.json"))
     parser.set_defaults(handler=cmd_local)
 
 

@@ -12,23 +12,22 @@ import threading
 
 from local.simulator.faults import FaultPlan
 from local.simulator.server import SsmSimulator
+from shared.cli_text import make_parser
+from shared.messages import text
 from shared.ssm.contract import DEFAULT_RATE_PLAN, RATE_PLANS
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("simulator", help="serve a simulated Sage Sales Management API",
-                                   description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765, 0 = any free port)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
+    parser = subparsers.add_parser("simulator", help=text("cli.simulator"),
+                                   description=text("cli.simulator.description"))
+    parser.add_argument("--host", default="127.0.0.1", help=text("cli.simulator.host"))
+    parser.add_argument("--port", type=int, default=8765, help=text("cli.simulator.port"))
+    parser.add_argument("--latency-ms", type=float, default=0.0, help=text("cli.simulator.latency"))
     parser.add_argument("--plan", choices=[*RATE_PLANS, "none"], default=DEFAULT_RATE_PLAN,
-                        help=f"the credentials' rate plan: starter (50/min), 4 or 13 requests/s, or none "
-                             f"(default {DEFAULT_RATE_PLAN})")
-    parser.add_argument("--rate-limit", type=float, default=None,
-                        help="requests per second before SSM answers 429 (overrides --plan)")
-    parser.add_argument("--error-rate", type=float, default=0.0,
-                        help="share of requests answered 500/502/503 (0 to 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of ids, keys and faults")
+                        help=text("cli.simulator.plan", default=DEFAULT_RATE_PLAN))
+    parser.add_argument("--rate-limit", type=float, default=None, help=text("cli.simulator.rate_limit"))
+    parser.add_argument("--error-rate", type=float, default=0.0, help=text("cli.simulator.error_rate"))
+    parser.add_argument("--seed", type=int, default=0, help=text("cli.simulator.seed"))
     parser.set_defaults(handler=run)
 
 
@@ -40,14 +39,14 @@ def run(args: argparse.Namespace, *, ready: threading.Event | None = None,
         faults.rate_limit_per_s = args.rate_limit
         plan = None
     simulator = SsmSimulator(faults=faults, seed=args.seed, rate_plan=plan).start(args.host, args.port)
-    print(f"SSM simulator listening on {simulator.base_url}")
-    limit = f"{args.rate_limit:g} requests/s" if plan is None else \
-        "none" if plan == "none" else f"plan {plan}"
-    print(f"  rate limit : {limit}")
-    print(f"  public key : {simulator.public_key}")
-    print(f"  private key: {simulator.private_key}")
-    print(f"  admin user : {simulator.admin_email}")
-    print("Press Ctrl-C to stop.", flush=True)
+    print(text("cli.simulator.listening", url=simulator.base_url))
+    limit = text("cli.simulator.limit_rate", rate=f"{args.rate_limit:g}") if plan is None else \
+        text("cli.simulator.limit_none") if plan == "none" else text("cli.simulator.limit_plan", plan=plan)
+    print(text("cli.simulator.limit", limit=limit))
+    print(text("cli.simulator.public_key", key=simulator.public_key))
+    print(text("cli.simulator.private_key", key=simulator.private_key))
+    print(text("cli.simulator.admin_user", email=simulator.admin_email))
+    print(text("cli.simulator.stop"), flush=True)
     stop = stop or threading.Event()
     if ready is not None:
         ready.set()
@@ -62,8 +61,8 @@ def run(args: argparse.Namespace, *, ready: threading.Event | None = None,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.simulator.cli")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = make_parser(prog="python -m local.simulator.cli")
+    register(parser.add_subparsers(dest="command", required=True, title=text("cli.positionals")))
     args = parser.parse_args(argv if argv is not None else ["simulator", *sys.argv[1:]])
     return args.handler(args)
 

@@ -108,15 +108,15 @@ def test_cli_serves_until_stopped_and_prints_keys(capsys):
     worker.start()
     assert ready.wait(5)
     printed = capsys.readouterr().out
-    base_url = printed.split("listening on ")[1].split()[0]
-    public = printed.split("public key : ")[1].split()[0]
-    private = printed.split("private key: ")[1].split()[0]
+    base_url = printed.split("à l'écoute sur ")[1].split()[0]
+    public = printed.split("clé publique : ")[1].split()[0]
+    private = printed.split("clé privée : ")[1].split()[0]
     answer = httpx.post(base_url + "/login", json={"username": public, "password": private})
     stop.set()
     worker.join(5)
     assert answer.status_code == 200 and answer.json()["token"]
     assert args.handler is run
-    assert "rate limit : none" in printed
+    assert "limite de débit : aucune" in printed
 
 
 def test_cli_defaults_to_the_documented_rate_plan_and_rate_limit_overrides_it():
