@@ -9,7 +9,7 @@ from shared.ssm.client import SsmClient
 from shared.ssm.tenant import check_tenant
 from shared.state.records import IncidentState
 from tests.e2e.test_inbound import rep_of, session
-from tests.e2e.test_quotes import D, price_book
+from tests.e2e.test_quotes import D, devis_requested, price_book
 
 DEPOT = 9002
 
@@ -116,12 +116,7 @@ def test_an_ssm_address_of_no_sage_address_is_a_warning_on_the_quote_and_the_dev
     with session(p, email) as rep:                      # an address typed in SSM: Sage has no such address
         typed = rep._client.create("accountAddresses", {"accountId": account, "address1": "Quai 4",
                                                         "city": "Lyon", "description": "Chantier"})
-        quote = rep.create_quote(account, reference="Chantier Lyon", accountAddressId=typed,
-                                 lines=[{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
-    assert p.run().ok
-    with session(p, email) as rep:
-        rep.request_sync(quote)
-    assert p.run().ok
+    quote = devis_requested(p, email, account, p.ssm_id(D, "product", a1), "Chantier Lyon", accountAddressId=typed)
 
     [(piece, delivery)] = p.sage(D, "SELECT DO_Piece, LI_No FROM F_DOCENTETE WHERE DO_Ref = 'Chantier Lyon'")
     assert delivery == main
@@ -160,13 +155,7 @@ def test_addresses_switched_off_for_a_dossier_are_not_sent_and_its_quotes_take_t
     assert tenant_findings(p) == {"tenant.addresses.off": "info"}
 
     _, email = rep_of(p)
-    with session(p, email) as rep:
-        quote = rep.create_quote(p.ssm_id(D, "account", tiers), reference="Sans adresse",
-                                 lines=[{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
-    assert p.run().ok
-    with session(p, email) as rep:
-        rep.request_sync(quote)
-    assert p.run().ok
+    devis_requested(p, email, p.ssm_id(D, "account", tiers), p.ssm_id(D, "product", a1), "Sans adresse")
     assert p.sage(D, "SELECT LI_No FROM F_DOCENTETE WHERE DO_Ref = 'Sans adresse'")[0][0] == main
 
 

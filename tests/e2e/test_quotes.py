@@ -34,6 +34,19 @@ def price_book(p) -> tuple[str, list[str]]:
     return tiers, articles
 
 
+def devis_requested(p, email: str, account: int, product: int, reference: str, **fields) -> int:
+    """A one-line quote the rep saves, Sage prices, then the rep asks to become a devis (one run
+    each); returns the quote's SSM id."""
+    with session(p, email) as rep:
+        quote = rep.create_quote(account, reference=reference,
+                                 lines=[{"product_id": product, "quantity": 1, "price": 1}], **fields)
+    assert p.run().ok
+    with session(p, email) as rep:
+        rep.request_sync(quote)
+    assert p.run().ok
+    return quote
+
+
 def status_of(p, quote_id: int) -> str:
     return p.simulator.record("salesorders", quote_id)["statusId"]["value"]
 
@@ -115,13 +128,7 @@ def test_a_devis_transformed_into_an_order_in_sage_says_so_in_ssm_and_stays(make
     tiers, (a1, _, _) = price_book(p)
     assert p.run().ok
     _, email = rep_of(p)
-    with session(p, email) as rep:
-        quote = rep.create_quote(p.ssm_id(D, "account", tiers), reference="Vitrine",
-                                 lines=[{"product_id": p.ssm_id(D, "product", a1), "quantity": 1, "price": 1}])
-    assert p.run().ok
-    with session(p, email) as rep:
-        rep.request_sync(quote)
-    assert p.run().ok
+    quote = devis_requested(p, email, p.ssm_id(D, "account", tiers), p.ssm_id(D, "product", a1), "Vitrine")
     [devis] = p.sage(D, "SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Type = 0 AND DO_Ref = 'Vitrine'")
 
     order = transform_document(p.databases[D], doc_type=0, piece=devis[0], to_type=1)
