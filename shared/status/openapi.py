@@ -19,7 +19,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from shared.group_directory import GroupDirectory
+from shared.group_directory import RECORDS_PARAMETER, ROUTE as GROUP_ROUTE, GroupDirectory
 from shared.status.report import DossierStatus, IncidentStateFilter, StatusReport
 from shared.sync.preview import Preview
 
@@ -147,10 +147,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                       "400": _json(ErrorBody, "une demande incomplète"),
                       "404": _json(ErrorBody, "aucun aperçu à confirmer"),
                       "409": _json(ErrorBody, "la reprise est refusée ; `error` dit pourquoi")}}},
-    "/group/dossiers": {"get": {
+    f"/{GROUP_ROUTE}": {"get": {
         "operationId": "group_dossiers",
         "summary": "Les dossiers que le groupe connaît déjà (pour un agent réinstallé)",
-        "parameters": [_query("records", "compter les fiches reliées de chaque dossier", {"type": "boolean",
+        "parameters": [_query(RECORDS_PARAMETER, "compter les fiches reliées de chaque dossier", {"type": "boolean",
                                                                                          "default": True})],
         "responses": {"200": _json(GroupDirectory, "chaque dossier : état, dernière synchronisation, identité")}}},
     "/ssm/hooks": {"post": {
