@@ -43,6 +43,8 @@ TRACKING_TABLES = ("tracked", "tracked_sums", "scopes")
 HASH_BYTES = 8
 # cbModification in the checkpoint: microseconds since this moment (an integer, exact).
 _EPOCH = dt.datetime(2000, 1, 1)
+# `detection.full_scan_at` when the next run must be a full scan, however recent the last one.
+FULL_SCAN_REQUESTED = "0001-01-01T00:00:00+00:00"
 # Whole span of cbMarq values: a key range that stands for every record of an entity.
 ALL_MARQS = (-1, 2 ** 62)
 # The deletion check compares, per range of this many cbMarq values, Sage's record count and
@@ -286,6 +288,11 @@ class TrackState:
 
 
 _ORPHAN_STATES = ", ".join(str(state) for state in TrackState.ORPHANS)
+# The records of a few cbMarq ranges, and the orphans, are found without reading a scope whole.
+_TRACKED_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS tracked_by_marq ON tracked (scope, marq);
+CREATE INDEX IF NOT EXISTS tracked_orphans ON tracked (scope, key) WHERE state IN ({_ORPHAN_STATES});
+"""
 
 
 @dataclass(frozen=True)
@@ -390,6 +397,7 @@ class Checkpoint:
                              f" marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM tracked WHERE marq IS NOT NULL"
                              f" AND state NOT IN ({_ORPHAN_STATES}) GROUP BY 1, 2")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.executescript(_TRACKED_INDEXES)
         self._db.executescript(_CURRENT_KEYS)
         self._db.commit()
         self._scopes: dict[tuple[str, str], int] = {}
@@ -521,14 +529,29 @@ class Checkpoint:
                                (dossier,)).fetchone()
         return None if row is None else Snapshot(json.loads(row[0]), json.loads(row[1]), row[2])
 
-    def marq_sums(self, dossier: str, entity: str, width: int = MARQ_RANGE) -> dict[int, tuple[int, int]]:
+    def marq_sums(self, dossier: str, entity: str, width: int = MARQ_RANGE,
+                  buckets: Optional[Iterable[int]] = None) -> dict[int, tuple[int, int]]:
         """Per range of `width` cbMarq values (`cbMarq / width`): how many records are tracked and
         the sum of their cbMarq. Compared with the same sums in Sage, a range whose sums differ
         holds a record deleted, added or unknown to the agent. For `MARQ_RANGE` they are kept
-        (`tracked_sums`, one row per range): reading them costs nothing like the records' count."""
+        (`tracked_sums`, one row per range): reading them costs nothing like the records' count;
+        with `buckets`, only those ranges are read."""
         scope = self.scope(dossier, entity)
+        if buckets is not None and width in (1, MARQ_RANGE):
+            # per range, the kept sums; per cbMarq (a width of 1), the records found by their cbMarq
+            sql = ("SELECT bucket, records, marq_total FROM tracked_sums WHERE scope = ? AND bucket IN ({})"
+                   if width == MARQ_RANGE else
+                   "SELECT marq, COUNT(*), SUM(marq) FROM tracked WHERE scope = ? AND marq IN ({})"
+                   f" AND state NOT IN ({_ORPHAN_STATES}) GROUP BY marq")
+            wanted = sorted(set(buckets))
+            parts = [wanted[start:start + KEY_CHUNK] for start in range(0, len(wanted), KEY_CHUNK)]
+            return {bucket: (count, total) for part in parts
+                    for bucket, count, total in self._db.execute(sql.format(",".join("?" * len(part))),
+                                                                 (scope, *part))}
         if width == MARQ_RANGE:
             rows = self._db.execute("SELECT bucket, records, marq_total FROM tracked_sums WHERE scope = ?", (scope,))
+        elif buckets is not None:
+            raise ValueError(f"buckets are read for widths 1 and {MARQ_RANGE} only")
         else:
             rows = self._db.execute("SELECT marq / ?, COUNT(*), SUM(marq) FROM tracked WHERE scope = ?"
                                     " AND marq IS NOT NULL GROUP BY 1", (width, scope))
@@ -545,13 +568,19 @@ class Checkpoint:
                                 (dossier,)).fetchone() is not None
 
     def set_history_from(self, dossier: str, start: Optional[dt.date], *, all_history: bool = False) -> None:
-        """Documents dated from `start` on are sent (`all_history`: every document)."""
+        """Documents dated from `start` on are sent (`all_history`: every document). A window
+        moved back makes the next run a full scan: the older documents it now holds changed in no
+        way a cycle looks for."""
         value = "0001-01-01" if all_history else start.isoformat() if start else None
+        moved = self.has_history_window(dossier)
         self._db.execute("INSERT INTO detection (dossier, history_from) VALUES (?, ?) ON CONFLICT (dossier)"
                          " DO UPDATE SET history_from = excluded.history_from", (dossier, value))
+        if moved:
+            self._db.execute("UPDATE detection SET full_scan_at = ? WHERE dossier = ?", (FULL_SCAN_REQUESTED, dossier))
         self._db.commit()
 
     def last_full_scan(self, dossier: str) -> Optional[dt.datetime]:
+        """When the dossier's last full scan was applied (`FULL_SCAN_REQUESTED`: one is asked for)."""
         row = self._db.execute("SELECT full_scan_at FROM detection WHERE dossier = ?", (dossier,)).fetchone()
         return dt.datetime.fromisoformat(row[0]) if row and row[0] else None
 
@@ -652,10 +681,14 @@ class Checkpoint:
 
     # A record of the checked spans, or one sent as an orphan (the orphans' keys are loaded in
     # every run, whatever the spans), not among the keys loaded nor staged by the pending run.
-    _DELETED = ("FROM tracked s WHERE s.scope = :s"
-                f" AND (s.state IN ({_ORPHAN_STATES})"
-                "      OR EXISTS (SELECT 1 FROM temp.checked_spans r WHERE r.entity = :e"
-                "                 AND (s.marq IS NULL OR (s.marq > r.low AND s.marq <= r.top))))"
+    # Each kind is found by its own index (`_TRACKED_INDEXES`): a few ranges cost a few seeks.
+    _DELETED = ("FROM tracked s WHERE s.scope = :s AND s.key IN ("
+                "  SELECT t.key FROM temp.checked_spans r JOIN tracked t ON t.scope = :s AND t.marq > r.low"
+                "  AND t.marq <= r.top WHERE r.entity = :e"
+                "  UNION SELECT t.key FROM tracked t WHERE t.scope = :s AND t.marq IS NULL"
+                "  AND EXISTS (SELECT 1 FROM temp.checked_spans r WHERE r.entity = :e)"
+                f" UNION SELECT t.key FROM tracked t INDEXED BY tracked_orphans WHERE t.scope = :s"
+                f" AND t.state IN ({_ORPHAN_STATES}))"
                 " AND NOT EXISTS (SELECT 1 FROM temp.current_keys c WHERE c.entity = :e AND c.key = s.key)"
                 " AND NOT EXISTS (SELECT 1 FROM staged_tracked g WHERE g.scope = :s AND g.key = s.key)")
     _AMONG_HELD = {True: "EXISTS", False: "NOT EXISTS"}
@@ -678,7 +711,8 @@ class Checkpoint:
         among the entity's held deletions (True), only the others (False), or all (None).
         """
         last = ""
-        query = f"SELECT s.key {self._deleted_where(held)} AND s.key > :last ORDER BY s.key LIMIT :page"
+        # `+s.key`: the page bound must not take the key index from the few candidates' lookup
+        query = f"SELECT s.key {self._deleted_where(held)} AND +s.key > :last ORDER BY s.key LIMIT :page"
         parameters = {"d": dossier, "e": entity, "s": self.scope(dossier, entity), "page": page}
         while True:
             rows = self._db.execute(query, {**parameters, "last": last}).fetchall()
@@ -692,6 +726,12 @@ class Checkpoint:
         """How many keys `deleted_keys` would yield."""
         return self._db.execute(f"SELECT COUNT(*) {self._deleted_where(held)}",
                                 {"d": dossier, "e": entity, "s": self.scope(dossier, entity)}).fetchone()[0]
+
+    def has_orphans(self, dossier: str, entity: str) -> bool:
+        """Whether a record of `entity` was last sent as an orphan (`TrackState.ORPHANS`)."""
+        return self._db.execute(f"SELECT 1 FROM tracked INDEXED BY tracked_orphans WHERE scope = ?"
+                                f" AND state IN ({_ORPHAN_STATES}) LIMIT 1",
+                                (self.scope(dossier, entity),)).fetchone() is not None
 
     def shadow_size(self, dossier: str, entity: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM tracked WHERE scope = ?",
@@ -843,16 +883,17 @@ class Checkpoint:
             sums = ("INSERT INTO tracked_sums (scope, bucket, records, marq_total) {select} ON CONFLICT (scope, bucket)"
                     " DO UPDATE SET records = records + excluded.records, marq_total = marq_total + excluded.marq_total")
             db.execute(sums.format(select=(                   # what the records replaced or deleted counted
-                f"SELECT t.scope, t.marq / {MARQ_RANGE}, -COUNT(*), -SUM(t.marq) FROM tracked t JOIN staged_tracked g"
-                f" ON g.scope = t.scope AND g.key = t.key WHERE t.scope IN {scopes} AND t.marq IS NOT NULL"
+                f"SELECT t.scope, t.marq / {MARQ_RANGE}, -COUNT(*), -SUM(t.marq) FROM staged_tracked g CROSS JOIN"
+                f" tracked t ON t.scope = g.scope AND t.key = g.key WHERE g.scope IN {scopes} AND t.marq IS NOT NULL"
                 f" AND t.state NOT IN ({_ORPHAN_STATES}) GROUP BY 1, 2")), (dossier,))
             db.execute(sums.format(select=(                   # what the records staged count
                 f"SELECT scope, marq / {MARQ_RANGE}, COUNT(*), SUM(marq) FROM staged_tracked"
                 f" WHERE scope IN {scopes} AND deleted = 0 AND marq IS NOT NULL AND state NOT IN ({_ORPHAN_STATES})"
                 f" GROUP BY 1, 2")), (dossier,))
             db.execute(f"DELETE FROM tracked_sums WHERE scope IN {scopes} AND records = 0", (dossier,))
-            db.execute(f"DELETE FROM tracked WHERE scope IN {scopes} AND EXISTS (SELECT 1 FROM staged_tracked g"
-                       " WHERE g.scope = tracked.scope AND g.key = tracked.key AND g.deleted = 1)", (dossier,))
+            for (scope,) in db.execute("SELECT scope FROM scopes WHERE dossier = ?", (dossier,)).fetchall():
+                db.execute("DELETE FROM tracked WHERE scope = :s AND key IN (SELECT key FROM staged_tracked"
+                           " WHERE scope = :s AND deleted = 1)", {"s": scope})
             db.execute("INSERT OR REPLACE INTO tracked (scope, key, hash, state, marq, modified)"
                        " SELECT scope, key, hash, state, marq, modified"
                        f" FROM staged_tracked WHERE scope IN {scopes} AND deleted = 0 ORDER BY scope, key",

@@ -38,8 +38,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
-from agent.checkpoint import (ALL_MARQS, MARQ_RANGE, Checkpoint, DeletionHold, ShadowEntry, StagedRecord, TrackState,
-                              Watermark, short_hash, to_text, utc_text)
+from agent.checkpoint import (ALL_MARQS, FULL_SCAN_REQUESTED, MARQ_RANGE, Checkpoint, DeletionHold, ShadowEntry,
+                              StagedRecord, TrackState, Watermark, short_hash, to_text, utc_text)
 from shared import sage_rows
 from shared.envelope import (MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD_BYTES, SCHEMA_VERSION, WARNINGS_SINCE_VERSION, Envelope,
                              EnvelopeKind, Op, message_id)
@@ -206,7 +206,7 @@ def identity_dict(identity: Any) -> dict[str, Any]:
 
 
 def probes_dict(probes: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    return {p.table: {"row_count": int(p.row_count), "max_marq": int(p.max_marq or 0),
+    return {p.table: {"row_count": None if p.row_count is None else int(p.row_count), "max_marq": int(p.max_marq or 0),
                       "max_modified": to_text(p.max_modified)} for p in probes}
 
 
@@ -295,6 +295,9 @@ class ChangeDetector:
         checked: dict[str, tuple[tuple[int, int], ...]] = {}
         counters_dropped = snapshot is not None and self._counters_dropped(snapshot.probes, probes, watermarks)
         full_scan = self._full_scan_due()
+        if counters_dropped or (full_scan and not reasons) or reasons:
+            for entity in self.source.entities():
+                self._limit_orphans(entity, None)
         if counters_dropped or (full_scan and not reasons):
             for entity in self.source.entities():
                 self.checkpoint.load_current_keys(entity.value, self.source.keys(entity))
@@ -312,8 +315,16 @@ class ChangeDetector:
                 self.checkpoint.load_current_keys(entity.value, keys, spans=(ALL_MARQS,))
                 checked[entity.value] = (ALL_MARQS,)
         else:
+            deleted_from: dict[str, bool] = {}
+            held = set(self.checkpoint.deletion_holds(self.dossier))
             for entity in self.source.entities():
-                spans = self._differing_spans(entity)
+                since = None if entity.value in held else self._narrow_since(
+                    entity, snapshot.probes, probes, watermarks, deleted_from)
+                self._limit_orphans(entity, since if since and not self.checkpoint.has_orphans(
+                    self.dossier, entity.value) else None)
+                touched = self.source.touched_rows(entity, since, (snapshot.probes.get(
+                    self.source.main_table(entity)) or {}).get("max_marq", 0)) if since else None
+                spans = self._differing_spans(entity, touched)
                 self.checkpoint.load_current_keys(entity.value, self._keys_in(entity, spans), spans=spans)
                 checked[entity.value] = tuple(spans)
         if reasons or full_scan:
@@ -332,24 +343,68 @@ class ChangeDetector:
         return (self.clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
 
     def _full_scan_due(self) -> bool:
-        if self.full_scan_every is None or not self.checkpoint.has_shadow(self.dossier):
+        if not self.checkpoint.has_shadow(self.dossier):
             return False
         last = self.checkpoint.last_full_scan(self.dossier)
+        if last is not None and last.isoformat() == FULL_SCAN_REQUESTED:
+            return True
+        if self.full_scan_every is None:
+            return False
         return last is None or self._utc_now() - last >= self.full_scan_every
 
-    def _differing_spans(self, entity: Entity) -> list[tuple[int, int]]:
+    def _limit_orphans(self, entity: Entity, since: Optional[dt.datetime]) -> None:
+        limit = getattr(self.source, "limit_orphans", None)
+        if limit is not None:
+            limit(entity, since)
+
+    def _narrow_since(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
+                      deleted_from: dict[str, bool]) -> Optional[dt.datetime]:
+        """When this cycle may look at `entity`'s records only where something changed: the moment
+        changes are looked for from; None when every range must be compared.
+
+        Every range is compared when the entity was never read, when the source cannot say where
+        rows changed, when its deletions are held (the agent still tracks records Sage does not
+        have: `plan` asks for them again), or when a row was deleted from a table whose deletions take records out of
+        the entity or orphan its rows (`deletion_tables`): nothing marks where a deleted row was.
+        Rows were deleted when a table counts fewer rows than it did plus those added above its
+        highest cbMarq since (`deleted_from` keeps each table's answer). Otherwise changes are
+        looked for from the latest cbModification the last run's probes saw in the tables whose
+        changed rows matter (`change_tables`), less the overlap, as the changed reads do."""
+        previous = watermarks.get(entity.value)
+        deletion_tables = getattr(self.source, "deletion_tables", None)
+        if previous is None or previous.modified is None or deletion_tables is None:
+            return None
+        for table in deletion_tables(entity):
+            if table not in deleted_from:
+                then, current = before.get(table) or {}, now.get(table) or {}
+                counts = then.get("row_count"), current.get("row_count")
+                deleted_from[table] = None in counts or counts[1] != counts[0] + self.source.rows_above(
+                    table, then.get("max_marq", 0))
+            if deleted_from[table]:
+                return None
+        seen = [(before.get(table) or {}).get("max_modified") for table in self.source.change_tables(entity)]
+        if None in seen:
+            return None
+        return min(dt.datetime.fromisoformat(moment) for moment in seen) - self.overlap
+
+    def _differing_spans(self, entity: Entity, touched: Optional[list[int]] = None) -> list[tuple[int, int]]:
         """The cbMarq spans (`low < cbMarq <= top`) where Sage's record count or cbMarq sum is not
-        the agent's: a record there was deleted, added, or is unknown to the agent."""
+        the agent's: a record there was deleted, added, or is unknown to the agent. Every
+        `MARQ_RANGE` range is compared; with `touched` (cbMarq values), only those rows are (the
+        others are known to be as they were: `_narrow_since`)."""
         sums = getattr(self.source, "marq_sums", None)
         if sums is None:
             return [ALL_MARQS]
-        theirs = sums(entity, MARQ_RANGE)
-        mine = self.checkpoint.marq_sums(self.dossier, entity.value, MARQ_RANGE)
+        if touched is not None and not touched:
+            return []
+        width = MARQ_RANGE if touched is None else 1
+        theirs = sums(entity, width) if touched is None else sums(entity, width, touched)
+        mine = self.checkpoint.marq_sums(self.dossier, entity.value, width, touched)
         spans: list[tuple[int, int]] = []
         for bucket in sorted(set(theirs) | set(mine)):
             if theirs.get(bucket) == mine.get(bucket):
                 continue
-            low, top = bucket * MARQ_RANGE - 1, (bucket + 1) * MARQ_RANGE - 1
+            low, top = bucket * width - 1, (bucket + 1) * width - 1
             if spans and spans[-1][1] == low:
                 spans[-1] = (spans[-1][0], top)
             else:

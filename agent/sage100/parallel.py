@@ -130,8 +130,23 @@ class ParallelReader:
     def keys(self, entity: Entity | str, spans=None) -> Iterator[str]:
         return self.reader.keys(entity, spans)
 
-    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
-        return self.reader.marq_sums(entity, width)
+    def marq_sums(self, entity: Entity | str, width: int, buckets=None) -> dict[int, tuple[int, int]]:
+        return self.reader.marq_sums(entity, width, buckets)
+
+    def touched_rows(self, entity: Entity | str, since: dt.datetime, above: int) -> list[int] | None:
+        return self.reader.touched_rows(entity, since, above)
+
+    def rows_above(self, table: str, marq: int) -> int:
+        return self.reader.rows_above(table, marq)
+
+    def deletion_tables(self, entity: Entity | str) -> tuple[str, ...]:
+        return self.reader.deletion_tables(entity)
+
+    def change_tables(self, entity: Entity | str) -> tuple[str, ...]:
+        return self.reader.change_tables(entity)
+
+    def limit_orphans(self, entity: Entity | str, since: dt.datetime | None) -> None:
+        self.reader.limit_orphans(entity, since)
 
     def changed_between(self, entity: Entity | str, low: int, top: int) -> Iterator[SourceRow]:
         return self.reader.changed_between(entity, low, top)

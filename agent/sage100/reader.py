@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import pyodbc
 from pydantic import ValidationError
@@ -82,7 +82,7 @@ class TableProbe:
     """Counters of one table; a restore shows as counts or watermarks going backwards."""
 
     table: str
-    row_count: int
+    row_count: int | None        # None: not counted (`Sage100Reader.probes`)
     max_marq: int
     max_modified: dt.datetime | None
 
@@ -117,6 +117,7 @@ class Sage100Reader:
         self._copies_unread: set[Entity] = set()     # keys read in no span: copies looked for when asked
         self._copy_counts: dict[Entity, dict[str, int]] = {}
         self._orphans_read: dict[Entity, list[SourceRow]] = {}
+        self._orphans_since: dict[Entity, dt.datetime | None] = {}
 
     def duplicate_copies(self, entity: Entity | str) -> dict[int, str]:
         """The rows the last `keys(entity)` found repeating an older row's key: cbMarq → that key.
@@ -211,15 +212,84 @@ class Sage100Reader:
         """Whether a full read of `entity` yields its records newest first (`NEWEST_FIRST`)."""
         return self._entity_spec(entity).table in NEWEST_FIRST
 
-    def marq_sums(self, entity: Entity | str, width: int) -> dict[int, tuple[int, int]]:
+    def marq_sums(self, entity: Entity | str, width: int,
+                  buckets: Iterable[int] | None = None) -> dict[int, tuple[int, int]]:
         """Per range of `width` cbMarq values (`cbMarq / width`), how many records of `entity` there
         are and the sum of their cbMarq: one aggregate the server computes on its cbMarq index,
-        so the agent learns where records were added or deleted without reading every key."""
+        so the agent learns where records were added or deleted without reading every key. With
+        `buckets`, only those ranges: one range seek per run of consecutive ones, or, with a
+        width of 1 (each range one cbMarq), one lookup of the rows by cbMarq."""
         spec = self._entity_spec(entity)
         bucket = f"{spec.alias}.{MARQ} / {int(width)}"
-        sql = f"SELECT {bucket}, COUNT(*), SUM({spec.alias}.{MARQ}) FROM {_from(spec)}{_where(spec, [])} GROUP BY {bucket}"
+        select = f"SELECT {bucket}, COUNT(*), SUM({spec.alias}.{MARQ}) FROM {_from(spec)}"
+        if buckets is None:
+            queries = [(f"{select}{_where(spec, [])} GROUP BY {bucket}", [])]
+        elif width == 1:
+            wanted = sorted(set(buckets))
+            parts = [wanted[start:start + MAX_PARAMETERS_PER_QUERY]
+                     for start in range(0, len(wanted), MAX_PARAMETERS_PER_QUERY)]
+            queries = [(f"{select}{_where(spec, [f'{spec.alias}.{MARQ} IN ({_marks(part)})'])} GROUP BY {bucket}", part)
+                       for part in parts]
+        else:
+            window = _where(spec, [_WINDOW.format(alias=spec.alias)])
+            queries = [(f"{select}{window} GROUP BY {bucket}", [first * width - 1, (last + 1) * width - 1])
+                       for first, last in _runs(sorted(set(buckets)))]
         with self._reading():
-            return {int(row[0]): (int(row[1]), int(row[2])) for row in self._fetch_all(sql, [])}
+            return {int(row[0]): (int(row[1]), int(row[2]))
+                    for sql, parameters in queries for row in self._fetch_all(sql, parameters)}
+
+    def touched_rows(self, entity: Entity | str, since: dt.datetime, above: int) -> list[int] | None:
+        """The cbMarq of the main rows where a record of `entity` may have come or gone since
+        `since` without a deletion, sorted: the main rows changed at or after `since`, whether
+        they still belong to the entity or not (no filter: a client turned supplier leaves it),
+        the main rows whose inner-joined row changed (an account turned prospect takes its
+        contacts along), and the main rows added above cbMarq `above`. Each term one seek on a
+        `cbModification` or cbMarq index; None when they are so many that comparing every range
+        is cheaper."""
+        spec = self._entity_spec(entity)
+        with self._reading():
+            found = self._changed_rows(spec.table, since)
+            if found is None:
+                return None
+            found = set(found)
+            for lookup in spec.lookups:
+                if lookup.inner:
+                    found.update(self._owners(spec.table, spec.alias, lookup.on, lookup.table, since))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+            for (marq,) in self._fetch_all(f"SELECT {MARQ} FROM {spec.table} WHERE {MARQ} > ?", [int(above)]):
+                found.add(int(marq))
+                if len(found) > MAX_SEEK_ROWS:
+                    return None
+        return sorted(found)
+
+    def rows_above(self, table: str, marq: int) -> int:
+        """How many rows of `table` have a cbMarq above `marq` (one range seek): with the table's
+        row count, whether rows were deleted since the count of a run whose highest cbMarq was
+        `marq` (cbMarq is an identity: a new row is always above it)."""
+        with self._reading():
+            return int(self._fetch_one(f"SELECT COUNT(*) FROM {table} WHERE {MARQ} > ?", [int(marq)])[0])
+
+    def deletion_tables(self, entity: Entity | str) -> tuple[str, ...]:
+        """The tables a deleted row of which can take records out of `entity` or orphan its rows:
+        its main table, the tables it inner-joins, the parents of its orphan rows."""
+        spec = self._entity_spec(entity)
+        names = [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
+        names += [orphans.parent for orphans in spec.orphans]
+        return tuple(dict.fromkeys(names))
+
+    def change_tables(self, entity: Entity | str) -> tuple[str, ...]:
+        """The tables a changed row of which can bring a record in or out of `entity` or make an
+        orphan row: its main table, the tables it inner-joins, the tables of its orphan rows."""
+        spec = self._entity_spec(entity)
+        names = [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
+        names += [orphans.table for orphans in spec.orphans]
+        return tuple(dict.fromkeys(names))
+
+    def limit_orphans(self, entity: Entity | str, since: dt.datetime | None) -> None:
+        """From now on, look for `entity`'s orphan rows among the rows changed at or after `since`
+        only (None: among all): the agent knows no orphan of it, and no parent row was deleted."""
+        self._orphans_since[Entity(entity)] = since
 
     def limit_history(self, start: dt.date | None) -> None:
         """From now on, read only the documents (quotes, orders, invoices) dated (`DO_Date`) on or
@@ -250,17 +320,23 @@ class Sage100Reader:
         return start if start <= today else dt.date(today.year - 1, value.month, day)
 
     def probes(self) -> list[TableProbe]:
-        """Row count, highest `cbMarq` and latest `cbModification` of every table read."""
+        """Highest `cbMarq` and latest `cbModification` of every table read (each an index seek),
+        and the row count of the tables whose deletions matter (`deletion_tables`; a count
+        reads a whole index, so the others are not counted)."""
         tables = dict.fromkeys(name for spec in self._spec.values() for name in spec.tables())
+        counted = {name for entity in self._spec for name in self.deletion_tables(entity)}
         probes = []
         with self._reading():
-            for name in tables:
-                row = self._fetch_one(f"SELECT COUNT(*), MAX({MARQ}), MAX({MODIFIED}) FROM {name}")
+            for name in (*tables, *(name for name in counted if name not in tables)):
+                # one scalar subquery each: asked together in one SELECT, an engine may scan for all three
+                count = f"(SELECT COUNT(*) FROM {name})" if name in counted else "NULL"
+                row = self._fetch_one(f"SELECT {count}, (SELECT MAX({MARQ}) FROM {name}),"
+                                      f" (SELECT MAX({MODIFIED}) FROM {name})")
                 try:
                     latest = normalize.datetime_(row[2])
                 except ValueError:   # a change time that is not a date (SQLite keeps any text)
                     latest = self._latest_readable_change(name)
-                probes.append(TableProbe(name, int(row[0] or 0), int(row[1] or 0), latest))
+                probes.append(TableProbe(name, None if row[0] is None else int(row[0]), int(row[1] or 0), latest))
         return probes
 
     def _latest_readable_change(self, table: str) -> dt.datetime | None:
@@ -913,12 +989,22 @@ class Sage100Reader:
         matched = [f"p.{theirs} = {alias}.{mine}" for mine, theirs in orphans.link]
         absent = (f"NOT EXISTS (SELECT 1 FROM {orphans.parent} p WHERE "
                   f"{' AND '.join(matched + ([orphans.parent_filter] if orphans.parent_filter else []))})")
-        where = " AND ".join(([orphans.filter] if orphans.filter else []) + [absent])
         order = ", ".join(f"{alias}.{column}" for column in (*key_columns, MARQ))
-        sql = f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {where} ORDER BY {order}"
+        conditions = ([orphans.filter] if orphans.filter else []) + [absent]
+        since = self._orphans_since.get(spec.entity)
+        marqs = self._changed_rows(orphans.table, since) if since is not None else None
+        if marqs is None:
+            queries = [(f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {' AND '.join(conditions)}"
+                        f" ORDER BY {order}", [])]
+        else:       # only the rows changed since: found by their cbMarq, in cbMarq order per key
+            parts = [marqs[start:start + MAX_PARAMETERS_PER_QUERY]
+                     for start in range(0, len(marqs), MAX_PARAMETERS_PER_QUERY)]
+            queries = [(f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {alias}.{MARQ} IN"
+                        f" ({_marks(part)}) AND {' AND '.join(conditions)} ORDER BY {order}", part)
+                       for part in parts]
         main_table = orphans.table == spec.table
         found: dict[str, _OrphanKey] = {}
-        for row in self._fetch_all(sql, []):
+        for row in (row for sql, parameters in queries for row in self._fetch_all(sql, parameters)):
             values = shape.values(row)
             key_values = _link_values(spec.key_columns)(values.raw)
             if main_table and (values.problems or None in key_values or "" in key_values):
@@ -927,6 +1013,16 @@ class Sage100Reader:
                 key = spec.key(values.raw)
             found.setdefault(key, _OrphanKey(key, main_table)).add(values, names)
         return found
+
+    def _changed_rows(self, table: str, since: dt.datetime) -> list[int] | None:
+        """The cbMarq of the rows of `table` changed at or after `since`, sorted (one seek on its
+        `cbModification` index); None when there are more than `MAX_SEEK_ROWS`."""
+        marqs = []
+        for (marq,) in self._fetch_all(f"SELECT {MARQ} FROM {table} WHERE {MODIFIED} >= ?", [since]):
+            marqs.append(int(marq))
+            if len(marqs) > MAX_SEEK_ROWS:
+                return None
+        return sorted(marqs)
 
     # --- identity ---------------------------------------------------------------------------
 
@@ -1315,6 +1411,18 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
         terms.append(f"EXISTS (SELECT 1 FROM {_child_from(child)} WHERE {' AND '.join(conditions)})")
     sql = "(" + " OR ".join(terms) + ")"
     return sql, sql.count("?")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """One `?` per value, comma-separated."""
+    return ", ".join("?" * len(values))
+
+
+def _runs(numbers: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """(first, last) of each run of consecutive values of sorted `numbers`."""
+    for _, group in itertools.groupby(enumerate(numbers), key=lambda pair: pair[1] - pair[0]):
+        run = [number for _, number in group]
+        yield run[0], run[-1]
 
 
 def _matching(columns: list[str], values: set[tuple]) -> Iterator[tuple[str, list]]:

@@ -60,6 +60,16 @@ class SpyingReader:
         self.reader = reader
         self.key_spans: dict[str, object] = {}
         self.since: dict[str, object] = {}
+        self.compared: dict[str, object] = {}       # entity -> the cbMarq values compared (None: every range)
+        self.orphans_since: dict[str, object] = {}
+
+    def marq_sums(self, entity, width, buckets=None):
+        self.compared[entity.value] = None if buckets is None else sorted(buckets)
+        return self.reader.marq_sums(entity, width, buckets)
+
+    def limit_orphans(self, entity, since):
+        self.orphans_since[entity.value] = since
+        return self.reader.limit_orphans(entity, since)
 
     def __getattr__(self, name):
         return getattr(self.reader, name)
@@ -136,6 +146,37 @@ def test_a_cycle_reads_keys_only_in_the_ranges_where_sage_and_the_agent_differ(a
     assert all(spans == [] for entity, spans in spy.key_spans.items() if entity != "contact")
     with agent.checkpoint() as checkpoint:
         assert "3" not in checkpoint.shadow_lookup("BIJOU", "contact", ["3"])
+    assert_sums_kept(agent)
+
+
+def test_a_cycle_without_deletions_compares_only_the_rows_changed_since_and_finds_records_leaving(agent, bijou):
+    agent.run("BIJOU")
+    agent.drain("BIJOU")
+    sage.set_clock(bijou, T0 + minutes(10))
+    quiet, spy = run_spied(agent, bijou, full_scan_every=None)
+    assert quiet.ok and agent.drain("BIJOU").changes() == []
+    # no range compared whole, no orphan looked for among rows unchanged since the last run
+    assert all(spy.compared.get(entity) is not None for entity in spy.compared) and spy.compared
+    assert all(since is not None for since in spy.orphans_since.values()) and spy.orphans_since
+    db = sqlite3.connect(bijou)
+    contacts = {str(n) for (n,) in db.execute("SELECT CT_No FROM F_CONTACTT WHERE CT_Num = 'ECRIN'")}
+    before = full_read(bijou)
+    # the account turned supplier: nothing deleted, yet it and its contacts leave what syncs
+    sage.update_row(bijou, "F_COMPTET", {"CT_Num": "ECRIN"}, {"CT_Type": 1}, at=T0 + minutes(15))
+    sage.set_clock(bijou, T0 + minutes(20))
+    gone = set(before) - set(full_read(bijou))
+
+    result, spy = run_spied(agent, bijou, full_scan_every=None)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok and not result.realignment and contacts
+    assert {("account", "ECRIN")} | {("contact", n) for n in contacts} <= gone
+    assert {(e.entity, e.key) for e in delivered.changes(Op.DELETE)} == gone
+    assert spy.compared["account"] is not None and spy.compared["contact"] is not None
+    assert spy.key_spans["account"] != []           # the ECRIN row's own span, not a range of 4096
+    assert all(high - low == 1 for low, high in spy.key_spans["account"])
+    with agent.checkpoint() as checkpoint:
+        assert checkpoint.shadow_lookup("BIJOU", "account", ["ECRIN"]) == {}
     assert_sums_kept(agent)
 
 

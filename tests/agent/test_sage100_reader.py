@@ -429,13 +429,15 @@ def test_keys_are_every_current_key(reader, dossier):
     assert "1" in set(reader.keys(Entity.CONTACT))
 
 
-def test_probes_count_every_table_read(reader, dossier, open_sage):
+def test_probes_every_table_read_and_count_those_whose_deletions_matter(reader, dossier, open_sage):
     connection = open_sage(dossier)
     probes = {probe.table: probe for probe in reader.probes()}
     assert set(probes) == {"F_COLLABORATEUR", "F_COMPTET", "F_CONTACTT", "F_FAMILLE", "F_ARTICLE", "P_UNITE",
                            "F_ARTSTOCK", "F_ARTCLIENT", "P_CATTARIF", "F_DOCENTETE", "F_DOCLIGNE", "F_LIVRAISON"}
+    counted = {"F_COLLABORATEUR", "F_COMPTET", "F_CONTACTT", "F_FAMILLE", "F_ARTICLE", "F_DOCENTETE", "F_LIVRAISON"}
     for name, probe in probes.items():
-        assert probe.row_count == scalar(connection, f"SELECT COUNT(*) FROM {name}")
+        expected = scalar(connection, f"SELECT COUNT(*) FROM {name}") if name in counted else None
+        assert probe.row_count == expected, name
         assert probe.max_marq == scalar(connection, f"SELECT MAX(cbMarq) FROM {name}")
         assert isinstance(probe.max_modified, dt.datetime) and probe.max_modified < T
     sage.insert_row(dossier, "F_COMPTET", {"CT_Num": "NOUVEAU", "CT_Intitule": "Nouvelle bijouterie"}, at=T)
