@@ -76,6 +76,10 @@ class Run(_Record):
     realignment: bool = False
     counts: dict[str, int] = Field(default_factory=lambda: {c: 0 for c in RUN_COUNTERS})
     message: Optional[str] = None
+    ssm_held_none: dict[str, bool] = Field(default_factory=dict)
+    """Per SSM resource asked during this realignment, whether it held no record of the dossier
+    when first needed: then none there can be an earlier install's or attempt's record, and no
+    record is looked for before its create (`shared.sync.runs.RunBook.held_none`)."""
 
 
 class JournalEntry(_Record):

@@ -139,6 +139,29 @@ class RunBook:
         run = self._run(dossier, run_id)
         return bool(run and run.realignment)
 
+    def held_none(self, dossier: str, run_id: str, resource: str, probe: Callable[[], Optional[bool]]) -> bool:
+        """Whether SSM held no record of the dossier in `resource` when this run first asked
+        (`Run.ssm_held_none`): `probe` is asked once per run and resource, its answer kept on the
+        run; a probe that could not tell (None) is asked again next time. A later answer cannot
+        be trusted the same way (this run's own records are there by then), so the first stays."""
+        run = self._run(dossier, run_id)
+        if run is None or not run.realignment:
+            return False
+        if resource in run.ssm_held_none:
+            return run.ssm_held_none[resource]
+        answer = probe()
+        if answer is None:
+            return False
+
+        def change(current: Optional[Run]) -> Optional[Run]:
+            if current is None or resource in current.ssm_held_none:
+                return None
+            return current.model_copy(update={"ssm_held_none": {**current.ssm_held_none, resource: answer}})
+        saved = self._save(dossier, run_id, change)
+        with self._lock:
+            self._known[(dossier, run_id)] = saved
+        return saved.ssm_held_none.get(resource, False)
+
     def started_at(self, dossier: str, run_id: str) -> Optional[dt.datetime]:
         run = self._run(dossier, run_id)
         return run.started_at if run is not None else None

@@ -47,8 +47,10 @@ from shared.errors import (AlreadyExistsError, ConcurrencyError, ConfigurationEr
 from shared.messages import record_name, text
 from shared.models import Entity
 from shared.state.records import Cursor, Dossier, IncidentState, JournalEntry, utcnow
+from shared.ssm import contract
 from shared.sync import replay, waiting
 from shared.sync.adopter import held_keys
+from shared.sync.binder import external_id
 from shared.sync.breaker import BatchBreaker
 from shared.sync.dependencies import BatchDependencies, TenantDefaults, plan
 from shared.sync.exchange_report import apply_source_report
@@ -277,6 +279,8 @@ class SyncService:
         deps = BatchDependencies(self.store, self.ssm, dossier.id, self.defaults, find_unlinked=state_lost)
         ctx = SyncContext(store=self.store, ssm=self.ssm, dossier=dossier, deps=deps, incidents=self.incidents,
                           realignment=lambda run_id: self.runs.is_realignment(dossier.id, run_id),
+                          held_none=lambda run_id, resource: self.runs.held_none(
+                              dossier.id, run_id, resource, lambda: self._holds_none(dossier.id, resource)),
                           run_started_at=lambda run_id: self.runs.started_at(dossier.id, run_id),
                           clock=self.clock, redelivered=delivery_count > 1, open_records=frozenset(open_records),
                           links_lost=state_lost, replayed_since=replayed_since)
@@ -425,11 +429,12 @@ class SyncService:
         if synchronizer is None or entity == Entity.USER.value or breaker.tripped \
                 or not synchronizer.mapper.has_ext_id:
             return
-        keys = [e.key for e in envelopes if e.op is Op.UPSERT and e.key and ctx.realignment(e.run_id)]
+        resource = synchronizer.mapper.resource
+        keys = [e.key for e in envelopes if e.op is Op.UPSERT and e.key and ctx.may_hold_earlier(e.run_id, resource)]
         if len(keys) < 2:
             return
         try:
-            ctx.deps.prefetch(synchronizer.mapper.resource, keys)
+            ctx.deps.prefetch(resource, keys)
         except ConnectorError as exc:
             if not breaker.trips_on(exc, synchronizer.mapper.resource):
                 log.warning("read-ahead of %s failed, records are read one by one: %s", entity, exc)
@@ -486,6 +491,17 @@ class SyncService:
             except ConnectorError as exc:
                 log.warning("invitations of %s not checked: %s", dossier.id, exc)
         return dossier
+
+    def _holds_none(self, dossier_id: str, resource: str) -> Optional[bool]:
+        """Whether SSM holds no record of the dossier in `resource`, under today's `extId` or an
+        earlier release's (one read); None when SSM did not answer or its records carry no `extId`."""
+        if not contract.has_ext_id(resource):
+            return None
+        try:
+            return not self.ssm.holds_ext_id_prefix(resource, {external_id(dossier_id, ""), f"{dossier_id}:"})
+        except ConnectorError as exc:
+            log.warning("records of %s in SSM %s not probed, each is looked for: %s", dossier_id, resource, exc)
+            return None
 
     def _register(self, envelope: Envelope, *, name: Optional[str] = None, state_lost: bool = False) -> Dossier:
         """Connect a dossier the store does not know; `state_lost` when the agent synced it before."""

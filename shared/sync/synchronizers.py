@@ -67,13 +67,16 @@ class SyncContext:
                  realignment: Callable[[str], bool], run_started_at: Callable[[str], Optional[dt.datetime]],
                  clock: Callable[[], dt.datetime], redelivered: bool = False,
                  open_records: frozenset[tuple[str, str]] = frozenset(), links_lost: bool = False,
-                 replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None):
+                 replayed_since: Optional[dict[tuple[str, str], dt.datetime]] = None,
+                 held_none: Callable[[str, str], bool] = lambda run_id, resource: False):
         self.store = store
         self.ssm = ssm
         self.dossier = dossier
         self.deps = deps
         self.incidents = incidents
         self.realignment = realignment
+        self.held_none = held_none
+        """(run, SSM resource) → whether SSM held no record of the dossier when the run first asked."""
         self.run_started_at = run_started_at
         self.clock = clock
         self.redelivered = redelivered
@@ -90,6 +93,12 @@ class SyncContext:
     @property
     def dossier_id(self) -> str:
         return self.dossier.id
+
+    def may_hold_earlier(self, run_id: str, resource: str) -> bool:
+        """Whether SSM may hold, in `resource`, a record an earlier install or attempt created for
+        this realigning run's records: not when it held none of the dossier when the run first
+        asked (a first load into an empty tenant then costs one call per record created)."""
+        return self.realignment(run_id) and not self.held_none(run_id, resource)
 
     @property
     def first_load(self) -> bool:
@@ -241,7 +250,7 @@ class Synchronizer:
         """Create the record in SSM, unless an earlier attempt did: then link that one and update it."""
         ext_id = self.binder.ext_id(record.key)
         realignment = self.ctx.realignment(envelope.run_id)
-        if self._may_exist_in_ssm(record.key, realignment):
+        if self._may_exist_in_ssm(record.key, self.ctx.may_hold_earlier(envelope.run_id, self.resource)):
             existing = self._find_existing(record, ext_id)
             if existing is not None:
                 if attempt is not None:
@@ -597,7 +606,9 @@ class QuoteSynchronizer(Synchronizer):
             link = self.binder.bind(record.key, link.ssm_id, base=self._followed(record, link), hash=envelope.hash,
                                     link=link)
             return Outcome(UPDATED if changed else UNCHANGED), link
-        existing = self._find_live(self.binder.ext_id(record.key))
+        # a realignment into a tenant that held none of the dossier's sales orders: SSM has no quote of it
+        known_absent = realignment and self.ctx.held_none(envelope.run_id, self.resource)
+        existing = None if known_absent else self._find_live(self.binder.ext_id(record.key))
         if existing is None:
             link = self.binder.bind(record.key, None, base={"_ignored": True}, hash=envelope.hash, link=link)
             return Outcome(IGNORED), link
@@ -678,6 +689,7 @@ class DocumentSynchronizer(Synchronizer):
     def _import(self, record: Document, link, envelope, attempt, realignment):
         attempt.operation = UPDATE if self._has_live_target(link) else CREATE
         self._realignment = realignment
+        self._run_id = envelope.run_id
         self._ssm_lines: Optional[dict[str, dict]] = None
         self._lines_before = list(link.base.get("_lines", [])) if link is not None else []
         self._pending_lines = [line for line in record.lines if line.product_key]
@@ -741,10 +753,13 @@ class DocumentSynchronizer(Synchronizer):
         binder.bind(key, line_link.ssm_id, base=result.base, hash=line_hash, link=line_link)
         return bool(result.to_ssm)
 
-    def _parts_may_exist_in_ssm(self, document_key: str) -> bool:
-        """Whether lines or /sales totals of this document may be in SSM without a link: never for
-        an order this very attempt created, else as for the document itself."""
-        return not self.posted_new and self._may_exist_in_ssm(document_key, self._realignment)
+    def _parts_may_exist_in_ssm(self, document_key: str, resource: Optional[str] = None) -> bool:
+        """Whether lines or /sales totals (`resource`) of this document may be in SSM without a
+        link: never for an order this very attempt created, else as for the document itself."""
+        if self.posted_new:
+            return False
+        earlier = self._realignment if resource is None else self.ctx.may_hold_earlier(self._run_id, resource)
+        return self._may_exist_in_ssm(document_key, earlier)
 
     def _line_in_ssm(self, document_key: str, line, values: dict, order_id: int) -> Optional[dict]:
         """The live line of this order in the line's position, when an earlier attempt may have
@@ -823,7 +838,7 @@ class DocumentSynchronizer(Synchronizer):
         link = self._recover_pending_sales(record.key, link)
         values = self._sales_values(record)
         posted = link.base.get("_sales")
-        if posted is None and self._parts_may_exist_in_ssm(record.key):
+        if posted is None and self._parts_may_exist_in_ssm(record.key, mapping.SALES_RESOURCE):
             posted = self._posted_in_ssm(record.key, values)
             if posted is not None:
                 link = self._settle_sales(record.key, link, posted)

@@ -13,7 +13,7 @@ from shared.models import Entity
 from shared.ssm import SsmClient
 from shared.state.records import IncidentState, RunState
 from shared.sync import SyncService
-from tests.sync.records import client, contact, document, family, invite, line, only, product, user
+from tests.sync.records import client, contact, document, family, invite, line, only, product, user, writes
 
 
 @pytest.fixture
@@ -183,3 +183,30 @@ def test_a_client_owner_changed_in_ssm_survives_a_rep_change_in_sage(sim, servic
 
     service.apply_batch(agent.run(client(rep_key="2", city="Nice", phone="01 00 00 00 09")))
     assert sim.record("accounts", account["id"])["salesRepId1"]["id"] == boss
+
+
+def test_a_first_load_into_an_empty_tenant_looks_nothing_up_yet_a_lost_answer_is_never_created_twice(
+        sim, store, agent, shaky):
+    accounts = [client(f"C{n:03d}", f"Client {n}") for n in range(60)]
+    people = [contact(str(n), account_key=f"C{n:03d}", email=f"p{n}@emeraude.example") for n in range(30)]
+    with SyncService(store, shaky, max_workers=1, admin_user_email=sim.admin_email) as service:
+        service.apply_batch(agent.batch(agent.start(realignment=True)))
+        service.apply_batch(agent.changes(*accounts[:30]))
+        lose_the_answer_and_the_check(sim, "accounts")          # C030: carried out, its answer lost
+        second = agent.changes(*accounts[30:])
+        lost = service.apply_batch(second)
+        assert lost.needs_redelivery and len(sim.records("accounts")) == 60     # C030 too, unlinked
+        again = service.apply_batch(second, delivery_count=2)
+        assert not again.needs_redelivery
+        sim.reset_calls()
+        service.apply_batch(agent.changes(*people))
+        service.apply_batch(agent.batch(agent.end(read=90)))
+
+    assert len(sim.records("accounts")) == 60 == len({a["extId"] for a in sim.records("accounts")})
+    assert len(sim.records("contacts")) == 30 and store.get_link("BIJOU", "account", "C030") is not None
+    # the contacts' wave: one probe (the tenant held none of the dossier's contacts), then one POST each
+    lookups = [c for c in sim.calls if c.method == "GET" and c.resource == "contacts"]
+    assert len(lookups) == 1 and "LIKE" in lookups[0].query["where"]
+    assert len(writes(sim, "contacts")) == 30 and all(c.method == "POST" for c in writes(sim, "contacts"))
+    run = store.get_run("BIJOU", agent.run_id)
+    assert run.ssm_held_none == {"accounts": True, "contacts": True}
