@@ -349,7 +349,7 @@ def test_a_row_the_first_schema_sent_as_an_orphan_is_tracked_as_one(tmp_path):
         assert checkpoint.marq_sums("BIJOU", "contact") == {0: (1, 43)}     # as Sage's sums: no orphan
 
 
-def test_the_checkpoint_keeps_about_forty_bytes_a_record(agent, bijou):
+def test_the_checkpoint_keeps_a_short_hash_and_integers_per_record(agent, bijou):
     agent.run("BIJOU")
     with sqlite3.connect(agent.state_path) as db:
         row = db.execute("SELECT key, hash, state, marq, modified FROM tracked LIMIT 1").fetchone()
