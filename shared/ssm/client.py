@@ -244,12 +244,14 @@ class SsmClient:
                                  status=response.status_code)
         return body
 
-    def holds_ext_id_prefix(self, resource: str, prefixes) -> bool:
-        """Whether SSM holds a record of `resource` (soft-deleted ones included) whose `extId`
-        starts with one of `prefixes`: one read of one record (`LIKE`, a documented operator). A
-        `_` or `%` in a prefix matches more, never less: a yes may be wrong, a no is not."""
+    def holds_any(self, resource: str, *, ext_id_prefixes=None) -> bool:
+        """Whether SSM holds a record of `resource` (soft-deleted ones included), with `extId`
+        starting with one of `ext_id_prefixes` when given: one read of one record (`LIKE`, a
+        documented operator). A `_` or `%` in a prefix matches more, never less: a yes may be
+        wrong, a no is not."""
         field = "extID" if resource == "rates" else "extId"
-        where = " OR ".join(f"{field} LIKE {quote(prefix + '%')}" for prefix in sorted(set(prefixes)))
+        where = None if ext_id_prefixes is None else " OR ".join(
+            f"{field} LIKE {quote(prefix + '%')}" for prefix in sorted(set(ext_id_prefixes)))
         return next(iter(self.list(resource, where=where, page_size=1)), None) is not None
 
     def find_by_ext_id(self, resource: str, ext_id: str) -> dict | None:

@@ -70,6 +70,7 @@ class RunBook:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
+        self._probing = threading.Lock()
         self._known: dict[tuple[str, str], Run] = {}
 
     def start(self, dossier: str, run_id: str, *, realignment: bool,
@@ -147,6 +148,13 @@ class RunBook:
         run = self._run(dossier, run_id)
         if run is None or not run.realignment:
             return False
+        if resource in run.ssm_held_none:
+            return run.ssm_held_none[resource]
+        with self._probing:         # the workers of one wave ask at once: one of them probes
+            return self._probe(dossier, run_id, resource, probe)
+
+    def _probe(self, dossier: str, run_id: str, resource: str, probe: Callable[[], Optional[bool]]) -> bool:
+        run = self._run(dossier, run_id)
         if resource in run.ssm_held_none:
             return run.ssm_held_none[resource]
         answer = probe()

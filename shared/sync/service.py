@@ -494,11 +494,11 @@ class SyncService:
 
     def _holds_none(self, dossier_id: str, resource: str) -> Optional[bool]:
         """Whether SSM holds no record of the dossier in `resource`, under today's `extId` or an
-        earlier release's (one read); None when SSM did not answer or its records carry no `extId`."""
-        if not contract.has_ext_id(resource):
-            return None
+        earlier release's, or no record at all when the resource's records carry no `extId`
+        (product families): one read; None when SSM did not answer."""
+        prefixes = {external_id(dossier_id, ""), f"{dossier_id}:"} if contract.has_ext_id(resource) else None
         try:
-            return not self.ssm.holds_ext_id_prefix(resource, {external_id(dossier_id, ""), f"{dossier_id}:"})
+            return not self.ssm.holds_any(resource, ext_id_prefixes=prefixes)
         except ConnectorError as exc:
             log.warning("records of %s in SSM %s not probed, each is looked for: %s", dossier_id, resource, exc)
             return None

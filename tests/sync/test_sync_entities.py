@@ -128,6 +128,17 @@ def test_a_first_load_costs_one_call_per_record_created(sim, service, agent):
     assert len(reads) <= 4        # users (the admin), branches, account types, the 40 extIds read ahead
 
 
+def test_a_first_load_into_a_tenant_without_families_creates_them_without_looking_any_up(sim, service, agent):
+    families = [family(f"F{n}", f"Famille {n}") for n in range(5)]
+
+    service.apply_batch(agent.run(*families, realignment=True))
+
+    assert sorted(f["descriptionFR"] for f in sim.records("productFamilies")) == [f"Famille {n}" for n in range(5)]
+    reads = [c for c in sim.calls if c.method == "GET" and c.resource == "productFamilies"]
+    assert len(reads) == 1 and "where" not in reads[0].query          # one probe: SSM held no family at all
+    assert service.store.get_run("BIJOU", agent.run_id).ssm_held_none == {"productFamilies": True}
+
+
 def test_a_first_load_of_documents_reads_no_line_nor_total_of_a_document_it_just_created(sim, service, agent):
     service.apply_batch(agent.run(client(), family(), product(), realignment=True))
     orders = [document(Entity.ORDER, f"BC{n}", [line(f"{n}1", 1), line(f"{n}2", 2)]) for n in range(10)]
