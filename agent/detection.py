@@ -271,8 +271,8 @@ class ChangeDetector:
         The held deletions the user confirmed are read first: a confirmation given later is left
         for the next run. Keys are read only where they are needed: every key when counters went
         backwards (a restore is verified record by record) or on a full scan; on an ordinary
-        cycle, only those of the cbMarq ranges whose record count or cbMarq sum in Sage differs
-        from the agent's (`MARQ_RANGE`); none on a first load or a realignment, which read and
+        cycle, only those of the rows where Sage and the agent differ (`_ordinary_spans`); none
+        on a first load or a realignment, which read and
         stage every record (the source still looks for rows repeating an older row's key,
         `_duplicate_copies`). A row read under a new key at a cbMarq tracked under another key
         has its old key checked too (`Checkpoint.check_reused_marqs`).
@@ -295,7 +295,7 @@ class ChangeDetector:
         checked: dict[str, tuple[tuple[int, int], ...]] = {}
         counters_dropped = snapshot is not None and self._counters_dropped(snapshot.probes, probes, watermarks)
         full_scan = self._full_scan_due()
-        if counters_dropped or (full_scan and not reasons) or reasons:
+        if counters_dropped or full_scan or reasons:
             for entity in self.source.entities():
                 self._limit_orphans(entity, None)
         if counters_dropped or (full_scan and not reasons):
@@ -318,13 +318,7 @@ class ChangeDetector:
             deleted_from: dict[str, bool] = {}
             held = set(self.checkpoint.deletion_holds(self.dossier))
             for entity in self.source.entities():
-                since = None if entity.value in held else self._narrow_since(
-                    entity, snapshot.probes, probes, watermarks, deleted_from)
-                self._limit_orphans(entity, since if since and not self.checkpoint.has_orphans(
-                    self.dossier, entity.value) else None)
-                touched = self.source.touched_rows(entity, since, (snapshot.probes.get(
-                    self.source.main_table(entity)) or {}).get("max_marq", 0)) if since else None
-                spans = self._differing_spans(entity, touched)
+                spans = self._ordinary_spans(entity, snapshot.probes, probes, watermarks, held, deleted_from)
                 self.checkpoint.load_current_keys(entity.value, self._keys_in(entity, spans), spans=spans)
                 checked[entity.value] = tuple(spans)
         if reasons or full_scan:
@@ -351,6 +345,21 @@ class ChangeDetector:
         if self.full_scan_every is None:
             return False
         return last is None or self._utc_now() - last >= self.full_scan_every
+
+    def _ordinary_spans(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
+                        held: set[str], deleted_from: dict[str, bool]) -> list[tuple[int, int]]:
+        """An ordinary cycle's spans of `entity` whose keys are read: those of the rows changed
+        since the last probes where Sage and the agent differ, when no row that matters was
+        deleted (`_narrow_since`), else those of the `MARQ_RANGE` ranges whose record count or
+        cbMarq sum differs. Its orphans are looked for among the same changed rows, unless the
+        agent tracks one already (each cycle then checks it is still one)."""
+        since = None if entity.value in held else self._narrow_since(entity, before, now, watermarks, deleted_from)
+        self._limit_orphans(entity, since if since and not self.checkpoint.has_orphans(
+            self.dossier, entity.value) else None)
+        if since is None:
+            return self._differing_spans(entity)
+        top = (before.get(self.source.main_table(entity)) or {}).get("max_marq", 0)
+        return self._differing_spans(entity, self.source.touched_rows(entity, since, top))
 
     def _limit_orphans(self, entity: Entity, since: Optional[dt.datetime]) -> None:
         limit = getattr(self.source, "limit_orphans", None)
