@@ -89,10 +89,12 @@ CREATE TABLE IF NOT EXISTS tracked_sums (
     PRIMARY KEY (scope, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS detection (
-    dossier        TEXT PRIMARY KEY,
-    history_from   TEXT,
-    full_scan_at   TEXT,
-    staged_scan_at TEXT
+    dossier         TEXT PRIMARY KEY,
+    history_from    TEXT,
+    full_scan_at    TEXT,
+    staged_scan_at  TEXT,
+    signpost        TEXT,
+    staged_signpost TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
     dossier  TEXT PRIMARY KEY,
@@ -388,6 +390,7 @@ class Checkpoint:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"the agent state {self.path} was written by a newer agent (schema {version})")
         self._db.executescript(_SCHEMA)
+        _add_missing_columns(self._db, "detection", ("signpost", "staged_signpost"))
         if version == 1:
             _migrate_shadow(self._db)
         # 2 → 3 changes no row: an agent of schema 2 sent no orphan row
@@ -583,6 +586,16 @@ class Checkpoint:
         """When the dossier's last full scan was applied (`FULL_SCAN_REQUESTED`: one is asked for)."""
         row = self._db.execute("SELECT full_scan_at FROM detection WHERE dossier = ?", (dossier,)).fetchone()
         return dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def last_signpost(self, dossier: str) -> Optional[dt.datetime]:
+        """The Sage server's clock when the dossier's last applied run started (naive), if known."""
+        row = self._db.execute("SELECT signpost FROM detection WHERE dossier = ?", (dossier,)).fetchone()
+        return from_text(row[0]) if row else None
+
+    def stage_signpost(self, dossier: str, signpost: dt.datetime) -> None:
+        """The pending run's signpost: once applied, the dossier's last one (`last_signpost`)."""
+        self._db.execute("INSERT INTO detection (dossier, staged_signpost) VALUES (?, ?) ON CONFLICT (dossier)"
+                         " DO UPDATE SET staged_signpost = excluded.staged_signpost", (dossier, to_text(signpost)))
 
     def stage_full_scan(self, dossier: str, at: dt.datetime) -> None:
         """The pending run reads every record: once applied, it is the dossier's last full scan."""
@@ -899,7 +912,8 @@ class Checkpoint:
                        f" FROM staged_tracked WHERE scope IN {scopes} AND deleted = 0 ORDER BY scope, key",
                        (dossier,))
             db.execute("UPDATE detection SET full_scan_at = COALESCE(staged_scan_at, full_scan_at),"
-                       " staged_scan_at = NULL WHERE dossier = ?", (dossier,))
+                       " staged_scan_at = NULL, signpost = COALESCE(staged_signpost, signpost),"
+                       " staged_signpost = NULL WHERE dossier = ?", (dossier,))
             db.execute("INSERT OR REPLACE INTO watermarks (dossier, entity, modified, marq)"
                        " SELECT dossier, entity, modified, marq FROM staged_watermarks WHERE dossier = ?", (dossier,))
             db.execute("INSERT OR REPLACE INTO snapshots (dossier, identity, probes, taken_at)"
@@ -935,7 +949,8 @@ class Checkpoint:
     def _clear_pending(self, dossier: str) -> None:
         self._db.execute("DELETE FROM staged_tracked WHERE scope IN (SELECT scope FROM scopes WHERE dossier = ?)",
                          (dossier,))
-        self._db.execute("UPDATE detection SET staged_scan_at = NULL WHERE dossier = ?", (dossier,))
+        self._db.execute("UPDATE detection SET staged_scan_at = NULL, staged_signpost = NULL WHERE dossier = ?",
+                         (dossier,))
         for table in ("staged_watermarks", "staged_held_deletions", "outbox", "pending_runs"):
             self._db.execute(f"DELETE FROM {table} WHERE dossier = ?", (dossier,))
 
@@ -979,6 +994,14 @@ class Checkpoint:
         rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
                                 " UNION SELECT dossier FROM snapshots ORDER BY 1")
         return [row[0] for row in rows]
+
+
+def _add_missing_columns(db: sqlite3.Connection, table: str, columns: Iterable[str]) -> None:
+    """Columns a later release added to `table` (TEXT, NULL in the rows already there)."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for column in columns:
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
 
 def _migrate_shadow(db: sqlite3.Connection) -> None:

@@ -126,6 +126,8 @@ class RunPlan:
     full_scan: bool = False                   # every record read (compared, not resent)
     # entity -> the cbMarq spans whose keys were checked (ALL_MARQS: all); absent: none checked
     checked: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # the last applied run's signpost: rows stamped before it less the overlap were read by then
+    since_floor: Optional[dt.datetime] = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,12 @@ def probes_dict(probes: Iterable[Any]) -> dict[str, dict[str, Any]]:
                       "max_modified": to_text(p.max_modified)} for p in probes}
 
 
+def _later(moment: dt.datetime, floor: Optional[dt.datetime]) -> dt.datetime:
+    """`moment`, or `floor` when later: a row committed after the last run read its entity was
+    stamped after that run's signpost less the overlap, however old the entity's newest row."""
+    return moment if floor is None or floor <= moment else floor
+
+
 def _years_before(day: dt.date, years: int) -> dt.date:
     try:
         return day.replace(year=day.year - years)
@@ -286,6 +294,9 @@ class ChangeDetector:
         self.checkpoint.clear_current_keys()
         snapshot = self.checkpoint.snapshot(self.dossier)
         watermarks = self.checkpoint.watermarks(self.dossier)
+        last = self.checkpoint.last_signpost(self.dossier)
+        floor = last if last is not None and signpost >= last else None      # a clock moved back: none
+        self.checkpoint.stage_signpost(self.dossier, signpost)
         again = [message_text("agent.reason.reselected")] if self.realignment_requested else []
         if snapshot is None:
             restored, reasons = [], again or [message_text("agent.reason.first")]
@@ -318,13 +329,14 @@ class ChangeDetector:
             deleted_from: dict[str, bool] = {}
             held = set(self.checkpoint.deletion_holds(self.dossier))
             for entity in self.source.entities():
-                spans = self._ordinary_spans(entity, snapshot.probes, probes, watermarks, held, deleted_from)
+                spans = self._ordinary_spans(entity, snapshot.probes, probes, watermarks, held, deleted_from, floor)
                 self.checkpoint.load_current_keys(entity.value, self._keys_in(entity, spans), spans=spans)
                 checked[entity.value] = tuple(spans)
         if reasons or full_scan:
             self.checkpoint.stage_full_scan(self.dossier, self._utc_now())
         return RunPlan(self.dossier, run_id, signpost, bool(reasons), tuple(reasons), identity, probes, confirmed,
-                       restored=bool(restored), full_scan=full_scan and not reasons, checked=checked)
+                       restored=bool(restored), full_scan=full_scan and not reasons, checked=checked,
+                       since_floor=floor)
 
     def _keys_in(self, entity: Entity, spans: list[tuple[int, int]]) -> Iterator[str]:
         """The entity's keys within `spans` (all of them when `spans` is `[ALL_MARQS]` or the
@@ -347,13 +359,15 @@ class ChangeDetector:
         return last is None or self._utc_now() - last >= self.full_scan_every
 
     def _ordinary_spans(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
-                        held: set[str], deleted_from: dict[str, bool]) -> list[tuple[int, int]]:
+                        held: set[str], deleted_from: dict[str, bool],
+                        floor: Optional[dt.datetime]) -> list[tuple[int, int]]:
         """An ordinary cycle's spans of `entity` whose keys are read: those of the rows changed
         since the last probes where Sage and the agent differ, when no row that matters was
         deleted (`_narrow_since`), else those of the `MARQ_RANGE` ranges whose record count or
         cbMarq sum differs. Its orphans are looked for among the same changed rows, unless the
         agent tracks one already (each cycle then checks it is still one)."""
-        since = None if entity.value in held else self._narrow_since(entity, before, now, watermarks, deleted_from)
+        since = None if entity.value in held else self._narrow_since(entity, before, now, watermarks, deleted_from,
+                                                                       floor)
         self._limit_orphans(entity, since if since and not self.checkpoint.has_orphans(
             self.dossier, entity.value) else None)
         if since is None:
@@ -367,7 +381,7 @@ class ChangeDetector:
             limit(entity, since)
 
     def _narrow_since(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
-                      deleted_from: dict[str, bool]) -> Optional[dt.datetime]:
+                      deleted_from: dict[str, bool], floor: Optional[dt.datetime] = None) -> Optional[dt.datetime]:
         """When this cycle may look at `entity`'s records only where something changed: the moment
         changes are looked for from; None when every range must be compared.
 
@@ -378,7 +392,8 @@ class ChangeDetector:
         Rows were deleted when a table counts fewer rows than it did plus those added above its
         highest cbMarq since (`deleted_from` keeps each table's answer). Otherwise changes are
         looked for from the latest cbModification the last run's probes saw in the tables whose
-        changed rows matter (`change_tables`), less the overlap, as the changed reads do."""
+        changed rows matter (`change_tables`), or from the last run's signpost (`floor`) when
+        later, less the overlap, as the changed reads do."""
         previous = watermarks.get(entity.value)
         deletion_tables = getattr(self.source, "deletion_tables", None)
         if previous is None or previous.modified is None or deletion_tables is None:
@@ -394,7 +409,7 @@ class ChangeDetector:
         seen = [(before.get(table) or {}).get("max_modified") for table in self.source.change_tables(entity)]
         if None in seen:
             return None
-        return min(dt.datetime.fromisoformat(moment) for moment in seen) - self.overlap
+        return _later(min(dt.datetime.fromisoformat(moment) for moment in seen), floor) - self.overlap
 
     def _differing_spans(self, entity: Entity, touched: Optional[list[int]] = None) -> list[tuple[int, int]]:
         """The cbMarq spans (`low < cbMarq <= top`) where Sage's record count or cbMarq sum is not
@@ -506,7 +521,7 @@ class ChangeDetector:
             previous = None if plan.realignment else watermarks.get(entity.value)
             since = None
             if previous is not None and previous.modified is not None and not plan.full_scan:
-                since = previous.modified - self.overlap
+                since = _later(previous.modified, plan.since_floor) - self.overlap
             newest = self._newest_start(previous)
             newest = yield from self._upserts(plan, entity, self.source.changed(entity, since), newest)
             newest = yield from self._orphans_adopted(plan, entity, newest)

@@ -77,16 +77,19 @@ def test_every_entity_is_detected_through_pyodbc_with_the_sqlite3_driver(bijou, 
     assert plan.identity["database_name"] == "BIJOU" and "F_DOCLIGNE" in plan.probes
 
 
-def test_first_run_reads_everything_then_each_entity_from_its_watermark_minus_the_overlap(agent, bijou):
+def test_first_run_reads_everything_then_each_entity_from_its_watermark_or_the_last_start_less_the_overlap(
+        agent, bijou):
     first, since_first = run_recording(agent)
     assert set(since_first) == set(ENTITIES) and all(value is None for value in since_first.values())
 
     second, since_second = run_recording(agent)
     with agent.checkpoint() as checkpoint:
         watermarks = checkpoint.watermarks("BIJOU")
+        assert checkpoint.last_signpost("BIJOU") == T0                 # the Sage clock when the run started
     assert not second.realignment
     for entity in ENTITIES:
-        assert since_second[entity] == watermarks[entity].modified - dt.timedelta(hours=1), entity
+        assert since_second[entity] == max(watermarks[entity].modified, T0) - dt.timedelta(hours=1), entity
+    assert any(watermarks[entity].modified < T0 for entity in ENTITIES)   # older rows: not read again
     assert second.counts["created"] == second.counts["changed"] == 0
 
 
@@ -104,6 +107,23 @@ def test_the_watermark_never_moves_past_the_signpost(agent, bijou):
     assert again.counts["changed"] == 0 and agent.drain("BIJOU").changes() == []
 
 
+def test_a_quiet_dossier_is_read_from_the_last_start_and_a_change_committed_late_is_still_found(agent, bijou):
+    agent.run("BIJOU")
+    sage.set_clock(bijou, T0 + minutes(180))
+    quiet, since = run_recording(agent)                    # nothing changed in three hours
+    assert since["account"] == T0 - dt.timedelta(hours=1) and quiet.counts["changed"] == 0
+    agent.drain("BIJOU")
+    # saved by a transaction that began before the quiet run started, committed after it read
+    sage.update_row(bijou, "F_COMPTET", {"CT_Num": "RUBIS"}, {"CT_Ville": "Morteau"}, at=T0 + minutes(150))
+    sage.set_clock(bijou, T0 + minutes(190))
+
+    late, since = run_recording(agent)
+
+    assert since["account"] == T0 + minutes(180) - dt.timedelta(hours=1)    # not the account's older watermark
+    assert agent.drain("BIJOU").keys(Op.UPSERT, "account") == {"RUBIS"} and late.counts["changed"] == 1
+    assert late.counts["read"] == 1                     # the rows of the hour before the dossier's start: not read
+
+
 def test_rows_read_again_in_the_overlap_are_absorbed_by_their_content_hash(agent, bijou):
     agent.run("BIJOU")
     sage.update_row(bijou, "F_COMPTET", {"CT_Num": "RUBIS"}, {"CT_Ville": "Morteau"}, at=T0 + minutes(5))
@@ -116,7 +136,7 @@ def test_rows_read_again_in_the_overlap_are_absorbed_by_their_content_hash(agent
     result, since = run_recording(agent)
     delivered = agent.drain("BIJOU")
 
-    assert since["account"] == T0 + minutes(5) - dt.timedelta(hours=1)
+    assert since["account"] == T0 + minutes(10) - dt.timedelta(hours=1)      # the last run started at T0 + 10
     assert [(e.op, e.key) for e in delivered.changes()] == [(Op.UPSERT, "ECRIN")]
     assert result.counts["read"] >= 2 and result.counts["skipped_unchanged"] == result.counts["read"] - 1
 

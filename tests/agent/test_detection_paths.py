@@ -156,7 +156,7 @@ def test_a_cycle_without_deletions_compares_only_the_rows_changed_since_and_find
     quiet, spy = run_spied(agent, bijou, full_scan_every=None)
     assert quiet.ok and agent.drain("BIJOU").changes() == []
     # no range compared whole, no orphan looked for among rows unchanged since the last run
-    assert all(spy.compared.get(entity) is not None for entity in spy.compared) and spy.compared
+    assert all(rows is not None for rows in spy.compared.values())
     assert all(since is not None for since in spy.orphans_since.values()) and spy.orphans_since
     db = sqlite3.connect(bijou)
     contacts = {str(n) for (n,) in db.execute("SELECT CT_No FROM F_CONTACTT WHERE CT_Num = 'ECRIN'")}
@@ -347,6 +347,25 @@ def test_a_row_the_first_schema_sent_as_an_orphan_is_tracked_as_one(tmp_path):
         assert found["992"].orphan and found["992"].sent_valid and found["992"].invalid
         assert not found["991"].orphan and found["991"].hash == bytes.fromhex("ef" * 8)
         assert checkpoint.marq_sums("BIJOU", "contact") == {0: (1, 43)}     # as Sage's sums: no orphan
+
+
+def test_an_agent_state_written_before_signposts_were_kept_opens_and_keeps_the_next_one(agent, bijou):
+    agent.run("BIJOU")
+    agent.drain("BIJOU")
+    with sqlite3.connect(agent.state_path) as db:             # the detection table as earlier releases made it
+        db.executescript("CREATE TABLE old (dossier TEXT PRIMARY KEY, history_from TEXT, full_scan_at TEXT,"
+                         " staged_scan_at TEXT) WITHOUT ROWID; INSERT INTO old SELECT dossier, history_from,"
+                         " full_scan_at, staged_scan_at FROM detection; DROP TABLE detection;"
+                         " ALTER TABLE old RENAME TO detection;")
+    with agent.checkpoint() as checkpoint:
+        assert checkpoint.last_signpost("BIJOU") is None and checkpoint.history_from("BIJOU") is not None
+    sage.set_clock(bijou, T0 + minutes(10))
+
+    again = agent.run("BIJOU")
+
+    assert again.ok and not again.realignment and agent.drain("BIJOU").changes(Op.UPSERT) == []
+    with agent.checkpoint() as checkpoint:
+        assert checkpoint.last_signpost("BIJOU") == T0 + minutes(10)
 
 
 def test_the_checkpoint_keeps_a_short_hash_and_integers_per_record(agent, bijou):
