@@ -48,7 +48,7 @@ CHECKPOINT_TARGET_BYTES = 80    # per tracked record
 RSS_TARGET_MB = 200
 LARGE_LINES = 1_000_000
 CHANGED_ROWS = {"F_DOCLIGNE": 60, "F_COMPTET": 20, "F_ARTICLE": 20}
-QUIET_CYCLES = 5                # the no-change cycle's figure is the median of this many
+QUIET_CYCLES = 9                # the no-change cycle's figure is the median of this many
 QUIET_FOR = dt.timedelta(hours=2)   # ... after Sage's clock moved on by this much (twice the overlap)
 
 
