@@ -740,6 +740,14 @@ class Checkpoint:
         return self._db.execute(f"SELECT COUNT(*) {self._deleted_where(held)}",
                                 {"d": dossier, "e": entity, "s": self.scope(dossier, entity)}).fetchone()[0]
 
+    def keys_at(self, dossier: str, entity: str, marqs: Iterable[int]) -> set[str]:
+        """The keys tracked (not as orphans) at these cbMarq values (found by their index)."""
+        scope, wanted = self.scope(dossier, entity), sorted(set(marqs))
+        parts = [wanted[start:start + KEY_CHUNK] for start in range(0, len(wanted), KEY_CHUNK)]
+        return {key for part in parts for (key,) in self._db.execute(
+            f"SELECT key FROM tracked WHERE scope = ? AND marq IN ({','.join('?' * len(part))})"
+            f" AND state NOT IN ({_ORPHAN_STATES})", (scope, *part))}
+
     def has_orphans(self, dossier: str, entity: str) -> bool:
         """Whether a record of `entity` was last sent as an orphan (`TrackState.ORPHANS`)."""
         return self._db.execute(f"SELECT 1 FROM tracked INDEXED BY tracked_orphans WHERE scope = ?"

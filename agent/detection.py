@@ -212,6 +212,20 @@ def probes_dict(probes: Iterable[Any]) -> dict[str, dict[str, Any]]:
                       "max_modified": to_text(p.max_modified)} for p in probes}
 
 
+@dataclass
+class _CycleFacts:
+    """What an ordinary cycle's plan learns once and uses for every entity."""
+
+    before: dict                  # the last applied run's probes, by table
+    now: dict                     # this run's probes
+    watermarks: dict
+    floor: Optional[dt.datetime]  # the last applied run's signpost (None: not to be used)
+    held: set[str]                # entities whose deletions are held
+    orphan_parents: set[str]      # tables holding the parents of orphan rows
+    deleted_from: dict[str, bool] = field(default_factory=dict)   # table -> rows deleted since
+    keys_gone: set[str] = field(default_factory=set)              # parent tables a tracked key left
+
+
 def _later(moment: dt.datetime, floor: Optional[dt.datetime]) -> dt.datetime:
     """`moment`, or `floor` when later: a row committed after the last run read its entity was
     stamped after that run's signpost less the overlap, however old the entity's newest row."""
@@ -326,10 +340,12 @@ class ChangeDetector:
                 self.checkpoint.load_current_keys(entity.value, keys, spans=(ALL_MARQS,))
                 checked[entity.value] = (ALL_MARQS,)
         else:
-            deleted_from: dict[str, bool] = {}
-            held = set(self.checkpoint.deletion_holds(self.dossier))
+            facts = _CycleFacts(snapshot.probes, probes, watermarks, floor,
+                                held=set(self.checkpoint.deletion_holds(self.dossier)),
+                                orphan_parents={table for entity in self.source.entities()
+                                                for table in self._orphan_parents(entity)})
             for entity in self.source.entities():
-                spans = self._ordinary_spans(entity, snapshot.probes, probes, watermarks, held, deleted_from, floor)
+                spans = self._ordinary_spans(entity, facts)
                 self.checkpoint.load_current_keys(entity.value, self._keys_in(entity, spans), spans=spans)
                 checked[entity.value] = tuple(spans)
         if reasons or full_scan:
@@ -358,58 +374,78 @@ class ChangeDetector:
             return False
         return last is None or self._utc_now() - last >= self.full_scan_every
 
-    def _ordinary_spans(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
-                        held: set[str], deleted_from: dict[str, bool],
-                        floor: Optional[dt.datetime]) -> list[tuple[int, int]]:
+    def _ordinary_spans(self, entity: Entity, facts: "_CycleFacts") -> list[tuple[int, int]]:
         """An ordinary cycle's spans of `entity` whose keys are read: those of the rows changed
         since the last probes where Sage and the agent differ, when no row that matters was
         deleted (`_narrow_since`), else those of the `MARQ_RANGE` ranges whose record count or
         cbMarq sum differs. Its orphans are looked for among the same changed rows, unless the
-        agent tracks one already (each cycle then checks it is still one)."""
-        since = None if entity.value in held else self._narrow_since(entity, before, now, watermarks, deleted_from,
-                                                                       floor)
-        self._limit_orphans(entity, since if since and not self.checkpoint.has_orphans(
-            self.dossier, entity.value) else None)
-        if since is None:
-            return self._differing_spans(entity)
-        top = (before.get(self.source.main_table(entity)) or {}).get("max_marq", 0)
-        return self._differing_spans(entity, self.source.touched_rows(entity, since, top))
+        agent tracks one already (each cycle then checks it is still one) or a parent of them
+        lost its key (`_note_keys_gone`)."""
+        since = None if entity.value in facts.held else self._narrow_since(entity, facts)
+        touched = None
+        if since is not None:
+            top = (facts.before.get(self.source.main_table(entity)) or {}).get("max_marq", 0)
+            touched = self.source.touched_rows(entity, since, top)
+        self._note_keys_gone(entity, touched, facts)
+        narrow = since is not None and not self.checkpoint.has_orphans(self.dossier, entity.value) \
+            and not facts.keys_gone.intersection(self._orphan_parents(entity))
+        self._limit_orphans(entity, since if narrow else None)
+        return self._differing_spans(entity) if since is None else self._differing_spans(entity, touched)
+
+    def _orphan_parents(self, entity: Entity) -> tuple[str, ...]:
+        return getattr(self.source, "orphan_parents", lambda _: ())(entity)
+
+    def _note_keys_gone(self, entity: Entity, touched: Optional[list[int]], facts: "_CycleFacts") -> None:
+        """When `entity`'s table holds other rows' parents (a document's lines, an account's
+        contacts): whether a key the agent tracks at a row changed since is gone (renamed in
+        place, or the row left the entity), which may orphan rows that did not change; not
+        knowing counts as gone. Entities are read parents first."""
+        table = self.source.main_table(entity)
+        if table not in facts.orphan_parents or table in facts.keys_gone:
+            return
+        if touched is None:
+            facts.keys_gone.add(table)
+            return
+        tracked = self.checkpoint.keys_at(self.dossier, entity.value, touched) if touched else set()
+        if tracked:
+            current = self.source.keys_at(entity, touched)
+            if current is None or not tracked <= current:
+                facts.keys_gone.add(table)
 
     def _limit_orphans(self, entity: Entity, since: Optional[dt.datetime]) -> None:
         limit = getattr(self.source, "limit_orphans", None)
         if limit is not None:
             limit(entity, since)
 
-    def _narrow_since(self, entity: Entity, before: dict, now: dict, watermarks: dict[str, Watermark],
-                      deleted_from: dict[str, bool], floor: Optional[dt.datetime] = None) -> Optional[dt.datetime]:
+    def _narrow_since(self, entity: Entity, facts: "_CycleFacts") -> Optional[dt.datetime]:
         """When this cycle may look at `entity`'s records only where something changed: the moment
         changes are looked for from; None when every range must be compared.
 
         Every range is compared when the entity was never read, when the source cannot say where
         rows changed, when its deletions are held (the agent still tracks records Sage does not
-        have: `plan` asks for them again), or when a row was deleted from a table whose deletions take records out of
-        the entity or orphan its rows (`deletion_tables`): nothing marks where a deleted row was.
-        Rows were deleted when a table counts fewer rows than it did plus those added above its
-        highest cbMarq since (`deleted_from` keeps each table's answer). Otherwise changes are
-        looked for from the latest cbModification the last run's probes saw in the tables whose
-        changed rows matter (`change_tables`), or from the last run's signpost (`floor`) when
-        later, less the overlap, as the changed reads do."""
-        previous = watermarks.get(entity.value)
+        have: `plan` asks for them again), or when a row was deleted from a table whose deletions
+        take records out of the entity or orphan its rows (`deletion_tables`): nothing marks where
+        a deleted row was. Rows were deleted when a table counts fewer rows than it did plus those
+        added above its highest cbMarq since (`facts.deleted_from` keeps each table's answer).
+        Otherwise changes are looked for from the latest cbModification the last run's probes saw
+        in the tables whose changed rows matter (`change_tables`), or from the last run's signpost
+        (`facts.floor`) when later, less the overlap, as the changed reads do."""
+        previous = facts.watermarks.get(entity.value)
         deletion_tables = getattr(self.source, "deletion_tables", None)
         if previous is None or previous.modified is None or deletion_tables is None:
             return None
         for table in deletion_tables(entity):
-            if table not in deleted_from:
-                then, current = before.get(table) or {}, now.get(table) or {}
+            if table not in facts.deleted_from:
+                then, current = facts.before.get(table) or {}, facts.now.get(table) or {}
                 counts = then.get("row_count"), current.get("row_count")
-                deleted_from[table] = None in counts or counts[1] != counts[0] + self.source.rows_above(
+                facts.deleted_from[table] = None in counts or counts[1] != counts[0] + self.source.rows_above(
                     table, then.get("max_marq", 0))
-            if deleted_from[table]:
+            if facts.deleted_from[table]:
                 return None
-        seen = [(before.get(table) or {}).get("max_modified") for table in self.source.change_tables(entity)]
+        seen = [(facts.before.get(table) or {}).get("max_modified") for table in self.source.change_tables(entity)]
         if None in seen:
             return None
-        return _later(min(dt.datetime.fromisoformat(moment) for moment in seen), floor) - self.overlap
+        return _later(min(dt.datetime.fromisoformat(moment) for moment in seen), facts.floor) - self.overlap
 
     def _differing_spans(self, entity: Entity, touched: Optional[list[int]] = None) -> list[tuple[int, int]]:
         """The cbMarq spans (`low < cbMarq <= top`) where Sage's record count or cbMarq sum is not

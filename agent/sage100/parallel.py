@@ -145,6 +145,12 @@ class ParallelReader:
     def change_tables(self, entity: Entity | str) -> tuple[str, ...]:
         return self.reader.change_tables(entity)
 
+    def orphan_parents(self, entity: Entity | str) -> tuple[str, ...]:
+        return self.reader.orphan_parents(entity)
+
+    def keys_at(self, entity: Entity | str, marqs) -> set[str] | None:
+        return self.reader.keys_at(entity, marqs)
+
     def limit_orphans(self, entity: Entity | str, since: dt.datetime | None) -> None:
         self.reader.limit_orphans(entity, since)
 

@@ -226,10 +226,8 @@ class Sage100Reader:
             queries = [(f"{select}{_where(spec, [])} GROUP BY {bucket}", [])]
         elif width == 1:
             wanted = sorted(set(buckets))
-            parts = [wanted[start:start + MAX_PARAMETERS_PER_QUERY]
-                     for start in range(0, len(wanted), MAX_PARAMETERS_PER_QUERY)]
             queries = [(f"{select}{_where(spec, [f'{spec.alias}.{MARQ} IN ({_marks(part)})'])} GROUP BY {bucket}", part)
-                       for part in parts]
+                       for part in _parts(wanted)]
         else:
             window = _where(spec, [_WINDOW.format(alias=spec.alias)])
             queries = [(f"{select}{window} GROUP BY {bucket}", [first * width - 1, (last + 1) * width - 1])
@@ -285,6 +283,33 @@ class Sage100Reader:
         names = [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
         names += [orphans.table for orphans in spec.orphans]
         return tuple(dict.fromkeys(names))
+
+    def orphan_parents(self, entity: Entity | str) -> tuple[str, ...]:
+        """The tables holding the parents of `entity`'s orphan rows (`spec.Orphans`)."""
+        return tuple(dict.fromkeys(orphans.parent for orphans in self._entity_spec(entity).orphans))
+
+    def keys_at(self, entity: Entity | str, marqs: Sequence[int]) -> set[str] | None:
+        """The keys of `entity`'s records whose main row has one of `marqs` (a row whose key
+        cannot be read is left out); None when the driver cannot decode them."""
+        spec = self._entity_spec(entity)
+        checked = self._check_storage
+        shape, key_values = _key_shape(spec, checked), _link_values(spec.key_columns)
+        wanted = sorted(set(marqs))
+        keys: set[str] = set()
+        with self._reading():
+            for part in _parts(wanted):
+                sql = (f"SELECT {shape.sql()} FROM {_from(spec)}"
+                       f"{_where(spec, [f'{spec.alias}.{MARQ} IN ({_marks(part)})'])}")
+                try:
+                    rows = self._fetch_rows(sql, part)
+                except UnicodeDecodeError:
+                    return None
+                for row in rows:
+                    raw = shape.raw(row)
+                    values = key_values(raw)
+                    if not (None in values or "" in values or (checked and row[1])):
+                        keys.add(spec.key(raw))
+        return keys
 
     def limit_orphans(self, entity: Entity | str, since: dt.datetime | None) -> None:
         """From now on, look for `entity`'s orphan rows among the rows changed at or after `since`
@@ -997,11 +1022,9 @@ class Sage100Reader:
             queries = [(f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {' AND '.join(conditions)}"
                         f" ORDER BY {order}", [])]
         else:       # only the rows changed since: found by their cbMarq, in cbMarq order per key
-            parts = [marqs[start:start + MAX_PARAMETERS_PER_QUERY]
-                     for start in range(0, len(marqs), MAX_PARAMETERS_PER_QUERY)]
             queries = [(f"SELECT {shape.sql()} FROM {orphans.table} {alias} WHERE {alias}.{MARQ} IN"
                         f" ({_marks(part)}) AND {' AND '.join(conditions)} ORDER BY {order}", part)
-                       for part in parts]
+                       for part in _parts(marqs)]
         main_table = orphans.table == spec.table
         found: dict[str, _OrphanKey] = {}
         for row in (row for sql, parameters in queries for row in self._fetch_all(sql, parameters)):
@@ -1411,6 +1434,11 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
         terms.append(f"EXISTS (SELECT 1 FROM {_child_from(child)} WHERE {' AND '.join(conditions)})")
     sql = "(" + " OR ".join(terms) + ")"
     return sql, sql.count("?")
+
+
+def _parts(values: Sequence[Any]) -> list[Sequence[Any]]:
+    """`values` in slices of at most `MAX_PARAMETERS_PER_QUERY` (one query's parameters each)."""
+    return [values[start:start + MAX_PARAMETERS_PER_QUERY] for start in range(0, len(values), MAX_PARAMETERS_PER_QUERY)]
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -180,6 +180,26 @@ def test_a_cycle_without_deletions_compares_only_the_rows_changed_since_and_find
     assert_sums_kept(agent)
 
 
+def test_a_header_retyped_alone_orphans_its_lines_at_the_next_cycle(agent, bijou):
+    agent.run("BIJOU")
+    agent.drain("BIJOU")
+    piece = sqlite3.connect(bijou).execute(
+        "SELECT h.DO_Piece FROM F_DOCENTETE h WHERE h.DO_Domaine = 0 AND h.DO_Type = 0 AND EXISTS (SELECT 1"
+        " FROM F_DOCLIGNE l WHERE l.DO_Domaine = 0 AND l.DO_Type = 0 AND l.DO_Piece = h.DO_Piece)").fetchone()[0]
+    # the quote's header made an order by hand, its lines left as a quote's: they have no header now
+    sage.update_row(bijou, "F_DOCENTETE", {"DO_Type": 0, "DO_Piece": piece}, {"DO_Type": 1}, at=T0 + minutes(15))
+    sage.set_clock(bijou, T0 + minutes(20))
+
+    result, spy = run_spied(agent, bijou, full_scan_every=None)
+    delivered = agent.drain("BIJOU")
+
+    assert result.ok and not result.realignment and spy.orphans_since["quote"] is None
+    assert ("quote", f"0:{piece}") in {(e.entity, e.key) for e in delivered.changes(Op.INVALID)}
+    assert ("order", f"1:{piece}") in {(e.entity, e.key) for e in delivered.changes(Op.UPSERT)}
+    with agent.checkpoint() as checkpoint:
+        assert checkpoint.shadow_lookup("BIJOU", "quote", [f"0:{piece}"])[f"0:{piece}"].orphan
+
+
 def test_a_key_renamed_in_place_is_deleted_under_its_old_key_by_the_next_cycle(agent, bijou):
     agent.run("BIJOU")
     agent.drain("BIJOU")
