@@ -281,6 +281,9 @@ def document_lines(raw: Raw) -> list[dict]:
 # --- the entities ---------------------------------------------------------------------------
 
 REP = Lookup("F_COLLABORATEUR", "rep", (("CO_No", "CO_No"),), ("CO_No",))
+# The tiers a contact or a delivery address belongs to: only those of a client or prospect are read.
+CLIENT_OWNER = Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
+                      filter="owner.CT_Type = 0", refreshes=False)
 
 USER = EntitySpec(
     entity=Entity.USER,
@@ -329,8 +332,7 @@ CONTACT = EntitySpec(
     direct=(("CT_Num", "account_key"), ("CT_Prenom", "first_name"), ("CT_Nom", "last_name"),
             ("CT_Fonction", "job_title"), ("CT_Civilite", "civility"), ("CT_Telephone", "phone"),
             ("CT_TelPortable", "mobile"), ("CT_Telecopie", "fax"), ("CT_EMail", "email")),
-    lookups=(Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
-                    filter="owner.CT_Type = 0", refreshes=False),),
+    lookups=(CLIENT_OWNER,),
     optional=(("CT_Telephone", "phone"), ("CT_TelPortable", "mobile"), ("CT_Telecopie", "fax"),
               ("CT_EMail", "email"), ("CT_Fonction", "job_title")),
     naming=("CT_Num", "CT_Nom", "CT_Prenom"),
@@ -430,8 +432,7 @@ DELIVERY_ADDRESS = EntitySpec(
             ("LI_Complement", "address2"), ("LI_CodePostal", "postcode"), ("LI_Ville", "city"),
             ("LI_CodeRegion", "region"), ("LI_Pays", "country")),
     computed=(("main", as_flag("LI_Principal")),),
-    lookups=(Lookup("F_COMPTET", "owner", (("CT_Num", "CT_Num"),), ("CT_Type",), inner=True,
-                    filter="owner.CT_Type = 0", refreshes=False),),
+    lookups=(CLIENT_OWNER,),
     orphans=(Orphans("F_LIVRAISON", "t", "F_COMPTET", (("CT_Num", "CT_Num"),), names=("LI_Intitule", "LI_Ville"),
                      message="sage_row.orphan.delivery_address"),),
 )
