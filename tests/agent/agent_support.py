@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,7 @@ from agent.sage100.reader import Sage100Reader
 from shared.bus.local_bus import LocalBus
 from shared.bus.protocol import OutgoingMessage
 from shared.envelope import Envelope, EnvelopeBatch, Op
+from shared.models import Entity
 
 QUEUE = "sage-changes"
 # The Sage server's clock during the tests: after every row of the demo data (2023-2024).
@@ -155,3 +157,51 @@ class CrashingBus:
 
     def close(self) -> None:
         pass
+
+
+class SpyingReader:
+    """The real reader, remembering the spans of each key read and whether changes were sought
+    by index (`since` given) or read in full."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.key_spans: dict[str, object] = {}
+        self.since: dict[str, object] = {}
+        self.compared: dict[str, object] = {}       # entity -> the cbMarq values compared (None: every range)
+        self.orphans_since: dict[str, object] = {}
+
+    def marq_sums(self, entity, width, buckets=None):
+        self.compared[Entity(entity).value] = None if buckets is None else sorted(buckets)
+        return self.reader.marq_sums(entity, width, buckets)
+
+    def limit_orphans(self, entity, since):
+        self.orphans_since[Entity(entity).value] = since
+        return self.reader.limit_orphans(entity, since)
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def keys(self, entity, spans=None):
+        self.key_spans[Entity(entity).value] = None if spans is None else list(spans)
+        return self.reader.keys(entity, spans)
+
+    def changed(self, entity, since):
+        self.since.setdefault(Entity(entity).value, since)
+        return self.reader.changed(entity, since)
+
+
+def run_spied(agent, path: Optional[Path] = None, dossier: str = "BIJOU", **options):
+    """One run of `dossier` (its database: `path`, else the agent's) whose reader is a `SpyingReader`."""
+    real = open_sage100(sqlite_connection_string(path or agent.path(dossier)))
+    spies = []
+
+    @contextmanager
+    def source():
+        with real() as (connection, reader):
+            spies.append(SpyingReader(reader))
+            yield connection, spies[-1]
+
+    with Checkpoint(agent.state_path) as checkpoint:
+        result = sync_dossier(dossier, checkpoint=checkpoint, bus=agent.bus, queue=QUEUE, open_source=source,
+                              **options)
+    return result, spies[0]

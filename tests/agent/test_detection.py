@@ -4,7 +4,6 @@ child rows re-sending their parent, and restore signals told apart from ordinary
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
 
 import pytest
 
@@ -13,47 +12,22 @@ from agent.checkpoint import Checkpoint
 from agent.dossiers import AgentDossiers
 from agent.detection import ChangeDetector, new_run_id, server_now
 from agent.odbc import connect, dbms_name, sqlite_connection_string
-from agent.relay import open_sage100, sync_dossier
 from shared.messages import text
 from agent.sage100.reader import Sage100Reader
 from shared.envelope import Envelope, Op
 from shared.lifecycle import State
-from shared.models import Entity, parse_record
+from shared.models import parse_record
 from shared.rules import sync_order
 
-from agent_support import QUEUE, T0, build_dossier, current_keys, minutes
+from agent_support import T0, build_dossier, current_keys, minutes, run_spied
 
 ENTITIES = [e.value for e in sync_order()]
 
 
-class RecordingReader:
-    """The real reader, remembering the `since` of each `changed()` call."""
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.since: dict[str, object] = {}
-
-    def __getattr__(self, name):
-        return getattr(self.reader, name)
-
-    def changed(self, entity, since):
-        self.since.setdefault(Entity(entity).value, since)
-        return self.reader.changed(entity, since)
-
-
 def run_recording(agent, dossier="BIJOU"):
-    real = open_sage100(sqlite_connection_string(agent.path(dossier)))
-    readers = []
-
-    @contextmanager
-    def source():
-        with real() as (connection, reader):
-            readers.append(RecordingReader(reader))
-            yield connection, readers[-1]
-
-    with Checkpoint(agent.state_path) as checkpoint:
-        result = sync_dossier(dossier, checkpoint=checkpoint, bus=agent.bus, queue=QUEUE, open_source=source)
-    return result, readers[0].since
+    """One run of `dossier`; returns its result and the `since` each entity's changes were read from."""
+    result, spy = run_spied(agent, dossier=dossier)
+    return result, spy.since
 
 
 def test_every_entity_is_detected_through_pyodbc_with_the_sqlite3_driver(bijou, tmp_path):

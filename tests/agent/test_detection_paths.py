@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,11 @@ from agent.checkpoint import Checkpoint, moment_number, short_hash
 from agent.demo_builder import BAD_ACCOUNT_UNKNOWN_REP, BAD_UNKNOWN_REP_NO
 from agent.checkpoint import MARQ_RANGE, TrackState
 from agent.odbc import connect, sqlite_connection_string
-from agent.relay import open_sage100, sync_dossier
 from agent.sage100.reader import Sage100Reader
 from shared.envelope import Op
 from shared.rules import sync_order
 
-from agent_support import QUEUE, T0, build_dossier, current_keys, minutes
+from agent_support import T0, build_dossier, current_keys, minutes, run_spied
 
 ENTITIES = [entity.value for entity in sync_order()]
 
@@ -50,53 +48,6 @@ def full_read(path: Path) -> dict[tuple[str, str], str]:
                 for entity in reader.entities() for row in reader.changed(entity, None)}
     finally:
         connection.close()
-
-
-class SpyingReader:
-    """The real reader, remembering the spans of each key read and whether changes were sought
-    by index (`since` given) or read in full."""
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.key_spans: dict[str, object] = {}
-        self.since: dict[str, object] = {}
-        self.compared: dict[str, object] = {}       # entity -> the cbMarq values compared (None: every range)
-        self.orphans_since: dict[str, object] = {}
-
-    def marq_sums(self, entity, width, buckets=None):
-        self.compared[entity.value] = None if buckets is None else sorted(buckets)
-        return self.reader.marq_sums(entity, width, buckets)
-
-    def limit_orphans(self, entity, since):
-        self.orphans_since[entity.value] = since
-        return self.reader.limit_orphans(entity, since)
-
-    def __getattr__(self, name):
-        return getattr(self.reader, name)
-
-    def keys(self, entity, spans=None):
-        self.key_spans[entity.value] = None if spans is None else list(spans)
-        return self.reader.keys(entity, spans)
-
-    def changed(self, entity, since):
-        self.since.setdefault(entity.value, since)
-        return self.reader.changed(entity, since)
-
-
-def run_spied(agent, path: Path, **options):
-    real = open_sage100(sqlite_connection_string(path))
-    spies = []
-
-    @contextmanager
-    def source():
-        with real() as (connection, reader):
-            spies.append(SpyingReader(reader))
-            yield connection, spies[-1]
-
-    with Checkpoint(agent.state_path) as checkpoint:
-        result = sync_dossier("BIJOU", checkpoint=checkpoint, bus=agent.bus, queue=QUEUE, open_source=source,
-                              **options)
-    return result, spies[0]
 
 
 def test_changes_found_by_index_seeks_are_exactly_those_a_full_read_finds(agent, bijou):
