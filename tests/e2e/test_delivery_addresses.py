@@ -24,6 +24,15 @@ def add_addresses(p, tiers: str) -> int:
     return main[0]
 
 
+def priced_client_with_addresses(p) -> tuple[str, str, int]:
+    """A client with the demo's price book, given delivery addresses in Sage and synced: its
+    tiers, the first article of its price book and its main address's `LI_No`."""
+    tiers, (article, _, _) = price_book(p)
+    main = add_addresses(p, tiers)
+    assert p.run().ok
+    return tiers, article, main
+
+
 def addresses_of(p, account_id: int) -> dict[str, dict]:
     """The live SSM account addresses of an account, by description."""
     return {r["description"]: r for r in p.simulator.records("accountAddresses")
@@ -83,9 +92,7 @@ def test_addresses_created_changed_and_deleted_in_sage_reach_ssm_and_nothing_els
 def test_a_quote_with_a_chosen_address_makes_a_devis_with_its_li_no_and_one_without_the_main_one(make_pipeline):
     p = make_pipeline()
     assert p.run().ok
-    tiers, (a1, _, _) = price_book(p)
-    main = add_addresses(p, tiers)
-    assert p.run().ok
+    tiers, a1, main = priced_client_with_addresses(p)
     _, email = rep_of(p)
     account, product = p.ssm_id(D, "account", tiers), p.ssm_id(D, "product", a1)
     chosen = p.ssm_id(D, "delivery_address", str(DEPOT))
@@ -108,9 +115,7 @@ def test_a_quote_with_a_chosen_address_makes_a_devis_with_its_li_no_and_one_with
 def test_an_ssm_address_of_no_sage_address_is_a_warning_on_the_quote_and_the_devis_takes_the_main_one(make_pipeline):
     p = make_pipeline()
     assert p.run().ok
-    tiers, (a1, _, _) = price_book(p)
-    main = add_addresses(p, tiers)
-    assert p.run().ok
+    tiers, a1, main = priced_client_with_addresses(p)
     _, email = rep_of(p)
     account = p.ssm_id(D, "account", tiers)
     with session(p, email) as rep:                      # an address typed in SSM: Sage has no such address
@@ -148,9 +153,7 @@ def test_a_tenant_without_account_addresses_refuses_them_the_check_says_so_and_q
 def test_addresses_switched_off_for_a_dossier_are_not_sent_and_its_quotes_take_the_main_address(make_pipeline):
     p = make_pipeline(dossier_settings={D: {"delivery_addresses": "false"}})
     assert p.run().ok
-    tiers, (a1, _, _) = price_book(p)
-    main = add_addresses(p, tiers)
-    assert p.run().ok
+    tiers, a1, main = priced_client_with_addresses(p)
     assert address_calls(p) == [] and p.runtime.store.get_link(D, "delivery_address", str(main)) is None
     assert tenant_findings(p) == {"tenant.addresses.off": "info"}
 
