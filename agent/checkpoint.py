@@ -508,9 +508,7 @@ class Checkpoint:
     def shadow_lookup(self, dossier: str, entity: str, keys: list[str]) -> dict[str, ShadowEntry]:
         found: dict[str, ShadowEntry] = {}
         scope = self.scope(dossier, entity)
-        for start in range(0, len(keys), KEY_CHUNK):
-            part = keys[start:start + KEY_CHUNK]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_parts(keys):
             for key, hash_, state, marq in self._db.execute(
                     f"SELECT key, hash, state, marq FROM tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)):
                 found[key] = ShadowEntry(key, hash_, state != TrackState.VALID, state not in TrackState.NEVER_VALID,
@@ -546,11 +544,8 @@ class Checkpoint:
                    if width == MARQ_RANGE else
                    "SELECT marq, COUNT(*), SUM(marq) FROM tracked WHERE scope = ? AND marq IN ({})"
                    f" AND state NOT IN ({_ORPHAN_STATES}) GROUP BY marq")
-            wanted = sorted(set(buckets))
-            parts = [wanted[start:start + KEY_CHUNK] for start in range(0, len(wanted), KEY_CHUNK)]
-            return {bucket: (count, total) for part in parts
-                    for bucket, count, total in self._db.execute(sql.format(",".join("?" * len(part))),
-                                                                 (scope, *part))}
+            return {bucket: (count, total) for part, marks in _in_parts(sorted(set(buckets)))
+                    for bucket, count, total in self._db.execute(sql.format(marks), (scope, *part))}
         if width == MARQ_RANGE:
             rows = self._db.execute("SELECT bucket, records, marq_total FROM tracked_sums WHERE scope = ?", (scope,))
         elif buckets is not None:
@@ -644,11 +639,9 @@ class Checkpoint:
             return 0
         wanted = {marq: key for marq, key in rows if marq and marq > 0 and marq // MARQ_RANGE <= top}
         found = 0
-        marqs = sorted(wanted)
-        for start in range(0, len(marqs), KEY_CHUNK):
-            part = marqs[start:start + KEY_CHUNK]
-            for key, marq in self._db.execute(f"SELECT key, marq FROM tracked WHERE scope = ? AND marq IN"
-                                              f" ({','.join('?' * len(part))})", (scope, *part)).fetchall():
+        for part, marks in _in_parts(sorted(wanted)):
+            for key, marq in self._db.execute(f"SELECT key, marq FROM tracked WHERE scope = ? AND marq IN ({marks})",
+                                              (scope, *part)).fetchall():
                 if key != wanted[marq]:
                     self._db.execute("INSERT OR IGNORE INTO temp.checked_spans VALUES (?, ?, ?)",
                                      (entity, marq - 1, marq))
@@ -742,11 +735,10 @@ class Checkpoint:
 
     def keys_at(self, dossier: str, entity: str, marqs: Iterable[int]) -> set[str]:
         """The keys tracked (not as orphans) at these cbMarq values (found by their index)."""
-        scope, wanted = self.scope(dossier, entity), sorted(set(marqs))
-        parts = [wanted[start:start + KEY_CHUNK] for start in range(0, len(wanted), KEY_CHUNK)]
-        return {key for part in parts for (key,) in self._db.execute(
-            f"SELECT key FROM tracked WHERE scope = ? AND marq IN ({','.join('?' * len(part))})"
-            f" AND state NOT IN ({_ORPHAN_STATES})", (scope, *part))}
+        scope = self.scope(dossier, entity)
+        return {key for part, marks in _in_parts(sorted(set(marqs))) for (key,) in self._db.execute(
+            f"SELECT key FROM tracked WHERE scope = ? AND marq IN ({marks}) AND state NOT IN ({_ORPHAN_STATES})",
+            (scope, *part))}
 
     def has_orphans(self, dossier: str, entity: str) -> bool:
         """Whether a record of `entity` was last sent as an orphan (`TrackState.ORPHANS`)."""
@@ -815,9 +807,7 @@ class Checkpoint:
         """Which of `keys` the pending run already staged."""
         found: set[str] = set()
         scope = self.scope(dossier, entity)
-        for start in range(0, len(keys), KEY_CHUNK):
-            part = keys[start:start + KEY_CHUNK]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_parts(keys):
             found.update(row[0] for row in self._db.execute(
                 f"SELECT key FROM staged_tracked WHERE scope = ? AND key IN ({marks})", (scope, *part)))
         return found
@@ -1002,6 +992,13 @@ class Checkpoint:
         rows = self._db.execute("SELECT dossier FROM dossiers UNION SELECT dossier FROM runs"
                                 " UNION SELECT dossier FROM snapshots ORDER BY 1")
         return [row[0] for row in rows]
+
+
+def _in_parts(values: list) -> Iterator[tuple[list, str]]:
+    """`values` in slices of at most `KEY_CHUNK`, each with the `?,?,…` of its `IN (…)`."""
+    for start in range(0, len(values), KEY_CHUNK):
+        part = values[start:start + KEY_CHUNK]
+        yield part, ",".join("?" * len(part))
 
 
 def _add_missing_columns(db: sqlite3.Connection, table: str, columns: Iterable[str]) -> None:

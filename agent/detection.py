@@ -390,7 +390,7 @@ class ChangeDetector:
         narrow = since is not None and not self.checkpoint.has_orphans(self.dossier, entity.value) \
             and not facts.keys_gone.intersection(self._orphan_parents(entity))
         self._limit_orphans(entity, since if narrow else None)
-        return self._differing_spans(entity) if since is None else self._differing_spans(entity, touched)
+        return self._differing_spans(entity, touched)
 
     def _orphan_parents(self, entity: Entity) -> tuple[str, ...]:
         return getattr(self.source, "orphan_parents", lambda _: ())(entity)
@@ -458,7 +458,7 @@ class ChangeDetector:
         if touched is not None and not touched:
             return []
         width = MARQ_RANGE if touched is None else 1
-        theirs = sums(entity, width) if touched is None else sums(entity, width, touched)
+        theirs = sums(entity, width, touched)
         mine = self.checkpoint.marq_sums(self.dossier, entity.value, width, touched)
         spans: list[tuple[int, int]] = []
         for bucket in sorted(set(theirs) | set(mine)):

@@ -225,9 +225,8 @@ class Sage100Reader:
         if buckets is None:
             queries = [(f"{select}{_where(spec, [])} GROUP BY {bucket}", [])]
         elif width == 1:
-            wanted = sorted(set(buckets))
-            queries = [(f"{select}{_where(spec, [f'{spec.alias}.{MARQ} IN ({_marks(part)})'])} GROUP BY {bucket}", part)
-                       for part in _parts(wanted)]
+            queries = [(f"{select}{_where(spec, [where])} GROUP BY {bucket}", parameters)
+                       for where, parameters in _matching([f"{spec.alias}.{MARQ}"], {(b,) for b in buckets})]
         else:
             window = _where(spec, [_WINDOW.format(alias=spec.alias)])
             queries = [(f"{select}{window} GROUP BY {bucket}", [first * width - 1, (last + 1) * width - 1])
@@ -246,15 +245,9 @@ class Sage100Reader:
         is cheaper."""
         spec = self._entity_spec(entity)
         with self._reading():
-            found = self._changed_rows(spec.table, since)
+            found = self._rows_changed_with(spec, since, [lookup for lookup in spec.lookups if lookup.inner])
             if found is None:
                 return None
-            found = set(found)
-            for lookup in spec.lookups:
-                if lookup.inner:
-                    found.update(self._owners(spec.table, spec.alias, lookup.on, lookup.table, since))
-                if len(found) > MAX_SEEK_ROWS:
-                    return None
             for (marq,) in self._fetch_all(f"SELECT {MARQ} FROM {spec.table} WHERE {MARQ} > ?", [int(above)]):
                 found.add(int(marq))
                 if len(found) > MAX_SEEK_ROWS:
@@ -272,17 +265,13 @@ class Sage100Reader:
         """The tables a deleted row of which can take records out of `entity` or orphan its rows:
         its main table, the tables it inner-joins, the parents of its orphan rows."""
         spec = self._entity_spec(entity)
-        names = [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
-        names += [orphans.parent for orphans in spec.orphans]
-        return tuple(dict.fromkeys(names))
+        return tuple(dict.fromkeys([*_membership_tables(spec), *(orphans.parent for orphans in spec.orphans)]))
 
     def change_tables(self, entity: Entity | str) -> tuple[str, ...]:
         """The tables a changed row of which can bring a record in or out of `entity` or make an
         orphan row: its main table, the tables it inner-joins, the tables of its orphan rows."""
         spec = self._entity_spec(entity)
-        names = [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
-        names += [orphans.table for orphans in spec.orphans]
-        return tuple(dict.fromkeys(names))
+        return tuple(dict.fromkeys([*_membership_tables(spec), *(orphans.table for orphans in spec.orphans)]))
 
     def orphan_parents(self, entity: Entity | str) -> tuple[str, ...]:
         """The tables holding the parents of `entity`'s orphan rows (`spec.Orphans`)."""
@@ -294,14 +283,11 @@ class Sage100Reader:
         spec = self._entity_spec(entity)
         checked = self._check_storage
         shape, key_values = _key_shape(spec, checked), _link_values(spec.key_columns)
-        wanted = sorted(set(marqs))
         keys: set[str] = set()
         with self._reading():
-            for part in _parts(wanted):
-                sql = (f"SELECT {shape.sql()} FROM {_from(spec)}"
-                       f"{_where(spec, [f'{spec.alias}.{MARQ} IN ({_marks(part)})'])}")
+            for where, parameters in _matching([f"{spec.alias}.{MARQ}"], {(marq,) for marq in marqs}):
                 try:
-                    rows = self._fetch_rows(sql, part)
+                    rows = self._fetch_rows(f"SELECT {shape.sql()} FROM {_from(spec)}{_where(spec, [where])}", parameters)
                 except UnicodeDecodeError:
                     return None
                 for row in rows:
@@ -441,18 +427,10 @@ class Sage100Reader:
         a child row or a child's refreshing joined row), each term one query the server answers
         with a seek on its `cbModification` index; None when they are so many that reading the
         table in windows is cheaper (the caller does)."""
-        found: set[int] = set()
-        alias = spec.alias
         with self._reading():
-            # each query names one table and compares only its cbModification: an index seek
-            # whatever the engine's statistics (a filter beside it may make an engine scan)
-            found.update(int(row[0]) for row in self._fetch_all(
-                f"SELECT {MARQ} FROM {spec.table} WHERE {MODIFIED} >= ?", [since]))
-            for lookup in spec.lookups:
-                if lookup.refreshes:
-                    found.update(self._owners(spec.table, alias, lookup.on, lookup.table, since))
-                if len(found) > MAX_SEEK_ROWS:
-                    return None
+            found = self._rows_changed_with(spec, since, [lookup for lookup in spec.lookups if lookup.refreshes])
+            if found is None:
+                return None
             for child in spec.children:
                 links = self._changed_links(child.table, [mine for mine, _ in child.link], since,
                                             alias=child.alias, condition=child.filter)
@@ -466,6 +444,21 @@ class Sage100Reader:
                 if len(found) > MAX_SEEK_ROWS:
                     return None
         return sorted(found)
+
+    def _rows_changed_with(self, spec: EntitySpec, since: dt.datetime, lookups: Sequence[Lookup]) -> set[int] | None:
+        """The cbMarq of the main rows changed at or after `since` and of those whose row joined by
+        one of `lookups` changed since; None past `MAX_SEEK_ROWS`. Each query names one table and
+        compares only its cbModification: an index seek whatever the engine's statistics (a filter
+        beside it may make an engine scan)."""
+        own = self._changed_rows(spec.table, since)
+        if own is None:
+            return None
+        found = set(own)
+        for lookup in lookups:
+            found.update(self._owners(spec.table, spec.alias, lookup.on, lookup.table, since))
+            if len(found) > MAX_SEEK_ROWS:
+                return None
+        return found
 
     def _changed_links(self, table: str, columns: list[str], since: dt.datetime, *, alias: str = "",
                        condition: str = "") -> set[tuple]:
@@ -959,7 +952,6 @@ class Sage100Reader:
         change time is ignored with a warning, any other value keeps the record out."""
         key_values = _link_values(spec.key_columns)(raw)
         key_problems = [p for p in problems if p[0] in spec.key_columns]
-        entity = spec.entity.value
         if key_problems or None in key_values or "" in key_values:
             reasons = [sage_rows.reason(column, code, value) for column, code, value in problems]
             reasons += [message("sage_row.reason.whole" if "int" in column_type(spec.table, column) else
@@ -1436,6 +1428,12 @@ def _since_clause(spec: EntitySpec) -> tuple[str, int]:
     return sql, sql.count("?")
 
 
+def _membership_tables(spec: EntitySpec) -> list[str]:
+    """The entity's main table and the tables it inner-joins: those whose rows decide which
+    records the entity has."""
+    return [spec.table] + [lookup.table for lookup in spec.lookups if lookup.inner]
+
+
 def _parts(values: Sequence[Any]) -> list[Sequence[Any]]:
     """`values` in slices of at most `MAX_PARAMETERS_PER_QUERY` (one query's parameters each)."""
     return [values[start:start + MAX_PARAMETERS_PER_QUERY] for start in range(0, len(values), MAX_PARAMETERS_PER_QUERY)]
@@ -1458,9 +1456,8 @@ def _matching(columns: list[str], values: set[tuple]) -> Iterator[tuple[str, lis
     `values`, at most `MAX_PARAMETERS_PER_QUERY` parameters each."""
     rows = sorted((value for value in values if None not in value), key=repr)
     if len(columns) == 1:
-        for start in range(0, len(rows), MAX_PARAMETERS_PER_QUERY):
-            part = [value[0] for value in rows[start:start + MAX_PARAMETERS_PER_QUERY]]
-            yield f"{columns[0]} IN ({', '.join('?' * len(part))})", part
+        for part in _parts([value[0] for value in rows]):
+            yield f"{columns[0]} IN ({_marks(part)})", part
         return
     step = max(MAX_PARAMETERS_PER_QUERY // len(columns), 1)
     one = "(" + " AND ".join(f"{column} = ?" for column in columns) + ")"
