@@ -291,7 +291,7 @@ def report(size: str, scale_size: str, raw: dict, loads: dict, cycles: dict, wor
         f"the ceiling in Python ({size}): raw fetch + each row as JSON and hashed (least_work), 1 process",
         f"{raw[1]['seconds'] / least['seconds']:.2f}x the raw fetch ({least['seconds']:.2f} s);"
         f" the first load runs at {least['seconds'] / first['seconds']:.2f}x its rate",
-        note="no relay that writes each record as JSON in Python can do better than this ratio"))
+        note="no relay writing each row as a JSON object in Python does better than this ratio"))
     per_row = first["tracking_bytes"] / max(first["tracked"], 1)
     figures.append(Figure(f"checkpoint change tracking per tracked record ({size})",
                           f"{per_row:.0f} B ({first['tracked']:,} records)", f"<= {CHECKPOINT_TARGET_BYTES} B",
