@@ -87,9 +87,12 @@ def run(size: str, rate: float, client_rate: float, latency_ms: float, concurren
     created = sum(1 for c in calls if c.method == "POST" and c.resource != "login" and c.status in (200, 201))
     span = (calls[-1].at - calls[0].at).total_seconds() if len(calls) > 1 else 0.0
     documents = [i for i, c in enumerate(calls) if c.method == "POST" and c.resource in DOCUMENT_RESOURCES]
+    first_hour = Counter(c.resource for c in calls[:int(PLAN_RATE * 3600)]
+                         if c.method == "POST" and c.resource != "login" and c.status in (200, 201))
     return {
         "size": size, "ok": all(r.ok for r in results) and not any(summary.pending.values()),
         "store_writes": store_writes, "before_documents": documents[0] if documents else len(calls),
+        "first_hour": dict(first_hour),
         "seconds": seconds, "drain_seconds": drain_seconds, "agent_seconds": agent_seconds, "agent_cpu": agent_cpu,
         "hostile": hostile, "rows": sum(stats.counts[table] for table in DAMAGED_TABLES),
         "span": span, "calls": len(calls), "created": created,
@@ -154,7 +157,11 @@ def report(cost: dict[str, dict], limited: dict) -> list:
         Figure(f"reference data in SSM before the first document ({large['size']})",
                f"after {large['before_documents']:,} of {large['calls']:,} calls"
                f" ({large['before_documents'] / PLAN_RATE / 60:.1f} min at {PLAN_RATE:g} req/s)",
-               note="users, clients, prospects, contacts, products go first; then documents, newest first"),
+               note="users, clients, prospects, contacts, products go first, then documents; clients, prospects, documents newest first"),
+        Figure(f"created in SSM within the first hour at {PLAN_RATE:g} req/s ({large['size']})",
+               ", ".join(f"{count:,} {resource}" for resource, count in
+                         sorted(large["first_hour"].items(), key=lambda item: -item[1])) or "nothing",
+               note=f"the first {int(PLAN_RATE * 3600):,} calls, in the order of the run without a rate limit"),
         Figure(f"state-store writes per commit ({large['size']}, SQLite, group commit)",
                f"{large['store_writes'][0] / max(large['store_writes'][1], 1):.2f}"
                f" ({large['store_writes'][0]:,} writes, {large['store_writes'][1]:,} commits)",

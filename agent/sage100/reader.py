@@ -50,9 +50,10 @@ MAX_WINDOW_FACTOR = 8      # a window spans at most 8 × batch_rows cbMarq value
 KEYS_PER_ROW = 10          # keys are small: key reads use windows 10 times wider
 MAX_SEEK_ROWS = 50_000     # more changed rows than this: read the table in windows instead
 HISTORY_TABLE, HISTORY_COLUMN = "F_DOCENTETE", "DO_Date"   # what the history window limits
-# Tables a full read (first load, realignment) reads newest first: the documents a sales rep
-# needs first are the recent ones (cbMarq grows with each new record).
-NEWEST_FIRST = frozenset({"F_DOCENTETE"})
+# Tables a full read (first load, realignment) reads newest first (cbMarq grows with each new
+# record): a first load at SSM's rate takes hours, and the accounts and documents a sales rep
+# needs first are the recent ones, a dossier's oldest accounts the likeliest to be dormant.
+NEWEST_FIRST = frozenset({"F_COMPTET", "F_DOCENTETE"})
 # Entities a full read reads in passes, the records a sales rep needs first first: clients, then prospects.
 FIRST_LOAD_PASSES = {Entity.ACCOUNT: ("COALESCE(t.CT_Prospect, 0) = 0", "COALESCE(t.CT_Prospect, 0) <> 0")}
 _NO_DATE_BELOW = {True: "1901-01-01", False: "19010101"}   # SQLite text dates / SQL Server literals

@@ -400,6 +400,10 @@ def test_a_first_load_sends_reference_data_first_then_documents_newest_first(age
     with sqlite3.connect(bijou) as db:
         marq = {f"{t}:{p}": m for t, p, m in db.execute(
             "SELECT DO_Type, DO_Piece, cbMarq FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (0, 1)")}
+        account_marq = dict(db.execute("SELECT CT_Num, cbMarq FROM F_COMPTET"))
+    for kind in ("client", "prospect"):                                       # each newest first
+        marqs = [account_marq[e.key] for e in changes if e.entity == "account" and e.record["kind"] == kind]
+        assert len(marqs) > 1 and marqs == sorted(marqs, reverse=True), kind
     for entity in ("quote", "order"):
         marqs = [marq[e.key] for e in changes if e.entity == entity]
         assert marqs == sorted(marqs, reverse=True), entity

@@ -468,15 +468,15 @@ def test_small_batches_stream_the_same_rows(tmp_path, open_sage):
         paged = list(Sage100Reader(connection, batch_rows=7).changed(entity, None))
         assert len(whole) > 7 * 10
         assert paged == whole
-        # documents newest first; accounts clients, then prospects; each in cbMarq order
+        # documents and accounts newest first, accounts clients then prospects; products in cbMarq order
         in_marq_order = sorted(whole, key=lambda row: row.marq)
-        if Sage100Reader(connection).newest_first(entity):
-            assert paged == in_marq_order[::-1]
-        elif Sage100Reader(connection).read_passes(entity):
-            clients = [row for row in in_marq_order if row.record is None or row.record["kind"] == "client"]
-            assert paged == clients + [row for row in in_marq_order if row not in clients]
-        else:
-            assert paged == in_marq_order
+        reader = Sage100Reader(connection)
+        order = in_marq_order[::-1] if reader.newest_first(entity) else in_marq_order
+        if reader.read_passes(entity):
+            clients = [row for row in order if row.record is None or row.record["kind"] == "client"]
+            order = clients + [row for row in order if row not in clients]
+        assert paged == order
+        assert (order != in_marq_order) == (entity is not Entity.PRODUCT)
         assert list(Sage100Reader(connection, batch_rows=7).keys(entity)) == [row.key for row in in_marq_order]
     invoice_lines = sum(len(row.record["lines"]) for row in whole)
     assert invoice_lines == scalar(connection, "SELECT COUNT(*) FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)")
