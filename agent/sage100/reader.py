@@ -294,7 +294,7 @@ class Sage100Reader:
                 for row in rows:
                     raw = shape.raw(row)
                     values = key_values(raw)
-                    if not (None in values or "" in values or (checked and row[1])):
+                    if not _key_unreadable(values, row, checked):
                         keys.add(spec.key(raw))
         return keys
 
@@ -540,7 +540,7 @@ class Sage100Reader:
                     for row in window:
                         raw = key_shape.raw(row)
                         values = key_values(raw)
-                        if None in values or "" in values or (checked and row[1]) or type(row) is _PatchedRow:
+                        if _key_unreadable(values, row, checked):
                             yield sage_rows.row_key(int(row[0]))
                             continue
                         key = spec.key(raw)
@@ -577,7 +577,7 @@ class Sage100Reader:
             for row in window:
                 raw = key_shape.raw(row)
                 values = key_values(raw)
-                if None in values or "" in values or type(row) is _PatchedRow:
+                if _key_unreadable(values, row, checked=False):
                     continue
                 key = spec.key(raw)
                 if key in seen:
@@ -1361,6 +1361,12 @@ def _orphan_shape(orphans: Orphans, key_columns: tuple[str, ...], names: tuple[s
     columns = tuple(dict.fromkeys((*key_columns, *names)))
     return _Shape(head=[_marq_selection(alias), _time_selection(alias)],
                   columns=_column_selection(alias, orphans.table, columns))
+
+
+def _key_unreadable(values: tuple, row: Sequence[Any], checked: bool) -> bool:
+    """Whether a row read by `_key_shape` has no key to go by: a key column empty, read value by
+    value (`_PatchedRow`), or (with `checked`) not stored as its column's type."""
+    return None in values or "" in values or (checked and bool(row[1])) or type(row) is _PatchedRow
 
 
 @lru_cache(maxsize=None)
